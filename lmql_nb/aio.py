@@ -1,0 +1,122 @@
+"""Bridges between the engine's worker threads and the caller's world.
+
+The engine does its work on threads and hands results back through
+`concurrent.futures.Future`s. `wait` awaits such a future from whatever async library
+the caller runs (asyncio, trio, curio), without blocking its loop; `run_sync` is the one
+place the `_sync` API goes through: it runs a coroutine to completion from plain code, a
+thread, or a cell whose event loop is already running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from typing import Any, Awaitable, Callable, Optional, TypeVar
+
+import sniffio
+
+T = TypeVar("T")
+
+
+async def wait(future: concurrent.futures.Future, on_cancel: Optional[Callable[[], None]] = None) -> Any:
+    """Await a thread-side future from the current async library.
+
+    If the awaiting task is cancelled, `on_cancel` runs (so the work behind the future
+    stops) and the cancellation propagates.
+    """
+    try:
+        library = sniffio.current_async_library()
+        if library == "asyncio":
+            return await asyncio.shield(asyncio.wrap_future(future))
+        if library == "trio":
+            return await _wait_trio(future)
+        if library == "curio":
+            import curio
+
+            return await curio.run_in_thread(future.result)
+        raise RuntimeError(f"lmql_nb does not support the async library {library!r}; "
+                           "use asyncio, trio or curio")
+    except BaseException:
+        if not future.done() and on_cancel is not None:
+            on_cancel()
+        raise
+
+
+async def _wait_trio(future: concurrent.futures.Future) -> Any:
+    import trio
+
+    token = trio.lowlevel.current_trio_token()
+    done = trio.Event()
+
+    def wake(_: concurrent.futures.Future) -> None:
+        try:
+            token.run_sync_soon(done.set)
+        except trio.RunFinishedError:
+            pass
+
+    future.add_done_callback(wake)
+    await done.wait()
+    return future.result()
+
+
+def run_in_thread(function: Callable[..., T], *args: Any, name: str = "lmql_nb") -> concurrent.futures.Future:
+    """Run `function(*args)` on a new daemon thread; return a future of its result."""
+    future: concurrent.futures.Future = concurrent.futures.Future()
+
+    def target() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(function(*args))
+        except BaseException as error:  # handed to the waiting caller
+            future.set_exception(error)
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return future
+
+
+class _Portal:
+    """A private event loop on a daemon thread that runs `_sync` calls.
+
+    Using our own loop (rather than patching the caller's with nest-asyncio) means
+    `_sync` works the same in a script, in a Jupyter cell whose loop is running, from
+    many threads at once, and across any number of `asyncio.run` calls.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: Optional[threading.Thread] = None
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._thread is None or not self._thread.is_alive():
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=self._loop.run_forever,
+                                                name="lmql_nb-sync", daemon=True)
+                self._thread.start()
+            return self._loop
+
+    def in_portal_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+
+_portal = _Portal()
+
+
+def run_sync(coroutine_function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """Run `coroutine_function(*args, **kwargs)` to completion and return its result.
+
+    A KeyboardInterrupt (a notebook's interrupt button) cancels the coroutine, which
+    stops the work behind it, and is then re-raised.
+    """
+    if _portal.in_portal_thread():
+        raise RuntimeError("a _sync function was called from inside an lmql_nb coroutine; "
+                           "await the async version instead")
+    future = asyncio.run_coroutine_threadsafe(coroutine_function(*args, **kwargs), _portal.loop())
+    try:
+        return future.result()
+    except KeyboardInterrupt:
+        future.cancel()
+        raise

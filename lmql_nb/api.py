@@ -1,0 +1,83 @@
+"""The top-level Generations API: `model`, `generate`, `score`, the default model."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Optional, Union
+
+from . import aio
+from .llm import LLM, GenerateResult
+from .registry import create_backend, shared_instance
+from .scoring import ScoringResult
+
+DEFAULT_MODEL_ENV = "LMQL_NB_DEFAULT_MODEL"
+
+_default: Optional[LLM] = None
+_default_lock = threading.Lock()
+
+
+def model(model_id: str, **options: Any) -> LLM:
+    """The `LLM` for `model_id` (one shared instance per id and options).
+
+    Ids: "local:gemma-3-270m" (the embedded default), "local:<folder>", "local:<file>.gguf",
+    "local:<hub id>" (from your own hub cache). Options go to the backend, e.g.
+    `dtype="bfloat16"`, `threads=1`. Nothing loads until the first call.
+    """
+    return shared_instance(model_id, options,
+                           lambda: LLM(model_id, create_backend(model_id, **options)))
+
+
+def _as_llm(value: Union[str, LLM], name: str = "model") -> LLM:
+    if isinstance(value, LLM):
+        return value
+    if isinstance(value, str):
+        return model(value)
+    raise TypeError(f"{name} must be an lmql_nb.LLM or a model id str, got {type(value).__name__}")
+
+
+def set_default_model(model: Union[str, LLM]) -> None:
+    """Use `model` (an `LLM` or an id) wherever no model is given, in this process."""
+    global _default
+    llm = _as_llm(model)
+    with _default_lock:
+        _default = llm
+
+
+def get_default_model() -> LLM:
+    """The default model: as set, else `$LMQL_NB_DEFAULT_MODEL`, else the embedded Gemma."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            from .embedded import EMBEDDED_ID
+
+            _default = _as_llm(os.environ.get(DEFAULT_MODEL_ENV) or EMBEDDED_ID)
+        return _default
+
+
+def _resolve(value: Union[str, LLM, None]) -> LLM:
+    return get_default_model() if value is None else _as_llm(value)
+
+
+async def generate(prompt: str, max_tokens: Optional[int] = None,
+                   model: Union[str, LLM, None] = None, **kwargs: Any) -> GenerateResult:
+    """Complete `prompt` with `model` (default: the default model). See `LLM.generate`."""
+    return await _resolve(model).generate(prompt, max_tokens, **kwargs)
+
+
+def generate_sync(prompt: str, max_tokens: Optional[int] = None,
+                  model: Union[str, LLM, None] = None, **kwargs: Any) -> GenerateResult:
+    """Synchronous `generate`."""
+    return aio.run_sync(generate, prompt, max_tokens, model, **kwargs)
+
+
+async def score(prompt: str, values: Union[str, list[str]],
+                model: Union[str, LLM, None] = None, **kwargs: Any) -> ScoringResult:
+    """Score `values` as continuations of `prompt`. See `LLM.score`."""
+    return await _resolve(model).score(prompt, values, **kwargs)
+
+
+def score_sync(prompt: str, values: Union[str, list[str]],
+               model: Union[str, LLM, None] = None, **kwargs: Any) -> ScoringResult:
+    """Synchronous `score`."""
+    return aio.run_sync(score, prompt, values, model, **kwargs)

@@ -1,0 +1,61 @@
+"""The interface every backend implements: a tokenizer, generation and scoring."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Callable, Optional
+
+from ..options import GenerateOptions, ScoreOptions
+from ..results import Generation, TokenInfo
+from ..tokenizer import Tokenizer
+
+# called with (sequence index, token) as tokens are generated
+TokenCallback = Callable[[int, TokenInfo], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueScores:
+    """The tokens of one scored value and their log-probabilities."""
+
+    token_ids: list[int]
+    tokens: list[str]
+    logprobs: list[float]
+
+
+class Backend(abc.ABC):
+    """One model that `LLM` talks to.
+
+    Construction is cheap and checks the options; `load` does the heavy work once, on
+    a thread (never on the caller's event loop). `generate` and `score` are coroutines
+    that may assume `load` has run.
+    """
+
+    #: a short name of the kind of backend, for reprs and errors
+    kind: str = "backend"
+
+    @abc.abstractmethod
+    def load(self) -> None:
+        """Load the model (idempotent)."""
+
+    @abc.abstractmethod
+    def get_tokenizer(self) -> Tokenizer:
+        """The model's tokenizer (loads it if needed; cheap compared to `load`)."""
+
+    @property
+    @abc.abstractmethod
+    def context_length(self) -> Optional[int]:
+        """How many tokens prompt and completion may hold together (None: unknown)."""
+
+    @abc.abstractmethod
+    async def generate(self, prompt: str, options: GenerateOptions,
+                       on_token: Optional[TokenCallback] = None) -> list[Generation]:
+        """Complete `prompt`; one `Generation` per returned sequence, best first."""
+
+    @abc.abstractmethod
+    async def score(self, prompt: str, values: list[str], options: ScoreOptions) -> list[ValueScores]:
+        """Per value, the log-probabilities of its tokens after `prompt`."""
+
+    def identity(self) -> str:
+        """What identifies this model's weights (for result caches)."""
+        return repr(self)

@@ -1,0 +1,136 @@
+"""Batched decoding (argmax and sampling) over a `TorchModel`.
+
+All rows of all requests in a group share one forward pass per step: prompts are
+left-padded, each row keeps its own positions, and rows leave the batch (and the key/value
+cache) as soon as they finish, so short requests return early.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Sequence
+
+import torch
+
+from ..options import GenerateOptions
+from ..results import Generation, TokenInfo
+from ..tokenizer import HFTokenizer, IncrementalDecoder
+from .sampling import describe, joined_text, sample, seeded_generator, step_stats
+from .torch_model import TorchModel, left_pad
+from .worker import Request
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateJob:
+    """What the worker needs to serve one `generate` call."""
+
+    prompt: str
+    prompt_ids: list[int]
+    options: GenerateOptions
+    max_new_tokens: int
+    limited_by_context: bool
+
+
+@dataclasses.dataclass(eq=False)
+class _Row:
+    request: Request
+    index: int
+    decoder: IncrementalDecoder
+    tokens: list[TokenInfo] = dataclasses.field(default_factory=list)
+    finish_reason: Optional[str] = None
+
+    @property
+    def job(self) -> GenerateJob:
+        return self.request.payload
+
+
+def _length_reason(job: GenerateJob) -> str:
+    return "context" if job.limited_by_context else "length"
+
+
+def _finish_request(request: Request, rows: Sequence[_Row]) -> None:
+    job: GenerateJob = request.payload
+    request.finish([Generation(text=joined_text(r.tokens), tokens=tuple(r.tokens),
+                               finish_reason=r.finish_reason or "length", prompt=job.prompt)
+                    for r in rows])
+
+
+def run_generate(model: TorchModel, tokenizer: HFTokenizer, requests: Sequence[Request]) -> None:
+    """Serve a group of argmax/sample requests in shared forward passes."""
+    rows_of: dict[Request, list[_Row]] = {}
+    for request in requests:
+        job: GenerateJob = request.payload
+        rows_of[request] = [_Row(request, i, IncrementalDecoder(tokenizer, job.prompt_ids))
+                            for i in range(job.options.n)]
+        if job.max_new_tokens == 0:
+            for row in rows_of[request]:
+                row.finish_reason = _length_reason(job)
+    generators = {r: seeded_generator(r.payload.options.seed) for r in requests
+                  if r.payload.options.decoder == "sample"}
+    active = [row for rows in rows_of.values() for row in rows if row.finish_reason is None]
+    for request, rows in rows_of.items():
+        if all(row.finish_reason for row in rows):
+            _finish_request(request, rows)
+    if not active:
+        return
+
+    pad_id = tokenizer.hf.pad_token_id if tokenizer.hf.pad_token_id is not None else 0
+    input_ids, attention_mask, positions = left_pad([r.job.prompt_ids for r in active], pad_id)
+    with torch.inference_mode():
+        logits, cache = model.forward(input_ids, attention_mask, positions, last_only=True)
+        logits = logits[:, -1, :]
+        positions = positions[:, -1]
+        while True:
+            next_ids = _choose(logits, active, generators)
+            logprobs = logits.log_softmax(-1)
+            keep = []
+            for i, row in enumerate(active):
+                row.finish_reason = _advance(row, int(next_ids[i]), logprobs[i], tokenizer)
+                if row.finish_reason is None:
+                    keep.append(i)
+            for request in {row.request for row in active}:
+                rows = rows_of[request]
+                if all(row.finish_reason for row in rows) and not request.future.done():
+                    _finish_request(request, rows)
+            if not keep:
+                return
+            if len(keep) < len(active):
+                index = torch.tensor(keep)
+                cache.batch_select_indices(index)
+                attention_mask, positions, next_ids = attention_mask[index], positions[index], next_ids[index]
+                active = [active[i] for i in keep]
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(active), 1))], -1)
+            positions = positions + 1
+            logits, cache = model.forward(next_ids[:, None], attention_mask, positions[:, None], cache)
+            logits = logits[:, -1, :]
+
+
+def _choose(logits: torch.Tensor, rows: Sequence[_Row], generators: dict) -> torch.Tensor:
+    """The next token of every active row, each by its own request's decoder."""
+    chosen = logits.argmax(-1)
+    by_request: dict[Request, list[int]] = {}
+    for i, row in enumerate(rows):
+        if row.request in generators:
+            by_request.setdefault(row.request, []).append(i)
+    for request, indices in by_request.items():
+        options = request.payload.options
+        index = torch.tensor(indices)
+        chosen[index] = sample(logits[index], options.temperature, options.top_k,
+                               options.top_p, generators[request])
+    return chosen
+
+
+def _advance(row: _Row, token_id: int, logprobs: torch.Tensor, tokenizer: HFTokenizer) -> Optional[str]:
+    """Add `token_id` to the row; return why the row finished, or None to go on."""
+    if row.request.cancelled.is_set():
+        return "cancelled"
+    if token_id in tokenizer.eos_token_ids:
+        return "stop"
+    job = row.job
+    info = describe(step_stats(logprobs, token_id, job.options.top_logprobs), row.decoder)
+    row.tokens.append(info)
+    if row.request.on_progress is not None:
+        row.request.on_progress((row.index, info))
+    if len(row.tokens) >= job.max_new_tokens:
+        return _length_reason(job)
+    return None

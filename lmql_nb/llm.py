@@ -1,0 +1,116 @@
+"""`LLM`: a model, with `generate` and `score` as coroutines and `_sync` twins."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from typing import Any, Callable, Optional, Union
+
+from . import aio
+from .backends.base import Backend, TokenCallback, ValueScores
+from .options import (GenerateOptions, check_prompt, check_values, parse_generate_options,
+                      parse_score_options)
+from .result_cache import results as result_cache
+from .results import Generation
+from .scoring import ScoringResult
+from .tokenizer import Tokenizer
+
+GenerateResult = Union[str, list[str], Generation, list[Generation]]
+
+
+class LLM:
+    """A language model: `lmql_nb.model(id)` returns one.
+
+    The model loads on first use, on a thread, so the caller's event loop stays free.
+    Concurrent calls are batched by the backend into shared forward passes.
+    """
+
+    def __init__(self, model_id: str, backend: Backend):
+        self.model_identifier = model_id
+        self.backend = backend
+        self._load_lock = threading.Lock()
+        self._loading: Optional[concurrent.futures.Future] = None
+
+    def __repr__(self) -> str:
+        return f"lmql_nb.LLM({self.model_identifier!r})"
+
+    def get_tokenizer(self) -> Tokenizer:
+        """The model's tokenizer: `encode`, `decode`, `tokenize`, `vocab_size`, BOS/EOS ids."""
+        return self.backend.get_tokenizer()
+
+    async def _ready(self) -> Backend:
+        with self._load_lock:
+            if self._loading is None or (self._loading.done() and self._loading.exception()):
+                self._loading = aio.run_in_thread(self.backend.load, name="lmql_nb-load")
+            loading = self._loading
+        await aio.wait(loading)
+        return self.backend
+
+    async def generate(self, prompt: str, max_tokens: Optional[int] = None, *,
+                       on_token: Optional[TokenCallback] = None, **kwargs: Any) -> GenerateResult:
+        """Complete `prompt`.
+
+        Returns the completion only: a `str` for one sequence, a `list[str]` for several
+        (`decoder="sample", n=2`, `decoder="beam", n=3`, best first for beams). With
+        `return_details=True`, `Generation` objects (text, per-token log-probabilities,
+        top-k alternatives) instead of strings.
+
+        Options: `max_tokens` (None: until end-of-sequence or the context is full),
+        `decoder` ("argmax", "sample", "beam"), `n`, `temperature`, `top_k`, `top_p`,
+        `seed`, `top_logprobs` (alternatives per token, up to 20), `return_details`,
+        `cache` (False: compute afresh). `on_token(sequence_index, token)` is called from
+        the model's thread as tokens are generated.
+        """
+        check_prompt(prompt)
+        options = parse_generate_options(max_tokens, **kwargs)
+        backend = await self._ready()
+        key = ("generate", backend.identity(), prompt, options.cache_key())
+        cacheable = options.cache and options.deterministic and result_cache.enabled
+        generations = result_cache.get(key) if cacheable else None
+        if generations is None:
+            generations = await backend.generate(prompt, options, on_token)
+            if cacheable and all(g.finish_reason != "cancelled" for g in generations):
+                result_cache.put(key, generations)
+        elif on_token is not None:
+            _replay(generations, on_token)
+        return _shape(generations, options)
+
+    def generate_sync(self, *args: Any, **kwargs: Any) -> GenerateResult:
+        """Synchronous `generate`: works in scripts, threads and running event loops."""
+        return aio.run_sync(self.generate, *args, **kwargs)
+
+    async def score(self, prompt: str, values: Union[str, list[str]], **kwargs: Any) -> ScoringResult:
+        """Score each of `values` as a continuation of `prompt`.
+
+        A value's score is the log-probability of its tokens given the prompt, on the
+        joint tokenisation of prompt + value. Options: `cache` (False: compute afresh).
+        """
+        check_prompt(prompt)
+        values = check_values(values)
+        options = parse_score_options(**kwargs)
+        backend = await self._ready()
+        key = ("score", backend.identity(), prompt, tuple(values))
+        cacheable = options.cache and result_cache.enabled
+        scored: Optional[list[ValueScores]] = result_cache.get(key) if cacheable else None
+        if scored is None:
+            scored = await backend.score(prompt, values, options)
+            if cacheable:
+                result_cache.put(key, scored)
+        return ScoringResult(prompt, values, [s.tokens for s in scored],
+                             [s.token_ids for s in scored], [s.logprobs for s in scored],
+                             self.model_identifier)
+
+    def score_sync(self, *args: Any, **kwargs: Any) -> ScoringResult:
+        """Synchronous `score`: works in scripts, threads and running event loops."""
+        return aio.run_sync(self.score, *args, **kwargs)
+
+
+def _shape(generations: list[Generation], options: GenerateOptions) -> GenerateResult:
+    items: list = list(generations) if options.return_details else [g.text for g in generations]
+    return items[0] if options.n == 1 else items
+
+
+def _replay(generations: list[Generation], on_token: Callable) -> None:
+    for index, generation in enumerate(generations):
+        for token in generation.tokens:
+            on_token(index, token)

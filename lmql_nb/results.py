@@ -1,0 +1,65 @@
+"""What a generation produces, token by token.
+
+`generate` returns plain text as the seed says; `generate(..., return_details=True)`
+returns these objects instead, which the token widget draws.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class Alternative:
+    """One of the top-k candidates the model considered at a step."""
+
+    token_id: int
+    text: str
+    logprob: float
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenInfo:
+    """One generated token: its text (as it reads in context) and its statistics.
+
+    `logprob` is the log-probability under the model's own distribution (before the
+    decoder's temperature or filtering); `rank` is 1 for the most likely token; `entropy`
+    is the entropy of the next-token distribution in nats. `text` is "" for a token that
+    completes no character yet (part of a multi-byte character); the character appears
+    with the token that completes it.
+    """
+
+    token_id: int
+    text: str
+    logprob: float
+    rank: Optional[int] = None
+    entropy: Optional[float] = None
+    top: tuple[Alternative, ...] = ()
+
+    @property
+    def prob(self) -> float:
+        return math.exp(self.logprob)
+
+
+@dataclasses.dataclass(frozen=True)
+class Generation:
+    """One generated sequence: the completion text and its tokens.
+
+    `finish_reason` is "stop" (end-of-sequence), "length" (max_tokens), "context" (the
+    model's context was full) or "cancelled".
+    """
+
+    text: str
+    tokens: tuple[TokenInfo, ...]
+    finish_reason: str
+    prompt: str = ""
+
+    @property
+    def logprob(self) -> float:
+        """The sequence's total log-probability."""
+        return float(sum(t.logprob for t in self.tokens))
+
+    def __str__(self) -> str:
+        return self.text

@@ -1,0 +1,228 @@
+"""The tokenizer interface `LLM.get_tokenizer()` returns, and incremental detokenisation."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Protocol, Sequence
+
+REPLACEMENT_CHAR = "\ufffd"
+
+
+class Tokenizer(Protocol):
+    """What every backend's tokenizer offers."""
+
+    vocab_size: int
+    bos_token_id: Optional[int]
+    eos_token_id: Optional[int]
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+    def tokenize(self, text: str) -> list[str]: ...
+
+    def encode_prompt(self, text: str) -> list[int]: ...
+
+    @property
+    def start_token_id(self) -> Optional[int]: ...
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading items `a` and `b` share."""
+    length = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        length += 1
+    return length
+
+
+def split_continuation(tokenizer: Tokenizer, prompt: str, value: str) -> tuple[list[int], list[int]]:
+    """Tokenise prompt + value jointly; return (context ids, value ids).
+
+    The value's tokens are those of the joint tokenisation that differ from the prompt's
+    own tokenisation: a token straddling the boundary belongs to the value, so
+    "... is " + "Paris" and "... is" + " Paris" score the same tokens.
+    """
+    joint = tokenizer.encode_prompt(prompt + value)
+    shared = common_prefix_length(tokenizer.encode_prompt(prompt), joint)
+    if shared == 0:  # an empty prompt and a tokenizer that adds no BOS
+        if tokenizer.start_token_id is None:
+            raise ValueError(f"cannot score {value!r} after an empty prompt: this tokenizer "
+                             "has no start token to condition on; pass a non-empty prompt")
+        return [tokenizer.start_token_id], joint
+    return joint[:shared], joint[shared:]
+
+
+class HFTokenizer:
+    """A `Tokenizer` over a transformers tokenizer.
+
+    `encode` and `tokenize` never add special tokens (`encode_prompt` does, the way the
+    model expects its input); `decode` leaves special tokens out.
+    """
+
+    def __init__(self, hf_tokenizer: Any, eos_token_ids: Sequence[int] = ()):
+        self.hf = hf_tokenizer
+        self.vocab_size: int = len(hf_tokenizer)
+        self.bos_token_id: Optional[int] = hf_tokenizer.bos_token_id
+        self.eos_token_id: Optional[int] = hf_tokenizer.eos_token_id
+        ids = set(eos_token_ids)
+        if self.eos_token_id is not None:
+            ids.add(self.eos_token_id)
+        self.eos_token_ids: frozenset[int] = frozenset(ids)
+        self.special_ids: frozenset[int] = frozenset(hf_tokenizer.all_special_ids)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.hf.encode(text, add_special_tokens=False))
+
+    def encode_prompt(self, text: str) -> list[int]:
+        """Token ids as the model expects a prompt (with BOS where the tokenizer adds it).
+
+        An empty prompt gives the start token alone, so that generation has a context.
+        """
+        ids = list(self.hf.encode(text, add_special_tokens=True))
+        if not ids:
+            if self.start_token_id is None:
+                raise ValueError("the prompt is empty and this tokenizer has no BOS or EOS "
+                                 "token to start from; pass a non-empty prompt")
+            ids = [self.start_token_id]
+        return ids
+
+    @property
+    def start_token_id(self) -> Optional[int]:
+        """The token that starts a text: BOS, or EOS for GPT-2 style tokenizers."""
+        return self.bos_token_id if self.bos_token_id is not None else self.eos_token_id
+
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+    def tokenize(self, text: str) -> list[str]: ...
+
+    def encode_prompt(self, text: str) -> list[int]: ...
+
+    @property
+    def start_token_id(self) -> Optional[int]: ...
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading items `a` and `b` share."""
+    length = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        length += 1
+    return length
+
+
+def split_continuation(tokenizer: Tokenizer, prompt: str, value: str) -> tuple[list[int], list[int]]:
+    """Tokenise prompt + value jointly; return (context ids, value ids).
+
+    The value's tokens are those of the joint tokenisation that differ from the prompt's
+    own tokenisation: a token straddling the boundary belongs to the value, so
+    "... is " + "Paris" and "... is" + " Paris" score the same tokens.
+    """
+    joint = tokenizer.encode_prompt(prompt + value)
+    shared = common_prefix_length(tokenizer.encode_prompt(prompt), joint)
+    if shared == 0:  # an empty prompt and a tokenizer that adds no BOS
+        if tokenizer.start_token_id is None:
+            raise ValueError(f"cannot score {value!r} after an empty prompt: this tokenizer "
+                             "has no start token to condition on; pass a non-empty prompt")
+        return [tokenizer.start_token_id], joint
+    return joint[:shared], joint[shared:]
+
+
+class HFTokenizer:
+    """A `Tokenizer` over a transformers tokenizer.
+
+    `encode` and `tokenize` never add special tokens (`encode_prompt` does, the way the
+    model expects its input); `decode` leaves special tokens out.
+    """
+
+    def __init__(self, hf_tokenizer: Any, eos_token_ids: Sequence[int] = ()):
+        self.hf = hf_tokenizer
+        self.vocab_size: int = len(hf_tokenizer)
+        self.bos_token_id: Optional[int] = hf_tokenizer.bos_token_id
+        self.eos_token_id: Optional[int] = hf_tokenizer.eos_token_id
+        ids = set(eos_token_ids)
+        if self.eos_token_id is not None:
+            ids.add(self.eos_token_id)
+        self.eos_token_ids: frozenset[int] = frozenset(ids)
+        self.special_ids: frozenset[int] = frozenset(hf_tokenizer.all_special_ids)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.hf.encode(text, add_special_tokens=False))
+
+    def encode_prompt(self, text: str) -> list[int]:
+        """Token ids as the model expects a prompt, starting with a start token.
+
+        Tokenizers that add BOS keep their own behaviour; for those that add nothing
+        (GPT-2 style), the BOS (or EOS) token is prepended, as transformers' own examples
+        do, so that the first token of every prompt, even an empty one, is conditioned
+        on something and scores are comparable.
+        """
+        ids = list(self.hf.encode(text, add_special_tokens=True))
+        start = self.bos_token_id if self.bos_token_id is not None else self.eos_token_id
+        if start is not None and (not ids or (ids[0] != start and not self._adds_bos)):
+            ids = [start] + ids
+        return ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.hf.decode(list(ids), skip_special_tokens=True)
+
+    def tokenize(self, text: str) -> list[str]:
+        return list(self.hf.tokenize(text))
+
+    def __repr__(self) -> str:
+        return f"HFTokenizer({type(self.hf).__name__}, vocab_size={self.vocab_size})"
+
+
+def drop_incomplete_tail(text: str) -> str:
+    """Remove replacement characters that a cut multi-byte character left at the end."""
+    return text.rstrip(REPLACEMENT_CHAR)
+
+
+class IncrementalDecoder:
+    """Turns a growing list of token ids into text pieces, one per token.
+
+    Each piece is what the token adds to the decoded text *in context* (so a
+    SentencePiece "▁Paris" after other text reads " Paris"). A token that ends inside a
+    multi-byte character adds "" until the token that completes the character arrives.
+    Decoding looks back only a few tokens, so the cost per token stays constant.
+    """
+
+    CONTEXT = 6
+
+    def __init__(self, tokenizer: Tokenizer, context_ids: Sequence[int] = ()):
+        self.tokenizer = tokenizer
+        self.ids: list[int] = list(context_ids)[-self.CONTEXT:]
+        self.prefix_offset = len(self.ids)  # where the text already emitted ends, in ids
+        self.context_start = 0
+
+    def _text(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(ids)
+
+    def peek(self, token_id: int) -> str:
+        """The piece `token_id` would add next, without adding it (for alternatives)."""
+        window = self.ids[self.context_start:]
+        before = self._text(window)
+        after = self._text(window + [token_id])
+        if after.startswith(before) and len(after) > len(before):
+            return after[len(before):]
+        return self._text([token_id])
+
+    def add(self, token_id: int) -> str:
+        """Append `token_id` and return the text it completes."""
+        window_start = self.context_start
+        emitted = self._text(self.ids[window_start:self.prefix_offset])
+        self.ids.append(token_id)
+        full = self._text(self.ids[window_start:])
+        if full.endswith(REPLACEMENT_CHAR) or not full.startswith(emitted):
+            return ""  # wait for the rest of the character
+        piece = full[len(emitted):]
+        self.prefix_offset = len(self.ids)
+        self.context_start = max(0, self.prefix_offset - self.CONTEXT)
+        return piece
+
+
+def token_pieces(tokenizer: Tokenizer, context_ids: Sequence[int], ids: Sequence[int]) -> list[str]:
+    """The text each of `ids` adds after `context_ids` (see `IncrementalDecoder`)."""
+    decoder = IncrementalDecoder(tokenizer, context_ids)
+    return [decoder.add(token_id) for token_id in ids]
