@@ -1,0 +1,125 @@
+"""Shared fixtures: tiny models the tests build themselves, and the embedded Gemma.
+
+Tiny models have random weights and a tokenizer trained here on a small corpus; they are
+saved with `save_pretrained` and loaded through `lmql_nb.model("local:<folder>")`, the
+path a user takes. Their weights are drawn with a large initialiser range so that their
+next-token distributions are peaked: argmax comparisons are then not decided by float
+noise.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+CORPUS = [
+    "The capital of France is Paris. The capital of Germany is Berlin.",
+    "Once upon a time there was a small town with a quiet river.",
+    "Numbers: 0 1 2 3 4 5 6 7 8 9 10 42 123 2024.",
+    "Ünïcödé, 日本語, emoji 😀🎉, and ünïcode again: café, naïve, Zürich.",
+    '{"name": "Ada", "age": 36, "tags": ["math", "code"]}',
+    "def f(x):\n    return x * 2\n\nprint(f(21))",
+] * 4
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Tests write their converted models and caches to a folder of their own, except
+    the embedded model's conversion, which is kept between runs (see `gemma`)."""
+    os.environ.setdefault("LMQL_NB_CACHE_DIR", str(tmp_path_factory.mktemp("lmql_nb_cache")))
+    yield
+
+
+def _train_tokenizer(kind: str):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if kind == "gpt2":
+        tokenizer = Tokenizer(models.BPE())
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        tokenizer.train_from_iterator(CORPUS, trainer)
+        return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<|endoftext|>",
+                                       eos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    # SentencePiece style, as Llama and Gemma: "▁" for spaces, bytes for unknown characters
+    tokenizer = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+    tokenizer.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(),
+                                           decoders.Fuse(), decoders.Strip(" ", 1, 0)])
+    specials = ["<unk>", "<s>", "</s>", "<pad>"]
+    byte_tokens = [f"<0x{i:02X}>" for i in range(256)]
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=specials + byte_tokens)
+    tokenizer.train_from_iterator(CORPUS, trainer)
+    from tokenizers.processors import TemplateProcessing
+
+    tokenizer.post_processor = TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>", pad_token="<pad>")
+
+
+def build_tiny_model(folder: Path, kind: str = "gpt2", seed: int = 0) -> Path:
+    """Save a tiny random model of `kind` ("gpt2" or "llama") with its tokenizer."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = _train_tokenizer(kind)
+    torch.manual_seed(seed)
+    vocab = len(tokenizer)
+    if kind == "gpt2":
+        config = GPT2Config(vocab_size=vocab, n_positions=128, n_embd=32, n_layer=2, n_head=2,
+                            bos_token_id=tokenizer.bos_token_id,
+                            eos_token_id=tokenizer.eos_token_id, initializer_range=0.5)
+        model = GPT2LMHeadModel(config)
+    else:
+        config = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64,
+                             num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                             max_position_embeddings=128, bos_token_id=tokenizer.bos_token_id,
+                             eos_token_id=tokenizer.eos_token_id,
+                             pad_token_id=tokenizer.pad_token_id, initializer_range=0.5)
+        model = LlamaForCausalLM(config)
+    model.eval()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_path(tmp_path_factory) -> Path:
+    """A tiny GPT-2 (byte-level BPE, no BOS added) saved as a transformers folder."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-gpt2"), "gpt2")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_path(tmp_path_factory) -> Path:
+    """A tiny Llama (SentencePiece-style BPE with byte fallback, BOS added)."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"), "llama")
+
+
+@pytest.fixture(params=["gpt2", "llama"])
+def tiny_path(request, tiny_gpt2_path, tiny_llama_path) -> Path:
+    """Each tiny model in turn."""
+    return tiny_gpt2_path if request.param == "gpt2" else tiny_llama_path
+
+
+@pytest.fixture(scope="session")
+def gemma():
+    """The embedded Gemma 3 270M through its public id.
+
+    Its converted folder lives in the real user cache (not the tests' own), so that it is
+    converted once per machine, not once per test run.
+    """
+    import lmql_nb
+    from lmql_nb import paths
+
+    saved = os.environ.pop(paths.CACHE_ENV, None)
+    try:
+        llm = lmql_nb.model("local:gemma-3-270m")
+        llm.backend.location()  # converts on the first run on this machine
+    finally:
+        if saved is not None:
+            os.environ[paths.CACHE_ENV] = saved
+    return llm
