@@ -39,6 +39,7 @@ def _local_backend(model_id: str, target: str, options: dict) -> Backend:
     from .backends.transformers import TransformersBackend
     from .embedded import EMBEDDED_NAME, embedded_folder
 
+    TransformersBackend.check_options(model_id, options)
     if target == EMBEDDED_NAME:
         return TransformersBackend(model_id, lambda: str(embedded_folder()), **options)
     path = Path(target).expanduser()

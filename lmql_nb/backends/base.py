@@ -33,6 +33,16 @@ class Backend(abc.ABC):
 
     #: a short name of the kind of backend, for reprs and errors
     kind: str = "backend"
+    #: the keyword options `lmql_nb.model(id, **options)` accepts for this backend
+    options: tuple[str, ...] = ()
+
+    @classmethod
+    def check_options(cls, model_id: str, options: dict) -> None:
+        """Raise a TypeError naming any option this backend does not accept."""
+        unknown = sorted(set(options) - set(cls.options))
+        if unknown:
+            raise TypeError(f"unknown option {', '.join(map(repr, unknown))} for {model_id!r}; "
+                            f"accepted: {', '.join(sorted(cls.options))}")
 
     @abc.abstractmethod
     def load(self) -> None:

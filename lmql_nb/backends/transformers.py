@@ -33,10 +33,11 @@ class TransformersBackend(Backend):
     """
 
     kind = "transformers"
+    options = ("dtype", "threads", "batch_window", "device")
 
     def __init__(self, model_id: str, locate: Callable[[], str], dtype: str = "float32",
                  threads: Optional[int] = None, batch_window: float = 0.005,
-                 device: str = "cpu", local_files_only: bool = True):
+                 device: str = "cpu"):
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
@@ -52,7 +53,6 @@ class TransformersBackend(Backend):
         self.threads = threads
         self.batch_window = float(batch_window)
         self.device = device
-        self._local_files_only = local_files_only
         self._lock = threading.RLock()
         self._tokenizer: Optional[HFTokenizer] = None
         self._model: Any = None
@@ -75,10 +75,10 @@ class TransformersBackend(Backend):
 
                 location = self.location()
                 hf_tokenizer = _load_or_explain(AutoTokenizer.from_pretrained, self.model_id,
-                                                location, local_files_only=self._local_files_only)
+                                                location, local_files_only=True)
                 try:
                     generation_config = GenerationConfig.from_pretrained(
-                        location, local_files_only=self._local_files_only)
+                        location, local_files_only=True)
                     eos = generation_config.eos_token_id
                 except OSError:
                     eos = None
@@ -102,7 +102,7 @@ class TransformersBackend(Backend):
             dtype = "auto" if self.dtype == "auto" else getattr(torch, self.dtype)
             model = _load_or_explain(AutoModelForCausalLM.from_pretrained, self.model_id,
                                      self.location(), dtype=dtype,
-                                     local_files_only=self._local_files_only)
+                                     local_files_only=True)
             model.to(self.device).eval()
             self._model = TorchModel(model, _context_length(model.config, tokenizer))
             self._worker = ModelWorker(self._run, self.model_id, batch_window=self.batch_window)

@@ -40,11 +40,9 @@ def run_beam(model: TorchModel, tokenizer: HFTokenizer, request: Request) -> Non
     """Serve one beam-search request (its beams share each forward pass)."""
     job: GenerateJob = request.payload
     width = job.options.n
-    finished: list[_Hypothesis] = []
-    live: list[tuple[tuple[StepStats, ...], float]] = [((), 0.0)]
     length_reason = "context" if job.limited_by_context else "length"
     if job.max_new_tokens > 0:
-        finished = _search(model, tokenizer, request, width, live, length_reason)
+        finished = _search(model, tokenizer, request, width, length_reason)
     else:
         finished = [_Hypothesis((), 0.0, length_reason)]
     best = sorted(finished, key=lambda h: h.score, reverse=True)[:width]
@@ -58,9 +56,10 @@ def run_beam(model: TorchModel, tokenizer: HFTokenizer, request: Request) -> Non
 
 
 def _search(model: TorchModel, tokenizer: HFTokenizer, request: Request, width: int,
-            live: list, length_reason: str) -> list[_Hypothesis]:
+            length_reason: str) -> list[_Hypothesis]:
     job: GenerateJob = request.payload
     finished: list[_Hypothesis] = []
+    live: list[tuple[tuple[StepStats, ...], float]] = [((), 0.0)]  # (steps, logprob)
     pad_id = tokenizer.hf.pad_token_id if tokenizer.hf.pad_token_id is not None else 0
     input_ids, attention_mask, positions = left_pad([job.prompt_ids], pad_id)
     with torch.inference_mode():
@@ -74,9 +73,12 @@ def _search(model: TorchModel, tokenizer: HFTokenizer, request: Request, width: 
             totals = torch.tensor([lp for _, lp in live])[:, None] + logprobs
             candidates = torch.topk(totals.flatten(), min(2 * width, totals.numel()))
             vocab = logprobs.shape[-1]
+            last_step = step + 1 == job.max_new_tokens
             next_live, parents, tokens = [], [], []
             for rank, (total, flat) in enumerate(zip(candidates.values.tolist(),
                                                      candidates.indices.tolist())):
+                if last_step and rank >= width:
+                    break  # at the length limit only the n best candidates may finish
                 parent, token_id = divmod(flat, vocab)
                 steps = live[parent][0]
                 if token_id in tokenizer.eos_token_ids:
@@ -91,10 +93,10 @@ def _search(model: TorchModel, tokenizer: HFTokenizer, request: Request, width: 
                     break
             finished = sorted(finished, key=lambda h: h.score, reverse=True)[:width]
             live = next_live
+            if last_step:
+                break
             if not live or _done(finished, live, width, step + 1):
                 return finished
-            if step + 1 == job.max_new_tokens:
-                break
             index = torch.tensor(parents)
             cache.reorder_cache(index)
             attention_mask = attention_mask[index]

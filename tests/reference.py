@@ -1,0 +1,84 @@
+"""Independent computations with transformers used directly: what our results must equal."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+
+
+@functools.lru_cache(maxsize=8)
+def load(path: Path):
+    """transformers' own model and tokenizer for a folder (cached per test session)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
+    return model, tokenizer
+
+
+def prompt_ids(tokenizer, prompt: str) -> list[int]:
+    ids = tokenizer(prompt).input_ids
+    return ids if ids else [tokenizer.bos_token_id]
+
+
+def complete_text(text: str) -> str:
+    """Text as lmql_nb promises it: no broken character (U+FFFD) left at the end by a
+    generation that stopped inside a multi-byte character."""
+    return text.rstrip("\ufffd")
+
+
+def greedy(path: Path, prompt: str, max_new_tokens: int) -> str:
+    """transformers' `generate` with greedy decoding; the completion's text."""
+    model, tokenizer = load(path)
+    ids = torch.tensor([prompt_ids(tokenizer, prompt)])
+    with torch.inference_mode():
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.eos_token_id)
+    return completion_text(tokenizer, out[0].tolist(), ids.shape[1])
+
+
+def completion_text(tokenizer, ids: list[int], prompt_length: int) -> str:
+    """What the generated ids add to the decoded text of the prompt (decoding the
+    completion alone would lose a leading space to SentencePiece-style decoders)."""
+    prompt = tokenizer.decode(ids[:prompt_length], skip_special_tokens=True)
+    full = tokenizer.decode(ids, skip_special_tokens=True)
+    assert full.startswith(prompt)
+    return complete_text(full[len(prompt):])
+
+
+def beams(path: Path, prompt: str, max_new_tokens: int, n: int) -> list[str]:
+    """transformers' beam search; the n best completions' texts."""
+    model, tokenizer = load(path)
+    ids = torch.tensor([prompt_ids(tokenizer, prompt)])
+    with torch.inference_mode():
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                             num_beams=n, num_return_sequences=n,
+                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.eos_token_id)
+    return [completion_text(tokenizer, row.tolist(), ids.shape[1]) for row in out]
+
+
+def token_logprobs(path: Path, ids: list[int]) -> torch.Tensor:
+    """Log-softmax of one full forward pass over `ids`: row i predicts token i + 1."""
+    model, _ = load(path)
+    with torch.inference_mode():
+        logits = model(torch.tensor([ids])).logits[0].float()
+    return logits.log_softmax(-1)
+
+
+def continuation_logprob(path: Path, prompt: str, value: str) -> float:
+    """log P(value | prompt) with joint tokenisation, from one forward pass.
+
+    The value's tokens are the joint tokens from the first one that differs from the
+    prompt's own tokenisation (a boundary-straddling token belongs to the value).
+    """
+    _, tokenizer = load(path)
+    joint = prompt_ids(tokenizer, prompt + value)
+    alone = prompt_ids(tokenizer, prompt)
+    start = next((i for i, (a, b) in enumerate(zip(joint, alone)) if a != b),
+                 min(len(joint), len(alone)))
+    if start == 0:
+        joint, start = [tokenizer.bos_token_id] + joint, 1
+    logprobs = token_logprobs(path, joint)
+    return float(sum(logprobs[i - 1, joint[i]] for i in range(start, len(joint))))
