@@ -1,0 +1,40 @@
+"""The command line, run as a user runs it: `python -m lmql_nb ...` in a new process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import lmql_nb
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lmql_nb", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_generate(tiny_gpt2_path):
+    model_id = f"local:{tiny_gpt2_path}"
+    out = _run("generate", "Once upon", "--max-tokens", "6", "--model", model_id)
+    assert out.returncode == 0, out.stderr
+    expected = lmql_nb.model(model_id).generate_sync("Once upon", max_tokens=6)
+    assert out.stdout == f"Once upon{expected}\n"
+
+
+def test_score_prints_a_table_with_the_best_value(tiny_gpt2_path):
+    model_id = f"local:{tiny_gpt2_path}"
+    out = _run("score", "The capital of", " France", " Germany", "--model", model_id)
+    assert out.returncode == 0, out.stderr
+    result = lmql_nb.model(model_id).score_sync("The capital of", [" France", " Germany"])
+    best_line = next(line for line in out.stdout.splitlines() if "<- best" in line)
+    assert repr(result.argmax()) in best_line
+    assert f"{max(result.scores()):.4f}" in best_line
+
+
+def test_bad_input_is_a_clear_error_and_exit_code_2(tiny_gpt2_path):
+    out = _run("generate", "Hi", "--max-tokens", "-3", "--model", f"local:{tiny_gpt2_path}")
+    assert out.returncode == 2
+    assert "max_tokens must be >= 0" in out.stderr
+    out = _run("score", "Hi", "x", "--model", "gpt2")
+    assert out.returncode == 2
+    assert "did you mean 'local:gpt2'" in out.stderr
