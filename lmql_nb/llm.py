@@ -7,11 +7,14 @@ import threading
 from typing import Any, Callable, Optional, Union
 
 from . import aio
-from .backends.base import Backend, TokenCallback, ValueScores
+from .backends.base import Backend, TokenCallback
 from .options import (GenerateOptions, check_prompt, check_values, parse_generate_options,
                       parse_score_options)
+from .result_cache import make_key
 from .result_cache import results as result_cache
 from .results import Generation
+from .serialization import (generations_from_data, generations_to_data, scores_from_data,
+                            scores_to_data)
 from .scoring import ScoringResult
 from .tokenizer import Tokenizer
 
@@ -30,6 +33,7 @@ class LLM:
         self.backend = backend
         self._load_lock = threading.Lock()
         self._loading: Optional[concurrent.futures.Future] = None
+        self._identity_value: Optional[str] = None
 
     def __repr__(self) -> str:
         return f"lmql_nb.LLM({self.model_identifier!r})"
@@ -37,6 +41,13 @@ class LLM:
     def get_tokenizer(self) -> Tokenizer:
         """The model's tokenizer: `encode`, `decode`, `tokenize`, `vocab_size`, BOS/EOS ids."""
         return self.backend.get_tokenizer()
+
+    async def _identity(self) -> str:
+        """The backend's identity for result caches (computed once, off the event loop:
+        it may have to convert the model first)."""
+        if self._identity_value is None:
+            self._identity_value = await aio.wait(aio.run_in_thread(self.backend.identity))
+        return self._identity_value
 
     async def _ready(self) -> Backend:
         with self._load_lock:
@@ -63,16 +74,18 @@ class LLM:
         """
         check_prompt(prompt)
         options = parse_generate_options(max_tokens, **kwargs)
+        key = None
+        if options.cache and options.deterministic and result_cache.enabled:
+            key = make_key("generate", await self._identity(), prompt, options.cache_key())
+            generations = result_cache.get(key, generations_from_data)
+            if generations is not None:
+                if on_token is not None:
+                    _replay(generations, on_token)
+                return _shape(generations, options)
         backend = await self._ready()
-        key = ("generate", backend.identity(), prompt, options.cache_key())
-        cacheable = options.cache and options.deterministic and result_cache.enabled
-        generations = result_cache.get(key) if cacheable else None
-        if generations is None:
-            generations = await backend.generate(prompt, options, on_token)
-            if cacheable and all(g.finish_reason != "cancelled" for g in generations):
-                result_cache.put(key, generations)
-        elif on_token is not None:
-            _replay(generations, on_token)
+        generations = await backend.generate(prompt, options, on_token)
+        if key is not None and all(g.finish_reason != "cancelled" for g in generations):
+            result_cache.put(key, generations, generations_to_data)
         return _shape(generations, options)
 
     def generate_sync(self, *args: Any, **kwargs: Any) -> GenerateResult:
@@ -88,14 +101,15 @@ class LLM:
         check_prompt(prompt)
         values = check_values(values)
         options = parse_score_options(**kwargs)
-        backend = await self._ready()
-        key = ("score", backend.identity(), prompt, tuple(values))
-        cacheable = options.cache and result_cache.enabled
-        scored: Optional[list[ValueScores]] = result_cache.get(key) if cacheable else None
+        key, scored = None, None
+        if options.cache and result_cache.enabled:
+            key = make_key("score", await self._identity(), prompt, values)
+            scored = result_cache.get(key, scores_from_data)
         if scored is None:
+            backend = await self._ready()
             scored = await backend.score(prompt, values, options)
-            if cacheable:
-                result_cache.put(key, scored)
+            if key is not None:
+                result_cache.put(key, scored, scores_to_data)
         return ScoringResult(prompt, values, [s.tokens for s in scored],
                              [s.token_ids for s in scored], [s.logprobs for s in scored],
                              self.model_identifier)

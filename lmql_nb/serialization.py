@@ -1,0 +1,29 @@
+"""Results as JSON-ready data and back (for the disk cache and the model server)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .backends.base import ValueScores
+from .results import Alternative, Generation, TokenInfo
+
+
+def generations_to_data(generations: list[Generation]) -> list[dict]:
+    return [dataclasses.asdict(g) for g in generations]
+
+
+def generations_from_data(data: list[dict]) -> list[Generation]:
+    def token(item: dict) -> TokenInfo:
+        top = tuple(Alternative(**a) for a in item.pop("top"))
+        return TokenInfo(**item, top=top)
+
+    return [Generation(**{**g, "tokens": tuple(token(dict(t)) for t in g["tokens"])})
+            for g in data]
+
+
+def scores_to_data(scores: list[ValueScores]) -> list[dict]:
+    return [dataclasses.asdict(s) for s in scores]
+
+
+def scores_from_data(data: list[dict]) -> list[ValueScores]:
+    return [ValueScores(**item) for item in data]
