@@ -104,3 +104,35 @@ def test_to_pandas():
     assert list(frame["value"]) == ["a", "bb", "ccc"]
     np.testing.assert_allclose(frame["mean"], [-1.0, -0.5, -0.8])
     assert frame["prob"].sum() == pytest.approx(1.0)
+
+
+def test_prefix_cache_runs_only_new_tokens_and_gives_the_same_scores(tiny_llama_path,
+                                                                      monkeypatch):
+    from lmql_nb.engine.torch_model import TorchModel
+
+    llm = lmql_nb.model(f"local:{tiny_llama_path}")
+    llm.generate_sync("warm", max_tokens=1, cache=False)
+    llm.backend._model.prefixes.clear()
+    prompt = "Once upon a time there was a small town with a quiet river."
+    forwarded = []
+    original = TorchModel.forward
+
+    def counting(self, input_ids, *args, **kwargs):
+        forwarded.append(input_ids.shape)
+        return original(self, input_ids, *args, **kwargs)
+
+    monkeypatch.setattr(TorchModel, "forward", counting)
+    first = llm.score_sync(prompt, [" The", " A"])  # result cache on: prefix stored
+    prompt_tokens = forwarded[0][1]
+    forwarded.clear()
+    again = llm.score_sync(prompt, [" The capital", " Numbers"])
+    longer = llm.score_sync(prompt + " Once", [" upon"])
+    # neither ran the prompt again: the longer one ran only its new tokens
+    assert len(forwarded) == 3 and all(shape[1] < prompt_tokens for shape in forwarded)
+    for result in (first, again, longer):
+        expected = [reference.continuation_logprob(tiny_llama_path, result.prompt, v)
+                    for v in result.continuations]
+        np.testing.assert_allclose(result.scores(), expected, atol=1e-4)
+    forwarded.clear()
+    llm.score_sync(prompt, [" The", " A"], cache=False)  # every cache off: the prompt runs
+    assert forwarded[0][1] == prompt_tokens

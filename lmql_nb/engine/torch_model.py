@@ -18,6 +18,7 @@ class TorchModel:
     def __init__(self, model: Any, context_length: int):
         self.model = model
         self.context_length = context_length
+        self.prefixes = PrefixCache()
         parameters = inspect.signature(model.forward).parameters
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
 
@@ -52,3 +53,58 @@ def left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, tor
             attention_mask[row, width - len(sequence):] = 1
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     return input_ids, attention_mask, position_ids
+
+
+class PrefixCache:
+    """Key/value caches of recent prompts, least recently used first out, bounded in bytes.
+
+    Scoring more values after a prompt it has seen, or after a longer prompt that starts
+    with one, then costs only the new tokens. Entries are never handed out directly:
+    callers get a copy to extend or repeat.
+    """
+
+    def __init__(self, max_bytes: int = 512 * 2**20):
+        import collections
+
+        self.max_bytes = max_bytes
+        self._entries: "collections.OrderedDict[tuple, tuple[Any, torch.Tensor, int]]" = \
+            collections.OrderedDict()
+        self._bytes = 0
+
+    def longest(self, ids: tuple) -> tuple[int, Optional[Any], Optional[torch.Tensor]]:
+        """The longest cached prefix of `ids`: (its length, a copy of its cache, the
+        log-probabilities after it); (0, None, None) when nothing matches."""
+        import copy
+
+        best = max((key for key in self._entries if len(key) <= len(ids) and ids[:len(key)] == key),
+                   key=len, default=None)
+        if best is None:
+            return 0, None, None
+        self._entries.move_to_end(best)
+        cache, logprobs, _ = self._entries[best]
+        return len(best), copy.deepcopy(cache), logprobs
+
+    def put(self, ids: tuple, cache: Any, logprobs: torch.Tensor) -> None:
+        import copy
+
+        size = _cache_bytes(cache)
+        if size > self.max_bytes or ids in self._entries:
+            return
+        self._entries[ids] = (copy.deepcopy(cache), logprobs, size)
+        self._bytes += size
+        while self._bytes > self.max_bytes:
+            _, (_, _, dropped) = self._entries.popitem(last=False)
+            self._bytes -= dropped
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._bytes = 0
+
+
+def _cache_bytes(cache: Any) -> int:
+    total = 0
+    for layer in getattr(cache, "layers", ()):
+        for tensor in (getattr(layer, "keys", None), getattr(layer, "values", None)):
+            if isinstance(tensor, torch.Tensor):
+                total += tensor.numel() * tensor.element_size()
+    return total
