@@ -1,8 +1,9 @@
-"""The command line: `python -m lmql_nb generate|score ...`."""
+"""The command line: `python -m lmql_nb generate|score|serve ...`."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -25,10 +26,32 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--temperature", type=float, default=None)
     generate.add_argument("--seed", type=int, default=None)
 
+    demo = commands.add_parser("demo", help="generate and score on the default model")
+    demo.add_argument("--model", default=None)
+
     score = commands.add_parser("score", help="score continuations of a prompt")
     score.add_argument("prompt")
     score.add_argument("values", nargs="+", metavar="VALUE")
     score.add_argument("--model", default=None)
+
+    serve = commands.add_parser(
+        "serve", help="serve a model over an OpenAI-compatible HTTP API",
+        description="Serve MODEL at http://HOST:PORT/v1 (/v1/completions, "
+                    "/v1/chat/completions, /v1/models, /tokenize, /detokenize, /health).")
+    serve.add_argument("model", metavar="MODEL", help="model id, e.g. local:gemma-3-270m")
+    serve.add_argument("--name", default=None,
+                       help="the model name clients ask for (default: the model's file or "
+                            "folder name)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1; any other needs an API key)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: a free one)")
+    serve.add_argument("--api-key", default=None,
+                       help="require this key (default: $LMQL_NB_API_KEY, which keeps it out "
+                            "of the process list)")
+    serve.add_argument("--dtype", default=None, help="model dtype: float32, bfloat16, ...")
+    serve.add_argument("--threads", type=int, default=None, help="torch threads")
+    serve.add_argument("--log-level", default="warning",
+                       choices=["critical", "error", "warning", "info", "debug"])
     return parser
 
 
@@ -62,11 +85,34 @@ def _run_score(args: argparse.Namespace) -> None:
         print(f"{value!r:<{width}}  {len(tokens):>6}  {total:>9.4f}  {mean:>8.4f}  {prob:>6.1%}{mark}")
 
 
+def _run_serve(args: argparse.Namespace) -> None:
+    from .server import API_KEY_ENV
+    from .server.run import serve
+
+    options = {k: v for k, v in (("dtype", args.dtype), ("threads", args.threads))
+               if v is not None}
+    serve(args.model, name=args.name, host=args.host, port=args.port,
+          api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+          log_level=args.log_level, **options)
+
+
+def _run_demo(args: argparse.Namespace) -> None:
+    prompt = "The capital of France is"
+    print(f"$ python -m lmql_nb generate {prompt!r} --max-tokens 24")
+    _run_generate(_parser().parse_args(["generate", prompt, "--max-tokens", "24"]
+                                       + (["--model", args.model] if args.model else [])))
+    values = [" Paris", " London", " Berlin", " Madrid"]
+    print(f"\n$ python -m lmql_nb score {prompt!r} " + " ".join(repr(v) for v in values))
+    _run_score(_parser().parse_args(["score", prompt, *values]
+                                    + (["--model", args.model] if args.model else [])))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point; returns the process exit code."""
     args = _parser().parse_args(argv)
     try:
-        {"generate": _run_generate, "score": _run_score}[args.command](args)
+        {"generate": _run_generate, "score": _run_score, "serve": _run_serve,
+         "demo": _run_demo}[args.command](args)
     except (TypeError, ValueError, FileNotFoundError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

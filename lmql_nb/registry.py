@@ -16,8 +16,15 @@ ACCEPTED_FORMS = (
     "'local:gemma-3-270m' (the embedded default model), "
     "'local:<folder>' (a transformers save_pretrained folder), "
     "'local:<file>.gguf' (a GGUF file), "
-    "'local:<hub id>' (a model already in your local Hugging Face cache)"
+    "'local:<hub id>' (a model already in your local Hugging Face cache), "
+    "'openai/<model>' (OpenAI, Azure OpenAI or an OpenAI-compatible server: options "
+    "api_key, base_url, ...), "
+    "'<name>' with endpoint='host:port' (a model served by `python -m lmql_nb serve` or vLLM), "
+    "'local:...' with endpoint='jupyter' (served by the Jupyter server extension)"
 )
+
+#: the key the `endpoint=` shorthand sends (the same variable `lmql_nb serve` reads)
+ENDPOINT_KEY_ENV = "LMQL_NB_API_KEY"
 
 _instances: dict = {}
 _instances_lock = threading.Lock()
@@ -28,11 +35,51 @@ def create_backend(model_id: str, **options: Any) -> Backend:
     if not isinstance(model_id, str):
         raise TypeError(f"a model id must be a str, got {type(model_id).__name__}; "
                         f"accepted forms: {ACCEPTED_FORMS}")
+    if "endpoint" in options:
+        return _endpoint_backend(model_id, options)
+    provider, slash, name = model_id.partition("/")
+    if provider == "openai" and slash:
+        from .backends.openai import OpenAIBackend
+
+        return OpenAIBackend(model_id, name, **options)
     backend_name, _, target = model_id.partition(":")
     if backend_name == "local" and target:
         return _local_backend(model_id, target, options)
     hint = f" (did you mean 'local:{model_id}'?)" if ":" not in model_id else ""
     raise ValueError(f"unknown model id {model_id!r}{hint}; accepted forms: {ACCEPTED_FORMS}")
+
+
+def endpoint_url(endpoint: str) -> str:
+    """The API root for an `endpoint=` value: "host:port", "http://host:port" or a URL
+    with its path (e.g. ".../v1")."""
+    if not isinstance(endpoint, str) or not endpoint.strip():
+        raise ValueError(f"endpoint must be 'host:port' or a URL, got {endpoint!r}")
+    url = endpoint.strip().rstrip("/")
+    if "://" not in url:
+        url = f"http://{url}"
+    scheme, _, rest = url.partition("://")
+    return url if "/" in rest else f"{url}/v1"
+
+
+def _endpoint_backend(model_id: str, options: dict) -> Backend:
+    """`model("NAME", endpoint="127.0.0.1:8080")`: NAME served at that endpoint."""
+    import os
+
+    from .backends.openai import OpenAIBackend
+
+    options = dict(options)
+    endpoint = options.pop("endpoint")
+    if "base_url" in options:
+        raise ValueError("pass either endpoint= or base_url=, not both")
+    if endpoint == "jupyter":  # a model server started by the Jupyter server extension
+        from .server.jupyter import connect
+
+        return OpenAIBackend(model_id, model_id, connect=lambda: connect(model_id), **options)
+    base_url = endpoint_url(endpoint)
+    name = model_id[len("openai/"):] if model_id.startswith("openai/") else model_id
+    if "api_key" not in options:
+        options["api_key"] = os.environ.get(ENDPOINT_KEY_ENV)
+    return OpenAIBackend(model_id, name, base_url=base_url, key_env=ENDPOINT_KEY_ENV, **options)
 
 
 def _local_backend(model_id: str, target: str, options: dict) -> Backend:
@@ -65,9 +112,18 @@ def shared_instance(model_id: str, options: dict, create) -> Any:
         key = (model_id, frozenset(options.items()))
         hash(key)
     except TypeError:
+        unhashable = sorted(k for k, v in options.items() if not _hashable(v))
         raise TypeError("model options must be hashable values (str, int, float, bool, "
-                        f"None); got {options!r}") from None
+                        f"None, tuple); not hashable: {', '.join(unhashable)}") from None
     with _instances_lock:
         if key not in _instances:
             _instances[key] = create()
         return _instances[key]
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True

@@ -1,0 +1,349 @@
+"""Validation of request bodies: JSON in, typed requests out, 400s with a message.
+
+The accepted fields follow OpenAI's API and vLLM's extensions to it (`top_k`,
+`use_beam_search`, `prompt_logprobs`, `add_special_tokens`, `return_tokens_as_token_ids`,
+`structured_outputs`, `chat_template`), so that a client written for vLLM works here.
+Fields OpenAI defines that this server does not implement are accepted only at their
+neutral value (e.g. `frequency_penalty=0`); anything else is a 400 naming what works.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional, Union
+
+from .errors import bad_request
+
+MAX_LOGPROBS = 20
+MAX_N = 64
+
+Prompt = Union[str, list[int]]
+
+# fields OpenAI defines that are accepted only with these neutral values
+_NEUTRAL = {
+    "frequency_penalty": (None, 0, 0.0),
+    "presence_penalty": (None, 0, 0.0),
+    "logit_bias": (None, {}),
+    "suffix": (None, ""),
+    "best_of": (None, 1),
+    "repetition_penalty": (None, 1, 1.0),
+    "min_p": (None, 0, 0.0),
+    "length_penalty": (None, 1, 1.0),
+}
+_IGNORED = {"user", "stream_options", "metadata", "store", "service_tier", "request_id",
+            "skip_special_tokens", "spaces_between_special_tokens", "echo_prompt"}
+
+_COMPLETION_FIELDS = {
+    "model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "n", "stop", "seed",
+    "include_stop_str_in_output",
+    "logprobs", "echo", "stream", "prompt_logprobs", "use_beam_search", "add_special_tokens",
+    "return_tokens_as_token_ids", "structured_outputs",
+} | set(_NEUTRAL) | _IGNORED
+_CHAT_FIELDS = {
+    "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
+    "top_k", "n", "stop", "seed", "logprobs", "top_logprobs", "stream", "use_beam_search",
+    "include_stop_str_in_output",
+    "structured_outputs", "chat_template", "add_generation_prompt", "response_format",
+} | set(_NEUTRAL) | _IGNORED
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    """What every generating request shares (completions and chat)."""
+
+    model: str
+    max_tokens: Optional[int]
+    temperature: float
+    top_p: Optional[float]
+    top_k: Optional[int]
+    n: int
+    stop: tuple[str, ...]
+    seed: Optional[int]
+    logprobs: Optional[int]  # None: no logprobs; k: the token's own and k alternatives
+    stream: bool
+    include_usage: bool
+    beam: bool
+    structured: Optional[dict]
+    keep_stop: bool = False  # vLLM's include_stop_str_in_output
+
+    def generate_options(self) -> dict:
+        """Keyword options for `lmql_nb.options.parse_generate_options`."""
+        options: dict[str, Any] = {"return_details": True,
+                                   "top_logprobs": self.logprobs or 0, "cache": False}
+        if self.stop:
+            options["stops_at" if self.keep_stop else "stops_before"] = list(self.stop)
+        if self.beam:
+            options.update(decoder="beam", n=self.n)
+        elif self.temperature > 0:
+            options.update(decoder="sample", n=self.n, temperature=self.temperature)
+            if self.top_p is not None and self.top_p < 1:
+                options["top_p"] = self.top_p
+            if self.top_k is not None:
+                options["top_k"] = self.top_k
+            if self.seed is not None:
+                options["seed"] = self.seed
+        return options
+
+    @property
+    def copies(self) -> int:
+        """How many identical copies an argmax request returns (OpenAI allows n>1 there)."""
+        return self.n if (not self.beam and self.temperature == 0) else 1
+
+
+@dataclasses.dataclass(frozen=True)
+class CompletionRequest:
+    sampling: Sampling
+    prompts: list[Prompt]
+    echo: bool
+    prompt_logprobs: Optional[int]
+    add_special_tokens: bool
+    tokens_as_ids: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ChatRequest:
+    sampling: Sampling
+    messages: list[dict]
+    chat_template: Optional[str]
+    add_generation_prompt: bool
+
+
+def _require_object(body: Any) -> dict:
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be a JSON object")
+    return body
+
+
+def _check_fields(body: dict, accepted: set, endpoint: str) -> None:
+    unknown = sorted(set(body) - accepted)
+    if unknown:
+        raise bad_request(f"{endpoint} does not accept the field(s) {', '.join(unknown)}; "
+                          f"accepted fields: {', '.join(sorted(accepted - _IGNORED))}",
+                          unknown[0])
+    for name, neutral in _NEUTRAL.items():
+        if name in body and body[name] not in neutral:
+            raise bad_request(f"{name}={body[name]!r} is not supported by this server; "
+                              f"leave it out (or {neutral[1]!r})", name)
+
+
+def _int(body: dict, name: str, default: Any, minimum: int, maximum: Optional[int] = None,
+         nullable: bool = False) -> Any:
+    value = body.get(name, default)
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise bad_request(f"{name} must be an integer{' or null' if nullable else ''}, "
+                          f"got {value!r}", name)
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise bad_request(f"{name} must be {bound}, got {value}", name)
+    return value
+
+
+def _number(body: dict, name: str, default: Optional[float], low: float, high: float) -> Optional[float]:
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise bad_request(f"{name} must be a number, got {value!r}", name)
+    if not low <= value <= high:
+        raise bad_request(f"{name} must be between {low} and {high}, got {value}", name)
+    return float(value)
+
+
+def _bool(body: dict, name: str, default: bool) -> bool:
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise bad_request(f"{name} must be true or false, got {value!r}", name)
+    return value
+
+
+def _model(body: dict) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad_request("model is required: the name of a model from /v1/models", "model")
+    return model
+
+
+def _stop(body: dict) -> tuple[str, ...]:
+    stop = body.get("stop")
+    if stop is None:
+        return ()
+    stops = [stop] if isinstance(stop, str) else stop
+    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
+        raise bad_request("stop must be a non-empty string or a list of non-empty strings",
+                          "stop")
+    return tuple(stops)
+
+
+def _sampling(body: dict, max_tokens: Any, logprobs: Optional[int]) -> Sampling:
+    temperature = _number(body, "temperature", 1.0, 0.0, 2.0)
+    top_k = body.get("top_k")
+    if top_k in (-1, 0):  # vLLM's spelling of "no top-k"
+        top_k = None
+    if top_k is not None:
+        top_k = _int(body, "top_k", None, 1)
+    stream_options = body.get("stream_options") or {}
+    if not isinstance(stream_options, dict):
+        raise bad_request("stream_options must be an object", "stream_options")
+    beam = _bool(body, "use_beam_search", False)
+    n = _int(body, "n", 1, 1, MAX_N)
+    structured = body.get("structured_outputs")
+    if structured is not None and not isinstance(structured, dict):
+        raise bad_request("structured_outputs must be an object with one of the keys "
+                          "regex, choice, json, grammar", "structured_outputs")
+    return Sampling(
+        model=_model(body), max_tokens=max_tokens, temperature=temperature,
+        top_p=_number(body, "top_p", None, 1e-9, 1.0), top_k=top_k, n=n, stop=_stop(body),
+        seed=_int(body, "seed", None, 0, nullable=True), logprobs=logprobs,
+        stream=_bool(body, "stream", False),
+        include_usage=bool(stream_options.get("include_usage", False)), beam=beam,
+        structured=structured, keep_stop=_bool(body, "include_stop_str_in_output", False),
+    )
+
+
+def _prompts(body: dict) -> list[Prompt]:
+    prompt = body.get("prompt")
+    accepted = ("prompt must be a string, a list of strings, a list of token ids or a list "
+                "of lists of token ids")
+    if isinstance(prompt, str):
+        return [prompt]
+    if not isinstance(prompt, list) or not prompt:
+        raise bad_request(accepted, "prompt")
+    if all(isinstance(p, str) for p in prompt):
+        return list(prompt)
+    if all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
+        return [list(prompt)]
+    if all(isinstance(p, list) and p and all(isinstance(t, int) and not isinstance(t, bool)
+                                             for t in p) for p in prompt):
+        return [list(p) for p in prompt]
+    raise bad_request(accepted, "prompt")
+
+
+def parse_completion(body: Any) -> CompletionRequest:
+    """Validate a `/v1/completions` body."""
+    body = _require_object(body)
+    _check_fields(body, _COMPLETION_FIELDS, "/v1/completions")
+    max_tokens = _int(body, "max_tokens", 16, 0, nullable=True)
+    logprobs = _int(body, "logprobs", None, 0, MAX_LOGPROBS, nullable=True)
+    prompt_logprobs = _int(body, "prompt_logprobs", None, 0, MAX_LOGPROBS, nullable=True)
+    echo = _bool(body, "echo", False)
+    sampling = _sampling(body, max_tokens, logprobs)
+    if prompt_logprobs:
+        raise bad_request("prompt_logprobs > 0 (alternatives for prompt tokens) is not "
+                          "supported by this server; prompt_logprobs=0 returns each prompt "
+                          "token's own log-probability", "prompt_logprobs")
+    if echo and logprobs:
+        raise bad_request("echo with logprobs > 0 is not supported by this server (it does "
+                          "not compute alternatives for prompt tokens); use logprobs=0 with "
+                          "echo for the prompt tokens' own log-probabilities", "logprobs")
+    if sampling.stream and sampling.beam:
+        raise bad_request("stream is not supported with use_beam_search", "stream")
+    if sampling.stream and echo:
+        raise bad_request("stream is not supported with echo", "stream")
+    return CompletionRequest(sampling, _prompts(body), echo, prompt_logprobs,
+                             _bool(body, "add_special_tokens", True),
+                             _bool(body, "return_tokens_as_token_ids", False))
+
+
+def _messages(body: dict) -> list[dict]:
+    messages = body.get("messages")
+    shape = ("messages must be a non-empty list of {\"role\": str, \"content\": str} objects "
+             "(content may also be a list of {\"type\": \"text\", \"text\": str} parts)")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request(shape, "messages")
+    result = []
+    for message in messages:
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise bad_request(shape, "messages")
+        content = message.get("content")
+        if isinstance(content, list):
+            if not all(isinstance(p, dict) and p.get("type") == "text"
+                       and isinstance(p.get("text"), str) for p in content):
+                raise bad_request("only text content parts are supported: "
+                                  "{\"type\": \"text\", \"text\": str}", "messages")
+            content = "".join(p["text"] for p in content)
+        if not isinstance(content, str):
+            raise bad_request(shape, "messages")
+        result.append({"role": message["role"], "content": content})
+    return result
+
+
+def parse_chat(body: Any) -> ChatRequest:
+    """Validate a `/v1/chat/completions` body."""
+    body = _require_object(body)
+    _check_fields(body, _CHAT_FIELDS, "/v1/chat/completions")
+    if "max_completion_tokens" in body:
+        max_tokens = _int(body, "max_completion_tokens", None, 0, nullable=True)
+    else:
+        max_tokens = _int(body, "max_tokens", None, 0, nullable=True)
+    wants = _bool(body, "logprobs", False)
+    top = _int(body, "top_logprobs", None, 0, MAX_LOGPROBS, nullable=True)
+    if top and not wants:
+        raise bad_request("top_logprobs needs logprobs=true", "top_logprobs")
+    response_format = body.get("response_format")
+    structured = body.get("structured_outputs")
+    if response_format is not None:
+        structured = _response_format(response_format, structured)
+    sampling = _sampling({**body, "structured_outputs": structured}, max_tokens,
+                         (top or 0) if wants else None)
+    if sampling.stream and sampling.beam:
+        raise bad_request("stream is not supported with use_beam_search", "stream")
+    template = body.get("chat_template")
+    if template is not None and not isinstance(template, str):
+        raise bad_request("chat_template must be a Jinja template string", "chat_template")
+    return ChatRequest(sampling, _messages(body), template,
+                       _bool(body, "add_generation_prompt", True))
+
+
+def _response_format(response_format: Any, structured: Any) -> Optional[dict]:
+    """OpenAI's `response_format` as a `structured_outputs` spec (None for plain text)."""
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "text":
+        return structured
+    if structured is not None:
+        raise bad_request("pass either response_format or structured_outputs, not both",
+                          "response_format")
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        if not isinstance(schema, dict):
+            raise bad_request("response_format json_schema needs json_schema.schema, an object",
+                              "response_format")
+        return {"json": schema}
+    if kind == "json_object":
+        return {"json": {"type": "object"}}
+    raise bad_request("response_format.type must be one of text, json_schema, json_object",
+                      "response_format")
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizeRequest:
+    model: str
+    prompt: str
+    add_special_tokens: bool
+    return_token_strs: bool
+
+
+def parse_tokenize(body: Any) -> TokenizeRequest:
+    """Validate a `/tokenize` body (vLLM's: model, prompt, add_special_tokens)."""
+    body = _require_object(body)
+    _check_fields(body, {"model", "prompt", "add_special_tokens", "return_token_strs"},
+                  "/tokenize")
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str):
+        raise bad_request("prompt must be a string", "prompt")
+    return TokenizeRequest(_model(body), prompt, _bool(body, "add_special_tokens", True),
+                           _bool(body, "return_token_strs", False))
+
+
+def parse_detokenize(body: Any) -> tuple[str, list[int]]:
+    """Validate a `/detokenize` body: (model, token ids)."""
+    body = _require_object(body)
+    _check_fields(body, {"model", "tokens"}, "/detokenize")
+    tokens = body.get("tokens")
+    if not isinstance(tokens, list) or not all(isinstance(t, int) and not isinstance(t, bool)
+                                               for t in tokens):
+        raise bad_request("tokens must be a list of token ids (integers)", "tokens")
+    return _model(body), tokens

@@ -1,0 +1,92 @@
+"""Starting the server: checks before binding, the model loaded before answering.
+
+The server binds to 127.0.0.1 by default; binding anywhere else without an API key is
+refused (anyone on the network could use the model). Once the model is loaded and the
+socket is bound it prints one line, `lmql_nb serve: serving NAME at http://HOST:PORT/v1`,
+which tools that start it (tests, the Jupyter extension) read to learn the port when
+`--port 0` asked for a free one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+READY_PREFIX = "lmql_nb serve: serving "
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def default_name(model_id: str) -> str:
+    """The name clients use when `--name` is not given: the model's file or folder name."""
+    _, _, target = model_id.partition(":")
+    target = target or model_id
+    path = Path(target.rstrip("/"))
+    return path.stem if path.suffix.lower() == ".gguf" else path.name or target
+
+
+def check_binding(host: str, api_key: Optional[str]) -> None:
+    """Refuse to serve beyond this machine without a key."""
+    if not is_loopback(host) and not api_key:
+        raise ValueError(f"refusing to bind to {host!r} without an API key: anyone who can "
+                         "reach it could use the model. Pass --api-key (or set "
+                         "LMQL_NB_API_KEY), or bind to 127.0.0.1")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on (host, port); port 0 picks a free one."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as error:
+        sock.close()
+        raise ValueError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(model_id: str, name: Optional[str] = None, host: str = "127.0.0.1", port: int = 8080,
+          api_key: Optional[str] = None, log_level: str = "warning",
+          **model_options: Any) -> None:
+    """Load `model_id` and serve it until interrupted (blocks)."""
+    try:
+        import importlib
+
+        importlib.import_module("starlette")
+        import uvicorn
+    except ImportError as error:
+        raise ImportError(f"`lmql_nb serve` needs starlette and uvicorn ({error.name} is "
+                          "missing): pip install 'lmql_nb[server]'") from None
+
+    from .. import api
+    from .app import create_app
+    from .bridge import ServedModel
+
+    check_binding(host, api_key)
+    served = ServedModel(api.model(model_id, **model_options), name or default_name(model_id))
+    served.load()
+    sock = bind(host, port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+    config = uvicorn.Config(create_app(served, api_key), log_level=log_level,
+                            access_log=log_level in ("debug", "info"), lifespan="off",
+                            timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    print(f"{READY_PREFIX}{served.name} at http://{shown_host}:{bound_port}/v1", flush=True)
+    print(f"  (model {model_id}; API key {'required' if api_key else 'not required'})",
+          file=sys.stderr, flush=True)
+    server.run(sockets=[sock])

@@ -1,0 +1,57 @@
+"""Stop strings while streaming: how much of a row's text is safe to send.
+
+The engine ends a row at a stop string and cuts the text there (`stops_before` drops
+the stop string, as OpenAI's `stop` does; `stops_at` keeps it, as vLLM's
+`include_stop_str_in_output`). Its token callbacks, though, report tokens before that
+cut is known, so a stream holds back a tail that could still become a stop string, and
+cuts where the engine cuts (`lmql_nb.constraints.stops.stop_cut`).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+
+class StopScanner:
+    """Follows one row's text piece by piece; says what may be sent."""
+
+    def __init__(self, stops: Sequence[str], keep: bool = False):
+        from ..constraints import ConstraintSpec
+
+        self.stops = tuple(stops)
+        self.spec = ConstraintSpec(**{"stops_at" if keep else "stops_before": self.stops})
+        self.longest = max((len(s) for s in self.stops), default=0)
+        self.text = ""
+        self.sent = 0
+        self.cut = None
+
+    def feed(self, piece: str) -> str:
+        """Add `piece`; return the text that is now safe to send."""
+        from ..constraints.stops import stop_cut
+
+        if self.cut is not None:
+            return ""
+        self.text += piece
+        cut = stop_cut(self.text, self.spec) if self.stops else None
+        if cut is not None:
+            self.cut = cut
+            return self._release(cut)
+        return self._release(len(self.text) - self._undecided_tail())
+
+    def flush(self) -> str:
+        """The text still held back, at the end of the row."""
+        return self._release(len(self.text) if self.cut is None else self.cut)
+
+    def _undecided_tail(self) -> int:
+        for length in range(min(self.longest - 1, len(self.text)), 0, -1):
+            tail = self.text[-length:]
+            if any(s.startswith(tail) for s in self.stops):
+                return length
+        return 0
+
+    def _release(self, end: int) -> str:
+        if end <= self.sent:
+            return ""
+        out = self.text[self.sent:end]
+        self.sent = end
+        return out
