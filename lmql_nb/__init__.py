@@ -8,15 +8,35 @@
 Importing lmql_nb is cheap: torch and transformers load with the first model.
 """
 
+from typing import Any
+
 from .api import (generate, generate_sync, get_default_model, model, score, score_sync,
                   set_default_model)
 from .llm import LLM
+from .result_cache import clear_cache, set_cache
 from .results import Alternative, Generation, TokenInfo
 from .scoring import ScoringResult
 
 __version__ = "0.1.0"
 
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext lmql_nb`: register the `%%lmql_generate` and `%lmql_score` magics."""
+    from .notebook.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def show(result: Any, **options: Any) -> Any:
+    """The notebook widget for a `ScoringResult` or `Generation`(s); see
+    `lmql_nb.notebook.display.show`."""
+    from .notebook.display import show as show_widget
+
+    return show_widget(result, **options)
+
+
 __all__ = [
     "LLM", "ScoringResult", "Generation", "TokenInfo", "Alternative", "model", "generate",
     "generate_sync", "score", "score_sync", "set_default_model", "get_default_model",
+    "load_ipython_extension", "show", "set_cache", "clear_cache",
 ]

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional
+from typing import Any, Optional
 
 
 @dataclasses.dataclass(frozen=True)
 class Alternative:
-    """One of the top-k candidates the model considered at a step."""
+    """One of the top-k candidates the model considered at a step.
+
+    `blocked` is True when a constraint (regex, choices, ...) ruled the token out.
+    """
 
     token_id: int
     text: str
     logprob: float
+    blocked: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,3 +67,9 @@ class Generation:
 
     def __str__(self) -> str:
         return self.text
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        """In a notebook, the token view; `text/plain` stays the dataclass repr."""
+        from .notebook.display import mimebundle
+
+        return mimebundle(self)

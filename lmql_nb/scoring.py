@@ -85,8 +85,14 @@ class ScoringResult:
 
     def __repr__(self) -> str:
         lines = [f"lmql_nb.ScoringResult(model='{self.model_identifier}')"]
-        lines += [f"-{value}: {score}"
+        lines += [f"-{value!r}: {score}"
                   for value, score in zip(self.continuations, self.scores("sum"))]
         return "\n".join(lines)
 
     __str__ = __repr__
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        """In a notebook, the scoring heatmap; `text/plain` stays the text form above."""
+        from .notebook.display import mimebundle
+
+        return mimebundle(self)

@@ -95,8 +95,9 @@ def test_aggregations():
 
 
 def test_repr_has_the_seed_form():
+    """As LMQL 0.7.3 prints it: values quoted, so leading spaces show."""
     assert repr(_result()) == ("lmql_nb.ScoringResult(model='test-model')\n"
-                               "-a: -1.0\n-bb: -1.0\n-ccc: -2.4000000000000004")
+                               "-'a': -1.0\n-'bb': -1.0\n-'ccc': -2.4000000000000004")
 
 
 def test_to_pandas():

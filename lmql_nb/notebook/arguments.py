@@ -1,0 +1,123 @@
+"""The options of the magics, declared once.
+
+Each option is one `Option` line in `GENERATE_OPTIONS` or `SCORE_OPTIONS`; an option
+with `to_model=True` is passed to `generate`/`score` under its `dest` name when given.
+Adding an option (say, a constraint such as `--stops-at`) is one more line here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any, Callable, Optional, Sequence
+
+from ..options import DECODERS, MAX_TOP_LOGPROBS
+from ..scoring import AGGREGATIONS
+
+FORMATS = ("widget", "text", "json")
+
+
+class MagicUsageError(ValueError):
+    """Bad arguments to a magic: the message says what was wrong and what is accepted."""
+
+
+def _int_at_least(minimum: int, maximum: Optional[int] = None) -> Callable[[str], int]:
+    accepted = f"a whole number >= {minimum}" if maximum is None else \
+        f"a whole number from {minimum} to {maximum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {accepted}, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"expected {accepted}, got {value}")
+        return value
+
+    return parse
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _identifier(text: str) -> str:
+    if not text.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected a Python variable name, got {text!r}")
+    return text
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One command-line option of a magic."""
+
+    flags: tuple[str, ...]
+    dest: str
+    help: str
+    type: Callable[[str], Any] = str
+    choices: Optional[Sequence[str]] = None
+    to_model: bool = True  # passed on to generate()/score(); else used by the magic
+    metavar: Optional[str] = None
+    repeatable: bool = False  # may be given several times; the value is then a list
+
+
+MODEL = Option(("-m", "--model"), "model", "model id (default: %config LmqlMagics.model, "
+               "else lmql_nb's default model)", to_model=False, metavar="ID")
+OUT = Option(("-o", "--out"), "out", "store the result in this variable",
+             type=_identifier, to_model=False, metavar="VAR")
+
+GENERATE_OPTIONS: tuple[Option, ...] = (
+    MODEL,
+    Option(("--max-tokens",), "max_tokens", "tokens to generate at most "
+           "(default: %config LmqlMagics.max_tokens)", _int_at_least(0), metavar="N"),
+    Option(("--decoder",), "decoder", "decoding method", choices=DECODERS),
+    Option(("-n",), "n", "number of sequences (with --decoder sample or beam)",
+           _int_at_least(1), metavar="N"),
+    Option(("--temperature",), "temperature", "sampling temperature", _number, metavar="T"),
+    Option(("--top-k",), "top_k", "sample from the K most likely tokens", _int_at_least(1),
+           metavar="K"),
+    Option(("--top-p",), "top_p", "sample from the smallest set with probability >= P",
+           _number, metavar="P"),
+    Option(("--seed",), "seed", "random seed for sampling", _int_at_least(0), metavar="S"),
+    Option(("--top-logprobs",), "top_logprobs", "alternatives per token shown on hover "
+           "(default: %config LmqlMagics.top_logprobs)", _int_at_least(0, MAX_TOP_LOGPROBS),
+           metavar="K"),
+    OUT,
+    Option(("--format",), "format", "how to show the result (default: %config "
+           "LmqlMagics.format)", choices=FORMATS, to_model=False),
+)
+
+SCORE_OPTIONS: tuple[Option, ...] = (
+    MODEL,
+    Option(("--agg",), "agg", "aggregation shown first (default: %config LmqlMagics.agg)",
+           choices=AGGREGATIONS, to_model=False),
+    OUT,
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would exit the kernel
+        raise MagicUsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
+
+
+def build_parser(name: str, options: Sequence[Option],
+                 positionals: Sequence[tuple[str, str, Any]] = ()) -> argparse.ArgumentParser:
+    """An argparse parser for `options` and `positionals` ((name, help, nargs) triples)."""
+    parser = _Parser(prog=name, add_help=False, allow_abbrev=False)
+    for option in options:
+        parser.add_argument(*option.flags, dest=option.dest, type=option.type,
+                            help=option.help.replace("%", "%%"),  # argparse %-formats help
+                            choices=option.choices, metavar=option.metavar, default=None,
+                            action="append" if option.repeatable else "store")
+    for positional, help_text, nargs in positionals:
+        parser.add_argument(positional, help=help_text.replace("%", "%%"), nargs=nargs)
+    return parser
+
+
+def model_kwargs(options: Sequence[Option], namespace: argparse.Namespace) -> dict[str, Any]:
+    """The options given on the command line that go to `generate`/`score`."""
+    return {o.dest: getattr(namespace, o.dest) for o in options
+            if o.to_model and getattr(namespace, o.dest) is not None}

@@ -1,0 +1,62 @@
+"""`show(result)` and the rich display of results in a notebook."""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+from ..results import Generation
+from ..scoring import ScoringResult
+
+Showable = Union[Generation, list, tuple, ScoringResult]
+
+
+def show(result: Showable, **options: Any) -> Any:
+    """The widget for `result`.
+
+    - a `ScoringResult` (from `score`): a `ScoringHeatmap` (options: `agg`, `alpha`, `sort`);
+    - a `Generation` or a list of them (from `generate(..., return_details=True)`): a
+      `TokenView` (option: `color_by`).
+    """
+    try:
+        from .widgets import ScoringHeatmap, TokenView
+    except ImportError as error:
+        raise ImportError(f"lmql_nb's widgets need the notebook extra ({error}): "
+                          "pip install 'lmql_nb[notebook]'") from error
+
+    if isinstance(result, ScoringResult):
+        return ScoringHeatmap(result, **options)
+    if isinstance(result, Generation):
+        return TokenView(result, **options)
+    if isinstance(result, (list, tuple)) and result and all(
+            isinstance(g, Generation) for g in result):
+        return TokenView(result, **options)
+    if isinstance(result, str) or (isinstance(result, (list, tuple))
+                                   and all(isinstance(g, str) for g in result)):
+        raise TypeError("show() needs per-token data, which plain text does not have: "
+                        "call generate(..., return_details=True) and show its result")
+    raise TypeError(f"show() accepts a ScoringResult, a Generation or a list of Generations; "
+                    f"got {type(result).__name__}")
+
+
+def in_kernel() -> bool:
+    """True inside a Jupyter kernel (where widgets can be shown)."""
+    import sys
+
+    if "IPython" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    return getattr(get_ipython(), "kernel", None) is not None
+
+
+def mimebundle(result: Showable) -> Any:
+    """The display of `result`: its widget in a kernel, always with `repr` as text/plain
+    (what consoles, nbval and text-only front ends see)."""
+    text = repr(result)
+    if not in_kernel():
+        return {"text/plain": text}
+    try:
+        widget = show(result)
+    except ImportError:  # the notebook extra (anywidget) is not installed
+        return {"text/plain": text}
+    return widget.mimebundle(text)

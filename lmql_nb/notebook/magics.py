@@ -1,0 +1,180 @@
+"""`%%lmql_generate` and `%lmql_score`, and their `%config` defaults.
+
+    %load_ext lmql_nb
+    %config LmqlMagics.max_tokens = 16
+
+    %%lmql_generate --max-tokens 8 -o answer
+    The capital of {country} is
+
+    %lmql_score "The capital of France is" " Paris" " Berlin"
+"""
+
+from __future__ import annotations
+
+import inspect
+import shlex
+from typing import Any, Callable, Optional, Sequence
+
+import traitlets
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+
+from ..options import MAX_TOP_LOGPROBS, check_values, parse_generate_options
+from ..results import Generation
+from ..scoring import AGGREGATIONS
+from .arguments import (FORMATS, GENERATE_OPTIONS, SCORE_OPTIONS, MagicUsageError,
+                        build_parser, model_kwargs)
+from .interpolation import InterpolationError, interpolate, interpolate_values
+from .running import run_with_ticks
+from .streaming import TokenCollector, make_output
+
+GENERATE_PARSER = build_parser("%%lmql_generate", GENERATE_OPTIONS)
+SCORE_PARSER = build_parser("%lmql_score", SCORE_OPTIONS, [
+    ("prompt", "the prompt (quote it if it has spaces)", None),
+    ("values", "the values to score; {name} of a list expands to several", "+"),
+])
+
+
+def _with_usage(parser: Any) -> Callable:
+    def decorate(function: Callable) -> Callable:
+        function.__doc__ = f"{inspect.cleandoc(function.__doc__ or '')}\n\n{parser.format_help()}"
+        return function
+    return decorate
+
+
+@magics_class
+class LmqlMagics(Magics):
+    """lmql_nb's magics. Their defaults are traitlets: `%config LmqlMagics.<name> = ...`,
+    or `c.LmqlMagics.<name>` in an IPython config file."""
+
+    model = traitlets.Unicode(
+        "", help="Model id used when -m is not given ('': lmql_nb's default model)."
+    ).tag(config=True)
+    max_tokens = traitlets.Int(
+        32, allow_none=True,
+        help="Tokens %%lmql_generate generates at most when --max-tokens is not given "
+             "(None: until end-of-sequence).",
+    ).tag(config=True)
+    top_logprobs = traitlets.Int(
+        5, min=0, max=MAX_TOP_LOGPROBS,
+        help="Alternatives recorded per token, shown when hovering a token.",
+    ).tag(config=True)
+    format = traitlets.Enum(FORMATS, default_value="widget",
+                            help="How %%lmql_generate shows its result.").tag(config=True)
+    agg = traitlets.Enum(AGGREGATIONS, default_value="sum",
+                         help="Aggregation %lmql_score's heatmap shows first.").tag(config=True)
+    update_interval = traitlets.Float(
+        0.05, min=0.01, help="Seconds between two updates of a streaming view."
+    ).tag(config=True)
+
+    def _llm(self, model_id: Optional[str]) -> Any:
+        import lmql_nb
+
+        model_id = model_id or self.model
+        return lmql_nb.model(model_id) if model_id else lmql_nb.get_default_model()
+
+    @no_var_expand
+    @cell_magic
+    @_with_usage(GENERATE_PARSER)
+    def lmql_generate(self, line: str, cell: str) -> None:
+        """Generate a completion of the cell's text, shown as it arrives.
+
+        `{name}` in the cell is filled from the notebook's variables ({{ and }} for
+        literal braces). `-o VAR` stores what `generate` returns (a str, or a list of str
+        for n > 1); on an interrupt it stores what was generated so far.
+        """
+        args = _parse(GENERATE_PARSER, line)
+        prompt = _interpolate(interpolate, cell.removesuffix("\n"), self.shell.user_ns)
+        kwargs = model_kwargs(GENERATE_OPTIONS, args)
+        kwargs.setdefault("max_tokens", self.max_tokens)
+        kwargs.setdefault("top_logprobs", self.top_logprobs)
+        kwargs["return_details"] = True
+        try:
+            options = parse_generate_options(**kwargs)
+        except (TypeError, ValueError) as error:
+            raise UsageError(f"%%lmql_generate: {error}") from None
+        llm = self._llm(args.model)
+        output = make_output(args.format or self.format, prompt, llm.model_identifier,
+                             options.n, options.decoder)
+        collector = TokenCollector()
+        try:
+            result = run_with_ticks(llm.generate(prompt, on_token=collector, **kwargs),
+                                    lambda: output.update(collector), self.update_interval)
+        except KeyboardInterrupt:
+            partial = collector.partial(prompt, options.n)
+            output.finish(partial, interrupted=True)
+            self._store(args.out, partial, options.n)
+            raise
+        generations: list[Generation] = [result] if isinstance(result, Generation) else result
+        output.finish(generations)
+        self._store(args.out, generations, options.n)
+
+    def _store(self, name: Optional[str], generations: Sequence[Generation], n: int) -> None:
+        if name:
+            texts = [g.text for g in generations]
+            self.shell.user_ns[name] = texts[0] if n == 1 else texts
+
+    @no_var_expand
+    @line_magic
+    @_with_usage(SCORE_PARSER)
+    def lmql_score(self, line: str) -> None:
+        """Score values as continuations of a prompt and show the scoring heatmap.
+
+        Arguments are shell-quoted: `%lmql_score "The capital of France is" " Paris"
+        " Berlin"`. `{name}` is filled from the notebook's variables; an argument that is
+        just `{name}` of a list expands to its items. `-o VAR` stores the ScoringResult.
+        """
+        args = _parse(SCORE_PARSER, line)
+        namespace = self.shell.user_ns
+        prompts = _interpolate(interpolate_values, args.prompt, namespace)
+        if len(prompts) != 1:
+            raise UsageError(f"%lmql_score: the prompt {args.prompt} is a list; the prompt "
+                             "must be one string (lists expand only in the values)")
+        values = [v for argument in args.values
+                  for v in _interpolate(interpolate_values, argument, namespace)]
+        try:
+            check_values(values)
+        except (TypeError, ValueError) as error:
+            raise UsageError(f"%lmql_score: {error}") from None
+        llm = self._llm(args.model)
+        result = run_with_ticks(llm.score(prompts[0], values), lambda: None, self.update_interval)
+        if args.out:
+            namespace[args.out] = result
+        _show_scores(result, args.agg or self.agg)
+
+
+def _parse(parser: Any, line: str) -> Any:
+    try:
+        return parser.parse_args(shlex.split(line))
+    except MagicUsageError as error:
+        raise UsageError(str(error)) from None
+    except ValueError as error:  # from shlex: an unclosed quote
+        raise UsageError(f"{parser.prog}: cannot split the arguments ({error}); close the "
+                         "quotes, or escape a literal quote with a backslash") from None
+
+
+def _interpolate(function: Callable, text: str, namespace: Any) -> Any:
+    try:
+        return function(text, namespace)
+    except InterpolationError as error:
+        raise UsageError(str(error)) from None
+
+
+def _show_scores(result: Any, agg: str) -> None:
+    from IPython.display import display
+
+    from .display import in_kernel
+    from .widgets import ScoringHeatmap
+
+    if not in_kernel():
+        print(repr(result))
+        return
+    data, metadata = ScoringHeatmap(result, agg=agg).mimebundle(repr(result))
+    display(data, metadata=metadata, raw=True)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics, and their defaults with `%config`."""
+    magics = LmqlMagics(shell=ipython)
+    ipython.register_magics(magics)
+    ipython.configurables.append(magics)

@@ -1,0 +1,52 @@
+"""Running a coroutine from a magic while the cell's thread keeps drawing.
+
+Magics are not awaited (the kernel's event loop is busy running the cell), so the
+coroutine runs on an event loop of its own on a thread, while this thread calls
+`tick()` every `interval` seconds to push new tokens to the widget. Widget messages so
+all leave from the kernel's main thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from typing import Any, Callable, Coroutine, TypeVar
+
+T = TypeVar("T")
+
+
+def run_with_ticks(coroutine: Coroutine[Any, Any, T], tick: Callable[[], None],
+                   interval: float = 0.05) -> T:
+    """Run `coroutine` to completion, calling `tick()` here every `interval` seconds.
+
+    A KeyboardInterrupt (the notebook's interrupt button) cancels the coroutine, which
+    stops the model's work behind it, and is re-raised.
+    """
+    finished = threading.Event()
+
+    async def main() -> T:
+        try:
+            return await coroutine
+        finally:
+            finished.set()
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="lmql_nb-magic", daemon=True)
+    thread.start()
+    future = asyncio.run_coroutine_threadsafe(main(), loop)
+    try:
+        while True:
+            try:
+                return future.result(timeout=interval)
+            except concurrent.futures.TimeoutError:
+                tick()
+    except KeyboardInterrupt:
+        future.cancel()
+        finished.wait(timeout=10)  # let the cancellation reach the model's thread
+        raise
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        if not thread.is_alive():
+            loop.close()

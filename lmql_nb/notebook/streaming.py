@@ -1,0 +1,131 @@
+"""Where a running generation's tokens go: collected from the model's thread, shown
+from the cell's thread (as a widget, as text, or as JSON at the end)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import threading
+from typing import Any, Optional, Sequence
+
+from ..results import Generation, TokenInfo
+
+
+class TokenCollector:
+    """An `on_token` callback: keeps the tokens each sequence has so far.
+
+    It is called from the model's thread; `snapshot` reads from any other thread.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sequences: list[list[TokenInfo]] = []
+        self._version = 0
+
+    def __call__(self, index: int, token: TokenInfo) -> None:
+        with self._lock:
+            while len(self._sequences) <= index:
+                self._sequences.append([])
+            self._sequences[index].append(token)
+            self._version += 1
+
+    def snapshot(self) -> tuple[int, list[list[TokenInfo]]]:
+        """A change counter and a copy of the tokens so far."""
+        with self._lock:
+            return self._version, [list(s) for s in self._sequences]
+
+    def partial(self, prompt: str, sequences: int) -> list[Generation]:
+        """What was generated so far, as cancelled `Generation`s (one per sequence)."""
+        _, collected = self.snapshot()
+        collected += [[] for _ in range(sequences - len(collected))]
+        return [Generation("".join(t.text for t in tokens), tuple(tokens), "cancelled", prompt)
+                for tokens in collected]
+
+
+def plain_text(generations: Sequence[Generation]) -> str:
+    """The completions as text: the one completion, or each under a "[i]" header."""
+    if len(generations) == 1:
+        return generations[0].text
+    return "\n".join(f"[{i}] {g.text}" for i, g in enumerate(generations, 1))
+
+
+class WidgetOutput:
+    """Shows a `TokenView` that grows while generating; at the end its text/plain
+    fallback becomes the completion (what nbval and text front ends see)."""
+
+    def __init__(self, prompt: str, color_by: str = "prob") -> None:
+        from IPython.display import display
+
+        from .widgets import TokenView
+
+        self.view = TokenView(prompt=prompt, status="generating", color_by=color_by)
+        data, metadata = self.view.mimebundle("(generating)")
+        self._handle = display(data, metadata=metadata, raw=True, display_id=True)
+        self._version = 0
+
+    def update(self, collector: TokenCollector) -> None:
+        version, sequences = collector.snapshot()
+        if version != self._version:
+            self._version = version
+            self.view.set_tokens(sequences)
+
+    def finish(self, generations: Sequence[Generation], interrupted: bool = False) -> None:
+        self.view.set_generations(generations, "interrupted" if interrupted else "done")
+        if self._handle is not None:
+            data, metadata = self.view.mimebundle(plain_text(generations))
+            self._handle.update(data, metadata=metadata, raw=True)
+
+
+class TextOutput:
+    """Prints the completion as it arrives (for one sequence), or all of them at the end."""
+
+    def __init__(self, stream_sequences: bool) -> None:
+        self._streaming = stream_sequences
+        self._printed = 0
+
+    def update(self, collector: TokenCollector) -> None:
+        if not self._streaming:
+            return
+        _, sequences = collector.snapshot()
+        tokens = sequences[0][self._printed:] if sequences else []
+        if tokens:
+            # count first: an interrupt during the write must not print these twice
+            self._printed += len(tokens)
+            sys.stdout.write("".join(t.text for t in tokens))
+            sys.stdout.flush()
+
+    def finish(self, generations: Sequence[Generation], interrupted: bool = False) -> None:
+        if self._streaming:
+            rest = generations[0].tokens[self._printed:]
+            sys.stdout.write("".join(t.text for t in rest) + "\n")
+        else:
+            sys.stdout.write(plain_text(generations) + "\n")
+        sys.stdout.flush()
+
+
+class JsonOutput:
+    """Prints the generations with their per-token data as JSON when they are done."""
+
+    def __init__(self, model_identifier: str) -> None:
+        self.model_identifier = model_identifier
+
+    def update(self, collector: TokenCollector) -> None:
+        pass
+
+    def finish(self, generations: Sequence[Generation], interrupted: bool = False) -> None:
+        payload = {"model": self.model_identifier,
+                   "generations": [dataclasses.asdict(g) for g in generations]}
+        print(json.dumps(payload, indent=1, ensure_ascii=False))
+
+
+def make_output(format: str, prompt: str, model_identifier: str, n: int,
+                decoder: Optional[str]) -> Any:
+    """The output for `--format` `format` (text where widgets cannot be shown)."""
+    from .display import in_kernel
+
+    if format == "widget" and in_kernel():
+        return WidgetOutput(prompt)
+    if format == "text":
+        return TextOutput(stream_sequences=(n == 1 and decoder != "beam"))
+    return JsonOutput(model_identifier)

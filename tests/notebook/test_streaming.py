@@ -1,0 +1,76 @@
+"""Streaming without a kernel: tokens reported from another thread reach the view in
+batches paced by time, and an interrupt cancels the work behind the magic."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from lmql_nb import Generation, TokenInfo
+from lmql_nb.notebook import codec
+from lmql_nb.notebook.running import run_with_ticks
+from lmql_nb.notebook.streaming import TokenCollector, WidgetOutput
+
+INTERVAL = 0.05
+
+
+async def produce(collector: TokenCollector, count: int, delay: float) -> str:
+    """Report `count` tokens, one every `delay` seconds, from a thread as the model does."""
+    for i in range(count):
+        await asyncio.to_thread(collector, 0, TokenInfo(i, f"t{i} ", -0.5))
+        await asyncio.sleep(delay)
+    return "done"
+
+
+def test_updates_are_batched_by_time_not_sent_per_token(capsys):
+    output = WidgetOutput(prompt="p")
+    shown: list[int] = []
+    output.view.observe(lambda change: shown.append(len(codec.unpack(change["new"])["text"])),
+                        "data")
+    collector = TokenCollector()
+    start = time.monotonic()
+    assert run_with_ticks(produce(collector, 200, 0.002), lambda: output.update(collector),
+                          INTERVAL) == "done"
+    elapsed = time.monotonic() - start
+    assert 2 <= len(shown) <= elapsed / INTERVAL + 1  # at most one update per interval
+    assert len(shown) < 200 // 4
+    assert shown == sorted(shown) and shown[-1] <= 200
+    _, sequences = collector.snapshot()
+    output.finish([Generation("", tuple(sequences[0]), "length", "p")])
+    assert codec.unpack(output.view.data)["text"] == [f"t{i} " for i in range(200)]
+    assert output.view.status == "done"
+
+
+def test_interrupt_cancels_the_work_and_propagates():
+    cancelled = threading.Event()
+
+    async def endless() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    ticks = []
+
+    def tick() -> None:
+        ticks.append(1)
+        if len(ticks) == 3:
+            raise KeyboardInterrupt  # what the notebook's interrupt button does
+
+    with pytest.raises(KeyboardInterrupt):
+        run_with_ticks(endless(), tick, 0.01)
+    assert cancelled.is_set()
+
+
+def test_partial_keeps_every_sequence_in_order():
+    collector = TokenCollector()
+    collector(1, TokenInfo(1, "b", -1.0))
+    collector(0, TokenInfo(2, "a", -1.0))
+    collector(0, TokenInfo(3, "c", -1.0))
+    partial = collector.partial("p", sequences=3)
+    assert [g.text for g in partial] == ["ac", "b", ""]
+    assert {g.finish_reason for g in partial} == {"cancelled"}
