@@ -105,16 +105,21 @@ class _Portal:
 _portal = _Portal()
 
 
+def submit(coroutine: Awaitable[T]) -> "concurrent.futures.Future[T]":
+    """Schedule `coroutine` on lmql_nb's private event loop; return a future of it."""
+    if _portal.in_portal_thread():
+        raise RuntimeError("a _sync function was called from inside an lmql_nb coroutine; "
+                           "await the async version instead")
+    return asyncio.run_coroutine_threadsafe(coroutine, _portal.loop())
+
+
 def run_sync(coroutine_function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
     """Run `coroutine_function(*args, **kwargs)` to completion and return its result.
 
     A KeyboardInterrupt (a notebook's interrupt button) cancels the coroutine, which
     stops the work behind it, and is then re-raised.
     """
-    if _portal.in_portal_thread():
-        raise RuntimeError("a _sync function was called from inside an lmql_nb coroutine; "
-                           "await the async version instead")
-    future = asyncio.run_coroutine_threadsafe(coroutine_function(*args, **kwargs), _portal.loop())
+    future = submit(coroutine_function(*args, **kwargs))
     try:
         return future.result()
     except KeyboardInterrupt:

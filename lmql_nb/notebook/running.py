@@ -1,17 +1,18 @@
 """Running a coroutine from a magic while the cell's thread keeps drawing.
 
 Magics are not awaited (the kernel's event loop is busy running the cell), so the
-coroutine runs on an event loop of its own on a thread, while this thread calls
+coroutine runs on lmql_nb's private event loop (the one `_sync` uses), while this thread calls
 `tick()` every `interval` seconds to push new tokens to the widget. Widget messages so
 all leave from the kernel's main thread.
 """
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import threading
 from typing import Any, Callable, Coroutine, TypeVar
+
+from .. import aio
 
 T = TypeVar("T")
 
@@ -31,10 +32,7 @@ def run_with_ticks(coroutine: Coroutine[Any, Any, T], tick: Callable[[], None],
         finally:
             finished.set()
 
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="lmql_nb-magic", daemon=True)
-    thread.start()
-    future = asyncio.run_coroutine_threadsafe(main(), loop)
+    future = aio.submit(main())
     try:
         while True:
             try:
@@ -45,8 +43,3 @@ def run_with_ticks(coroutine: Coroutine[Any, Any, T], tick: Callable[[], None],
         future.cancel()
         finished.wait(timeout=10)  # let the cancellation reach the model's thread
         raise
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        if not thread.is_alive():
-            loop.close()
