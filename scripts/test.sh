@@ -4,17 +4,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
-  else
-    echo "Chromium is missing: run 'sudo apt-get install chromium' (the browser tests need it)" >&2
+need_apt=()
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)        # browser tests
+command -v g++ >/dev/null 2>&1 || need_apt+=(build-essential)      # llama-cpp-python builds
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)           # the widgets' bundle check
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing: ${need_apt[*]}; install them with apt-get (as root) and run again" >&2
     exit 1
   fi
+  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 python -m pip install -q torch==2.13.0          # the CPU wheel; a bare 'torch' pulls CUDA
 python -m pip install -q -e ".[all,dev]"
+# the third-party OpenAI-compatible peer; compiles once (about 10 minutes on 2 cores),
+# pip keeps the built wheel for later runs
+python -m pip install -q "llama-cpp-python[server]"
 
-python -m pytest "$@"
+(cd js && npm ci --silent --no-audit --no-fund && npm run --silent check)  # bundles up to date
+
+python -m pytest --nbval-lax tests notebooks "$@"
