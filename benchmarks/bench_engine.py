@@ -22,12 +22,7 @@ import torch
 import lmql_nb
 from lmql_nb.embedded import embedded_folder
 
-PROMPT = "The capital of France is"
-LONG_PROMPT = ("Here is a list of facts about European geography and history, one per line. "
-               * 30).strip() + "\nThe capital of France is"
-VALUES = [" Paris", " London", " Berlin", " Madrid", " Rome", " Vienna", " Lisbon",
-          " a city", " not known", " the largest city in the country"]
-CONCURRENT = [f"Write a short story about animal number {i}:" for i in range(8)]
+from workloads import CONCURRENT, LONG_PROMPT, PROMPT, VALUES
 
 
 def timed(function: Callable[[], object], repeat: int) -> float:

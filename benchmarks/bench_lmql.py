@@ -1,0 +1,125 @@
+"""lmql_nb against LMQL 0.7.3 on the same weights, and lmql_nb's caches and start-up.
+
+    python benchmarks/bench_lmql.py [--repeat 3]
+
+LMQL 0.7.3 runs in its own virtual environment, which this script creates on first use
+in the user cache (`pip install lmql[hf]==0.7.3` with torch 2.13.0 and the last
+transformers 4.x, which LMQL 0.7.3 works with), pointed at the embedded model's converted
+transformers folder. LMQL is timed with its defaults on prompts it has not seen: its
+`cache=False` path is far slower and would flatter us. lmql_nb is timed with `cache=False`
+(every call computes) on the same workloads, in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+from typing import Callable
+
+import lmql_nb
+from lmql_nb.embedded import embedded_folder
+from lmql_nb.paths import cache_dir
+
+from workloads import CONCURRENT, LONG_PROMPT, PROMPT, VALUES
+
+HERE = Path(__file__).resolve().parent
+LMQL_REQUIREMENTS = ["torch==2.13.0", "lmql[hf]==0.7.3", "transformers>=4.50,<5", "accelerate"]
+
+
+def lmql_python() -> Path:
+    """The LMQL 0.7.3 environment's interpreter, creating the environment if needed."""
+    folder = cache_dir("bench") / "lmql-0.7.3"
+    python = folder / "bin" / "python"
+    marker = folder / "installed.json"
+    if marker.is_file() and json.loads(marker.read_text()) == LMQL_REQUIREMENTS:
+        return python
+    print("creating LMQL 0.7.3's environment (once; a few minutes)...", file=sys.stderr)
+    venv.create(folder, with_pip=True, clear=True)
+    for requirement in (LMQL_REQUIREMENTS[:1], LMQL_REQUIREMENTS[1:]):  # the CPU torch first
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *requirement], check=True)
+    marker.write_text(json.dumps(LMQL_REQUIREMENTS))
+    return python
+
+
+def run_lmql(folder: str, repeat: int) -> dict:
+    out = subprocess.run([str(lmql_python()), str(HERE / "lmql_worker.py"), folder, str(repeat)],
+                         capture_output=True, text=True, cwd=HERE, timeout=3600)
+    if out.returncode != 0:
+        raise RuntimeError(f"LMQL 0.7.3 failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def timed(make_call: Callable[[int], object], repeat: int) -> float:
+    make_call(-1)
+    times = []
+    for run in range(repeat):
+        started = time.perf_counter()
+        make_call(run)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def in_new_process(code: str) -> float:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": str(HERE.parent)})
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    folder = str(embedded_folder())
+    llm = lmql_nb.model("local:gemma-3-270m")
+    llm.generate_sync("warm up", max_tokens=1, cache=False)
+
+    ours = {
+        "greedy": timed(lambda run: llm.generate_sync(f"{run}. {PROMPT}", max_tokens=32,
+                                                      cache=False), args.repeat),
+        "score": timed(lambda run: llm.score_sync(f"{run}. {LONG_PROMPT}", VALUES, cache=False),
+                       args.repeat),
+        "gather": timed(lambda run: asyncio.run(_gather(llm, run)), args.repeat),
+    }
+    theirs = run_lmql(folder, args.repeat)
+
+    rows = [("greedy 32 tokens", "greedy", None),
+            ("score 10 values, 400-token prompt", "score", 1 / 5),
+            ("8 concurrent generates x 16 tokens", "gather", 1 / 3)]
+    print(f"{'task':<36} {'lmql_nb':>9} {'LMQL 0.7.3':>11}  {'ratio':>6}  target")
+    for task, key, target in rows:
+        ratio = ours[key] / theirs[key]
+        goal = f"<= {target:.2f}x" if target else ""
+        print(f"{task:<36} {ours[key]:>8.3f}s {theirs[key]:>10.3f}s  {ratio:>5.2f}x  {goal}")
+    print(f"LMQL 0.7.3 scores after {PROMPT!r}: {theirs['paris']}")
+
+    llm.generate_sync(PROMPT, max_tokens=8)  # remembered in memory and on disk
+    memory = timed(lambda run: llm.generate_sync(PROMPT, max_tokens=8), 20)
+    disk = in_new_process(
+        "import time, lmql_nb\n"
+        "m = lmql_nb.model('local:gemma-3-270m')\n"
+        "started = time.perf_counter()\n"
+        f"m.generate_sync({PROMPT!r}, max_tokens=8)\n"
+        "print(time.perf_counter() - started)")
+    importing = statistics.median(in_new_process(
+        "import time\nstarted = time.perf_counter()\nimport lmql_nb\n"
+        "print(time.perf_counter() - started)") for _ in range(5))
+    print(f"\n{'repeated call, from memory':<36} {memory * 1000:>8.2f} ms   target < 1 ms")
+    print(f"{'repeated call, from disk (new proc)':<36} {disk * 1000:>8.2f} ms   target < 50 ms")
+    print(f"{'import lmql_nb':<36} {importing * 1000:>8.1f} ms   target < 300 ms")
+
+
+async def _gather(llm, run: int):
+    return await asyncio.gather(*[llm.generate(f"{run}. {p}", max_tokens=16, cache=False)
+                                  for p in CONCURRENT])
+
+
+if __name__ == "__main__":
+    main()

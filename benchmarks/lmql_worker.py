@@ -1,0 +1,45 @@
+"""Runs inside LMQL 0.7.3's own virtual environment (see bench_lmql.py); prints JSON.
+
+Usage: python lmql_worker.py MODEL_FOLDER REPEAT
+Every timed call uses a prompt LMQL has not seen (its caches stay at their defaults).
+All async work runs in one asyncio.run: LMQL 0.7.3 hangs on a second one.
+"""
+
+import asyncio
+import json
+import statistics
+import sys
+import time
+
+import lmql
+
+from workloads import CONCURRENT, LONG_PROMPT, PROMPT, VALUES
+
+
+async def timed(make_call, repeat):
+    await make_call(-1)  # warm-up
+    times = []
+    for run in range(repeat):
+        started = time.perf_counter()
+        await make_call(run)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+async def main(folder, repeat):
+    model = lmql.model(f"local:{folder}", cuda=False)
+    results = {}
+    results["greedy"] = await timed(
+        lambda run: model.generate(f"{run}. {PROMPT}", max_tokens=32), repeat)
+    results["score"] = await timed(
+        lambda run: model.score(f"{run}. {LONG_PROMPT}", VALUES), repeat)
+    results["gather"] = await timed(
+        lambda run: asyncio.gather(*[model.generate(f"{run}. {p}", max_tokens=16)
+                                     for p in CONCURRENT]), repeat)
+    scored = await model.score(PROMPT, VALUES[:3])
+    results["paris"] = [float(s) for s in scored.scores()]
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], int(sys.argv[2])))

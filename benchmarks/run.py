@@ -1,0 +1,36 @@
+"""Every benchmark, one after another, each in its own process:
+
+    python benchmarks/run.py [--repeat 3]
+
+bench_engine.py (lmql_nb against transformers by hand), bench_lmql.py (against LMQL
+0.7.3, caches and start-up) and bench_constraints.py (constrained against unconstrained
+generation). Each prints its own table of times and ratios.
+"""
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = ["bench_engine.py", "bench_lmql.py", "bench_constraints.py"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    failed = []
+    for script in SCRIPTS:
+        print(f"\n=== {script} ===", flush=True)
+        result = subprocess.run([sys.executable, str(HERE / script), "--repeat", str(args.repeat)],
+                                cwd=HERE)
+        if result.returncode:
+            failed.append(script)
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
