@@ -9,13 +9,20 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
+from .constraints import CONSTRAINT_KEYS, ConstraintSpec, parse_constraints
+
 DECODERS = ("argmax", "sample", "beam")
 MAX_TOP_LOGPROBS = 20
 
 
 @dataclasses.dataclass(frozen=True)
 class GenerateOptions:
-    """The validated options of one `generate` call."""
+    """The validated options of one `generate` call.
+
+    `constraint` gathers `stops_at`, `stops_before`, `choices`, `regex`, `type`,
+    `json_schema` and `where` (see `lmql_nb.constraints`); a `where` token bound is
+    folded into `max_tokens`.
+    """
 
     max_tokens: Optional[int] = None
     decoder: str = "argmax"
@@ -27,6 +34,7 @@ class GenerateOptions:
     top_logprobs: int = 0
     return_details: bool = False
     cache: bool = True
+    constraint: Optional[ConstraintSpec] = None
 
     @property
     def deterministic(self) -> bool:
@@ -36,7 +44,7 @@ class GenerateOptions:
     def cache_key(self) -> tuple:
         """The options that change a result (not how it is returned)."""
         return (self.max_tokens, self.decoder, self.n, self.temperature, self.top_k,
-                self.top_p, self.seed, self.top_logprobs)
+                self.top_p, self.seed, self.top_logprobs, self.constraint)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +54,8 @@ class ScoreOptions:
     cache: bool = True
 
 
-_GENERATE_KEYS = {f.name for f in dataclasses.fields(GenerateOptions)}
+_GENERATE_KEYS = ({f.name for f in dataclasses.fields(GenerateOptions)} - {"constraint"}
+                  | set(CONSTRAINT_KEYS))
 _SCORE_KEYS = {f.name for f in dataclasses.fields(ScoreOptions)}
 
 
@@ -136,10 +145,16 @@ def parse_generate_options(max_tokens: Any = None, **kwargs: Any) -> GenerateOpt
     for flag in ("return_details", "cache"):
         if not isinstance(kwargs.get(flag, True), bool):
             raise TypeError(f"{flag} must be True or False, got {kwargs[flag]!r}")
+    constraint = parse_constraints(kwargs)
+    if constraint is not None:
+        if constraint.max_tokens is not None:  # where's len(TOKENS(RESPONSE)) < n
+            max_tokens = min(m for m in (max_tokens, constraint.max_tokens) if m is not None)
+        if not constraint.active:
+            constraint = None
     return GenerateOptions(
         max_tokens=max_tokens, decoder=decoder, n=n, temperature=temperature, top_k=top_k,
         top_p=top_p, seed=seed, top_logprobs=top_logprobs, return_details=return_details,
-        cache=kwargs.get("cache", True),
+        cache=kwargs.get("cache", True), constraint=constraint,
     )
 
 

@@ -27,7 +27,9 @@ class TransformersBackend(Backend):
     Options:
         dtype: "float32" (default: reproduces transformers' reference numbers),
             "bfloat16" (about twice as fast on CPUs with bf16 support), "float16", "auto".
-        threads: torch's intra-op thread count (process-wide); None keeps torch's choice.
+        threads: torch's intra-op thread count (process-wide). None (the default) leaves
+            one core free for the kernel and everything else: on a 2-core machine one
+            thread gave 2-3x faster decode steps than two while anything else ran.
         batch_window: seconds the worker waits after a request for others to batch with.
         device: a torch device string ("cpu", "cuda", ...); default "cpu".
     """
@@ -97,8 +99,7 @@ class TransformersBackend(Backend):
             from ..engine.worker import ModelWorker
 
             tokenizer = self.get_tokenizer()
-            if self.threads is not None:
-                torch.set_num_threads(self.threads)
+            torch.set_num_threads(self.threads or default_threads(torch.get_num_threads()))
             dtype = "auto" if self.dtype == "auto" else getattr(torch, self.dtype)
             model = _load_or_explain(AutoModelForCausalLM.from_pretrained, self.model_id,
                                      self.location(), dtype=dtype,
@@ -148,11 +149,23 @@ class TransformersBackend(Backend):
             max_new, limited = options.max_tokens, False
         else:
             max_new, limited = room, True
-        job = GenerateJob(prompt, prompt_ids, options, max_new, limited)
+        constraint = None
+        if options.constraint is not None and options.constraint.shaped:
+            # seconds the first time for a tokenizer: off the event loop
+            constraint = await aio.wait(aio.run_in_thread(self._compile, options.constraint,
+                                                          name="lmql_nb-constraint"))
+        job = GenerateJob(prompt, prompt_ids, options, max_new, limited, constraint)
         # beam requests run alone; argmax and sampling requests batch together
         key = ("beam", id(job)) if options.decoder == "beam" else ("generate",)
         progress = None if on_token is None else (lambda item: on_token(*item))
         return await self._submit(key, job, progress)
+
+    def _compile(self, spec: Any) -> Any:
+        """The constraint `spec` compiled for this model's tokenizer and vocabulary."""
+        from ..constraints.matcher import Constraint
+
+        vocab_size = self._model.model.get_output_embeddings().weight.shape[0]
+        return Constraint(spec, self._tokenizer, vocab_size)
 
     async def score(self, prompt: str, values: list[str], options: ScoreOptions) -> list[ValueScores]:
         from ..engine.scoring import ScoreJob
@@ -164,10 +177,46 @@ class TransformersBackend(Backend):
         suffixes = [context[shared:] + value_ids for context, value_ids in splits]
         self._check_length(shared + max(len(s) for s in suffixes),
                            "the prompt with the longest value")
-        job = ScoreJob(first_context[:shared], suffixes, [len(v) for _, v in splits])
+        job = ScoreJob(first_context[:shared], suffixes, [len(v) for _, v in splits],
+                       use_prefix_cache=options.cache)
         logprobs = await self._submit(("score",), job)
         return [ValueScores(value_ids, token_pieces(tokenizer, context, value_ids), scores)
                 for (context, value_ids), scores in zip(splits, logprobs)]
+
+
+    def identity(self) -> str:
+        """The model's weights as result caches should know them: a fingerprint of the
+        folder's files (names, sizes, modification times) and the dtype."""
+        location = self.location()
+        return f"transformers|{folder_fingerprint(location)}|{self.dtype}"
+
+
+def folder_fingerprint(location: str) -> str:
+    """A hash of a model folder's file names, sizes and modification times (cheap: it
+    reads no weights); for a hub id, the id itself."""
+    import hashlib
+
+    folder = Path(location)
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(location, local_files_only=True))
+        except Exception:  # not in the local hub cache: loading will say so
+            return f"hub:{location}"
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            stat = path.stat()
+            digest.update(f"{path.relative_to(folder)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+def default_threads(torch_default: int) -> int:
+    """torch's own choice, less one core (at least one thread)."""
+    import os
+
+    return max(1, min(torch_default, (os.cpu_count() or 1) - 1))
 
 
 def _context_length(config: Any, tokenizer: HFTokenizer) -> Optional[int]:
@@ -180,7 +229,15 @@ def _context_length(config: Any, tokenizer: HFTokenizer) -> Optional[int]:
 
 
 def _load_or_explain(load: Callable, model_id: str, location: str, **kwargs: Any) -> Any:
-    """Call a transformers loader; turn "not found" into an error that says what to do."""
+    """Call a transformers loader; turn "not found" into an error that says what to do.
+
+    transformers' own progress bars stay off: loading runs on a thread, and in a
+    notebook a bar would land in whichever cell runs at that moment.
+    """
+    from transformers.utils import logging as hf_logging
+
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     try:
         return load(location, **kwargs)
     except OSError as error:
@@ -191,3 +248,6 @@ def _load_or_explain(load: Callable, model_id: str, location: str, **kwargs: Any
             "in your local Hugging Face cache. lmql_nb never downloads weights at run time; "
             "download the model yourself, or pass a folder saved with save_pretrained, or a "
             ".gguf file") from error
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()

@@ -5,15 +5,26 @@ each step keeps the `n` best live beams out of the 2n best candidates; a candida
 ends in end-of-sequence among the n best becomes a finished hypothesis, scored by its
 log-probability divided by its length; the search ends when no live beam can beat the
 worst of n finished hypotheses, or at the length limit, where live beams finish too.
+
+Under a constraint each beam has its own matcher (copied when a beam forks): candidates
+are drawn from the allowed tokens only, a beam the constraint ends (its text is complete,
+or a stop string appeared) finishes like one that chose end-of-sequence (the forced end
+counting as an end-of-sequence token of probability 1), and beams that cannot be
+completed are dropped: those the constraint cannot continue, and those still incomplete
+at the length limit. So fewer than `n` sequences may come back.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 
+from ..constraints.matcher import ConstraintError, SequenceMatcher
+from ..constraints.spec import ConstraintSpec
+from ..constraints.stops import cut_stop, new_stop
 from ..results import Generation
 from ..tokenizer import HFTokenizer, IncrementalDecoder
 from .generation import GenerateJob
@@ -36,30 +47,78 @@ class _Hypothesis:
         return self.logprob / max(length, 1) ** LENGTH_PENALTY
 
 
+@dataclasses.dataclass(frozen=True)
+class _Beam:
+    """A live beam; under a constraint also its matcher and, for stop strings, its text."""
+
+    steps: tuple[StepStats, ...]
+    logprob: float
+    matcher: Optional[SequenceMatcher] = None
+    decoder: Optional[IncrementalDecoder] = None
+    text: str = ""
+
+    def extend(self, stats: StepStats, total: float,
+               spec: Optional[ConstraintSpec]) -> tuple["_Beam", bool]:
+        """The beam with one more token, and whether the constraint ends it there.
+
+        Raises ConstraintError if the constraint cannot continue after the token.
+        """
+        decoder, text, ended = self.decoder, self.text, False
+        if decoder is not None:
+            decoder = copy.copy(decoder)  # a fork: its one mutable part is the id list
+            decoder.ids = list(decoder.ids)
+            piece = decoder.add(stats.token_id)
+            text += piece
+            ended = new_stop(text, len(piece), spec)
+        matcher = self.matcher
+        if matcher is not None and not ended:
+            matcher = matcher.copy()
+            matcher.advance(stats.token_id)
+            ended = matcher.forced_end
+        return _Beam(self.steps + (stats,), total, matcher, decoder, text), ended
+
+    @property
+    def complete(self) -> bool:
+        """The text satisfies the constraint (always, without one)."""
+        return self.matcher is None or self.matcher.accepting
+
+
 def run_beam(model: TorchModel, tokenizer: HFTokenizer, request: Request) -> None:
     """Serve one beam-search request (its beams share each forward pass)."""
     job: GenerateJob = request.payload
     width = job.options.n
     length_reason = "context" if job.limited_by_context else "length"
-    if job.max_new_tokens > 0:
-        finished = _search(model, tokenizer, request, width, length_reason)
+    start = _Beam((), 0.0, job.constraint.start() if job.constraint else None,
+                  IncrementalDecoder(tokenizer, job.prompt_ids)
+                  if job.options.constraint and job.options.constraint.stops else None)
+    if start.matcher is not None and start.matcher.forced_end:
+        finished = [_Hypothesis((), 0.0, "stop")]  # only the empty text satisfies it
+    elif job.max_new_tokens > 0:
+        finished = _search(model, tokenizer, request, width, length_reason, start)
     else:
         finished = [_Hypothesis((), 0.0, length_reason)]
+    if not finished:
+        raise ValueError(f"beam search found no sequence that satisfies the constraints "
+                         f"within {job.max_new_tokens} tokens; allow more tokens")
     best = sorted(finished, key=lambda h: h.score, reverse=True)[:width]
+    spec = job.options.constraint
     generations = []
     for hypothesis in best:
         decoder = IncrementalDecoder(tokenizer, job.prompt_ids)
         tokens = tuple(describe(s, decoder) for s in hypothesis.steps)
+        if spec is not None and spec.stops:
+            tokens = cut_stop(tokens, spec)
         generations.append(Generation(joined_text(tokens), tokens,
                                       hypothesis.finish_reason, prompt=job.prompt))
     request.finish(generations)
 
 
 def _search(model: TorchModel, tokenizer: HFTokenizer, request: Request, width: int,
-            length_reason: str) -> list[_Hypothesis]:
+            length_reason: str, start: _Beam) -> list[_Hypothesis]:
     job: GenerateJob = request.payload
+    spec = job.options.constraint
     finished: list[_Hypothesis] = []
-    live: list[tuple[tuple[StepStats, ...], float]] = [((), 0.0)]  # (steps, logprob)
+    live: list[_Beam] = [start]
     pad_id = tokenizer.hf.pad_token_id if tokenizer.hf.pad_token_id is not None else 0
     input_ids, attention_mask, positions = left_pad([job.prompt_ids], pad_id)
     with torch.inference_mode():
@@ -68,25 +127,37 @@ def _search(model: TorchModel, tokenizer: HFTokenizer, request: Request, width: 
         position = int(positions[0, -1])
         for step in range(job.max_new_tokens):
             if request.cancelled.is_set():
-                return finished + [_Hypothesis(s, lp, "cancelled") for s, lp in live]
-            logprobs = logits.log_softmax(-1)
-            totals = torch.tensor([lp for _, lp in live])[:, None] + logprobs
+                return finished + [_Hypothesis(b.steps, b.logprob, "cancelled") for b in live]
+            logprobs = logits.log_softmax(-1)  # the model's own, unconstrained
+            totals = torch.tensor([b.logprob for b in live])[:, None] + logprobs
+            for i, beam in enumerate(live):
+                if beam.matcher is not None:
+                    beam.matcher.mask_(totals[i])
             candidates = torch.topk(totals.flatten(), min(2 * width, totals.numel()))
             vocab = logprobs.shape[-1]
             last_step = step + 1 == job.max_new_tokens
             next_live, parents, tokens = [], [], []
             for rank, (total, flat) in enumerate(zip(candidates.values.tolist(),
                                                      candidates.indices.tolist())):
-                if last_step and rank >= width:
+                if (last_step and rank >= width) or total == float("-inf"):
                     break  # at the length limit only the n best candidates may finish
                 parent, token_id = divmod(flat, vocab)
-                steps = live[parent][0]
+                beam = live[parent]
                 if token_id in tokenizer.eos_token_ids:
                     if rank < width:
-                        finished.append(_Hypothesis(steps, total, "stop"))
+                        finished.append(_Hypothesis(beam.steps, total, "stop"))
                     continue
-                stats = step_stats(logprobs[parent], token_id, job.options.top_logprobs)
-                next_live.append((steps + (stats,), total))
+                stats = step_stats(logprobs[parent], token_id, job.options.top_logprobs,
+                                   beam.matcher.blocked if beam.matcher is not None else None)
+                try:
+                    child, ended = beam.extend(stats, total, spec)
+                except ConstraintError:
+                    continue  # a beam that cannot be completed is dropped
+                if ended:
+                    if rank < width:
+                        finished.append(_Hypothesis(child.steps, total, "stop"))
+                    continue
+                next_live.append(child)
                 parents.append(parent)
                 tokens.append(token_id)
                 if len(next_live) == width:
@@ -106,12 +177,14 @@ def _search(model: TorchModel, tokenizer: HFTokenizer, request: Request, width: 
             logits, cache = model.forward(torch.tensor(tokens)[:, None], attention_mask,
                                           position_ids, cache)
             logits = logits[:, -1, :]
-    return finished + [_Hypothesis(s, lp, length_reason) for s, lp in live]
+    return finished + [_Hypothesis(b.steps, b.logprob, length_reason) for b in live
+                       if b.complete]
 
 
-def _done(finished: Sequence[_Hypothesis], live: Sequence, width: int, length: int) -> bool:
+def _done(finished: Sequence[_Hypothesis], live: Sequence[_Beam], width: int,
+          length: int) -> bool:
     """No live beam can still beat the worst of `width` finished hypotheses."""
     if len(finished) < width:
         return False
-    best_live = max(lp for _, lp in live) / length ** LENGTH_PENALTY
+    best_live = max(b.logprob for b in live) / length ** LENGTH_PENALTY
     return best_live <= min(h.score for h in finished)

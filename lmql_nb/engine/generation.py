@@ -12,6 +12,8 @@ from typing import Optional, Sequence
 
 import torch
 
+from ..constraints.matcher import Constraint, ConstraintError, SequenceMatcher
+from ..constraints.stops import cut_stop, new_stop
 from ..options import GenerateOptions
 from ..results import Generation, TokenInfo
 from ..tokenizer import HFTokenizer, IncrementalDecoder
@@ -29,6 +31,7 @@ class GenerateJob:
     options: GenerateOptions
     max_new_tokens: int
     limited_by_context: bool
+    constraint: Optional[Constraint] = None
 
 
 @dataclasses.dataclass(eq=False)
@@ -36,7 +39,9 @@ class _Row:
     request: Request
     index: int
     decoder: IncrementalDecoder
+    matcher: Optional[SequenceMatcher] = None
     tokens: list[TokenInfo] = dataclasses.field(default_factory=list)
+    text: str = ""
     finish_reason: Optional[str] = None
 
     @property
@@ -50,9 +55,14 @@ def _length_reason(job: GenerateJob) -> str:
 
 def _finish_request(request: Request, rows: Sequence[_Row]) -> None:
     job: GenerateJob = request.payload
-    request.finish([Generation(text=joined_text(r.tokens), tokens=tuple(r.tokens),
-                               finish_reason=r.finish_reason or "length", prompt=job.prompt)
-                    for r in rows])
+    spec = job.options.constraint
+    generations = []
+    for row in rows:
+        tokens = cut_stop(row.tokens, spec) if spec is not None and spec.stops else row.tokens
+        generations.append(Generation(text=joined_text(tokens), tokens=tuple(tokens),
+                                      finish_reason=row.finish_reason or "length",
+                                      prompt=job.prompt))
+    request.finish(generations)
 
 
 def run_generate(model: TorchModel, tokenizer: HFTokenizer, requests: Sequence[Request]) -> None:
@@ -60,10 +70,13 @@ def run_generate(model: TorchModel, tokenizer: HFTokenizer, requests: Sequence[R
     rows_of: dict[Request, list[_Row]] = {}
     for request in requests:
         job: GenerateJob = request.payload
-        rows_of[request] = [_Row(request, i, IncrementalDecoder(tokenizer, job.prompt_ids))
+        rows_of[request] = [_Row(request, i, IncrementalDecoder(tokenizer, job.prompt_ids),
+                                 job.constraint.start() if job.constraint else None)
                             for i in range(job.options.n)]
-        if job.max_new_tokens == 0:
-            for row in rows_of[request]:
+        for row in rows_of[request]:
+            if row.matcher is not None and row.matcher.forced_end:
+                row.finish_reason = "stop"  # only the empty text satisfies the constraint
+            elif job.max_new_tokens == 0:
                 row.finish_reason = _length_reason(job)
     generators = {r: seeded_generator(r.payload.options.seed) for r in requests
                   if r.payload.options.decoder == "sample"}
@@ -81,11 +94,16 @@ def run_generate(model: TorchModel, tokenizer: HFTokenizer, requests: Sequence[R
         logits = logits[:, -1, :]
         positions = positions[:, -1]
         while True:
-            next_ids = _choose(logits, active, generators)
-            logprobs = logits.log_softmax(-1)
+            logprobs = logits.log_softmax(-1)  # the model's own, unconstrained
+            next_ids = _choose(_mask(logits, active), active, generators)
             keep = []
             for i, row in enumerate(active):
-                row.finish_reason = _advance(row, int(next_ids[i]), logprobs[i], tokenizer)
+                try:
+                    row.finish_reason = _advance(row, int(next_ids[i]), logprobs[i], tokenizer)
+                except ConstraintError as error:  # fails this request, not its batch
+                    row.request.finish(error=error)
+                    row.request.cancel()
+                    row.finish_reason = "cancelled"
                 if row.finish_reason is None:
                     keep.append(i)
             for request in {row.request for row in active}:
@@ -103,6 +121,15 @@ def run_generate(model: TorchModel, tokenizer: HFTokenizer, requests: Sequence[R
             positions = positions + 1
             logits, cache = model.forward(next_ids[:, None], attention_mask, positions[:, None], cache)
             logits = logits[:, -1, :]
+
+
+def _mask(logits: torch.Tensor, rows: Sequence[_Row]) -> torch.Tensor:
+    """Set each constrained row's forbidden tokens to -inf, in place (no copy of the
+    vocabulary-sized rows: the log-probabilities are already taken)."""
+    for i, row in enumerate(rows):
+        if row.matcher is not None:
+            row.matcher.mask_(logits[i])
+    return logits
 
 
 def _choose(logits: torch.Tensor, rows: Sequence[_Row], generators: dict) -> torch.Tensor:
@@ -127,10 +154,20 @@ def _advance(row: _Row, token_id: int, logprobs: torch.Tensor, tokenizer: HFToke
     if token_id in tokenizer.eos_token_ids:
         return "stop"
     job = row.job
-    info = describe(step_stats(logprobs, token_id, job.options.top_logprobs), row.decoder)
+    blocked = row.matcher.blocked if row.matcher is not None else None
+    info = describe(step_stats(logprobs, token_id, job.options.top_logprobs, blocked),
+                    row.decoder)
     row.tokens.append(info)
+    row.text += info.text
     if row.request.on_progress is not None:
         row.request.on_progress((row.index, info))
+    if job.options.constraint is not None and new_stop(row.text, len(info.text),
+                                                       job.options.constraint):
+        return "stop"
+    if row.matcher is not None:
+        row.matcher.advance(token_id)
+        if row.matcher.forced_end:
+            return "stop"
     if len(row.tokens) >= job.max_new_tokens:
         return _length_reason(job)
     return None

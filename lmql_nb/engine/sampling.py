@@ -45,14 +45,17 @@ class StepStats:
     logprob: float
     rank: Optional[int] = None
     entropy: Optional[float] = None
-    top: tuple[tuple[int, float], ...] = ()
+    top: tuple[tuple[int, float, bool], ...] = ()  # (token id, logprob, blocked)
 
 
-def step_stats(logprobs: torch.Tensor, token_id: int, top_logprobs: int) -> StepStats:
+def step_stats(logprobs: torch.Tensor, token_id: int, top_logprobs: int,
+               blocked: Optional[torch.Tensor] = None) -> StepStats:
     """Describe the chosen token of one row (`logprobs` is that row's log-softmax).
 
     Rank, entropy and alternatives are computed only when `top_logprobs` asks for
-    details, since they cost a pass over the vocabulary.
+    details, since they cost a pass over the vocabulary. They describe the model's own
+    distribution, also under a constraint; `blocked` (True for the tokens a constraint
+    forbade) marks the alternatives the constraint ruled out.
     """
     logprob = float(logprobs[token_id])
     if not top_logprobs:
@@ -61,12 +64,14 @@ def step_stats(logprobs: torch.Tensor, token_id: int, top_logprobs: int) -> Step
     finite = torch.isfinite(logprobs)
     entropy = float(-(logprobs[finite].exp() * logprobs[finite]).sum())
     values, ids = torch.topk(logprobs, top_logprobs)
-    return StepStats(token_id, logprob, rank, entropy, tuple(zip(ids.tolist(), values.tolist())))
+    flags = [False] * len(ids) if blocked is None else blocked[ids.cpu()].tolist()
+    return StepStats(token_id, logprob, rank, entropy,
+                     tuple(zip(ids.tolist(), values.tolist(), flags)))
 
 
 def describe(stats: StepStats, decoder: IncrementalDecoder) -> TokenInfo:
     """Turn a step's numbers into a `TokenInfo`, advancing `decoder` by its token."""
-    top = tuple(Alternative(i, decoder.peek(i), v) for i, v in stats.top)
+    top = tuple(Alternative(i, decoder.peek(i), v, b) for i, v, b in stats.top)
     return TokenInfo(token_id=stats.token_id, text=decoder.add(stats.token_id),
                      logprob=stats.logprob, rank=stats.rank, entropy=stats.entropy, top=top)
 

@@ -1,0 +1,151 @@
+"""llguidance matchers for the decode loops: one per sequence, masks applied in place.
+
+The tokenizer set-up (llguidance's view of a 262k vocabulary takes seconds) is made once
+per tokenizer per process and reused; a `Constraint` is a spec compiled for one request
+(milliseconds); each sequence of the request gets its own `SequenceMatcher`, and a beam
+that forks copies its parent's.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from ..tokenizer import HFTokenizer
+from .grammar import compile_grammar
+from .spec import ConstraintSpec
+
+
+class ConstraintError(RuntimeError):
+    """The matcher rejected a token or can continue with none (an llguidance failure)."""
+
+
+class _Setup:
+    """llguidance's tokenizer, and the masks that allow end-of-sequence alone, or nothing."""
+
+    def __init__(self, tokenizer: HFTokenizer):
+        import llguidance
+        import llguidance.hf
+
+        eos = sorted(tokenizer.eos_token_ids) or None
+        self.llg = llguidance.hf.from_tokenizer(tokenizer.hf, eos_token=eos)
+        ended = llguidance.LLMatcher(self.llg, llguidance.LLMatcher.grammar_from_regex(""))
+        self.eos_only = ended.compute_bitmask()
+        self.nothing = bytes(len(self.eos_only))
+
+
+_setups: "weakref.WeakKeyDictionary[HFTokenizer, _Setup]" = weakref.WeakKeyDictionary()
+_setups_lock = threading.Lock()
+
+
+def tokenizer_setup(tokenizer: HFTokenizer) -> _Setup:
+    """The llguidance set-up of `tokenizer`, made on first use and kept while it lives."""
+    with _setups_lock:
+        setup = _setups.get(tokenizer)
+        if setup is None:
+            setup = _setups[tokenizer] = _Setup(tokenizer)
+        return setup
+
+
+class SequenceMatcher:
+    """The constraint's state for one sequence.
+
+    `blocked` is a bool tensor over the model's vocabulary, True for the tokens the
+    constraint forbids next (replaced, never modified, so copies may share it);
+    `forced_end` is True when the text is complete and nothing may follow it.
+    """
+
+    def __init__(self, matcher: Any, setup: _Setup, vocab_size: int):
+        self._matcher = matcher
+        self._setup = setup
+        self._vocab_size = vocab_size
+        self.blocked: torch.Tensor
+        self._allowed_ids: Optional[np.ndarray] = None
+        self._blocked_ids: Optional[np.ndarray] = None
+        self.forced_end = False
+        self._update()
+
+    @property
+    def accepting(self) -> bool:
+        """The text so far satisfies the constraint (the sequence may end here)."""
+        return self._matcher.is_accepting()
+
+    def mask_(self, logits: torch.Tensor) -> None:
+        """Set the forbidden tokens in a row of logits to -inf, in place.
+
+        On the CPU through numpy, writing the smaller of the two index sets (a few digits
+        allowed, or a few special tokens blocked): tens of microseconds, where torch's
+        `masked_fill_` takes about a millisecond on a 262k vocabulary and spreads over
+        the threads the model's forward pass needs.
+        """
+        if not logits.is_cpu:
+            logits.masked_fill_(self.blocked.to(logits.device), float("-inf"))
+        elif self._allowed_ids is not None:
+            row = logits.numpy()
+            kept = row[self._allowed_ids]
+            row.fill(-np.inf)
+            row[self._allowed_ids] = kept
+        else:
+            logits.numpy()[self._blocked_ids] = -np.inf
+
+    def advance(self, token_id: int) -> None:
+        """Consume `token_id` and compute the next mask; ConstraintError if it cannot."""
+        if not self._matcher.consume_token(token_id):
+            raise ConstraintError(f"the constraint rejected token {token_id}: "
+                                  f"{self._matcher.get_error()}")
+        self._update()
+
+    def copy(self) -> "SequenceMatcher":
+        """An independent copy (for a beam that forks); the current mask is shared."""
+        clone = object.__new__(SequenceMatcher)
+        clone.__dict__.update(self.__dict__)
+        clone._matcher = self._matcher.deep_copy()
+        return clone
+
+    def _update(self) -> None:
+        bits = self._matcher.compute_bitmask()
+        self.forced_end = bits == self._setup.eos_only
+        # a dead end also offers end-of-sequence alone, but is not accepting
+        if bits == self._setup.nothing or (self.forced_end and not self.accepting):
+            raise ConstraintError("the constraint allows no token to continue "
+                                  "(no text satisfies it)")
+        if self.forced_end:
+            return
+        # zero-padded if the model has more logits than the tokenizer has tokens
+        allowed = np.unpackbits(np.frombuffer(bits, dtype=np.uint8), count=self._vocab_size,
+                                bitorder="little")
+        few_allowed = 2 * np.count_nonzero(allowed) <= self._vocab_size
+        # bool views: numpy's nonzero is several times faster on bool than on uint8
+        self._allowed_ids = np.flatnonzero(allowed.view(np.bool_)) if few_allowed else None
+        blocked = allowed
+        blocked ^= 1  # in place: a fresh vocabulary-sized array per token costs more
+        self.blocked = torch.from_numpy(blocked.view(np.bool_))
+        self._blocked_ids = None if few_allowed else np.flatnonzero(blocked.view(np.bool_))
+
+
+class Constraint:
+    """A spec compiled for one tokenizer and model: `start()` gives each sequence its matcher.
+
+    Building raises ValueError when the constraint admits no completion at all.
+    """
+
+    def __init__(self, spec: ConstraintSpec, tokenizer: HFTokenizer, vocab_size: int):
+        from llguidance import LLMatcher
+
+        self.spec = spec
+        setup = tokenizer_setup(tokenizer)
+        matcher = LLMatcher(setup.llg, compile_grammar(spec), log_level=0)
+        if matcher.is_error():
+            raise ValueError(f"invalid constraint: {matcher.get_error()}")
+        try:
+            self._initial = SequenceMatcher(matcher, setup, vocab_size)
+        except ConstraintError:
+            raise ValueError("no text satisfies these constraints (with this tokenizer)") from None
+
+    def start(self) -> SequenceMatcher:
+        """A fresh matcher for one sequence."""
+        return self._initial.copy()

@@ -1,0 +1,171 @@
+"""The validated constraint of one `generate` call, built from its keyword options.
+
+`stops_at`, `stops_before`, `choices`, `regex`, `type`, `json_schema` and `where` all
+become one `ConstraintSpec`; `where` clauses merge with the keywords as if they had been
+passed as keywords too (stop strings add up, choices intersect, regexes must all match,
+length bounds take the smallest). The spec is frozen and hashable: it is part of the
+result cache's key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Optional
+
+from .where import parse_where
+
+CONSTRAINT_KEYS = ("stops_at", "stops_before", "choices", "regex", "type", "json_schema",
+                   "where")
+
+
+@dataclasses.dataclass(frozen=True)
+class ConstraintSpec:
+    """What the completion must satisfy.
+
+    `integer` allows one leading space (" 42": what follows "equals" in most
+    tokenizers); `json_schema` is the schema as JSON text, in the caller's key order (the
+    output's property order); `max_chars` bounds the completion's length in characters
+    (`len(RESPONSE) < n`); `max_tokens` is the token bound a `where` clause asked for
+    (already folded into `GenerateOptions.max_tokens`).
+    """
+
+    stops_at: tuple[str, ...] = ()
+    stops_before: tuple[str, ...] = ()
+    choices: Optional[tuple[str, ...]] = None
+    regexes: tuple[str, ...] = ()
+    integer: bool = False
+    json_schema: Optional[str] = None
+    max_chars: Optional[int] = None
+    max_tokens: Optional[int] = None
+
+    @property
+    def stops(self) -> tuple[str, ...]:
+        """All stop strings, kept or dropped."""
+        return self.stops_at + self.stops_before
+
+    @property
+    def shaped(self) -> bool:
+        """True if the form of the text is constrained (which needs a token mask)."""
+        return (self.choices is not None or bool(self.regexes) or self.integer
+                or self.json_schema is not None or self.max_chars is not None)
+
+    @property
+    def active(self) -> bool:
+        """True if generation has anything to enforce beyond a token count."""
+        return self.shaped or bool(self.stops)
+
+
+def parse_constraints(options: dict[str, Any]) -> Optional[ConstraintSpec]:
+    """Validate the constraint keywords in `options`; None if there are none.
+
+    Raises TypeError/ValueError for a wrong type, empty choices, an invalid regex or
+    JSON schema, a malformed `where`, or constraints that cannot be combined.
+    """
+    clauses: list[tuple[str, Any]] = []
+    for key in CONSTRAINT_KEYS[:-1]:
+        if key in options:
+            clauses.append((key, _CHECKS[key](options[key])))
+    if "where" in options:
+        clauses.extend(parse_where(options["where"]))
+    if not clauses:
+        return None
+    spec = _merge(clauses)
+    from .grammar import check_spec
+
+    check_spec(spec)
+    return spec
+
+
+def _strings(name: str, value: Any, allow_empty_items: bool = False) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name} must be a str or a list of str, got {type(value).__name__}")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise TypeError(f"{name}[{i}] must be a str, got {type(item).__name__}")
+        if not item and not allow_empty_items:
+            raise ValueError(f"{name}[{i}] is empty: a stop string needs at least one character")
+    return tuple(dict.fromkeys(value))
+
+
+def _choices(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise TypeError("choices must be a list of str (a single str would be one choice; "
+                        "pass [value] if that is meant)")
+    choices = _strings("choices", value, allow_empty_items=True)
+    if not choices:
+        raise ValueError("choices must not be empty")
+    return choices
+
+
+def _regex(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"regex must be a str, got {type(value).__name__}")
+    return value
+
+
+def _type(value: Any) -> type:
+    if value is not int:
+        raise ValueError(f"type={value!r} is not supported; type=int is (for other shapes "
+                         "use regex= or json_schema=)")
+    return int
+
+
+def _json_schema(value: Any) -> str:
+    if isinstance(value, type) and callable(getattr(value, "model_json_schema", None)):
+        value = value.model_json_schema()  # a pydantic model class
+    if not isinstance(value, dict):
+        raise TypeError("json_schema must be a dict (a JSON Schema) or a pydantic model "
+                        f"class, got {type(value).__name__}")
+    try:
+        return json.dumps(value, ensure_ascii=False)  # key order matters: properties come in order
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"json_schema is not JSON-serialisable: {error}") from None
+
+
+_CHECKS = {"stops_at": lambda v: _strings("stops_at", v),
+           "stops_before": lambda v: _strings("stops_before", v),
+           "choices": _choices, "regex": _regex, "type": _type, "json_schema": _json_schema}
+
+
+def _merge(clauses: list[tuple[str, Any]]) -> ConstraintSpec:
+    fields: dict[str, Any] = {"stops_at": (), "stops_before": (), "regexes": ()}
+    for key, value in clauses:
+        if key in ("stops_at", "stops_before"):
+            fields[key] = tuple(dict.fromkeys(fields[key] + value))
+        elif key == "choices":
+            previous = fields.get("choices")
+            fields["choices"] = value if previous is None else tuple(
+                c for c in previous if c in value)
+            if not fields["choices"]:
+                raise ValueError("the choices given leave nothing to choose from "
+                                 "(their intersection is empty)")
+        elif key == "regex":
+            fields["regexes"] += (value,)
+        elif key == "type":
+            fields["integer"] = True
+        elif key == "json_schema":
+            fields["json_schema"] = value
+        else:  # max_chars, max_tokens
+            previous = fields.get(key)
+            fields[key] = value if previous is None else min(previous, value)
+    spec = ConstraintSpec(**fields)
+    both = set(spec.stops_at) & set(spec.stops_before)
+    if both:
+        raise ValueError(f"{sorted(both)!r} given both as stops_at and stops_before; "
+                         "choose whether the stop string is kept or dropped")
+    if spec.json_schema is not None and _regular_parts(spec):
+        raise ValueError(f"json_schema cannot be combined with {', '.join(_regular_parts(spec))}"
+                         "; the JSON schema alone decides where the completion ends")
+    return spec
+
+
+def _regular_parts(spec: ConstraintSpec) -> list[str]:
+    """The names of the constraints in `spec` that a regular expression expresses."""
+    return [name for name, present in (
+        ("choices", spec.choices is not None), ("regex", bool(spec.regexes)),
+        ("type=int", spec.integer), ("stops_at", bool(spec.stops_at)),
+        ("stops_before", bool(spec.stops_before)),
+        ("len(RESPONSE)", spec.max_chars is not None)) if present]

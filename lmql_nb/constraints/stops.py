@@ -1,0 +1,60 @@
+"""Cutting a finished completion at its stop string (`stops_before` drops it)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Sequence
+
+from ..results import TokenInfo
+from .spec import ConstraintSpec
+
+
+def new_stop(text: str, added: int, spec: ConstraintSpec) -> bool:
+    """True if a stop string ends within the last `added` characters of `text`.
+
+    Called after each token with the length of its text, it finds the first stop
+    string wherever it lands: inside one token or spread over several.
+    """
+    if not added or not spec.stops:
+        return False
+    window = text[-(added + max(map(len, spec.stops)) - 1):]
+    return any(stop in window for stop in spec.stops)
+
+
+def stop_cut(text: str, spec: ConstraintSpec) -> Optional[int]:
+    """Where `text` should end: None if no stop string occurs in it.
+
+    The first stop string to end in `text` decides (the longest, if several end at the
+    same place); a `stops_at` string is kept, a `stops_before` string is dropped.
+    """
+    found: Optional[tuple[int, int, str]] = None  # (end, -length, stop)
+    for stop in spec.stops:
+        start = text.find(stop)
+        if start >= 0:
+            candidate = (start + len(stop), -len(stop), stop)
+            found = candidate if found is None else min(found, candidate)
+    if found is None:
+        return None
+    end, _, stop = found
+    return end if stop in spec.stops_at else end - len(stop)
+
+
+def cut_stop(tokens: Sequence[TokenInfo], spec: ConstraintSpec) -> tuple[TokenInfo, ...]:
+    """`tokens` with the text after the cut removed (see `stop_cut`).
+
+    Tokens wholly after the cut are dropped; a token straddling it keeps its text up to
+    the cut. So the tokens' texts still join to the completion.
+    """
+    cut = stop_cut("".join(t.text for t in tokens), spec)
+    if cut is None:
+        return tuple(tokens)
+    kept: list[TokenInfo] = []
+    length = 0
+    for token in tokens:
+        if length >= cut:
+            break
+        room = cut - length
+        kept.append(token if len(token.text) <= room
+                    else dataclasses.replace(token, text=token.text[:room]))
+        length += len(kept[-1].text)
+    return tuple(kept)

@@ -1,0 +1,168 @@
+"""Constrained decoding mechanics on the tiny models (fast): every decoder, exact stops,
+unconstrained log-probabilities, blocked alternatives."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+import lmql_nb
+from lmql_nb import Generation
+from lmql_nb.constraints import parse_constraints
+from lmql_nb.constraints.matcher import Constraint
+
+import reference
+
+PROMPT = "The capital of"
+
+
+def _generate(path, **options) -> list[Generation]:
+    llm = lmql_nb.model(f"local:{path}")
+    result = llm.generate_sync(PROMPT, cache=False, return_details=True, **options)
+    return result if isinstance(result, list) else [result]
+
+
+def _texts_join(generation: Generation) -> None:
+    assert generation.text == "".join(t.text for t in generation.tokens)
+
+
+@pytest.mark.parametrize("decoder, n", [("argmax", 1), ("sample", 4), ("beam", 3)])
+def test_choices_under_every_decoder(tiny_path, decoder, n):
+    choices = ["Paris", "Berlin", "a town"]
+    options = {"seed": 1, "temperature": 2.0} if decoder == "sample" else {}
+    generations = _generate(tiny_path, max_tokens=8, decoder=decoder, n=n, choices=choices,
+                            **options)
+    assert 1 <= len(generations) <= n
+    for generation in generations:
+        assert generation.text in choices
+        assert generation.finish_reason == "stop"  # the grammar ended it
+        _texts_join(generation)
+
+
+@pytest.mark.parametrize("decoder, n", [("argmax", 1), ("sample", 8), ("beam", 3)])
+def test_masked_tokens_are_never_chosen(tiny_gpt2_path, decoder, n):
+    options = {"seed": 0, "temperature": 3.0} if decoder == "sample" else {}
+    generations = _generate(tiny_gpt2_path, max_tokens=6, decoder=decoder, n=n,
+                            regex="[0-9]+( [a-z]+)?", top_logprobs=5, **options)
+    for generation in generations:
+        assert re.fullmatch(r"[0-9]+( [a-z]*)?", generation.text), generation.text
+        for token in generation.tokens:
+            chosen = [a for a in token.top if a.token_id == token.token_id]
+            assert not any(a.blocked for a in chosen)
+
+
+def test_logprobs_stay_the_models_own_and_blocked_alternatives_match_the_mask(tiny_gpt2_path):
+    generation = _generate(tiny_gpt2_path, max_tokens=6, regex="[0-9]+", top_logprobs=5)[0]
+    _, tokenizer = reference.load(tiny_gpt2_path)
+    ids = reference.prompt_ids(tokenizer, PROMPT)
+    logprobs = reference.token_logprobs(tiny_gpt2_path,
+                                        ids + [t.token_id for t in generation.tokens])
+    llm = lmql_nb.model(f"local:{tiny_gpt2_path}")
+    matcher = Constraint(parse_constraints({"regex": "[0-9]+"}), llm.get_tokenizer(),
+                         logprobs.shape[-1]).start()
+    blocked_seen = 0
+    for i, token in enumerate(generation.tokens):
+        row = logprobs[len(ids) + i - 1]
+        assert token.logprob == pytest.approx(float(row[token.token_id]), abs=1e-4)
+        assert [a.token_id for a in token.top] == torch.topk(row, 5).indices.tolist()
+        assert [a.blocked for a in token.top] == [bool(matcher.blocked[a.token_id])
+                                                  for a in token.top]
+        blocked_seen += sum(a.blocked for a in token.top)
+        matcher.advance(token.token_id)
+    assert blocked_seen > 0  # the random model prefers non-digits: the mask did work
+    assert generation.text.isdigit()
+
+
+def test_stops_at_keeps_and_stops_before_drops_exactly(tiny_path):
+    free = _generate(tiny_path, max_tokens=12)[0]
+    # a stop string across a token boundary, from the free run's own text
+    ends = sorted({len("".join(t.text for t in free.tokens[:i + 1]))
+                   for i in range(len(free.tokens))} & set(range(1, len(free.text))))
+    boundary = ends[min(1, len(ends) - 1)]
+    stop = free.text[boundary - 1:boundary + 1]
+    first = free.text.find(stop)
+    at = _generate(tiny_path, max_tokens=12, stops_at=[stop])[0]
+    before = _generate(tiny_path, max_tokens=12, stops_before=[stop])[0]
+    assert at.text == free.text[:first + len(stop)]
+    assert before.text == free.text[:first]
+    assert at.finish_reason == before.finish_reason == "stop"
+    _texts_join(at)
+    _texts_join(before)
+    # the model's choices are untouched: the same tokens as the free run, up to the stop
+    assert [t.token_id for t in at.tokens] == [t.token_id for t in free.tokens][:len(at.tokens)]
+
+
+def test_stops_under_sampling_and_beam(tiny_gpt2_path):
+    for options in ({"decoder": "sample", "n": 4, "seed": 2}, {"decoder": "beam", "n": 2}):
+        for generation in _generate(tiny_gpt2_path, max_tokens=10, stops_before=["o"], **options):
+            assert "o" not in generation.text
+            _texts_join(generation)
+            if generation.finish_reason == "stop":
+                assert len(generation.tokens) <= 10
+
+
+def test_regex_with_stops_and_max_tokens_combine(tiny_gpt2_path):
+    for generation in _generate(tiny_gpt2_path, max_tokens=5, decoder="sample", n=6, seed=4,
+                                temperature=2.0, regex="[a-z ]+", stops_before=[" "]):
+        assert len(generation.tokens) <= 5
+        assert re.fullmatch("[a-z]*", generation.text), generation.text
+
+
+def test_a_forced_end_finishes_with_stop_without_end_of_sequence(tiny_gpt2_path):
+    generation = _generate(tiny_gpt2_path, max_tokens=10, choices=["Berlin"])[0]
+    assert generation.text == "Berlin" and generation.finish_reason == "stop"
+    empty = _generate(tiny_gpt2_path, max_tokens=10, choices=[""])[0]
+    assert empty.text == "" and empty.finish_reason == "stop" and not empty.tokens
+
+
+def test_where_on_a_tiny_model(tiny_gpt2_path):
+    generation = _generate(tiny_gpt2_path, max_tokens=20,
+                           where='len(RESPONSE) < 6 and REGEX(RESPONSE, "[a-z]+")')[0]
+    assert re.fullmatch("[a-z]{1,5}", generation.text)
+    short = _generate(tiny_gpt2_path, where="len(TOKENS(RESPONSE)) < 3")[0]
+    assert len(short.tokens) == 2 and short.finish_reason == "length"
+
+
+def test_beams_that_cannot_complete_are_dropped(tiny_gpt2_path):
+    argmax = _generate(tiny_gpt2_path, max_tokens=2, regex="[0-9]{12}")[0]
+    assert argmax.finish_reason == "length" and len(argmax.text) < 12  # argmax returns a prefix
+    with pytest.raises(ValueError, match="no sequence that satisfies"):
+        _generate(tiny_gpt2_path, max_tokens=2, decoder="beam", n=2, regex="[0-9]{12}")
+    # two choices cannot fill three beams: only complete sequences come back
+    generations = _generate(tiny_gpt2_path, max_tokens=6, decoder="beam", n=3,
+                            choices=["Paris", "Berlin"])
+    assert {g.text for g in generations} <= {"Paris", "Berlin"}
+    assert all(g.finish_reason == "stop" for g in generations)
+
+
+def test_constrained_and_free_requests_batch_together(tiny_gpt2_path):
+    llm = lmql_nb.model(f"local:{tiny_gpt2_path}")
+
+    async def both():
+        import asyncio
+
+        return await asyncio.gather(
+            llm.generate(PROMPT, max_tokens=6, cache=False),
+            llm.generate(PROMPT, max_tokens=6, regex="[0-9]+", cache=False),
+            llm.generate(PROMPT, max_tokens=6, stops_at=["o"], cache=False))
+
+    import asyncio
+
+    free, digits, stopped = asyncio.run(both())
+    assert free == reference.greedy(tiny_gpt2_path, PROMPT, 6)
+    assert digits.isdigit()
+    assert free.startswith(stopped) and stopped.endswith("o")
+
+
+def test_json_schema_on_a_tiny_model(tiny_gpt2_path):
+    import json
+
+    schema = {"type": "object", "properties": {"a": {"type": "integer", "minimum": 0,
+                                                     "maximum": 99}},
+              "required": ["a"], "additionalProperties": False}
+    generation = _generate(tiny_gpt2_path, max_tokens=12, json_schema=schema)[0]
+    assert generation.finish_reason == "stop"
+    value = json.loads(generation.text)
+    assert set(value) == {"a"} and 0 <= value["a"] <= 99
