@@ -85,11 +85,23 @@ def _check_number(name: str, value: Any) -> float:
     return float(value)
 
 
+def check_text(text: str, name: str) -> str:
+    """Raise a ValueError if `text` cannot be encoded as UTF-8 (an unpaired surrogate,
+    which tokenizers cannot take); return it otherwise."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(f"{name} has an unpaired surrogate (U+{ord(text[error.start]):04X}) "
+                         f"at index {error.start}; text must be valid Unicode "
+                         "(encodable as UTF-8)") from None
+    return text
+
+
 def check_prompt(prompt: Any, name: str = "prompt") -> str:
-    """Return `prompt` if it is a string, else raise a TypeError naming its type."""
+    """Return `prompt` if it is a valid Unicode string, else raise naming what is wrong."""
     if not isinstance(prompt, str):
         raise TypeError(f"{name} must be a str, got {type(prompt).__name__}")
-    return prompt
+    return check_text(prompt, name)
 
 
 def check_values(values: Any) -> list[str]:
@@ -105,6 +117,7 @@ def check_values(values: Any) -> list[str]:
             raise TypeError(f"values[{i}] must be a str, got {type(value).__name__}")
         if not value:
             raise ValueError(f"values[{i}] is empty: every value needs at least one character")
+        check_text(value, f"values[{i}]")
     return list(values)
 
 

@@ -117,24 +117,35 @@ class IncrementalDecoder:
     """
 
     CONTEXT = 6
+    MAX_CHARACTER_TOKENS = 4  # a UTF-8 character spans at most 4 byte tokens
 
     def __init__(self, tokenizer: Tokenizer, context_ids: Sequence[int] = ()):
         self.tokenizer = tokenizer
-        self.ids: list[int] = list(context_ids)[-self.CONTEXT:]
+        self.ids: list[int] = list(context_ids)[-(self.CONTEXT + self.MAX_CHARACTER_TOKENS):]
         self.prefix_offset = len(self.ids)  # where the text already emitted ends, in ids
-        self.context_start = 0
+        self.context_start = self._window_start()
+        self._origin = (self.context_start, self.prefix_offset)
+
+    def _window_start(self) -> int:
+        """Where decoding starts: a few tokens back, but never inside a character (a
+        window that starts with a continuation byte decodes to replacement characters)."""
+        start = max(0, self.prefix_offset - self.CONTEXT)
+        lowest = max(0, start - self.MAX_CHARACTER_TOKENS)
+        while start > lowest and self._text(self.ids[start:self.prefix_offset]).startswith(
+                REPLACEMENT_CHAR):
+            start -= 1
+        return start
 
     def _text(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(ids)
 
     def peek(self, token_id: int) -> str:
-        """The piece `token_id` would add next, without adding it (for alternatives)."""
+        """The piece `token_id` would add next, without adding it (for alternatives):
+        the same text `add` would return."""
         window = self.ids[self.context_start:]
-        before = self._text(window)
-        after = self._text(window + [token_id])
-        if after.startswith(before) and len(after) > len(before):
-            return after[len(before):]
-        return self._text([token_id])
+        emitted = self._text(self.ids[self.context_start:self.prefix_offset])
+        full = self._text(window + [token_id])
+        return "" if full.endswith(REPLACEMENT_CHAR) else full[common_prefix_length(emitted, full):]
 
     def add(self, token_id: int) -> str:
         """Append `token_id` and return the text it completes."""
@@ -142,12 +153,28 @@ class IncrementalDecoder:
         emitted = self._text(self.ids[window_start:self.prefix_offset])
         self.ids.append(token_id)
         full = self._text(self.ids[window_start:])
-        if full.endswith(REPLACEMENT_CHAR) or not full.startswith(emitted):
+        if full.endswith(REPLACEMENT_CHAR):
             return ""  # wait for the rest of the character
-        piece = full[len(emitted):]
+        # invalid bytes can turn text already emitted into replacement characters; the
+        # stream cannot take text back, so it goes on from where the texts part
+        piece = full[common_prefix_length(emitted, full):]
         self.prefix_offset = len(self.ids)
-        self.context_start = max(0, self.prefix_offset - self.CONTEXT)
+        self.context_start = self._window_start()
         return piece
+
+    def text(self) -> str:
+        """All text the added tokens make, decoded at once in context.
+
+        Equal to the joined pieces, except where the model produced invalid UTF-8: then
+        this is what decoding the whole sequence gives. An incomplete character at the
+        end is left out.
+        """
+        start, origin = self._origin
+        before = self._text(self.ids[start:origin])
+        full = self._text(self.ids[start:])
+        if not full.startswith(before):
+            full, before = self._text(self.ids[origin:]), ""
+        return drop_incomplete_tail(full[len(before):])
 
 
 def token_pieces(tokenizer: Tokenizer, context_ids: Sequence[int], ids: Sequence[int]) -> list[str]:

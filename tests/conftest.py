@@ -9,6 +9,7 @@ noise.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -45,15 +46,24 @@ def _train_tokenizer(kind: str):
         tokenizer.train_from_iterator(CORPUS, trainer)
         return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<|endoftext|>",
                                        eos_token="<|endoftext|>", unk_token="<|endoftext|>")
-    # SentencePiece style, as Llama and Gemma: "▁" for spaces, bytes for unknown characters
-    tokenizer = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+    # SentencePiece style, as Llama and Gemma: "▁" for spaces, byte tokens (ordinary
+    # vocabulary, not special tokens) for characters the merges do not cover
+    specials = ["<unk>", "<s>", "</s>", "<pad>"]
+    trained = Tokenizer(models.BPE(unk_token="<unk>"))
+    trained.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+    trained.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=600,
+                                                            special_tokens=specials))
+    state = json.loads(trained.to_str())["model"]
+    vocab = dict(state["vocab"])
+    for byte in range(256):
+        vocab.setdefault(f"<0x{byte:02X}>", len(vocab))
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in state["merges"]]
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>",
+                                     byte_fallback=True))
+    tokenizer.add_special_tokens(specials)
+    tokenizer.pre_tokenizer = trained.pre_tokenizer
     tokenizer.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(),
                                            decoders.Fuse(), decoders.Strip(" ", 1, 0)])
-    specials = ["<unk>", "<s>", "</s>", "<pad>"]
-    byte_tokens = [f"<0x{i:02X}>" for i in range(256)]
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=specials + byte_tokens)
-    tokenizer.train_from_iterator(CORPUS, trainer)
     from tokenizers.processors import TemplateProcessing
 
     tokenizer.post_processor = TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])

@@ -44,7 +44,8 @@ def completion_text(tokenizer, ids: list[int], prompt_length: int) -> str:
     completion alone would lose a leading space to SentencePiece-style decoders)."""
     prompt = tokenizer.decode(ids[:prompt_length], skip_special_tokens=True)
     full = tokenizer.decode(ids, skip_special_tokens=True)
-    assert full.startswith(prompt)
+    if not full.startswith(prompt):  # decoding merged across the boundary: decode alone
+        return complete_text(tokenizer.decode(ids[prompt_length:], skip_special_tokens=True))
     return complete_text(full[len(prompt):])
 
 

@@ -24,11 +24,10 @@ import torch
 
 from ..constraints.matcher import ConstraintError, SequenceMatcher
 from ..constraints.spec import ConstraintSpec
-from ..constraints.stops import cut_stop, new_stop
-from ..results import Generation
+from ..constraints.stops import new_stop
 from ..tokenizer import HFTokenizer, IncrementalDecoder
 from .generation import GenerateJob
-from .sampling import StepStats, describe, joined_text, step_stats
+from .sampling import StepStats, completion, describe, step_stats
 from .torch_model import TorchModel, left_pad
 from .worker import Request
 
@@ -101,15 +100,12 @@ def run_beam(model: TorchModel, tokenizer: HFTokenizer, request: Request) -> Non
         raise ValueError(f"beam search found no sequence that satisfies the constraints "
                          f"within {job.max_new_tokens} tokens; allow more tokens")
     best = sorted(finished, key=lambda h: h.score, reverse=True)[:width]
-    spec = job.options.constraint
     generations = []
     for hypothesis in best:
         decoder = IncrementalDecoder(tokenizer, job.prompt_ids)
-        tokens = tuple(describe(s, decoder) for s in hypothesis.steps)
-        if spec is not None and spec.stops:
-            tokens = cut_stop(tokens, spec)
-        generations.append(Generation(joined_text(tokens), tokens,
-                                      hypothesis.finish_reason, prompt=job.prompt))
+        tokens = [describe(s, decoder) for s in hypothesis.steps]
+        generations.append(completion(tokens, decoder, job.options.constraint,
+                                      hypothesis.finish_reason, job.prompt))
     request.finish(generations)
 
 

@@ -13,11 +13,11 @@ from typing import Optional, Sequence
 import torch
 
 from ..constraints.matcher import Constraint, ConstraintError, SequenceMatcher
-from ..constraints.stops import cut_stop, new_stop
+from ..constraints.stops import new_stop
 from ..options import GenerateOptions
-from ..results import Generation, TokenInfo
+from ..results import TokenInfo
 from ..tokenizer import HFTokenizer, IncrementalDecoder
-from .sampling import describe, joined_text, sample, seeded_generator, step_stats
+from .sampling import completion, describe, sample, seeded_generator, step_stats
 from .torch_model import TorchModel, left_pad
 from .worker import Request
 
@@ -55,14 +55,8 @@ def _length_reason(job: GenerateJob) -> str:
 
 def _finish_request(request: Request, rows: Sequence[_Row]) -> None:
     job: GenerateJob = request.payload
-    spec = job.options.constraint
-    generations = []
-    for row in rows:
-        tokens = cut_stop(row.tokens, spec) if spec is not None and spec.stops else row.tokens
-        generations.append(Generation(text=joined_text(tokens), tokens=tuple(tokens),
-                                      finish_reason=row.finish_reason or "length",
-                                      prompt=job.prompt))
-    request.finish(generations)
+    request.finish([completion(row.tokens, row.decoder, job.options.constraint,
+                               row.finish_reason or "length", job.prompt) for row in rows])
 
 
 def run_generate(model: TorchModel, tokenizer: HFTokenizer, requests: Sequence[Request]) -> None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import torch
 
-from ..results import Alternative, TokenInfo
+from ..constraints.stops import cut_stop, stop_cut
+from ..results import Alternative, Generation, TokenInfo
 from ..tokenizer import IncrementalDecoder
+
+if TYPE_CHECKING:
+    from ..constraints.spec import ConstraintSpec
 
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: Optional[int],
@@ -86,5 +90,18 @@ def seeded_generator(seed: Optional[int]) -> torch.Generator:
     return generator
 
 
-def joined_text(tokens: Sequence[TokenInfo]) -> str:
-    return "".join(t.text for t in tokens)
+def completion(tokens: Sequence[TokenInfo], decoder: IncrementalDecoder,
+               spec: Optional["ConstraintSpec"], finish_reason: str, prompt: str) -> Generation:
+    """The `Generation` of a finished sequence.
+
+    Its text is the tokens decoded at once in context (as the tokenizer decodes the
+    whole sequence); the tokens' own texts are the streaming view, equal to it except
+    where the model produced invalid UTF-8. Both are cut at a stop string.
+    """
+    text = decoder.text()
+    if spec is not None and spec.stops:
+        tokens = cut_stop(tokens, spec)
+        cut = stop_cut(text, spec)
+        text = text if cut is None else text[:cut]
+    return Generation(text=text, tokens=tuple(tokens), finish_reason=finish_reason,
+                      prompt=prompt)
