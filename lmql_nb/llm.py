@@ -69,8 +69,11 @@ class LLM:
         Options: `max_tokens` (None: until end-of-sequence or the context is full),
         `decoder` ("argmax", "sample", "beam"), `n`, `temperature`, `top_k`, `top_p`,
         `seed`, `top_logprobs` (alternatives per token, up to 20), `return_details`,
-        `cache` (False: compute afresh). `on_token(sequence_index, token)` is called from
-        the model's thread as tokens are generated.
+        `cache` (False: compute afresh). Constraints, combinable, under every decoder:
+        `stops_at`, `stops_before`, `choices`, `regex`, `type=int`, `json_schema` (a dict
+        or a pydantic model class) and `where` (LMQL's expression language over
+        `RESPONSE`). `on_token(sequence_index, token)` is called from the model's thread
+        as tokens are generated.
         """
         check_prompt(prompt)
         options = parse_generate_options(max_tokens, **kwargs)

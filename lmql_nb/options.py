@@ -54,8 +54,9 @@ class ScoreOptions:
     cache: bool = True
 
 
-_GENERATE_KEYS = ({f.name for f in dataclasses.fields(GenerateOptions)} - {"constraint"}
-                  | set(CONSTRAINT_KEYS))
+#: every keyword `generate` accepts
+GENERATE_KEYWORDS = ({f.name for f in dataclasses.fields(GenerateOptions)} - {"constraint"}
+                     | set(CONSTRAINT_KEYS))
 _SCORE_KEYS = {f.name for f in dataclasses.fields(ScoreOptions)}
 
 
@@ -123,9 +124,9 @@ def check_values(values: Any) -> list[str]:
 
 def parse_generate_options(max_tokens: Any = None, **kwargs: Any) -> GenerateOptions:
     """Check `generate`'s keyword options and return them as a `GenerateOptions`."""
-    unknown = set(kwargs) - _GENERATE_KEYS
+    unknown = set(kwargs) - GENERATE_KEYWORDS
     if unknown:
-        raise _unknown("generate", unknown, _GENERATE_KEYS)
+        raise _unknown("generate", unknown, GENERATE_KEYWORDS)
     _check_int("max_tokens", max_tokens, 0, allow_none=True)
     decoder = kwargs.get("decoder", "argmax")
     if decoder not in DECODERS:

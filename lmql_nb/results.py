@@ -51,8 +51,10 @@ class TokenInfo:
 class Generation:
     """One generated sequence: the completion text and its tokens.
 
-    `finish_reason` is "stop" (end-of-sequence), "length" (max_tokens), "context" (the
-    model's context was full) or "cancelled".
+    `finish_reason` is "stop" (end-of-sequence, a stop string, or a constraint that
+    allows nothing more), "length" (max_tokens), "context" (the model's context was
+    full) or "cancelled". `text` is the tokens decoded at once; the tokens' own texts are
+    the streaming view (equal to it unless the model wrote invalid UTF-8).
     """
 
     text: str

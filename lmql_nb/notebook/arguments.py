@@ -44,6 +44,21 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def _python_type(text: str) -> type:
+    if text != "int":
+        raise argparse.ArgumentTypeError(f"expected 'int' (the one type constraint), got {text!r}")
+    return int
+
+
+def _json(text: str) -> Any:
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected a JSON schema, got {text!r} ({error})") from None
+
+
 def _identifier(text: str) -> str:
     if not text.isidentifier():
         raise argparse.ArgumentTypeError(f"expected a Python variable name, got {text!r}")
@@ -85,6 +100,18 @@ GENERATE_OPTIONS: tuple[Option, ...] = (
     Option(("--top-logprobs",), "top_logprobs", "alternatives per token shown on hover "
            "(default: %config LmqlMagics.top_logprobs)", _int_at_least(0, MAX_TOP_LOGPROBS),
            metavar="K"),
+    Option(("--stops-at",), "stops_at", "stop after this text, keeping it (repeatable)",
+           metavar="TEXT", repeatable=True),
+    Option(("--stops-before",), "stops_before", "stop before this text, dropping it "
+           "(repeatable)", metavar="TEXT", repeatable=True),
+    Option(("--choice",), "choices", "the completion is one of these (repeat for each)",
+           metavar="TEXT", repeatable=True),
+    Option(("--regex",), "regex", "the completion fully matches this pattern", metavar="RE"),
+    Option(("--type",), "type", "the completion is an integer ('int')", _python_type,
+           metavar="int"),
+    Option(("--json-schema",), "json_schema", "the completion is JSON valid against this "
+           "schema (JSON text)", _json, metavar="SCHEMA"),
+    Option(("--where",), "where", "an LMQL where-expression over RESPONSE", metavar="EXPR"),
     OUT,
     Option(("--format",), "format", "how to show the result (default: %config "
            "LmqlMagics.format)", choices=FORMATS, to_model=False),

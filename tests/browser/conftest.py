@@ -88,8 +88,10 @@ def lab(tmp_path_factory):
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium, per test module: Playwright's sync API marks an event loop as running in
+    the main thread while it is open, which would break asyncio.run in later tests."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -1,19 +1,18 @@
 """The magics' option table: one place, turned into argparse parsers."""
 
-import dataclasses
 
 import pytest
 
 from lmql_nb.notebook.arguments import (GENERATE_OPTIONS, SCORE_OPTIONS, MagicUsageError, Option,
                                         build_parser, model_kwargs)
-from lmql_nb.options import GenerateOptions
+from lmql_nb.options import GENERATE_KEYWORDS
 
 
 def test_every_option_passed_to_generate_is_a_generate_option():
-    accepted = {f.name for f in dataclasses.fields(GenerateOptions)}
     passed = {o.dest for o in GENERATE_OPTIONS if o.to_model}
-    assert passed <= accepted
-    assert {"max_tokens", "decoder", "n", "temperature", "top_k"} <= passed
+    assert passed <= GENERATE_KEYWORDS
+    assert {"max_tokens", "decoder", "n", "temperature", "top_k", "stops_at", "regex",
+            "choices", "json_schema", "where"} <= passed
 
 
 def test_only_given_options_reach_the_model():
@@ -27,12 +26,11 @@ def test_only_given_options_reach_the_model():
 
 def test_a_new_option_is_one_line():
     options = GENERATE_OPTIONS + (
-        Option(("--regex",), "regex", "the completion matches this"),
-        Option(("--stops-at",), "stops_at", "stop after this text", repeatable=True),
+        Option(("--stops-at-any",), "stops_at_any", "a future option", repeatable=True),
     )
     parser = build_parser("%%lmql_generate", options)
-    args = parser.parse_args(["--stops-at", ".", "--regex", "[0-9]+", "--stops-at", "\n"])
-    assert model_kwargs(options, args) == {"stops_at": [".", "\n"], "regex": "[0-9]+"}
+    args = parser.parse_args(["--stops-at-any", ".", "--regex", "[0-9]+", "--stops-at-any", "\n"])
+    assert model_kwargs(options, args) == {"stops_at_any": [".", "\n"], "regex": "[0-9]+"}
     assert model_kwargs(options, parser.parse_args([])) == {}
 
 
@@ -56,3 +54,24 @@ def test_score_takes_a_prompt_and_values_with_options_anywhere():
                           [("prompt", "", None), ("values", "", "+")])
     args = parser.parse_args(["The capital is", " Paris", " Rome", "--agg", "mean"])
     assert (args.prompt, args.values, args.agg) == ("The capital is", [" Paris", " Rome"], "mean")
+
+
+def test_constraint_options_reach_generate_as_keywords():
+    from lmql_nb.notebook.arguments import GENERATE_OPTIONS, build_parser, model_kwargs
+    from lmql_nb.options import parse_generate_options
+
+    parser = build_parser("%%lmql_generate", GENERATE_OPTIONS)
+    namespace = parser.parse_args(["--stops-at", ".", "--stops-at", "!", "--choice", " yes",
+                                   "--choice", " no", "--where", "len(RESPONSE) < 9"])
+    kwargs = model_kwargs(GENERATE_OPTIONS, namespace)
+    assert kwargs == {"stops_at": [".", "!"], "choices": [" yes", " no"],
+                      "where": "len(RESPONSE) < 9"}
+    spec = parse_generate_options(5, **kwargs).constraint  # what generate() will accept
+    assert spec.choices == (" yes", " no") and spec.stops_at == (".", "!")
+    namespace = parser.parse_args(["--type", "int", "--json-schema", '{"type": "object"}'])
+    assert model_kwargs(GENERATE_OPTIONS, namespace) == {"type": int,
+                                                         "json_schema": {"type": "object"}}
+    for bad, message in ((["--type", "float"], "expected 'int'"),
+                         (["--json-schema", "{nope"], "expected a JSON schema")):
+        with pytest.raises(ValueError, match=message):
+            parser.parse_args(bad)
