@@ -138,3 +138,30 @@ def test_token_texts_join_to_the_completion(tiny_llama_path):
         if "\ufffd" not in generation.text:  # valid UTF-8: the stream is the text
             assert "".join(t.text for t in generation.tokens) == generation.text
         assert all(math.isfinite(t.logprob) and t.logprob <= 0 for t in generation.tokens)
+
+
+def test_a_seen_prompt_is_not_run_again_and_n_sequences_share_one_prefill(tiny_llama_path,
+                                                                          monkeypatch):
+    from lmql_nb.engine.torch_model import TorchModel
+
+    llm = lmql_nb.model(f"local:{tiny_llama_path}")
+    prompt = "Once upon a time there was a small town"
+    llm.generate_sync(prompt, max_tokens=1, cache=False)  # loads the model
+    llm.backend._model.prefixes.clear()
+    shapes = []
+    original = TorchModel.forward
+
+    def recording(self, input_ids, *args, **kwargs):
+        shapes.append(tuple(input_ids.shape))
+        return original(self, input_ids, *args, **kwargs)
+
+    monkeypatch.setattr(TorchModel, "forward", recording)
+    sampled = llm.generate_sync(prompt, max_tokens=4, decoder="sample", n=4, seed=2)
+    prompt_tokens = shapes[0][1]
+    assert shapes[0] == (1, prompt_tokens)  # one prefill for the four sequences
+    assert all(shape == (4, 1) for shape in shapes[1:])
+    shapes.clear()
+    greedy = llm.generate_sync(prompt, max_tokens=4)
+    assert all(shape[1] == 1 for shape in shapes)  # the prompt's cache was reused
+    assert greedy == reference.greedy(tiny_llama_path, prompt, 4)
+    assert len(sampled) == 4

@@ -28,7 +28,7 @@ from ..constraints.stops import new_stop
 from ..tokenizer import HFTokenizer, IncrementalDecoder
 from .generation import GenerateJob
 from .sampling import StepStats, completion, describe, step_stats
-from .torch_model import TorchModel, left_pad
+from .torch_model import TorchModel
 from .worker import Request
 
 LENGTH_PENALTY = 1.0
@@ -115,12 +115,11 @@ def _search(model: TorchModel, tokenizer: HFTokenizer, request: Request, width: 
     spec = job.options.constraint
     finished: list[_Hypothesis] = []
     live: list[_Beam] = [start]
-    pad_id = tokenizer.hf.pad_token_id if tokenizer.hf.pad_token_id is not None else 0
-    input_ids, attention_mask, positions = left_pad([job.prompt_ids], pad_id)
     with torch.inference_mode():
-        logits, cache = model.forward(input_ids, attention_mask, positions, last_only=True)
-        logits = logits[:, -1, :]
-        position = int(positions[0, -1])
+        cache, logprobs = model.prefill(job.prompt_ids, job.options.cache)
+        logits = logprobs[None, :].clone()  # masked in place by constraints
+        attention_mask = torch.ones((1, len(job.prompt_ids)), dtype=torch.long)
+        position = len(job.prompt_ids) - 1
         for step in range(job.max_new_tokens):
             if request.cancelled.is_set():
                 return finished + [_Hypothesis(b.steps, b.logprob, "cancelled") for b in live]

@@ -81,12 +81,8 @@ def run_generate(model: TorchModel, tokenizer: HFTokenizer, requests: Sequence[R
     if not active:
         return
 
-    pad_id = tokenizer.hf.pad_token_id if tokenizer.hf.pad_token_id is not None else 0
-    input_ids, attention_mask, positions = left_pad([r.job.prompt_ids for r in active], pad_id)
     with torch.inference_mode():
-        logits, cache = model.forward(input_ids, attention_mask, positions, last_only=True)
-        logits = logits[:, -1, :]
-        positions = positions[:, -1]
+        logits, cache, attention_mask, positions = _prefill(model, tokenizer, active)
         while True:
             logprobs = logits.log_softmax(-1)  # the model's own, unconstrained
             next_ids = _choose(_mask(logits, active), active, generators)
@@ -115,6 +111,32 @@ def run_generate(model: TorchModel, tokenizer: HFTokenizer, requests: Sequence[R
             positions = positions + 1
             logits, cache = model.forward(next_ids[:, None], attention_mask, positions[:, None], cache)
             logits = logits[:, -1, :]
+
+
+def _prefill(model: TorchModel, tokenizer: HFTokenizer, rows: Sequence[_Row]):
+    """The first step of a batch: (logits of the next token, key/value cache, attention
+    mask, positions of the last tokens), one row per sequence.
+
+    When every row continues the same prompt (one request, or requests for one prompt),
+    the prompt runs once, reusing and refreshing the prefix cache, and its state is
+    repeated for the rows; otherwise the prompts run together, left-padded.
+    """
+    prompts = {tuple(row.job.prompt_ids) for row in rows}
+    if len(prompts) == 1:
+        ids = rows[0].job.prompt_ids
+        use_cache = all(row.job.options.cache for row in rows)
+        cache, logprobs = model.prefill(ids, use_cache)
+        if len(rows) > 1:
+            cache.batch_repeat_interleave(len(rows))
+        # log-probabilities serve as logits (softmax and argmax ignore a constant shift);
+        # a copy, since constraints mask the logits in place
+        logits = logprobs[None, :].repeat(len(rows), 1)
+        attention_mask = torch.ones((len(rows), len(ids)), dtype=torch.long)
+        return logits, cache, attention_mask, torch.full((len(rows),), len(ids) - 1)
+    pad_id = tokenizer.hf.pad_token_id if tokenizer.hf.pad_token_id is not None else 0
+    input_ids, attention_mask, positions = left_pad([row.job.prompt_ids for row in rows], pad_id)
+    logits, cache = model.forward(input_ids, attention_mask, positions, last_only=True)
+    return logits[:, -1, :], cache, attention_mask, positions[:, -1]
 
 
 def _mask(logits: torch.Tensor, rows: Sequence[_Row]) -> torch.Tensor:

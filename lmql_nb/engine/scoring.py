@@ -49,7 +49,7 @@ def run_score(model: TorchModel, requests: Sequence[Request]) -> None:
 def score_job(model: TorchModel, job: ScoreJob, request: Request | None = None) -> list[list[float]]:
     """Per value, the log-probabilities of its tokens."""
     with torch.inference_mode():
-        prefix_cache, first_logprobs = _run_prefix(model, job)
+        prefix_cache, first_logprobs = model.prefill(job.prefix, job.use_prefix_cache)
         results: list[list[float]] = [[] for _ in job.suffixes]
         vocab = first_logprobs.shape[-1]
         longest = max(len(s) for s in job.suffixes)
@@ -63,23 +63,6 @@ def score_job(model: TorchModel, job: ScoreJob, request: Request | None = None) 
             for i, values in zip(chunk, scored):
                 results[i] = values
         return results
-
-
-def _run_prefix(model: TorchModel, job: ScoreJob):
-    """The prompt's key/value cache and the log-probabilities after it, computing only
-    the tokens no cached prefix covers."""
-    ids = tuple(job.prefix)
-    known, cache, logprobs = (model.prefixes.longest(ids) if job.use_prefix_cache
-                              else (0, None, None))
-    if known < len(ids):
-        new = torch.tensor([job.prefix[known:]])
-        mask = torch.ones((1, len(ids)), dtype=torch.long)
-        positions = torch.arange(known, len(ids))[None, :]
-        logits, cache = model.forward(new, mask, positions, cache, last_only=True)
-        logprobs = logits[0, -1].log_softmax(-1)
-        if job.use_prefix_cache:
-            model.prefixes.put(ids, cache, logprobs)
-    return cache, logprobs
 
 
 def _score_batch(model: TorchModel, job: ScoreJob, chunk: list[int], prefix_cache,

@@ -41,6 +41,23 @@ class TorchModel:
             new_cache = output.past_key_values
         return output.logits.float(), new_cache
 
+    def prefill(self, ids: list[int], use_prefix_cache: bool = True) -> tuple[Any, torch.Tensor]:
+        """Run one sequence of token ids; return its key/value cache and the
+        log-probabilities after it. Only the tokens no cached prefix covers are computed,
+        and the result is cached for later calls (unless `use_prefix_cache` is False)."""
+        key = tuple(ids)
+        known, cache, logprobs = (self.prefixes.longest(key) if use_prefix_cache
+                                  else (0, None, None))
+        if known < len(ids):
+            new = torch.tensor([ids[known:]])
+            mask = torch.ones((1, len(ids)), dtype=torch.long)
+            positions = torch.arange(known, len(ids))[None, :]
+            logits, cache = self.forward(new, mask, positions, cache, last_only=True)
+            logprobs = logits[0, -1].log_softmax(-1)
+            if use_prefix_cache:
+                self.prefixes.put(key, cache, logprobs)
+        return cache, logprobs
+
 
 def left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Left-pad token lists into (input_ids, attention_mask, position_ids)."""
