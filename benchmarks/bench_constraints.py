@@ -1,6 +1,6 @@
 """Constrained against unconstrained greedy generation on the embedded Gemma 3 270M.
 
-    python benchmarks/bench_constraints.py [--tokens 32] [--repeats 5]
+    python benchmarks/bench_constraints.py [--tokens 32] [--repeat 5]
 
 Prints, in one process: the tokenizer set-up (paid once per tokenizer per process); the
 grammar build time per constraint kind once the set-up is cached (target < 10 ms; this
@@ -53,7 +53,7 @@ BUILDS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
     llm = lmql_nb.model("local:gemma-3-270m")
@@ -79,7 +79,7 @@ def main() -> None:
     wall: dict[str, list[float]] = {name: [] for name in GENERATION}
     cpu: dict[str, list[float]] = {name: [] for name in GENERATION}
     texts: dict[str, list[int]] = {}
-    for _ in range(args.repeats):
+    for _ in range(args.repeat):
         for name, options in GENERATION.items():
             start, start_cpu = time.perf_counter(), time.process_time()
             generation = llm.generate_sync(PROMPT, max_tokens=args.tokens, cache=False,
@@ -90,7 +90,7 @@ def main() -> None:
             texts[name] = [t.token_id for t in generation.tokens]
 
     base_wall, base_cpu = statistics.median(wall["none"]), statistics.median(cpu["none"])
-    print(f"\ngreedy, {args.tokens} tokens, median of {args.repeats} runs")
+    print(f"\ngreedy, {args.tokens} tokens, median of {args.repeat} runs")
     print(f"{'constraint':<10} {'wall ms/tok':>11} {'ratio':>6} {'cpu ms/tok':>11} {'ratio':>6} "
           f"{'own work ms/tok':>15} {'share':>6}")
     for name in GENERATION:

@@ -73,7 +73,13 @@ def _endpoint(handler: Handler, api_key: Optional[str], protected: bool = True) 
 
 async def _json(request: Request) -> Any:
     try:
-        return json.loads(await request.body())
+        body = json.loads(await request.body())
+        # JSON's \ud800 escapes can carry unpaired surrogates, which no tokenizer takes
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+        return body
+    except UnicodeEncodeError:
+        raise bad_request("the request body holds an unpaired surrogate (a \\ud800-\\udfff "
+                          "escape without its pair); text must be valid Unicode") from None
     except ValueError:
         raise bad_request("the request body is not valid JSON") from None
 

@@ -270,6 +270,18 @@ def test_invalid_json_is_400(gpt2_server):
     assert "not valid JSON" in response.json()["error"]["message"]
 
 
+def test_an_unpaired_surrogate_is_400_and_the_server_stays_usable(gpt2_server):
+    body = b'{"model": "tiny-gpt2", "prompt": "a \\ud800 b", "max_tokens": 2}'
+    response = httpx.post(f"{gpt2_server.base_url}/completions", content=body,
+                          headers={**_headers(gpt2_server), "Content-Type": "application/json"},
+                          timeout=10)
+    assert response.status_code == 400
+    assert "unpaired surrogate" in response.json()["error"]["message"]
+    ok = httpx.post(f"{gpt2_server.base_url}/completions", headers=_headers(gpt2_server),
+                    json={"model": "tiny-gpt2", "prompt": "a b", "max_tokens": 2}, timeout=30)
+    assert ok.status_code == 200
+
+
 def test_concurrent_requests_give_the_sequential_results(client):
     prompts = [f"Number {i}:" for i in range(8)]
     sequential = [client.completions.create(model="tiny-gpt2", prompt=p, max_tokens=8,
