@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -44,28 +45,23 @@ class Lab:
         (folder / "themes.jupyterlab-settings").write_text(json.dumps({"theme": theme}))
 
 
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory):
+def require_chromium() -> None:
+    """In CI a missing browser is a broken setup, not a reason to skip."""
     if not Path(CHROMIUM).exists():
-        # in CI a missing browser is a broken setup, not a reason to skip
         (pytest.fail if os.environ.get("CI") else pytest.skip)(
             f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)")
-    root = tmp_path_factory.mktemp("lab-root")
-    settings = tmp_path_factory.mktemp("lab-settings")
-    folder = settings / "@jupyterlab" / "apputils-extension"
-    folder.mkdir(parents=True)
-    # no news or update checks: no network, no pop-ups over the notebook
-    (folder / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+
+
+@contextlib.contextmanager
+def jupyter_server(module: str, root: Path, log_path: Path, extra_args=(), env=None):
+    """Start `python -m <module>` (jupyterlab or notebook) on 127.0.0.1 with a random port
+    and token; yield (url, token) once it answers; stop it afterwards."""
     port, token = _free_port(), secrets.token_hex(16)
-    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings),
-           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path_factory.mktemp("lab-workspaces"))}
-    log = open(root.parent / "lab.log", "w")
+    log = open(log_path, "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+        [sys.executable, "-m", module, "--no-browser", "--ip=127.0.0.1", f"--port={port}",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--ServerApp.port_retries=0", "--LabApp.news_url=", "--allow-root",
-         "--LabApp.extension_manager=readonly"],
+         "--ServerApp.port_retries=0", "--allow-root", *extra_args],
         env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -76,9 +72,9 @@ def lab(tmp_path_factory):
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"JupyterLab did not start; see {log.name}") from None
+                    raise RuntimeError(f"{module} did not start; see {log.name}") from None
                 time.sleep(0.3)
-        yield Lab(url, token, root, settings)
+        yield url, token
     finally:
         process.terminate()
         try:
@@ -86,6 +82,24 @@ def lab(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    require_chromium()
+    root = tmp_path_factory.mktemp("lab-root")
+    settings = tmp_path_factory.mktemp("lab-settings")
+    folder = settings / "@jupyterlab" / "apputils-extension"
+    folder.mkdir(parents=True)
+    # no news or update checks: no network, no pop-ups over the notebook
+    (folder / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path_factory.mktemp("lab-workspaces"))}
+    with jupyter_server("jupyterlab", root, root.parent / "lab.log",
+                        ["--LabApp.news_url=", "--LabApp.extension_manager=readonly"],
+                        env) as (url, token):
+        yield Lab(url, token, root, settings)
 
 
 @pytest.fixture(scope="module")

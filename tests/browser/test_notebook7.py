@@ -3,51 +3,17 @@ opened and run, the token view and the heatmap draw, and hovering shows alternat
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import nbformat
 import pytest
-from conftest import CHROMIUM, _free_port
+from conftest import jupyter_server, require_chromium
 
 
 @pytest.fixture(scope="module")
 def notebook_server(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(
-            f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)")
+    require_chromium()
     root = tmp_path_factory.mktemp("nb7-root")
-    port, token = _free_port(), secrets.token_hex(16)
-    log = open(root.parent / "nb7.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "notebook", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--ServerApp.port_retries=0", "--allow-root"],
-        stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"Notebook 7 did not start; see {log.name}") from None
-                time.sleep(0.3)
+    with jupyter_server("notebook", root, root.parent / "nb7.log") as (url, token):
         yield url, token, root
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def test_widgets_draw_and_hover_in_notebook_7(notebook_server, browser, tiny_gpt2_path,
