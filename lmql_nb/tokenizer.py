@@ -26,6 +26,23 @@ class Tokenizer(Protocol):
     def start_token_id(self) -> Optional[int]: ...
 
 
+class EngineTokenizer(Tokenizer, Protocol):
+    """What the in-process engine needs on top: end-of-sequence ids, token strings, chat
+    templates and llguidance's view of the vocabulary (for constraints)."""
+
+    eos_token_ids: frozenset[int]
+
+    def convert_ids_to_tokens(self, ids: Sequence[int]) -> list[str]: ...
+
+    @property
+    def has_chat_template(self) -> bool: ...
+
+    def apply_chat_template(self, messages: list[dict], template: Optional[str],
+                            add_generation_prompt: bool) -> str: ...
+
+    def llguidance_tokenizer(self) -> Any: ...
+
+
 def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
     """How many leading items `a` and `b` share."""
     length = 0
@@ -97,6 +114,26 @@ class HFTokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         return list(self.hf.tokenize(text))
+
+    def convert_ids_to_tokens(self, ids: Sequence[int]) -> list[str]:
+        """The vocabulary's own strings for `ids` (e.g. "▁Paris", "Ġthe")."""
+        return list(self.hf.convert_ids_to_tokens(list(ids)))
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.hf, "chat_template", None))
+
+    def apply_chat_template(self, messages: list[dict], template: Optional[str],
+                            add_generation_prompt: bool) -> str:
+        """The conversation as text, through `template` or the model's own chat template."""
+        return self.hf.apply_chat_template(messages, tokenize=False, chat_template=template,
+                                           add_generation_prompt=add_generation_prompt)
+
+    def llguidance_tokenizer(self) -> Any:
+        """llguidance's tokenizer for this vocabulary (seconds for a large one: cache it)."""
+        import llguidance.hf
+
+        return llguidance.hf.from_tokenizer(self.hf, eos_token=sorted(self.eos_token_ids) or None)
 
     def __repr__(self) -> str:
         return f"HFTokenizer({type(self.hf).__name__}, vocab_size={self.vocab_size})"

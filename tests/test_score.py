@@ -59,12 +59,12 @@ def test_the_same_call_gives_the_same_numbers(tiny_gpt2_path):
 
 def test_scoring_many_values_in_several_batches(tiny_gpt2_path, monkeypatch):
     """Values beyond one batch's logit budget go in further batches, same numbers."""
-    from lmql_nb.engine import scoring
+    from lmql_nb.engine import torch_model
 
     llm = lmql_nb.model(f"local:{tiny_gpt2_path}")
     values = [f" {i} and {i + 1}" for i in range(12)]
     whole = llm.score_sync("Numbers:", values, cache=False).scores()
-    monkeypatch.setattr(scoring, "MAX_LOGITS_PER_BATCH", 1)  # one value per batch
+    monkeypatch.setattr(torch_model, "MAX_LOGITS_PER_BATCH", 1)  # one value per batch
     split = llm.score_sync("Numbers:", values, cache=False).scores()
     np.testing.assert_allclose(whole, split, atol=1e-5)
     expected = [reference.continuation_logprob(tiny_gpt2_path, "Numbers:", v) for v in values]

@@ -15,7 +15,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ..tokenizer import HFTokenizer
+from ..tokenizer import Tokenizer
 from .grammar import compile_grammar
 from .spec import ConstraintSpec
 
@@ -27,22 +27,20 @@ class ConstraintError(RuntimeError):
 class _Setup:
     """llguidance's tokenizer, and the masks that allow end-of-sequence alone, or nothing."""
 
-    def __init__(self, tokenizer: HFTokenizer):
+    def __init__(self, tokenizer: Tokenizer):
         import llguidance
-        import llguidance.hf
 
-        eos = sorted(tokenizer.eos_token_ids) or None
-        self.llg = llguidance.hf.from_tokenizer(tokenizer.hf, eos_token=eos)
+        self.llg = tokenizer.llguidance_tokenizer()
         ended = llguidance.LLMatcher(self.llg, llguidance.LLMatcher.grammar_from_regex(""))
         self.eos_only = ended.compute_bitmask()
         self.nothing = bytes(len(self.eos_only))
 
 
-_setups: "weakref.WeakKeyDictionary[HFTokenizer, _Setup]" = weakref.WeakKeyDictionary()
+_setups: "weakref.WeakKeyDictionary[Tokenizer, _Setup]" = weakref.WeakKeyDictionary()
 _setups_lock = threading.Lock()
 
 
-def tokenizer_setup(tokenizer: HFTokenizer) -> _Setup:
+def tokenizer_setup(tokenizer: Tokenizer) -> _Setup:
     """The llguidance set-up of `tokenizer`, made on first use and kept while it lives."""
     with _setups_lock:
         setup = _setups.get(tokenizer)
@@ -133,7 +131,7 @@ class Constraint:
     Building raises ValueError when the constraint admits no completion at all.
     """
 
-    def __init__(self, spec: ConstraintSpec, tokenizer: HFTokenizer, vocab_size: int):
+    def __init__(self, spec: ConstraintSpec, tokenizer: Tokenizer, vocab_size: int):
         from llguidance import LLMatcher
 
         self.spec = spec

@@ -1,4 +1,4 @@
-"""Beam search over a `TorchModel`.
+"""Beam search over a `LanguageModel`.
 
 The semantics follow transformers' own beam search (length_penalty 1.0, no early stop):
 each step keeps the `n` best live beams out of the 2n best candidates; a candidate that
@@ -25,10 +25,10 @@ import torch
 from ..constraints.matcher import ConstraintError, SequenceMatcher
 from ..constraints.spec import ConstraintSpec
 from ..constraints.stops import new_stop
-from ..tokenizer import HFTokenizer, IncrementalDecoder
+from ..tokenizer import IncrementalDecoder, Tokenizer
 from .generation import GenerateJob
+from .model import LanguageModel, Rows
 from .sampling import StepStats, completion, describe, step_stats
-from .torch_model import TorchModel
 from .worker import Request
 
 LENGTH_PENALTY = 1.0
@@ -82,7 +82,7 @@ class _Beam:
         return self.matcher is None or self.matcher.accepting
 
 
-def run_beam(model: TorchModel, tokenizer: HFTokenizer, request: Request) -> None:
+def run_beam(model: LanguageModel, tokenizer: Tokenizer, request: Request) -> None:
     """Serve one beam-search request (its beams share each forward pass)."""
     job: GenerateJob = request.payload
     width = job.options.n
@@ -93,7 +93,12 @@ def run_beam(model: TorchModel, tokenizer: HFTokenizer, request: Request) -> Non
     if start.matcher is not None and start.matcher.forced_end:
         finished = [_Hypothesis((), 0.0, "stop")]  # only the empty text satisfies it
     elif job.max_new_tokens > 0:
-        finished = _search(model, tokenizer, request, width, length_reason, start)
+        with torch.inference_mode():
+            beams, logits = model.start([job.prompt_ids], job.options.cache)
+            try:
+                finished = _search(beams, logits, tokenizer, request, width, length_reason, start)
+            finally:
+                beams.close()
     else:
         finished = [_Hypothesis((), 0.0, length_reason)]
     if not finished:
@@ -109,69 +114,57 @@ def run_beam(model: TorchModel, tokenizer: HFTokenizer, request: Request) -> Non
     request.finish(generations)
 
 
-def _search(model: TorchModel, tokenizer: HFTokenizer, request: Request, width: int,
-            length_reason: str, start: _Beam) -> list[_Hypothesis]:
+def _search(beams: Rows, logits: torch.Tensor, tokenizer: Tokenizer, request: Request,
+            width: int, length_reason: str, start: _Beam) -> list[_Hypothesis]:
     job: GenerateJob = request.payload
     spec = job.options.constraint
     finished: list[_Hypothesis] = []
     live: list[_Beam] = [start]
-    with torch.inference_mode():
-        cache, logprobs = model.prefill(job.prompt_ids, job.options.cache)
-        logits = logprobs[None, :].clone()  # masked in place by constraints
-        attention_mask = torch.ones((1, len(job.prompt_ids)), dtype=torch.long)
-        position = len(job.prompt_ids) - 1
-        for step in range(job.max_new_tokens):
-            if request.cancelled.is_set():
-                return finished + [_Hypothesis(b.steps, b.logprob, "cancelled") for b in live]
-            logprobs = logits.log_softmax(-1)  # the model's own, unconstrained
-            totals = torch.tensor([b.logprob for b in live])[:, None] + logprobs
-            for i, beam in enumerate(live):
-                if beam.matcher is not None:
-                    beam.matcher.mask_(totals[i])
-            candidates = torch.topk(totals.flatten(), min(2 * width, totals.numel()))
-            vocab = logprobs.shape[-1]
-            last_step = step + 1 == job.max_new_tokens
-            next_live, parents, tokens = [], [], []
-            for rank, (total, flat) in enumerate(zip(candidates.values.tolist(),
-                                                     candidates.indices.tolist())):
-                if (last_step and rank >= width) or total == float("-inf"):
-                    break  # at the length limit only the n best candidates may finish
-                parent, token_id = divmod(flat, vocab)
-                beam = live[parent]
-                if token_id in tokenizer.eos_token_ids:
-                    if rank < width:
-                        finished.append(_Hypothesis(beam.steps, total, "stop"))
-                    continue
-                stats = step_stats(logprobs[parent], token_id, job.options.top_logprobs,
-                                   beam.matcher.blocked if beam.matcher is not None else None)
-                try:
-                    child, ended = beam.extend(stats, total, spec)
-                except ConstraintError:
-                    continue  # a beam that cannot be completed is dropped
-                if ended:
-                    if rank < width:
-                        finished.append(_Hypothesis(child.steps, total, "stop"))
-                    continue
-                next_live.append(child)
-                parents.append(parent)
-                tokens.append(token_id)
-                if len(next_live) == width:
-                    break
-            finished = sorted(finished, key=lambda h: h.score, reverse=True)[:width]
-            live = next_live
-            if last_step:
+    for step in range(job.max_new_tokens):
+        if request.cancelled.is_set():
+            return finished + [_Hypothesis(b.steps, b.logprob, "cancelled") for b in live]
+        logprobs = logits.log_softmax(-1)  # the model's own, unconstrained
+        totals = torch.tensor([b.logprob for b in live])[:, None] + logprobs
+        for i, beam in enumerate(live):
+            if beam.matcher is not None:
+                beam.matcher.mask_(totals[i])
+        candidates = torch.topk(totals.flatten(), min(2 * width, totals.numel()))
+        vocab = logprobs.shape[-1]
+        last_step = step + 1 == job.max_new_tokens
+        next_live, parents, tokens = [], [], []
+        for rank, (total, flat) in enumerate(zip(candidates.values.tolist(),
+                                                 candidates.indices.tolist())):
+            if (last_step and rank >= width) or total == float("-inf"):
+                break  # at the length limit only the n best candidates may finish
+            parent, token_id = divmod(flat, vocab)
+            beam = live[parent]
+            if token_id in tokenizer.eos_token_ids:
+                if rank < width:
+                    finished.append(_Hypothesis(beam.steps, total, "stop"))
+                continue
+            stats = step_stats(logprobs[parent], token_id, job.options.top_logprobs,
+                               beam.matcher.blocked if beam.matcher is not None else None)
+            try:
+                child, ended = beam.extend(stats, total, spec)
+            except ConstraintError:
+                continue  # a beam that cannot be completed is dropped
+            if ended:
+                if rank < width:
+                    finished.append(_Hypothesis(child.steps, total, "stop"))
+                continue
+            next_live.append(child)
+            parents.append(parent)
+            tokens.append(token_id)
+            if len(next_live) == width:
                 break
-            if not live or _done(finished, live, width, step + 1):
-                return finished
-            index = torch.tensor(parents)
-            cache.reorder_cache(index)
-            attention_mask = attention_mask[index]
-            attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(live), 1))], -1)
-            position += 1
-            position_ids = torch.full((len(live), 1), position, dtype=torch.long)
-            logits, cache = model.forward(torch.tensor(tokens)[:, None], attention_mask,
-                                          position_ids, cache)
-            logits = logits[:, -1, :]
+        finished = sorted(finished, key=lambda h: h.score, reverse=True)[:width]
+        live = next_live
+        if last_step:
+            break
+        if not live or _done(finished, live, width, step + 1):
+            return finished
+        beams.keep(parents)
+        logits = beams.step(tokens)
     return finished + [_Hypothesis(b.steps, b.logprob, length_reason) for b in live
                        if b.complete]
 

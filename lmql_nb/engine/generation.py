@@ -1,8 +1,7 @@
-"""Batched decoding (argmax and sampling) over a `TorchModel`.
+"""Batched decoding (argmax and sampling) over a `LanguageModel`.
 
-All rows of all requests in a group share one forward pass per step: prompts are
-left-padded, each row keeps its own positions, and rows leave the batch (and the key/value
-cache) as soon as they finish, so short requests return early.
+All rows of all requests in a group share one forward pass per step, and rows leave the
+batch as soon as they finish, so short requests return early.
 """
 
 from __future__ import annotations
@@ -16,9 +15,9 @@ from ..constraints.matcher import Constraint, ConstraintError, SequenceMatcher
 from ..constraints.stops import new_stop
 from ..options import GenerateOptions
 from ..results import TokenInfo
-from ..tokenizer import HFTokenizer, IncrementalDecoder
+from ..tokenizer import IncrementalDecoder, Tokenizer
+from .model import LanguageModel
 from .sampling import completion, describe, sample, seeded_generator, step_stats
-from .torch_model import TorchModel, left_pad
 from .worker import Request
 
 
@@ -59,7 +58,7 @@ def _finish_request(request: Request, rows: Sequence[_Row]) -> None:
                                row.finish_reason or "length", job.prompt) for row in rows])
 
 
-def run_generate(model: TorchModel, tokenizer: HFTokenizer, requests: Sequence[Request]) -> None:
+def run_generate(model: LanguageModel, tokenizer: Tokenizer, requests: Sequence[Request]) -> None:
     """Serve a group of argmax/sample requests in shared forward passes."""
     rows_of: dict[Request, list[_Row]] = {}
     for request in requests:
@@ -82,61 +81,34 @@ def run_generate(model: TorchModel, tokenizer: HFTokenizer, requests: Sequence[R
         return
 
     with torch.inference_mode():
-        logits, cache, attention_mask, positions = _prefill(model, tokenizer, active)
-        while True:
-            logprobs = logits.log_softmax(-1)  # the model's own, unconstrained
-            next_ids = _choose(_mask(logits, active), active, generators)
-            keep = []
-            for i, row in enumerate(active):
-                try:
-                    row.finish_reason = _advance(row, int(next_ids[i]), logprobs[i], tokenizer)
-                except ConstraintError as error:  # fails this request, not its batch
-                    row.request.finish(error=error)
-                    row.request.cancel()
-                    row.finish_reason = "cancelled"
-                if row.finish_reason is None:
-                    keep.append(i)
-            for request in {row.request for row in active}:
-                rows = rows_of[request]
-                if all(row.finish_reason for row in rows) and not request.future.done():
-                    _finish_request(request, rows)
-            if not keep:
-                return
-            if len(keep) < len(active):
-                index = torch.tensor(keep)
-                cache.batch_select_indices(index)
-                attention_mask, positions, next_ids = attention_mask[index], positions[index], next_ids[index]
+        # identical prompts (one request's n rows, or requests for one prompt) run once
+        decoding, logits = model.start([row.job.prompt_ids for row in active],
+                                       all(row.job.options.cache for row in active))
+        try:
+            while True:
+                logprobs = logits.log_softmax(-1)  # the model's own, unconstrained
+                next_ids = _choose(_mask(logits, active), active, generators).tolist()
+                keep = []
+                for i, row in enumerate(active):
+                    try:
+                        row.finish_reason = _advance(row, next_ids[i], logprobs[i], tokenizer)
+                    except ConstraintError as error:  # fails this request, not its batch
+                        row.request.finish(error=error)
+                        row.request.cancel()
+                        row.finish_reason = "cancelled"
+                    if row.finish_reason is None:
+                        keep.append(i)
+                for request in {row.request for row in active}:
+                    rows = rows_of[request]
+                    if all(row.finish_reason for row in rows) and not request.future.done():
+                        _finish_request(request, rows)
+                if not keep:
+                    return
+                decoding.keep(keep)
                 active = [active[i] for i in keep]
-            attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(active), 1))], -1)
-            positions = positions + 1
-            logits, cache = model.forward(next_ids[:, None], attention_mask, positions[:, None], cache)
-            logits = logits[:, -1, :]
-
-
-def _prefill(model: TorchModel, tokenizer: HFTokenizer, rows: Sequence[_Row]):
-    """The first step of a batch: (logits of the next token, key/value cache, attention
-    mask, positions of the last tokens), one row per sequence.
-
-    When every row continues the same prompt (one request, or requests for one prompt),
-    the prompt runs once, reusing and refreshing the prefix cache, and its state is
-    repeated for the rows; otherwise the prompts run together, left-padded.
-    """
-    prompts = {tuple(row.job.prompt_ids) for row in rows}
-    if len(prompts) == 1:
-        ids = rows[0].job.prompt_ids
-        use_cache = all(row.job.options.cache for row in rows)
-        cache, logprobs = model.prefill(ids, use_cache)
-        if len(rows) > 1:
-            cache.batch_repeat_interleave(len(rows))
-        # log-probabilities serve as logits (softmax and argmax ignore a constant shift);
-        # a copy, since constraints mask the logits in place
-        logits = logprobs[None, :].repeat(len(rows), 1)
-        attention_mask = torch.ones((len(rows), len(ids)), dtype=torch.long)
-        return logits, cache, attention_mask, torch.full((len(rows),), len(ids) - 1)
-    pad_id = tokenizer.hf.pad_token_id if tokenizer.hf.pad_token_id is not None else 0
-    input_ids, attention_mask, positions = left_pad([row.job.prompt_ids for row in rows], pad_id)
-    logits, cache = model.forward(input_ids, attention_mask, positions, last_only=True)
-    return logits[:, -1, :], cache, attention_mask, positions[:, -1]
+                logits = decoding.step([next_ids[i] for i in keep])
+        finally:
+            decoding.close()
 
 
 def _mask(logits: torch.Tensor, rows: Sequence[_Row]) -> torch.Tensor:
@@ -163,7 +135,7 @@ def _choose(logits: torch.Tensor, rows: Sequence[_Row], generators: dict) -> tor
     return chosen
 
 
-def _advance(row: _Row, token_id: int, logprobs: torch.Tensor, tokenizer: HFTokenizer) -> Optional[str]:
+def _advance(row: _Row, token_id: int, logprobs: torch.Tensor, tokenizer: Tokenizer) -> Optional[str]:
     """Add `token_id` to the row; return why the row finished, or None to go on."""
     if row.request.cancelled.is_set():
         return "cancelled"

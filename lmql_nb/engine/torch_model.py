@@ -1,24 +1,38 @@
-"""A thin adapter over a transformers causal LM: one forward call with a key/value cache.
+"""A transformers causal LM behind the engine's `LanguageModel` interface.
 
+Rows are a batch dimension: prompts are left-padded, each row keeps its own positions
+and attention mask, and the key/value cache is indexed when rows finish or beams fork.
 transformers 5 renamed `past_key_values` to `cache` (in arguments and outputs); the
 adapter finds out once which spelling the installed version uses.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import copy
 import inspect
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
+from .model import LanguageModel, Rows
+from .prefix_cache import PrefixCache
 
-class TorchModel:
+# logits of one batch of scored suffixes are at most this many floats (256 MB)
+MAX_LOGITS_PER_BATCH = 1 << 26
+PREFIX_CACHE_BYTES = 512 * 2**20
+
+
+class TorchModel(LanguageModel):
     """Forward passes over a transformers model, as the decode and scoring loops need."""
 
-    def __init__(self, model: Any, context_length: int):
+    def __init__(self, model: Any, context_length: Optional[int], pad_token_id: int = 0):
         self.model = model
         self.context_length = context_length
-        self.prefixes = PrefixCache()
+        self.vocab_size = model.get_output_embeddings().weight.shape[0]
+        self.pad_token_id = pad_token_id
+        # (key/value cache, log-probabilities after it), never handed out uncopied
+        self.prefixes: PrefixCache[tuple[Any, torch.Tensor]] = PrefixCache(PREFIX_CACHE_BYTES)
         parameters = inspect.signature(model.forward).parameters
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
 
@@ -46,17 +60,107 @@ class TorchModel:
         log-probabilities after it. Only the tokens no cached prefix covers are computed,
         and the result is cached for later calls (unless `use_prefix_cache` is False)."""
         key = tuple(ids)
-        known, cache, logprobs = (self.prefixes.longest(key) if use_prefix_cache
-                                  else (0, None, None))
+        known, state = self.prefixes.longest(key) if use_prefix_cache else (0, None)
+        cache, logprobs = (None, None) if state is None else (copy.deepcopy(state[0]), state[1])
         if known < len(ids):
             new = torch.tensor([ids[known:]])
             mask = torch.ones((1, len(ids)), dtype=torch.long)
             positions = torch.arange(known, len(ids))[None, :]
             logits, cache = self.forward(new, mask, positions, cache, last_only=True)
             logprobs = logits[0, -1].log_softmax(-1)
-            if use_prefix_cache:
-                self.prefixes.put(key, cache, logprobs)
+            size = _cache_bytes(cache)
+            if use_prefix_cache and key not in self.prefixes and size <= self.prefixes.max_size:
+                self.prefixes.put(key, (copy.deepcopy(cache), logprobs), size)
         return cache, logprobs
+
+    def start(self, prompts: Sequence[Sequence[int]],
+              use_prefix_cache: bool = True) -> tuple["TorchRows", torch.Tensor]:
+        """One row per prompt. When all prompts are one (one request, or requests for one
+        prompt), it runs once, through the prefix cache, and its state is repeated;
+        otherwise the prompts run together, left-padded."""
+        rows = len(prompts)
+        if len({tuple(ids) for ids in prompts}) == 1:
+            ids = list(prompts[0])
+            cache, logprobs = self.prefill(ids, use_prefix_cache)
+            if rows > 1:
+                cache.batch_repeat_interleave(rows)
+            attention_mask = torch.ones((rows, len(ids)), dtype=torch.long)
+            positions = torch.full((rows,), len(ids) - 1)
+            # a copy: the caller masks it in place, and `logprobs` may be cached
+            return TorchRows(self, cache, attention_mask, positions), logprobs[None, :].repeat(rows, 1)
+        input_ids, attention_mask, positions = left_pad([list(p) for p in prompts],
+                                                        self.pad_token_id)
+        logits, cache = self.forward(input_ids, attention_mask, positions, last_only=True)
+        return TorchRows(self, cache, attention_mask, positions[:, -1]), logits[:, -1, :]
+
+    def suffix_logprobs(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]],
+                        use_prefix_cache: bool = True,
+                        cancelled: Callable[[], bool] = lambda: False) -> list[list[float]]:
+        """The prefix runs once; its cache is repeated for batches of suffixes, which run
+        together (right-padded, with an attention mask over prefix + suffix)."""
+        prefix_cache, first_logprobs = self.prefill(list(prefix), use_prefix_cache)
+        results: list[list[float]] = [[] for _ in suffixes]
+        longest = max(len(s) for s in suffixes)
+        per_batch = max(1, MAX_LOGITS_PER_BATCH // (self.vocab_size * longest))
+        order = sorted(range(len(suffixes)), key=lambda i: len(suffixes[i]))
+        for start in range(0, len(order), per_batch):
+            if cancelled():
+                raise concurrent.futures.CancelledError()
+            chunk = order[start:start + per_batch]
+            scored = self._score_batch(len(prefix), [suffixes[i] for i in chunk],
+                                       prefix_cache, first_logprobs)
+            for i, values in zip(chunk, scored):
+                results[i] = values
+        return results
+
+    def _score_batch(self, prefix_length: int, suffixes: Sequence[Sequence[int]],
+                     prefix_cache: Any, first_logprobs: torch.Tensor) -> list[list[float]]:
+        width = max(len(s) for s in suffixes)
+        input_ids = torch.zeros((len(suffixes), width), dtype=torch.long)
+        mask = torch.zeros((len(suffixes), prefix_length + width), dtype=torch.long)
+        mask[:, :prefix_length] = 1
+        for row, suffix in enumerate(suffixes):
+            input_ids[row, :len(suffix)] = torch.tensor(suffix)
+            mask[row, prefix_length:prefix_length + len(suffix)] = 1
+        positions = torch.arange(prefix_length, prefix_length + width)[None, :].expand(
+            len(suffixes), -1)
+        cache = copy.deepcopy(prefix_cache)
+        cache.batch_repeat_interleave(len(suffixes))
+        logits, _ = self.forward(input_ids, mask, positions, cache)
+        logprobs = logits.log_softmax(-1)
+        # a token's log-probability is read from the position before it
+        return [[float((first_logprobs if position == 0 else logprobs[row, position - 1])[token])
+                 for position, token in enumerate(suffix)]
+                for row, suffix in enumerate(suffixes)]
+
+
+class TorchRows(Rows):
+    """Rows as a batch dimension of a key/value cache, with their masks and positions."""
+
+    def __init__(self, model: TorchModel, cache: Any, attention_mask: torch.Tensor,
+                 positions: torch.Tensor):
+        self.model = model
+        self.cache = cache
+        self.attention_mask = attention_mask
+        self.positions = positions  # of each row's last token
+
+    def step(self, token_ids: Sequence[int]) -> torch.Tensor:
+        rows = len(token_ids)
+        self.attention_mask = torch.cat(
+            [self.attention_mask, self.attention_mask.new_ones((rows, 1))], -1)
+        self.positions = self.positions + 1
+        logits, self.cache = self.model.forward(torch.tensor(token_ids)[:, None],
+                                                self.attention_mask, self.positions[:, None],
+                                                self.cache)
+        return logits[:, -1, :]
+
+    def keep(self, rows: Sequence[int]) -> None:
+        if list(rows) == list(range(len(self.positions))):
+            return
+        index = torch.tensor(rows, dtype=torch.long)
+        self.cache.reorder_cache(index)  # index_select: a row named twice is copied
+        self.attention_mask = self.attention_mask[index]
+        self.positions = self.positions[index]
 
 
 def left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -70,52 +174,6 @@ def left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, tor
             attention_mask[row, width - len(sequence):] = 1
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     return input_ids, attention_mask, position_ids
-
-
-class PrefixCache:
-    """Key/value caches of recent prompts, least recently used first out, bounded in bytes.
-
-    Scoring more values after a prompt it has seen, or after a longer prompt that starts
-    with one, then costs only the new tokens. Entries are never handed out directly:
-    callers get a copy to extend or repeat.
-    """
-
-    def __init__(self, max_bytes: int = 512 * 2**20):
-        import collections
-
-        self.max_bytes = max_bytes
-        self._entries: "collections.OrderedDict[tuple, tuple[Any, torch.Tensor, int]]" = \
-            collections.OrderedDict()
-        self._bytes = 0
-
-    def longest(self, ids: tuple) -> tuple[int, Optional[Any], Optional[torch.Tensor]]:
-        """The longest cached prefix of `ids`: (its length, a copy of its cache, the
-        log-probabilities after it); (0, None, None) when nothing matches."""
-        import copy
-
-        best = max((key for key in self._entries if len(key) <= len(ids) and ids[:len(key)] == key),
-                   key=len, default=None)
-        if best is None:
-            return 0, None, None
-        self._entries.move_to_end(best)
-        cache, logprobs, _ = self._entries[best]
-        return len(best), copy.deepcopy(cache), logprobs
-
-    def put(self, ids: tuple, cache: Any, logprobs: torch.Tensor) -> None:
-        import copy
-
-        size = _cache_bytes(cache)
-        if size > self.max_bytes or ids in self._entries:
-            return
-        self._entries[ids] = (copy.deepcopy(cache), logprobs, size)
-        self._bytes += size
-        while self._bytes > self.max_bytes:
-            _, (_, _, dropped) = self._entries.popitem(last=False)
-            self._bytes -= dropped
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self._bytes = 0
 
 
 def _cache_bytes(cache: Any) -> int:

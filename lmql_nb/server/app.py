@@ -140,7 +140,7 @@ class Routes:
         body: dict = {"count": len(ids), "max_model_len": self.model.context_length,
                       "tokens": ids}
         if parsed.return_token_strs:
-            body["token_strs"] = self.model.tokenizer.hf.convert_ids_to_tokens(ids)
+            body["token_strs"] = self.model.tokenizer.convert_ids_to_tokens(ids)
         return JSONResponse(body)
 
     async def detokenize(self, request: Request) -> Response:

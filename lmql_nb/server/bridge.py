@@ -1,11 +1,9 @@
 """The model behind the HTTP API: an in-process `LLM`, driven by token ids.
 
 An OpenAI-compatible server must accept token-id prompts and return the log-probability
-of every prompt token, so it works below `LLM.generate`/`LLM.score`, which take text.
-This module is the one place that reaches into the engine for that: it submits the same
-`GenerateJob`/`ScoreJob` requests `TransformersBackend` submits, to the same worker (so
-concurrent HTTP requests still share forward passes). If the engine grows a public
-token-id API, only this module changes.
+of every prompt token, so it works below `LLM.generate`/`LLM.score`, which take text: on
+the in-process backend's token-id API, through the same worker (so concurrent HTTP
+requests still share forward passes).
 """
 
 from __future__ import annotations
@@ -13,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable, Optional, Sequence
 
-from .. import aio
 from ..llm import LLM
 from ..options import GenerateOptions, parse_generate_options
 from ..results import Generation, TokenInfo
@@ -33,13 +30,13 @@ class ServedModel:
 
     def load(self) -> None:
         """Load the model now (the server answers only once this is done)."""
-        from ..backends.transformers import TransformersBackend
+        from ..backends.local import InProcessBackend
 
         backend = self.llm.backend
-        if not isinstance(backend, TransformersBackend):
+        if not isinstance(backend, InProcessBackend):
             raise ValueError(f"serve needs a model the in-process engine loads (a 'local:' "
-                             f"id); {self.llm.model_identifier!r} is served by "
-                             f"{backend.kind!r}")
+                             f"or 'llama.cpp:' id); {self.llm.model_identifier!r} is served "
+                             f"by {backend.kind!r}")
         backend.load()
         self.tokenizer = backend.get_tokenizer()
         self._backend = backend
@@ -72,14 +69,12 @@ class ServedModel:
     def chat_prompt(self, messages: list[dict], template: Optional[str],
                     add_generation_prompt: bool) -> list[int]:
         """The token ids of a conversation, through the model's (or the given) chat template."""
-        hf = self.tokenizer.hf
-        if template is None and not getattr(hf, "chat_template", None):
+        if template is None and not self.tokenizer.has_chat_template:
             raise bad_request("this model has no chat template: pass one as chat_template "
                               "(a Jinja string), or use /v1/completions with a text prompt",
                               "messages")
         try:
-            text = hf.apply_chat_template(messages, tokenize=False, chat_template=template,
-                                          add_generation_prompt=add_generation_prompt)
+            text = self.tokenizer.apply_chat_template(messages, template, add_generation_prompt)
         except Exception as error:  # a broken template is the client's input
             raise bad_request(f"the chat template failed: {error}", "chat_template") from None
         return self.tokenizer.encode(text)  # the template writes its own special tokens
@@ -95,29 +90,11 @@ class ServedModel:
 
     async def generate(self, prompt_ids: list[int], prompt_text: str, options: GenerateOptions,
                        on_token: Optional[TokenCallback] = None) -> list[Generation]:
-        """Generate after `prompt_ids`, as `TransformersBackend.generate` does after text."""
-        from ..engine.generation import GenerateJob
-        from ..engine.worker import Request
-
+        """Generate after `prompt_ids`, as `LLM.generate` does after text."""
         self.check_ids(prompt_ids)
-        room = (self.context_length - len(prompt_ids)) if self.context_length else None
-        if options.max_tokens is not None and (room is None or options.max_tokens <= room):
-            max_new, limited = options.max_tokens, False
-        else:
-            max_new, limited = room, True
-        compiled = {}
-        spec = getattr(options, "constraint", None)
-        if spec is not None and spec.shaped:  # seconds the first time: off the event loop
-            compiled["constraint"] = await aio.wait(aio.run_in_thread(
-                self._backend._compile, spec, name="lmql_nb-constraint"))
-        job = GenerateJob(prompt_text, list(prompt_ids), options, max_new, limited, **compiled)
-        key = ("beam", id(job)) if options.decoder == "beam" else ("generate",)
-        progress = None if on_token is None else (lambda item: on_token(*item))
-        request = Request(key, job, progress)
         self.running += 1
         try:
-            self._backend._worker.submit(request)
-            return await aio.wait(request.future, request.cancel)
+            return await self._backend.generate_ids(prompt_ids, prompt_text, options, on_token)
         finally:
             self.running -= 1
 
@@ -159,16 +136,12 @@ class ServedModel:
         return [head[0] + tail for tail in tails]
 
     async def _score(self, prefix: list[int], suffixes: list[list[int]]) -> list[list[float]]:
-        from ..engine.scoring import ScoreJob
-        from ..engine.worker import Request
-
         scored = [i for i, s in enumerate(suffixes) if s]
         results: list[list[float]] = [[] for _ in suffixes]
         if not scored:
             return results
-        job = ScoreJob(list(prefix), [suffixes[i] for i in scored],
-                       [len(suffixes[i]) for i in scored])
-        request = self._backend._worker.submit(Request(("score",), job))
-        for i, values in zip(scored, await aio.wait(request.future, request.cancel)):
-            results[i] = values
+        values = await self._backend.score_ids(prefix, [suffixes[i] for i in scored],
+                                               [len(suffixes[i]) for i in scored])
+        for i, value_scores in zip(scored, values):
+            results[i] = value_scores
         return results

@@ -1,0 +1,169 @@
+"""What every in-process backend shares: a model on a worker thread, driven by the engine.
+
+A subclass says how to load its tokenizer and its `LanguageModel` (transformers,
+llama.cpp); everything else is here: the worker that batches concurrent calls, the
+decoders, constraints, scoring, and a token-id API (`generate_ids`, `score_ids`) that
+the text API and the HTTP server both use.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+from typing import Any, Optional, Sequence
+
+from .. import aio
+from ..options import GenerateOptions, ScoreOptions
+from ..results import Generation
+from ..tokenizer import Tokenizer, common_prefix_length, split_continuation, token_pieces
+from .base import Backend, TokenCallback, ValueScores
+
+
+def check_batch_window(batch_window: Any) -> float:
+    if isinstance(batch_window, bool) or not isinstance(batch_window, (int, float)) \
+            or not 0 <= batch_window <= 1:
+        raise ValueError(f"batch_window must be a number of seconds in [0, 1]; "
+                         f"got {batch_window!r}")
+    return float(batch_window)
+
+
+def check_threads(threads: Any) -> Optional[int]:
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ValueError(f"threads must be a positive int or None; got {threads!r}")
+    return threads
+
+
+def default_threads(available: Optional[int] = None) -> int:
+    """Threads for the model's matrix work: all cores but one (at least one), at most
+    `available`. On a 2-core machine one thread gave 2-3x faster decode steps than two
+    while anything else (the kernel, the browser) ran."""
+    import os
+
+    cores = max(1, (os.cpu_count() or 1) - 1)
+    return cores if available is None else max(1, min(available, cores))
+
+
+class InProcessBackend(Backend):
+    """A model this process runs, on one worker thread that batches concurrent calls."""
+
+    def __init__(self, model_id: str, batch_window: float = 0.005):
+        self.model_id = model_id
+        self.batch_window = check_batch_window(batch_window)
+        self._lock = threading.RLock()
+        self._model: Any = None  # a LanguageModel once loaded
+        self._worker: Any = None
+
+    # what a subclass provides -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _load_model(self) -> Any:
+        """Load and return the `LanguageModel` (called once, under the lock)."""
+
+    # loading ------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                return
+            from ..engine.worker import ModelWorker
+
+            self.get_tokenizer()
+            self._model = self._load_model()
+            self._worker = ModelWorker(self._run, self.model_id, batch_window=self.batch_window)
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self.get_tokenizer()
+
+    @property
+    def context_length(self) -> Optional[int]:
+        return self._model.context_length if self._model is not None else None
+
+    def _run(self, requests) -> None:
+        from ..engine.beam import run_beam
+        from ..engine.generation import run_generate
+        from ..engine.scoring import run_score
+
+        kind = requests[0].batch_key[0]
+        if kind == "score":
+            run_score(self._model, requests)
+        elif kind == "beam":
+            for request in requests:
+                run_beam(self._model, self.tokenizer, request)
+        else:
+            run_generate(self._model, self.tokenizer, requests)
+
+    def check_length(self, tokens: int, what: str) -> None:
+        """ValueError if `tokens` exceed the model's context."""
+        limit = self.context_length
+        if limit is not None and tokens > limit:
+            raise ValueError(f"{what} is {tokens} tokens long, more than the model's context "
+                             f"of {limit} tokens; shorten it")
+
+    async def _submit(self, batch_key, payload, on_progress=None) -> Any:
+        from ..engine.worker import Request
+
+        request = self._worker.submit(Request(batch_key, payload, on_progress))
+        return await aio.wait(request.future, request.cancel)
+
+    # generation ---------------------------------------------------------------------------
+
+    async def generate(self, prompt: str, options: GenerateOptions,
+                       on_token: Optional[TokenCallback] = None) -> list[Generation]:
+        prompt_ids = self.tokenizer.encode_prompt(prompt)
+        return await self.generate_ids(prompt_ids, prompt, options, on_token)
+
+    async def generate_ids(self, prompt_ids: Sequence[int], prompt: str,
+                           options: GenerateOptions,
+                           on_token: Optional[TokenCallback] = None) -> list[Generation]:
+        """Generate after the token ids `prompt_ids` (`prompt` is their text, for results)."""
+        from ..engine.generation import GenerateJob
+
+        self.check_length(len(prompt_ids), "the prompt")
+        room = self.context_length - len(prompt_ids) if self.context_length else None
+        if options.max_tokens is not None and (room is None or options.max_tokens <= room):
+            max_new, limited = options.max_tokens, False
+        else:
+            max_new, limited = room, True
+        constraint = None
+        if options.constraint is not None and options.constraint.shaped:
+            # seconds the first time for a tokenizer: off the event loop
+            constraint = await aio.wait(aio.run_in_thread(self.compile, options.constraint,
+                                                          name="lmql_nb-constraint"))
+        job = GenerateJob(prompt, list(prompt_ids), options, max_new, limited, constraint)
+        # beam requests run alone; argmax and sampling requests batch together
+        key = ("beam", id(job)) if options.decoder == "beam" else ("generate",)
+        progress = None if on_token is None else (lambda item: on_token(*item))
+        return await self._submit(key, job, progress)
+
+    def compile(self, spec: Any) -> Any:
+        """The constraint `spec` compiled for this model's tokenizer and vocabulary."""
+        from ..constraints.matcher import Constraint
+
+        return Constraint(spec, self.tokenizer, self._model.vocab_size)
+
+    # scoring ------------------------------------------------------------------------------
+
+    async def score(self, prompt: str, values: list[str], options: ScoreOptions) -> list[ValueScores]:
+        tokenizer = self.tokenizer
+        splits = [split_continuation(tokenizer, prompt, value) for value in values]
+        first_context = splits[0][0]
+        shared = min(common_prefix_length(context, first_context) for context, _ in splits)
+        suffixes = [context[shared:] + value_ids for context, value_ids in splits]
+        self.check_length(shared + max(len(s) for s in suffixes),
+                          "the prompt with the longest value")
+        logprobs = await self.score_ids(first_context[:shared], suffixes,
+                                        [len(v) for _, v in splits], options.cache)
+        return [ValueScores(value_ids, token_pieces(tokenizer, context, value_ids), scores)
+                for (context, value_ids), scores in zip(splits, logprobs)]
+
+    async def score_ids(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]],
+                        value_lengths: Sequence[int], use_cache: bool = True) -> list[list[float]]:
+        """Per suffix, the log-probabilities of its last `value_lengths[i]` tokens after
+        `prefix` and the suffix tokens before them."""
+        from ..engine.scoring import ScoreJob
+
+        job = ScoreJob(list(prefix), [list(s) for s in suffixes], list(value_lengths),
+                       use_prefix_cache=use_cache)
+        return await self._submit(("score",), job)

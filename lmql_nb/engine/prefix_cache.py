@@ -1,0 +1,57 @@
+"""Recent prompts' model states, found by longest token prefix, bounded in size.
+
+Scoring more values after a prompt the model has seen, or after a longer prompt that
+starts with one, then costs only the new tokens. What a state is (tensors, or a
+sequence in llama.cpp's key/value cache) is the model's business: the cache stores it
+with its size, and calls `on_evict` when it drops one.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any, Callable, Generic, Optional, TypeVar
+
+State = TypeVar("State")
+
+
+class PrefixCache(Generic[State]):
+    """Least recently used first out, at most `max_size` in total (in the model's unit)."""
+
+    def __init__(self, max_size: int, on_evict: Callable[[State], None] = lambda state: None):
+        self.max_size = max_size
+        self._on_evict = on_evict
+        self._entries: "collections.OrderedDict[tuple, tuple[State, int]]" = \
+            collections.OrderedDict()
+        self._size = 0
+
+    def longest(self, ids: tuple) -> tuple[int, Optional[State]]:
+        """The longest cached prefix of `ids` (`ids` itself included): (its length, its
+        state); (0, None) when nothing matches."""
+        best = max((key for key in self._entries if len(key) <= len(ids) and ids[:len(key)] == key),
+                   key=len, default=None)
+        if best is None:
+            return 0, None
+        self._entries.move_to_end(best)
+        return len(best), self._entries[best][0]
+
+    def __contains__(self, ids: tuple) -> bool:
+        return ids in self._entries
+
+    def put(self, ids: tuple, state: State, size: int) -> bool:
+        """Keep `state` for `ids`, dropping the least recently used to make room; False
+        (and nothing kept) if it is larger than the whole cache or already there."""
+        if size > self.max_size or ids in self._entries:
+            return False
+        self._entries[ids] = (state, size)
+        self._size += size
+        while self._size > self.max_size:
+            _, (dropped, dropped_size) = self._entries.popitem(last=False)
+            self._size -= dropped_size
+            self._on_evict(dropped)
+        return True
+
+    def clear(self) -> None:
+        for state, _ in self._entries.values():
+            self._on_evict(state)
+        self._entries.clear()
+        self._size = 0
