@@ -17,6 +17,7 @@ ACCEPTED_FORMS = (
     "'local:<folder>' (a transformers save_pretrained folder), "
     "'local:<file>.gguf' (a GGUF file), "
     "'local:<hub id>' (a model already in your local Hugging Face cache), "
+    "'llama.cpp:gemma-3-270m' or 'llama.cpp:<file>.gguf' (a GGUF run by llama.cpp as it is), "
     "'openai/<model>' (OpenAI, Azure OpenAI or an OpenAI-compatible server: options "
     "api_key, base_url, ...), "
     "'<name>' with endpoint='host:port' (a model served by `python -m lmql_nb serve` or vLLM), "
@@ -45,6 +46,8 @@ def create_backend(model_id: str, **options: Any) -> Backend:
     backend_name, _, target = model_id.partition(":")
     if backend_name == "local" and target:
         return _local_backend(model_id, target, options)
+    if backend_name == "llama.cpp" and target:
+        return _llamacpp_backend(model_id, target, options)
     hint = f" (did you mean 'local:{model_id}'?)" if ":" not in model_id else ""
     raise ValueError(f"unknown model id {model_id!r}{hint}; accepted forms: {ACCEPTED_FORMS}")
 
@@ -104,6 +107,22 @@ def _local_backend(model_id: str, target: str, options: dict) -> Backend:
         raise FileNotFoundError(f"model {model_id!r}: {str(path)!r} is not a model folder "
                                 f"or .gguf file; accepted forms: {ACCEPTED_FORMS}")
     return TransformersBackend(model_id, lambda: target, **options)  # a hub id, cached
+
+
+def _llamacpp_backend(model_id: str, target: str, options: dict) -> Backend:
+    from .backends.llamacpp import LlamaCppBackend
+    from .embedded import EMBEDDED_NAME, embedded_gguf
+
+    LlamaCppBackend.check_options(model_id, options)
+    if target == EMBEDDED_NAME:
+        return LlamaCppBackend(model_id, embedded_gguf, **options)
+    path = Path(target).expanduser()
+    if path.suffix.lower() != ".gguf":
+        raise ValueError(f"model {model_id!r}: llama.cpp runs GGUF files; pass "
+                         f"'llama.cpp:<file>.gguf' or 'llama.cpp:{EMBEDDED_NAME}'")
+    if not path.is_file():
+        raise FileNotFoundError(f"model {model_id!r}: no GGUF file at {str(path)!r}")
+    return LlamaCppBackend(model_id, lambda: path, **options)
 
 
 def shared_instance(model_id: str, options: dict, create) -> Any:

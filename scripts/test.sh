@@ -18,10 +18,9 @@ fi
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 python -m pip install -q torch==2.13.0          # the CPU wheel; a bare 'torch' pulls CUDA
-python -m pip install -q -e ".[all,dev]"
-# the third-party OpenAI-compatible peer; compiles once (about 10 minutes on 2 cores),
-# pip keeps the built wheel for later runs
-python -m pip install -q "llama-cpp-python[server]"
+# llamacpp: the in-process llama.cpp backend, and [server] its own server as a third-party
+# peer; llama.cpp compiles once (about 10 minutes on 2 cores), pip keeps the built wheel
+python -m pip install -q -e ".[all,dev,llamacpp]" "llama-cpp-python[server]"
 
 (cd js && npm ci --silent --no-audit --no-fund && npm run --silent check)  # bundles up to date
 

@@ -44,6 +44,23 @@ def default_threads(available: Optional[int] = None) -> int:
     return cores if available is None else max(1, min(available, cores))
 
 
+def _groups_of_rows(requests: Sequence[Any], max_rows: Optional[int]) -> list[list[Any]]:
+    """Requests in arrival order, grouped so that no group holds more than `max_rows`
+    sequences."""
+    if max_rows is None:
+        return [list(requests)]
+    groups: list[list[Any]] = [[]]
+    rows = 0
+    for request in requests:
+        n = request.payload.options.n
+        if groups[-1] and rows + n > max_rows:
+            groups.append([])
+            rows = 0
+        groups[-1].append(request)
+        rows += n
+    return groups
+
+
 class InProcessBackend(Backend):
     """A model this process runs, on one worker thread that batches concurrent calls."""
 
@@ -92,7 +109,8 @@ class InProcessBackend(Backend):
             for request in requests:
                 run_beam(self._model, self.tokenizer, request)
         else:
-            run_generate(self._model, self.tokenizer, requests)
+            for group in _groups_of_rows(requests, self._model.max_rows):
+                run_generate(self._model, self.tokenizer, group)
 
     def check_length(self, tokens: int, what: str) -> None:
         """ValueError if `tokens` exceed the model's context."""
@@ -121,6 +139,11 @@ class InProcessBackend(Backend):
         from ..engine.generation import GenerateJob
 
         self.check_length(len(prompt_ids), "the prompt")
+        limit = self._model.max_rows
+        if limit is not None and options.n > limit:
+            raise ValueError(f"n={options.n} is more sequences than this model decodes at "
+                             f"once ({limit}); ask for fewer, or load it with a larger "
+                             "parallel=")
         room = self.context_length - len(prompt_ids) if self.context_length else None
         if options.max_tokens is not None and (room is None or options.max_tokens <= room):
             max_new, limited = options.max_tokens, False

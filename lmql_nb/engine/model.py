@@ -37,6 +37,8 @@ class LanguageModel(abc.ABC):
     context_length: Optional[int]
     #: how many logits a step returns per row
     vocab_size: int
+    #: how many rows may be decoded at once (None: no limit but memory)
+    max_rows: Optional[int] = None
 
     @abc.abstractmethod
     def start(self, prompts: Sequence[Sequence[int]],

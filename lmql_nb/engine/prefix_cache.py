@@ -37,6 +37,9 @@ class PrefixCache(Generic[State]):
     def __contains__(self, ids: tuple) -> bool:
         return ids in self._entries
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def put(self, ids: tuple, state: State, size: int) -> bool:
         """Keep `state` for `ids`, dropping the least recently used to make room; False
         (and nothing kept) if it is larger than the whole cache or already there."""
@@ -45,9 +48,16 @@ class PrefixCache(Generic[State]):
         self._entries[ids] = (state, size)
         self._size += size
         while self._size > self.max_size:
-            _, (dropped, dropped_size) = self._entries.popitem(last=False)
-            self._size -= dropped_size
-            self._on_evict(dropped)
+            self.drop_oldest()
+        return True
+
+    def drop_oldest(self) -> bool:
+        """Drop the least recently used entry; False if there is none."""
+        if not self._entries:
+            return False
+        _, (dropped, dropped_size) = self._entries.popitem(last=False)
+        self._size -= dropped_size
+        self._on_evict(dropped)
         return True
 
     def clear(self) -> None:

@@ -1,0 +1,339 @@
+"""A GGUF model run by llama.cpp (through llama-cpp-python's C API) as a `LanguageModel`.
+
+Rows are llama.cpp sequences in one unified key/value cache: a row's tokens carry its
+sequence id and positions, one `llama_decode` call steps all rows, and `seq_cp` forks a
+row without copying tensors (cells are shared between sequences).
+
+Cells are never freed one sequence at a time. In llama-cpp-python 0.3.36, once
+`seq_rm` leaves holes in the cache and new tokens land in them, a sequence gets wrong
+logits (0.7 off, measured). So a finished row's cells stay until the call ends (the
+whole cache is cleared then) or until sequence ids run out (the live rows are saved,
+the cache cleared, and the rows restored contiguously). Recent prompts are kept as saved
+sequence states, restored into a row when a later call starts with one.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import threading
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .model import LanguageModel, Rows
+from .prefix_cache import PrefixCache
+
+# tokens per llama_decode call, and logits rows one call may return (a 262k vocabulary
+# makes each row 1 MB)
+BATCH_TOKENS = 512
+MAX_OUTPUTS = 64
+PREFIX_CACHE_BYTES = 256 * 2**20
+# ggml's log levels (ggml.h): 3 warning, 4 error
+_WARNING_LEVELS = (3, 4)
+
+_library_lock = threading.Lock()
+_library_ready = False
+_log_lines: "collections.deque[str]" = collections.deque(maxlen=20)
+
+
+def llama_library() -> Any:
+    """llama_cpp, initialised once, with its log sent to a short buffer instead of
+    stderr (a notebook would show every load as a wall of red text)."""
+    global _library_ready
+    try:
+        import llama_cpp
+    except ImportError:
+        raise ImportError("llama.cpp models need llama-cpp-python: "
+                          "pip install 'lmql_nb[llamacpp]' (it compiles llama.cpp, about "
+                          "10 minutes on 2 cores)") from None
+    with _library_lock:
+        if not _library_ready:
+            llama_cpp.llama_log_set(_log_callback(llama_cpp), ctypes.c_void_p(0))
+            llama_cpp.llama_backend_init()
+            _library_ready = True
+    return llama_cpp
+
+
+_callback_reference: list = []  # the C callback must outlive every call into llama.cpp
+
+
+def _log_callback(llama_cpp: Any) -> Any:
+    @llama_cpp.llama_log_callback
+    def keep_errors(level: int, text: bytes, user_data: Any) -> None:
+        if level in _WARNING_LEVELS:
+            _log_lines.append(text.decode("utf-8", "replace").rstrip())
+
+    _callback_reference.append(keep_errors)
+    return keep_errors
+
+
+def recent_log() -> str:
+    """llama.cpp's latest warnings and errors (for error messages)."""
+    return "; ".join(line for line in _log_lines if line)
+
+
+def load_gguf(path: Path, gpu_layers: int = 0) -> Any:
+    """A llama.cpp model pointer for the GGUF file at `path`."""
+    llama_cpp = llama_library()
+    params = llama_cpp.llama_model_default_params()
+    params.n_gpu_layers = gpu_layers
+    _log_lines.clear()
+    model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+    if not model:
+        raise ValueError(f"llama.cpp could not load {str(path)!r} as a GGUF model"
+                         + (f": {recent_log()}" if recent_log() else ""))
+    return model
+
+
+class LlamaModel(LanguageModel):
+    """A llama.cpp context over a loaded model, driven by the engine's worker thread.
+
+    `context_tokens` key/value cells are shared by every sequence at once (rows being
+    decoded and cached prompts; a prompt's cells are shared by the rows that continue
+    it), so it is also the longest one sequence may grow. `sequences` bounds how many
+    rows and cached prompts exist together.
+    """
+
+    def __init__(self, model: Any, context_tokens: int, threads: int, sequences: int):
+        self.llama = llama_library()
+        self.model = model
+        params = self.llama.llama_context_default_params()
+        params.n_ctx = context_tokens
+        params.n_batch = params.n_ubatch = BATCH_TOKENS
+        params.n_seq_max = sequences
+        params.n_threads = params.n_threads_batch = threads
+        params.kv_unified = True  # sequences share cells: forks and cached prompts are free
+        params.swa_full = True  # sliding-window layers keep every cell, so forks stay exact
+        # flash attention on, always: without it, llama.cpp (llama-cpp-python 0.3.36)
+        # gives a sequence that shares cells with another wrong logits (0.4 off, measured)
+        # in a unified cache; with it, rows decoded together equal rows decoded alone
+        params.flash_attn_type = 1
+        self.context = self.llama.llama_init_from_model(model, params)
+        if not self.context:
+            raise RuntimeError(f"llama.cpp could not create a context of {context_tokens} "
+                               f"tokens: {recent_log() or 'out of memory?'}")
+        self.memory = self.llama.llama_get_memory(self.context)
+        self.vocab_size = self.llama.llama_vocab_n_tokens(self.llama.llama_model_get_vocab(model))
+        self.context_length = self.llama.llama_n_ctx(self.context)
+        self.sequences = sequences
+        self.max_rows = sequences
+        self._free = list(range(sequences - 1, -1, -1))
+        self._live: set[int] = set()
+        self._batch = self.llama.llama_batch_init(BATCH_TOKENS, 0, 1)
+        # a prompt's saved sequence state, and the log-probabilities after it
+        self.prefixes: PrefixCache[tuple[Any, torch.Tensor]] = PrefixCache(PREFIX_CACHE_BYTES)
+
+    def close(self) -> None:
+        """Free llama.cpp's context and model (the object is unusable afterwards)."""
+        if self.context:
+            self.llama.llama_batch_free(self._batch)
+            self.llama.llama_free(self.context)
+            self.llama.llama_model_free(self.model)
+            self.context = self.model = None
+
+    # sequences ----------------------------------------------------------------------------
+
+    def take(self) -> int:
+        """A sequence id with no cells (compacting the cache if none is left)."""
+        if not self._free:
+            self._compact()
+        if not self._free:
+            raise RuntimeError(f"llama.cpp has no free sequence: more than {self.sequences} "
+                               "rows at once; pass a larger parallel= to lmql_nb.model")
+        sequence = self._free.pop()
+        self._live.add(sequence)
+        return sequence
+
+    def release(self, sequence: int) -> None:
+        """The row is done; its cells stay until the call ends (see the module doc)."""
+        self._live.discard(sequence)
+        if not self._live:
+            self._clear()
+
+    def fork(self, source: int) -> int:
+        """A new sequence sharing all of `source`'s cells."""
+        target = self.take()
+        self.llama.llama_memory_seq_cp(self.memory, source, target, -1, -1)
+        return target
+
+    def _clear(self) -> None:
+        self.llama.llama_memory_clear(self.memory, True)
+        self._free = [i for i in range(self.sequences - 1, -1, -1) if i not in self._live]
+
+    def _compact(self) -> None:
+        """Save the live sequences, clear the cache, restore them (contiguously)."""
+        saved = {sequence: self._save(sequence) for sequence in self._live}
+        self._clear()
+        for sequence, state in saved.items():
+            self._restore(state, sequence)
+
+    def _save(self, sequence: int) -> Any:
+        size = self.llama.llama_state_seq_get_size(self.context, sequence)
+        state = (ctypes.c_uint8 * size)()
+        self.llama.llama_state_seq_get_data(self.context, state, size, sequence)
+        return state
+
+    def _restore(self, state: Any, sequence: int) -> None:
+        if not self.llama.llama_state_seq_set_data(self.context, state, len(state), sequence):
+            raise RuntimeError("llama.cpp could not restore a sequence: its key/value cache "
+                               f"({self.context_length} tokens) is full; pass a larger n_ctx=")
+
+    # decoding -----------------------------------------------------------------------------
+
+    def decode(self, tokens: Sequence[tuple[int, int, int, bool]]) -> np.ndarray:
+        """Run (token, position, sequence, wants logits) items through the model; return
+        the logits of the items that want them, in order, (outputs, vocab) float32."""
+        outputs: list[np.ndarray] = []
+        start = 0
+        while start < len(tokens):
+            # a chunk ends at BATCH_TOKENS items or MAX_OUTPUTS logits rows
+            end, wanted = start, 0
+            while end < len(tokens) and end - start < BATCH_TOKENS and wanted < MAX_OUTPUTS:
+                wanted += tokens[end][3]
+                end += 1
+            outputs.append(self._decode_chunk(tokens[start:end], wanted))
+            start = end
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+    def _decode_chunk(self, tokens: Sequence[tuple[int, int, int, bool]], wanted: int) -> np.ndarray:
+        batch = self._batch
+        batch.n_tokens = len(tokens)
+        for i, (token, position, sequence, logits) in enumerate(tokens):
+            batch.token[i] = token
+            batch.pos[i] = position
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = sequence
+            batch.logits[i] = logits
+        status = self.llama.llama_decode(self.context, batch)
+        if status == 1:  # no room: drop the cells of finished rows
+            self._compact()
+            status = self.llama.llama_decode(self.context, batch)
+        if status == 1:
+            raise RuntimeError(
+                f"llama.cpp's key/value cache is full: its {self.context_length} tokens are "
+                "shared by all sequences decoded at once; pass a larger n_ctx= to "
+                "lmql_nb.model, or fewer sequences")
+        if status != 0:
+            raise RuntimeError(f"llama.cpp failed to decode (status {status})"
+                               + (f": {recent_log()}" if recent_log() else ""))
+        if not wanted:
+            return np.empty((0, self.vocab_size), dtype=np.float32)
+        pointer = self.llama.llama_get_logits(self.context)
+        return np.ctypeslib.as_array(pointer, shape=(wanted, self.vocab_size)).copy()
+
+    def _prompt(self, ids: tuple, use_prefix_cache: bool) -> tuple[int, torch.Tensor]:
+        """A sequence holding `ids`, and the log-probabilities after them."""
+        sequence = self.take()
+        known, state = self.prefixes.longest(ids) if use_prefix_cache else (0, None)
+        if state is not None:
+            self._restore(state[0], sequence)
+            if known == len(ids):
+                return sequence, state[1]
+        try:
+            logits = self.decode([(token, position, sequence, position == len(ids) - 1)
+                                  for position, token in enumerate(ids) if position >= known])
+        except BaseException:
+            self.release(sequence)
+            raise
+        logprobs = torch.from_numpy(logits[0]).log_softmax(-1)
+        if use_prefix_cache and ids not in self.prefixes:
+            saved = self._save(sequence)
+            self.prefixes.put(ids, (saved, logprobs), len(saved))
+        return sequence, logprobs
+
+    def start(self, prompts: Sequence[Sequence[int]],
+              use_prefix_cache: bool = True) -> tuple["LlamaRows", torch.Tensor]:
+        sequences: list[Optional[int]] = [None] * len(prompts)
+        logits = torch.empty((len(prompts), self.vocab_size))
+        rows = LlamaRows(self, [], [])
+        try:
+            first_of: dict[tuple, int] = {}
+            for i, prompt in enumerate(prompts):
+                key = tuple(prompt)
+                if key in first_of:  # the same prompt again: share its cells
+                    sequences[i] = self.fork(sequences[first_of[key]])
+                    logits[i] = logits[first_of[key]]
+                else:
+                    first_of[key] = i
+                    sequences[i], logits[i] = self._prompt(key, use_prefix_cache)
+                rows.sequences.append(sequences[i])
+                rows.positions.append(len(prompt))
+        except BaseException:
+            rows.close()
+            raise
+        return rows, logits
+
+    def suffix_logprobs(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]],
+                        use_prefix_cache: bool = True,
+                        cancelled: Callable[[], bool] = lambda: False) -> list[list[float]]:
+        """The prefix runs once (or comes from the prefix cache); each suffix runs in a
+        fork of it, one llama_decode call per suffix (sequences at different positions
+        are not mixed in one call: see `LlamaRows.step`)."""
+        import concurrent.futures
+
+        base, first = self.start([prefix], use_prefix_cache)
+        results: list[list[float]] = []
+        try:
+            for suffix in suffixes:
+                if cancelled():
+                    raise concurrent.futures.CancelledError()
+                fork = self.fork(base.sequences[0])
+                # a token's log-probability comes from the logits before it: a suffix's
+                # last token needs none of its own
+                logits = self.decode([(token, len(prefix) + j, fork, j < len(suffix) - 1)
+                                      for j, token in enumerate(suffix)])
+                self.release(fork)
+                logprobs = torch.from_numpy(logits).log_softmax(-1)
+                results.append([float(first[0, suffix[0]])] +
+                               [float(logprobs[j, token]) for j, token in enumerate(suffix[1:])])
+        finally:
+            base.close()
+        return results
+
+
+class LlamaRows(Rows):
+    """Rows as llama.cpp sequences, each with the position its next token takes."""
+
+    def __init__(self, model: LlamaModel, sequences: list[int], positions: list[int]):
+        self.model = model
+        self.sequences = sequences
+        self.positions = positions
+
+    def step(self, token_ids: Sequence[int]) -> torch.Tensor:
+        """One llama_decode call per position among the rows: rows at one position (a
+        request's samples, its beams, requests for one prompt) share it. Rows at
+        different positions decoded together came out up to 0.2 off in log-probability
+        against each decoded alone (measured with llama-cpp-python 0.3.36), so they are
+        not mixed."""
+        logits = torch.empty((len(token_ids), self.model.vocab_size))
+        by_position: dict[int, list[int]] = {}
+        for row, position in enumerate(self.positions):
+            by_position.setdefault(position, []).append(row)
+        for position, rows in by_position.items():
+            logits[rows] = torch.from_numpy(self.model.decode(
+                [(token_ids[row], position, self.sequences[row], True) for row in rows]))
+        self.positions = [position + 1 for position in self.positions]
+        return logits
+
+    def keep(self, rows: Sequence[int]) -> None:
+        if list(rows) == list(range(len(self.sequences))):
+            return
+        kept = set(rows)
+        for i, sequence in enumerate(self.sequences):
+            if i not in kept:  # released first, so forks can reuse the ids
+                self.model.release(sequence)
+        sequences, positions, placed = [], [], set()
+        for i in rows:
+            sequences.append(self.sequences[i] if i not in placed else
+                             self.model.fork(self.sequences[i]))
+            positions.append(self.positions[i])
+            placed.add(i)
+        self.sequences, self.positions = sequences, positions
+
+    def close(self) -> None:
+        for sequence in self.sequences:
+            self.model.release(sequence)
+        self.sequences, self.positions = [], []
