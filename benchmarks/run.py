@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_engine.py", "bench_lmql.py", "bench_constraints.py"]
+SCRIPTS = ["bench_engine.py", "bench_lmql.py", "bench_constraints.py", "bench_llamacpp.py"]
 
 
 def main() -> int:

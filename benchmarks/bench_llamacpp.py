@@ -1,0 +1,102 @@
+"""lmql_nb on llama.cpp against `llama_cpp.Llama` used by hand, side by side in one process.
+
+    python benchmarks/bench_llamacpp.py [--repeat 3] [--threads N]
+
+On the embedded Gemma 3 270M GGUF as it is (Q4_K_M): greedy 32 tokens; scoring 10 short
+values after a ~400-token prompt (by hand: the prompt evaluated once, each value after it
+by rewinding `n_tokens`); and the cost of a constraint on greedy generation. Both sides
+use the same threads and flash attention (lmql_nb always runs it). Medians of
+`--repeat` runs; result caches are off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from typing import Callable
+
+import numpy as np
+
+import lmql_nb
+from lmql_nb.embedded import embedded_gguf
+
+from workloads import LONG_PROMPT, PROMPT, VALUES
+
+
+def timed(function: Callable[[], object], repeat: int) -> float:
+    function()  # warm-up
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 1) - 1))
+    args = parser.parse_args()
+
+    import llama_cpp
+
+    by_hand = llama_cpp.Llama(model_path=str(embedded_gguf()), n_ctx=2048, logits_all=True,
+                              flash_attn=True, n_threads=args.threads,
+                              n_threads_batch=args.threads, verbose=False)
+    llm = lmql_nb.model("llama.cpp:gemma-3-270m", threads=args.threads)
+
+    def greedy_by_hand():
+        by_hand.reset()
+        return by_hand.create_completion(PROMPT, max_tokens=32, temperature=0.0,
+                                         repeat_penalty=1.0)["choices"][0]["text"]
+
+    def greedy_ours():
+        return llm.generate_sync(PROMPT, max_tokens=32, cache=False)
+
+    assert greedy_ours() == greedy_by_hand(), "the two greedy texts differ"
+
+    prompt_ids = by_hand.tokenize(LONG_PROMPT.encode())
+    value_ids = [by_hand.tokenize((LONG_PROMPT + v).encode())[len(prompt_ids):] for v in VALUES]
+
+    def score_by_hand():
+        by_hand.reset()
+        by_hand.eval(prompt_ids)
+        scores = []
+        for ids in value_ids:
+            by_hand.n_tokens = len(prompt_ids)  # rewind: the prompt's cells are reused
+            by_hand.eval(ids)
+            logits = np.array(by_hand.scores[len(prompt_ids) - 1:len(prompt_ids) + len(ids) - 1])
+            logprobs = logits - logits.max(-1, keepdims=True)
+            logprobs -= np.log(np.exp(logprobs).sum(-1, keepdims=True))
+            scores.append(float(sum(logprobs[i, t] for i, t in enumerate(ids))))
+        return scores
+
+    def score_ours():
+        return llm.score_sync(LONG_PROMPT, VALUES, cache=False).scores()
+
+    def constrained():
+        return llm.generate_sync(PROMPT, max_tokens=32, cache=False,
+                                 regex="[A-Za-z0-9 ,.;:'\"!?()\\n-]*")
+
+    rows = [
+        ("greedy 32 tokens", timed(greedy_ours, args.repeat), timed(greedy_by_hand, args.repeat),
+         "llama_cpp.Llama by hand"),
+        (f"score {len(VALUES)} values after {len(prompt_ids)} tokens",
+         timed(score_ours, args.repeat), timed(score_by_hand, args.repeat),
+         "llama_cpp.Llama by hand, prompt once"),
+        ("greedy 32 tokens, regex constraint", timed(constrained, args.repeat),
+         timed(greedy_ours, args.repeat), "lmql_nb unconstrained"),
+    ]
+    print(f"llama.cpp backend, Gemma 3 270M Q4_K_M, {args.threads} thread(s), "
+          f"median of {args.repeat}")
+    print(f"{'task':<42} {'lmql_nb':>10} {'reference':>10} {'ratio':>7}  reference")
+    for task, ours, reference, what in rows:
+        print(f"{task:<42} {ours * 1000:>8.0f}ms {reference * 1000:>8.0f}ms "
+              f"{ours / reference:>6.2f}x  {what}")
+
+
+if __name__ == "__main__":
+    main()
