@@ -126,14 +126,6 @@ class LlamaModel(LanguageModel):
         # a prompt's saved sequence state, and the log-probabilities after it
         self.prefixes: PrefixCache[tuple[Any, torch.Tensor]] = PrefixCache(PREFIX_CACHE_BYTES)
 
-    def close(self) -> None:
-        """Free llama.cpp's context and model (the object is unusable afterwards)."""
-        if self.context:
-            self.llama.llama_batch_free(self._batch)
-            self.llama.llama_free(self.context)
-            self.llama.llama_model_free(self.model)
-            self.context = self.model = None
-
     # sequences ----------------------------------------------------------------------------
 
     def take(self) -> int:

@@ -2,14 +2,14 @@
 
 Scoring more values after a prompt the model has seen, or after a longer prompt that
 starts with one, then costs only the new tokens. What a state is (tensors, or a
-sequence in llama.cpp's key/value cache) is the model's business: the cache stores it
-with its size, and calls `on_evict` when it drops one.
+saved llama.cpp sequence state) is the model's business: the cache stores it with its
+size.
 """
 
 from __future__ import annotations
 
 import collections
-from typing import Any, Callable, Generic, Optional, TypeVar
+from typing import Generic, Optional, TypeVar
 
 State = TypeVar("State")
 
@@ -17,9 +17,8 @@ State = TypeVar("State")
 class PrefixCache(Generic[State]):
     """Least recently used first out, at most `max_size` in total (in the model's unit)."""
 
-    def __init__(self, max_size: int, on_evict: Callable[[State], None] = lambda state: None):
+    def __init__(self, max_size: int):
         self.max_size = max_size
-        self._on_evict = on_evict
         self._entries: "collections.OrderedDict[tuple, tuple[State, int]]" = \
             collections.OrderedDict()
         self._size = 0
@@ -55,13 +54,10 @@ class PrefixCache(Generic[State]):
         """Drop the least recently used entry; False if there is none."""
         if not self._entries:
             return False
-        _, (dropped, dropped_size) = self._entries.popitem(last=False)
+        _, (_, dropped_size) = self._entries.popitem(last=False)
         self._size -= dropped_size
-        self._on_evict(dropped)
         return True
 
     def clear(self) -> None:
-        for state, _ in self._entries.values():
-            self._on_evict(state)
         self._entries.clear()
         self._size = 0
