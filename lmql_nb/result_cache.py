@@ -4,8 +4,9 @@ sampling, scores): in memory, and on disk in SQLite so that a new process gets t
 Keys are hashes of everything that changes a result: the model's identity (which
 includes a fingerprint of its weight files), the kind of call, the prompt, the values
 and every option. Values are stored as JSON, never pickled, so a foreign file cannot run
-code. A corrupt or foreign database is moved aside with a warning and rebuilt; SQLite's
-own locking (WAL mode) lets several processes read and write at once without losses.
+code. A corrupt or foreign database is moved aside with a warning and rebuilt; a locked
+one never is. SQLite's own locking (WAL mode) lets several processes read and write at
+once without losses.
 """
 
 from __future__ import annotations
@@ -27,6 +28,21 @@ from .paths import cache_dir
 log = logging.getLogger(__name__)
 
 SCHEMA = "lmql_nb-results-1"
+OPEN_TIMEOUT = 30.0  # seconds to wait for other processes creating or migrating the file
+
+
+class ForeignDatabase(sqlite3.DatabaseError):
+    """The file is a SQLite database, but not one of ours."""
+
+
+def _is_unusable(error: sqlite3.Error) -> bool:
+    """True for a damaged or foreign file; False for passing states such as a lock."""
+    return (isinstance(error, ForeignDatabase)
+            or getattr(error, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+
+
+def _is_busy(error: sqlite3.Error) -> bool:
+    return getattr(error, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
 
 
 def make_key(*parts: Any) -> str:
@@ -84,6 +100,8 @@ class DiskCache:
         try:
             connection = self._open(path)
         except sqlite3.DatabaseError as error:
+            if not _is_unusable(error):
+                raise
             self._move_aside(path, error)
             connection = self._open(path)
         self._local.connection, self._local.path = connection, path
@@ -91,17 +109,25 @@ class DiskCache:
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:
-        connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+        connection = sqlite3.connect(path, timeout=OPEN_TIMEOUT, isolation_level=None)
+        try:
+            schema = _retry_while_busy(lambda: DiskCache._set_up(connection))
+        except BaseException:
+            connection.close()
+            raise
+        if schema is None or schema[0] != SCHEMA:
+            connection.close()
+            raise ForeignDatabase(f"not an lmql_nb result cache (schema {schema!r})")
+        return connection
+
+    @staticmethod
+    def _set_up(connection: sqlite3.Connection) -> Optional[tuple]:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
         connection.execute("CREATE TABLE IF NOT EXISTS results "
                            "(key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)")
         connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA,))
-        schema = connection.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
-        if schema is None or schema[0] != SCHEMA:
-            connection.close()
-            raise sqlite3.DatabaseError(f"not an lmql_nb result cache (schema {schema!r})")
-        return connection
+        return connection.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
 
     def _move_aside(self, path: Path, error: Exception) -> None:
         aside = path.with_name(f"{path.name}.broken-{int(time.time())}")
@@ -116,8 +142,10 @@ class DiskCache:
     def _run(self, operation: Callable[[sqlite3.Connection], Any]) -> Any:
         try:
             return operation(self._connection())
-        except sqlite3.DatabaseError as error:  # corrupted while open: start afresh
-            self.close()
+        except sqlite3.DatabaseError as error:
+            if not _is_unusable(error):
+                raise
+            self.close()  # corrupted while open: start afresh
             self._move_aside(self.path, error)
             return operation(self._connection())
 
@@ -144,6 +172,20 @@ class DiskCache:
         if connection is not None:
             connection.close()
             self._local.connection = None
+
+
+def _retry_while_busy(operation: Callable[[], Any]) -> Any:
+    """Run `operation`, retrying while another process holds a lock SQLite will not wait
+    for by itself (switching a new file to WAL returns SQLITE_BUSY at once)."""
+    deadline, pause = time.monotonic() + OPEN_TIMEOUT, 0.005
+    while True:
+        try:
+            return operation()
+        except sqlite3.OperationalError as error:
+            if not _is_busy(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
 
 @dataclasses.dataclass

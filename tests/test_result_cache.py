@@ -91,21 +91,47 @@ def test_a_foreign_database_is_not_used(tiny_gpt2_path, fresh_cache):
         llm.generate_sync("Foreign", max_tokens=3)
 
 
-def test_two_processes_writing_at_once_lose_nothing(fresh_cache):
+def test_processes_opening_a_new_cache_at_once_lose_nothing(fresh_cache):
+    # The writers wait on a start file so they create the database at the same moment:
+    # switching a new file to WAL then returns "database is locked" to all but one, which
+    # must be waited out, not mistaken for corruption.
     code = """
-import json, sys
+import sys, time
+from pathlib import Path
 from lmql_nb import result_cache
-cache = result_cache.results
+while not Path(sys.argv[2]).exists():
+    pass  # spin: a sleep would stagger the writers and hide the race
 for i in range(150):
-    cache.put(f"{sys.argv[1]}-{i}", [i], lambda v: v)
-print(json.dumps({}))
+    result_cache.results.put(f"{sys.argv[1]}-{i}", [i], lambda v: v)
 """
+    start = fresh_cache.parent.parent / "start"
     env = {**os.environ, "LMQL_NB_CACHE_DIR": str(fresh_cache.parent.parent)}
-    writers = [subprocess.Popen([sys.executable, "-c", code, name], env=env)
-               for name in ("a", "b")]
-    assert [w.wait(timeout=300) for w in writers] == [0, 0]
+    writers = [subprocess.Popen([sys.executable, "-W", "error", "-c", code, name, str(start)],
+                                env=env) for name in "abcd"]
+    time.sleep(1.0)  # let every interpreter start and reach the wait
+    start.touch()
+    assert [w.wait(timeout=300) for w in writers] == [0, 0, 0, 0]
     with sqlite3.connect(fresh_cache) as connection:
-        assert connection.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 300
+        assert connection.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 600
+    assert not list(fresh_cache.parent.glob("*.broken-*"))
+
+
+def test_a_locked_database_is_waited_for_not_moved_aside(fresh_cache, monkeypatch, caplog):
+    fresh_cache.parent.mkdir(parents=True)
+    result_cache.DiskCache(lambda: fresh_cache).put("kept", [1])
+    monkeypatch.setattr(result_cache, "OPEN_TIMEOUT", 0.3)
+    holder = sqlite3.connect(fresh_cache, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        cache = result_cache.ResultCache(result_cache.MemoryCache(),
+                                         result_cache.DiskCache(lambda: fresh_cache))
+        cache.put("new", [2], lambda v: v)  # gives up after the timeout, with a log line
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert "result cache write failed: database is locked" in caplog.text
+    assert not list(fresh_cache.parent.glob("*.broken-*"))
+    assert result_cache.DiskCache(lambda: fresh_cache).get("kept") == [1]
 
 
 def test_switches_and_clear(tiny_gpt2_path, fresh_cache, monkeypatch):
