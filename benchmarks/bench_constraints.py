@@ -23,7 +23,7 @@ import argparse
 import statistics
 import time
 
-import torch
+import numpy as np
 
 import lmql_nb
 from lmql_nb.constraints import parse_constraints
@@ -106,7 +106,7 @@ def _own_work(llm, tokenizer, vocab: int, name: str, token_ids: list[int]) -> fl
 
     spec = parse_generate_options(None, **GENERATION[name]).constraint
     constraint = Constraint(spec, tokenizer, vocab) if spec.shaped else None
-    logits = torch.randn(1, vocab)
+    logits = np.random.default_rng(0).standard_normal((1, vocab), dtype=np.float32)
     pieces = [tokenizer.decode([i]) for i in token_ids]
     best = float("inf")
     for _ in range(5):

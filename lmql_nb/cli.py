@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="require this key (default: $LMQL_NB_API_KEY, which keeps it out "
                             "of the process list)")
     serve.add_argument("--dtype", default=None, help="model dtype: float32, bfloat16, ...")
-    serve.add_argument("--threads", type=int, default=None, help="torch threads")
+    serve.add_argument("--threads", type=int, default=None, help="the model's threads (torch or llama.cpp)")
     serve.add_argument("--log-level", default="warning",
                        choices=["critical", "error", "warning", "info", "debug"])
     return parser

@@ -20,7 +20,7 @@ import copy
 import dataclasses
 from typing import Optional, Sequence
 
-import torch
+import numpy as np
 
 from ..constraints.matcher import ConstraintError, SequenceMatcher
 from ..constraints.spec import ConstraintSpec
@@ -28,7 +28,7 @@ from ..constraints.stops import new_stop
 from ..tokenizer import IncrementalDecoder, Tokenizer
 from .generation import GenerateJob
 from .model import LanguageModel, Rows
-from .sampling import StepStats, completion, describe, step_stats
+from .sampling import StepStats, completion, describe, log_softmax, step_stats, top_ids
 from .worker import Request
 
 LENGTH_PENALTY = 1.0
@@ -93,12 +93,11 @@ def run_beam(model: LanguageModel, tokenizer: Tokenizer, request: Request) -> No
     if start.matcher is not None and start.matcher.forced_end:
         finished = [_Hypothesis((), 0.0, "stop")]  # only the empty text satisfies it
     elif job.max_new_tokens > 0:
-        with torch.inference_mode():
-            beams, logits = model.start([job.prompt_ids], job.options.cache)
-            try:
-                finished = _search(beams, logits, tokenizer, request, width, length_reason, start)
-            finally:
-                beams.close()
+        beams, logits = model.start([job.prompt_ids], job.options.cache)
+        try:
+            finished = _search(beams, logits, tokenizer, request, width, length_reason, start)
+        finally:
+            beams.close()
     else:
         finished = [_Hypothesis((), 0.0, length_reason)]
     if not finished:
@@ -114,7 +113,7 @@ def run_beam(model: LanguageModel, tokenizer: Tokenizer, request: Request) -> No
     request.finish(generations)
 
 
-def _search(beams: Rows, logits: torch.Tensor, tokenizer: Tokenizer, request: Request,
+def _search(beams: Rows, logits: np.ndarray, tokenizer: Tokenizer, request: Request,
             width: int, length_reason: str, start: _Beam) -> list[_Hypothesis]:
     job: GenerateJob = request.payload
     spec = job.options.constraint
@@ -123,17 +122,18 @@ def _search(beams: Rows, logits: torch.Tensor, tokenizer: Tokenizer, request: Re
     for step in range(job.max_new_tokens):
         if request.cancelled.is_set():
             return finished + [_Hypothesis(b.steps, b.logprob, "cancelled") for b in live]
-        logprobs = logits.log_softmax(-1)  # the model's own, unconstrained
-        totals = torch.tensor([b.logprob for b in live])[:, None] + logprobs
+        logprobs = log_softmax(logits)  # the model's own, unconstrained
+        totals = np.array([b.logprob for b in live], dtype=np.float32)[:, None] + logprobs
         for i, beam in enumerate(live):
             if beam.matcher is not None:
                 beam.matcher.mask_(totals[i])
-        candidates = torch.topk(totals.flatten(), min(2 * width, totals.numel()))
+        flat_totals = totals.reshape(-1)
+        candidates = top_ids(flat_totals, 2 * width)
         vocab = logprobs.shape[-1]
         last_step = step + 1 == job.max_new_tokens
         next_live, parents, tokens = [], [], []
-        for rank, (total, flat) in enumerate(zip(candidates.values.tolist(),
-                                                 candidates.indices.tolist())):
+        for rank, (total, flat) in enumerate(zip(flat_totals[candidates].tolist(),
+                                                 candidates.tolist())):
             if (last_step and rank >= width) or total == float("-inf"):
                 break  # at the length limit only the n best candidates may finish
             parent, token_id = divmod(flat, vocab)

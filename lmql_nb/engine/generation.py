@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Sequence
 
-import torch
+import numpy as np
 
 from ..constraints.matcher import Constraint, ConstraintError, SequenceMatcher
 from ..constraints.stops import new_stop
@@ -17,7 +17,7 @@ from ..options import GenerateOptions
 from ..results import TokenInfo
 from ..tokenizer import IncrementalDecoder, Tokenizer
 from .model import LanguageModel
-from .sampling import completion, describe, sample, seeded_generator, step_stats
+from .sampling import completion, describe, log_softmax, sample, seeded_generator, step_stats
 from .worker import Request
 
 
@@ -80,38 +80,37 @@ def run_generate(model: LanguageModel, tokenizer: Tokenizer, requests: Sequence[
     if not active:
         return
 
-    with torch.inference_mode():
-        # identical prompts (one request's n rows, or requests for one prompt) run once
-        decoding, logits = model.start([row.job.prompt_ids for row in active],
-                                       all(row.job.options.cache for row in active))
-        try:
-            while True:
-                logprobs = logits.log_softmax(-1)  # the model's own, unconstrained
-                next_ids = _choose(_mask(logits, active), active, generators).tolist()
-                keep = []
-                for i, row in enumerate(active):
-                    try:
-                        row.finish_reason = _advance(row, next_ids[i], logprobs[i], tokenizer)
-                    except ConstraintError as error:  # fails this request, not its batch
-                        row.request.finish(error=error)
-                        row.request.cancel()
-                        row.finish_reason = "cancelled"
-                    if row.finish_reason is None:
-                        keep.append(i)
-                for request in {row.request for row in active}:
-                    rows = rows_of[request]
-                    if all(row.finish_reason for row in rows) and not request.future.done():
-                        _finish_request(request, rows)
-                if not keep:
-                    return
-                decoding.keep(keep)
-                active = [active[i] for i in keep]
-                logits = decoding.step([next_ids[i] for i in keep])
-        finally:
-            decoding.close()
+    # identical prompts (one request's n rows, or requests for one prompt) run once
+    decoding, logits = model.start([row.job.prompt_ids for row in active],
+                                   all(row.job.options.cache for row in active))
+    try:
+        while True:
+            logprobs = log_softmax(logits)  # the model's own, unconstrained
+            next_ids = _choose(_mask(logits, active), active, generators).tolist()
+            keep = []
+            for i, row in enumerate(active):
+                try:
+                    row.finish_reason = _advance(row, next_ids[i], logprobs[i], tokenizer)
+                except ConstraintError as error:  # fails this request, not its batch
+                    row.request.finish(error=error)
+                    row.request.cancel()
+                    row.finish_reason = "cancelled"
+                if row.finish_reason is None:
+                    keep.append(i)
+            for request in {row.request for row in active}:
+                rows = rows_of[request]
+                if all(row.finish_reason for row in rows) and not request.future.done():
+                    _finish_request(request, rows)
+            if not keep:
+                return
+            decoding.keep(keep)
+            active = [active[i] for i in keep]
+            logits = decoding.step([next_ids[i] for i in keep])
+    finally:
+        decoding.close()
 
 
-def _mask(logits: torch.Tensor, rows: Sequence[_Row]) -> torch.Tensor:
+def _mask(logits: np.ndarray, rows: Sequence[_Row]) -> np.ndarray:
     """Set each constrained row's forbidden tokens to -inf, in place (no copy of the
     vocabulary-sized rows: the log-probabilities are already taken)."""
     for i, row in enumerate(rows):
@@ -120,7 +119,7 @@ def _mask(logits: torch.Tensor, rows: Sequence[_Row]) -> torch.Tensor:
     return logits
 
 
-def _choose(logits: torch.Tensor, rows: Sequence[_Row], generators: dict) -> torch.Tensor:
+def _choose(logits: np.ndarray, rows: Sequence[_Row], generators: dict) -> np.ndarray:
     """The next token of every active row, each by its own request's decoder."""
     chosen = logits.argmax(-1)
     by_request: dict[Request, list[int]] = {}
@@ -129,13 +128,13 @@ def _choose(logits: torch.Tensor, rows: Sequence[_Row], generators: dict) -> tor
             by_request.setdefault(row.request, []).append(i)
     for request, indices in by_request.items():
         options = request.payload.options
-        index = torch.tensor(indices)
+        index = np.array(indices)
         chosen[index] = sample(logits[index], options.temperature, options.top_k,
                                options.top_p, generators[request])
     return chosen
 
 
-def _advance(row: _Row, token_id: int, logprobs: torch.Tensor, tokenizer: Tokenizer) -> Optional[str]:
+def _advance(row: _Row, token_id: int, logprobs: np.ndarray, tokenizer: Tokenizer) -> Optional[str]:
     """Add `token_id` to the row; return why the row finished, or None to go on."""
     if row.request.cancelled.is_set():
         return "cancelled"

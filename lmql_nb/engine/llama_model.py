@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
-import torch
 
 from .model import LanguageModel, Rows
 from .prefix_cache import PrefixCache
+from .sampling import log_softmax
 
 # tokens per llama_decode call, and logits rows one call may return (a 262k vocabulary
 # makes each row 1 MB)
@@ -124,7 +124,7 @@ class LlamaModel(LanguageModel):
         self._live: set[int] = set()
         self._batch = self.llama.llama_batch_init(BATCH_TOKENS, 0, 1)
         # a prompt's saved sequence state, and the log-probabilities after it
-        self.prefixes: PrefixCache[tuple[Any, torch.Tensor]] = PrefixCache(PREFIX_CACHE_BYTES)
+        self.prefixes: PrefixCache[tuple[Any, np.ndarray]] = PrefixCache(PREFIX_CACHE_BYTES)
 
     # sequences ----------------------------------------------------------------------------
 
@@ -216,7 +216,7 @@ class LlamaModel(LanguageModel):
         pointer = self.llama.llama_get_logits(self.context)
         return np.ctypeslib.as_array(pointer, shape=(wanted, self.vocab_size)).copy()
 
-    def _prompt(self, ids: tuple, use_prefix_cache: bool) -> tuple[int, torch.Tensor]:
+    def _prompt(self, ids: tuple, use_prefix_cache: bool) -> tuple[int, np.ndarray]:
         """A sequence holding `ids`, and the log-probabilities after them."""
         sequence = self.take()
         known, state = self.prefixes.longest(ids) if use_prefix_cache else (0, None)
@@ -230,16 +230,16 @@ class LlamaModel(LanguageModel):
         except BaseException:
             self.release(sequence)
             raise
-        logprobs = torch.from_numpy(logits[0]).log_softmax(-1)
+        logprobs = log_softmax(logits[0])
         if use_prefix_cache and ids not in self.prefixes:
             saved = self._save(sequence)
             self.prefixes.put(ids, (saved, logprobs), len(saved))
         return sequence, logprobs
 
     def start(self, prompts: Sequence[Sequence[int]],
-              use_prefix_cache: bool = True) -> tuple["LlamaRows", torch.Tensor]:
+              use_prefix_cache: bool = True) -> tuple["LlamaRows", np.ndarray]:
         sequences: list[Optional[int]] = [None] * len(prompts)
-        logits = torch.empty((len(prompts), self.vocab_size))
+        logits = np.empty((len(prompts), self.vocab_size), dtype=np.float32)
         rows = LlamaRows(self, [], [])
         try:
             first_of: dict[tuple, int] = {}
@@ -278,7 +278,7 @@ class LlamaModel(LanguageModel):
                 logits = self.decode([(token, len(prefix) + j, fork, j < len(suffix) - 1)
                                       for j, token in enumerate(suffix)])
                 self.release(fork)
-                logprobs = torch.from_numpy(logits).log_softmax(-1)
+                logprobs = log_softmax(logits)
                 results.append([float(first[0, suffix[0]])] +
                                [float(logprobs[j, token]) for j, token in enumerate(suffix[1:])])
         finally:
@@ -294,19 +294,19 @@ class LlamaRows(Rows):
         self.sequences = sequences
         self.positions = positions
 
-    def step(self, token_ids: Sequence[int]) -> torch.Tensor:
+    def step(self, token_ids: Sequence[int]) -> np.ndarray:
         """One llama_decode call per position among the rows: rows at one position (a
         request's samples, its beams, requests for one prompt) share it. Rows at
         different positions decoded together came out up to 0.2 off in log-probability
         against each decoded alone (measured with llama-cpp-python 0.3.36), so they are
         not mixed."""
-        logits = torch.empty((len(token_ids), self.model.vocab_size))
+        logits = np.empty((len(token_ids), self.model.vocab_size), dtype=np.float32)
         by_position: dict[int, list[int]] = {}
         for row, position in enumerate(self.positions):
             by_position.setdefault(position, []).append(row)
         for position, rows in by_position.items():
-            logits[rows] = torch.from_numpy(self.model.decode(
-                [(token_ids[row], position, self.sequences[row], True) for row in rows]))
+            logits[rows] = self.model.decode(
+                [(token_ids[row], position, self.sequences[row], True) for row in rows])
         self.positions = [position + 1 for position in self.positions]
         return logits
 

@@ -3,7 +3,8 @@
 Two implementations: `TorchModel` (transformers, key/value caches as tensors) and
 `LlamaModel` (llama.cpp, sequences in its key/value cache). The loops in `generation`,
 `beam` and `scoring` see only this interface, so argmax, sampling, beam search,
-constraints and scoring behave the same on both.
+constraints and scoring behave the same on both. Logits cross the interface as numpy
+arrays on the CPU, so the loops need no torch (llama.cpp models run without it).
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ from __future__ import annotations
 import abc
 from typing import Callable, Optional, Sequence
 
-import torch
+import numpy as np
 
 
 class Rows(abc.ABC):
     """Sequences being decoded together: one row each, one forward pass per step."""
 
     @abc.abstractmethod
-    def step(self, token_ids: Sequence[int]) -> torch.Tensor:
-        """Append one token to every row; return the next-token logits, (rows, vocab)."""
+    def step(self, token_ids: Sequence[int]) -> np.ndarray:
+        """Append one token to every row; return the next-token logits, (rows, vocab),
+        float32, the caller's to modify."""
 
     @abc.abstractmethod
     def keep(self, rows: Sequence[int]) -> None:
@@ -42,7 +44,7 @@ class LanguageModel(abc.ABC):
 
     @abc.abstractmethod
     def start(self, prompts: Sequence[Sequence[int]],
-              use_prefix_cache: bool = True) -> tuple[Rows, torch.Tensor]:
+              use_prefix_cache: bool = True) -> tuple[Rows, np.ndarray]:
         """Begin decoding one row per prompt; return the rows and the logits (or
         log-probabilities: softmax and argmax ignore a constant shift) of each row's next
         token, (rows, vocab), float32, the caller's to modify. Identical prompts run once."""

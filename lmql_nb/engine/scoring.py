@@ -9,8 +9,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Sequence
 
-import torch
-
 from .model import LanguageModel
 from .worker import Request
 
@@ -43,8 +41,6 @@ def score_job(model: LanguageModel, job: ScoreJob,
               request: Optional[Request] = None) -> list[list[float]]:
     """Per value, the log-probabilities of its tokens."""
     cancelled = request.cancelled.is_set if request is not None else (lambda: False)
-    with torch.inference_mode():
-        scored = model.suffix_logprobs(job.prefix, job.suffixes, job.use_prefix_cache,
-                                       cancelled)
+    scored = model.suffix_logprobs(job.prefix, job.suffixes, job.use_prefix_cache, cancelled)
     return [scores[len(scores) - length:] if length else []
             for scores, length in zip(scored, job.value_lengths)]

@@ -3,7 +3,8 @@
 Rows are a batch dimension: prompts are left-padded, each row keeps its own positions
 and attention mask, and the key/value cache is indexed when rows finish or beams fork.
 transformers 5 renamed `past_key_values` to `cache` (in arguments and outputs); the
-adapter finds out once which spelling the installed version uses.
+adapter finds out once which spelling the installed version uses. Inputs go to the
+model's device; logits come back as float32 numpy arrays on the CPU.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import copy
 import inspect
 from typing import Any, Callable, Optional, Sequence
 
+import numpy as np
 import torch
 
 from .model import LanguageModel, Rows
@@ -31,8 +33,9 @@ class TorchModel(LanguageModel):
         self.context_length = context_length
         self.vocab_size = model.get_output_embeddings().weight.shape[0]
         self.pad_token_id = pad_token_id
+        self.device = getattr(model, "device", torch.device("cpu"))
         # (key/value cache, log-probabilities after it), never handed out uncopied
-        self.prefixes: PrefixCache[tuple[Any, torch.Tensor]] = PrefixCache(PREFIX_CACHE_BYTES)
+        self.prefixes: PrefixCache[tuple[Any, np.ndarray]] = PrefixCache(PREFIX_CACHE_BYTES)
         parameters = inspect.signature(model.forward).parameters
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
 
@@ -47,15 +50,17 @@ class TorchModel(LanguageModel):
         kwargs = {self._cache_argument: cache}
         if cache is None:
             kwargs = {}
-        output = self.model(input_ids=input_ids, attention_mask=attention_mask,
-                            position_ids=position_ids, use_cache=True,
-                            logits_to_keep=1 if last_only else 0, **kwargs)
+        with torch.no_grad():  # not inference_mode: the cache's tensors are reordered outside
+            output = self.model(input_ids=input_ids.to(self.device),
+                                attention_mask=attention_mask.to(self.device),
+                                position_ids=position_ids.to(self.device), use_cache=True,
+                                logits_to_keep=1 if last_only else 0, **kwargs)
         new_cache = getattr(output, self._cache_argument, None)
         if new_cache is None:
             new_cache = output.past_key_values
         return output.logits.float(), new_cache
 
-    def prefill(self, ids: list[int], use_prefix_cache: bool = True) -> tuple[Any, torch.Tensor]:
+    def prefill(self, ids: list[int], use_prefix_cache: bool = True) -> tuple[Any, np.ndarray]:
         """Run one sequence of token ids; return its key/value cache and the
         log-probabilities after it. Only the tokens no cached prefix covers are computed,
         and the result is cached for later calls (unless `use_prefix_cache` is False)."""
@@ -67,14 +72,14 @@ class TorchModel(LanguageModel):
             mask = torch.ones((1, len(ids)), dtype=torch.long)
             positions = torch.arange(known, len(ids))[None, :]
             logits, cache = self.forward(new, mask, positions, cache, last_only=True)
-            logprobs = logits[0, -1].log_softmax(-1)
+            logprobs = logits[0, -1].log_softmax(-1).cpu().numpy()
             size = _cache_bytes(cache)
             if use_prefix_cache and key not in self.prefixes and size <= self.prefixes.max_size:
                 self.prefixes.put(key, (copy.deepcopy(cache), logprobs), size)
         return cache, logprobs
 
     def start(self, prompts: Sequence[Sequence[int]],
-              use_prefix_cache: bool = True) -> tuple["TorchRows", torch.Tensor]:
+              use_prefix_cache: bool = True) -> tuple["TorchRows", np.ndarray]:
         """One row per prompt. When all prompts are one (one request, or requests for one
         prompt), it runs once, through the prefix cache, and its state is repeated;
         otherwise the prompts run together, left-padded."""
@@ -87,11 +92,11 @@ class TorchModel(LanguageModel):
             attention_mask = torch.ones((rows, len(ids)), dtype=torch.long)
             positions = torch.full((rows,), len(ids) - 1)
             # a copy: the caller masks it in place, and `logprobs` may be cached
-            return TorchRows(self, cache, attention_mask, positions), logprobs[None, :].repeat(rows, 1)
+            return TorchRows(self, cache, attention_mask, positions), np.repeat(logprobs[None, :], rows, 0)
         input_ids, attention_mask, positions = left_pad([list(p) for p in prompts],
                                                         self.pad_token_id)
         logits, cache = self.forward(input_ids, attention_mask, positions, last_only=True)
-        return TorchRows(self, cache, attention_mask, positions[:, -1]), logits[:, -1, :]
+        return TorchRows(self, cache, attention_mask, positions[:, -1]), _numpy(logits[:, -1, :])
 
     def suffix_logprobs(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]],
                         use_prefix_cache: bool = True,
@@ -114,7 +119,7 @@ class TorchModel(LanguageModel):
         return results
 
     def _score_batch(self, prefix_length: int, suffixes: Sequence[Sequence[int]],
-                     prefix_cache: Any, first_logprobs: torch.Tensor) -> list[list[float]]:
+                     prefix_cache: Any, first_logprobs: np.ndarray) -> list[list[float]]:
         width = max(len(s) for s in suffixes)
         input_ids = torch.zeros((len(suffixes), width), dtype=torch.long)
         mask = torch.zeros((len(suffixes), prefix_length + width), dtype=torch.long)
@@ -127,7 +132,7 @@ class TorchModel(LanguageModel):
         cache = copy.deepcopy(prefix_cache)
         cache.batch_repeat_interleave(len(suffixes))
         logits, _ = self.forward(input_ids, mask, positions, cache)
-        logprobs = logits.log_softmax(-1)
+        logprobs = _numpy(logits.log_softmax(-1))
         # a token's log-probability is read from the position before it
         return [[float((first_logprobs if position == 0 else logprobs[row, position - 1])[token])
                  for position, token in enumerate(suffix)]
@@ -144,7 +149,7 @@ class TorchRows(Rows):
         self.attention_mask = attention_mask
         self.positions = positions  # of each row's last token
 
-    def step(self, token_ids: Sequence[int]) -> torch.Tensor:
+    def step(self, token_ids: Sequence[int]) -> np.ndarray:
         rows = len(token_ids)
         self.attention_mask = torch.cat(
             [self.attention_mask, self.attention_mask.new_ones((rows, 1))], -1)
@@ -152,7 +157,7 @@ class TorchRows(Rows):
         logits, self.cache = self.model.forward(torch.tensor(token_ids)[:, None],
                                                 self.attention_mask, self.positions[:, None],
                                                 self.cache)
-        return logits[:, -1, :]
+        return _numpy(logits[:, -1, :])
 
     def keep(self, rows: Sequence[int]) -> None:
         if list(rows) == list(range(len(self.positions))):
@@ -174,6 +179,11 @@ def left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, tor
             attention_mask[row, width - len(sequence):] = 1
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     return input_ids, attention_mask, position_ids
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A float32 CPU tensor's numpy view (the tensor is fresh: nothing else holds it)."""
+    return tensor.cpu().numpy()
 
 
 def _cache_bytes(cache: Any) -> int:
