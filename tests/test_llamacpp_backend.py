@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -245,3 +247,24 @@ def test_bad_ids_and_options_are_named(tmp_path):
     broken.write_bytes(b"not a gguf file")
     with pytest.raises(ValueError, match="could not load"):
         lmql_nb.model(f"llama.cpp:{broken}").generate_sync("x", max_tokens=1)
+
+
+def test_llama_cpp_models_run_without_torch():
+    # the fast CPU path must not need torch: every decoder, scoring and a constraint run
+    # in a fresh process, which then has neither torch nor transformers imported
+    code = """
+import sys, lmql_nb
+llm = lmql_nb.model("llama.cpp:gemma-3-270m")
+text = llm.generate_sync("The capital of France is", max_tokens=4, cache=False,
+                         return_details=True, top_logprobs=3).text
+llm.generate_sync("Hi", max_tokens=3, decoder="beam", n=2, cache=False)
+llm.generate_sync("Hi", max_tokens=3, decoder="sample", n=2, seed=1, top_p=0.9, cache=False)
+year = llm.generate_sync("Year:", max_tokens=8, regex=" [0-9]{4}", cache=False)
+best = llm.score_sync("The capital of France is", [" Paris", " London"]).argmax()
+import re
+print(repr(best), bool(re.fullmatch(" [0-9]{4}", year)),
+      [name for name in ("torch", "transformers") if name in sys.modules])
+"""
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=240, check=True).stdout.strip().splitlines()[-1]
+    assert output == "' Paris' True []"
