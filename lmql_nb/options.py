@@ -10,6 +10,7 @@ import dataclasses
 from typing import Any, Optional
 
 from .constraints import CONSTRAINT_KEYS, ConstraintSpec, parse_constraints
+from .text import check_text
 
 DECODERS = ("argmax", "sample", "beam")
 MAX_TOP_LOGPROBS = 20
@@ -84,18 +85,6 @@ def _check_number(name: str, value: Any) -> float:
     if value != value:  # NaN
         raise ValueError(f"{name} must be a number, got NaN")
     return float(value)
-
-
-def check_text(text: str, name: str) -> str:
-    """Raise a ValueError if `text` cannot be encoded as UTF-8 (an unpaired surrogate,
-    which tokenizers cannot take); return it otherwise."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise ValueError(f"{name} has an unpaired surrogate (U+{ord(text[error.start]):04X}) "
-                         f"at index {error.start}; text must be valid Unicode "
-                         "(encodable as UTF-8)") from None
-    return text
 
 
 def check_prompt(prompt: Any, name: str = "prompt") -> str:

@@ -41,6 +41,20 @@ def test_unpaired_surrogates_are_a_clear_error(tiny_llama_path, text):
     assert isinstance(llm.generate_sync("still usable", max_tokens=2), str)
 
 
+@pytest.mark.parametrize("constraint, named", [
+    (dict(stops_at=["ok", "\ud800"]), r"stops_at\[1\]"),
+    (dict(stops_before=["x\udc00"]), r"stops_before\[0\]"),
+    (dict(choices=[" a", " b\ud800"]), r"choices\[1\]"),
+    (dict(regex="[a-z]\ud800"), "regex"),
+    (dict(json_schema={"enum": ["\ud800"]}), "json_schema"),
+    (dict(where='STOPS_AT(RESPONSE, "\\ud800")'), r"the string '\\ud800' in where"),
+])
+def test_unpaired_surrogates_in_constraints_are_named(constraint, named, tmp_path):
+    llm = lmql_nb.model(f"local:{tmp_path}")  # an empty folder: checked before loading
+    with pytest.raises(ValueError, match=named + r" has an unpaired surrogate \(U\+D[89A-F]00\)"):
+        llm.generate_sync("Hi", max_tokens=2, **constraint)
+
+
 def test_many_values_and_a_long_value(tiny_gpt2_path):
     llm = lmql_nb.model(f"local:{tiny_gpt2_path}")
     values = [f" {i}" for i in range(300)] + [" word" * 20]

@@ -13,6 +13,7 @@ import dataclasses
 import json
 from typing import Any, Optional
 
+from ..text import check_text
 from .where import parse_where
 
 CONSTRAINT_KEYS = ("stops_at", "stops_before", "choices", "regex", "type", "json_schema",
@@ -87,6 +88,7 @@ def _strings(name: str, value: Any, allow_empty_items: bool = False) -> tuple[st
             raise TypeError(f"{name}[{i}] must be a str, got {type(item).__name__}")
         if not item and not allow_empty_items:
             raise ValueError(f"{name}[{i}] is empty: a stop string needs at least one character")
+        check_text(item, f"{name}[{i}]")
     return tuple(dict.fromkeys(value))
 
 
@@ -103,7 +105,7 @@ def _choices(value: Any) -> tuple[str, ...]:
 def _regex(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"regex must be a str, got {type(value).__name__}")
-    return value
+    return check_text(value, "regex")
 
 
 def _type(value: Any) -> type:
@@ -120,9 +122,10 @@ def _json_schema(value: Any) -> str:
         raise TypeError("json_schema must be a dict (a JSON Schema) or a pydantic model "
                         f"class, got {type(value).__name__}")
     try:
-        return json.dumps(value, ensure_ascii=False)  # key order matters: properties come in order
+        text = json.dumps(value, ensure_ascii=False)  # key order matters: properties come in order
     except (TypeError, ValueError) as error:
         raise TypeError(f"json_schema is not JSON-serialisable: {error}") from None
+    return check_text(text, "json_schema")
 
 
 _CHECKS = {"stops_at": lambda v: _strings("stops_at", v),

@@ -21,6 +21,8 @@ from __future__ import annotations
 import ast
 from typing import Any
 
+from ..text import check_text
+
 VARIABLE = "RESPONSE"
 _CALLS = {"STOPS_AT": "stops_at", "STOPS_BEFORE": "stops_before", "REGEX": "regex",
           "INT": "type"}
@@ -138,5 +140,5 @@ class _Parser:
 
     def string(self, node: ast.AST) -> str:
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            return node.value
+            return check_text(node.value, f"the string {node.value!r} in where")
         raise self.fail(node, "expected a string literal")
