@@ -150,13 +150,17 @@ def test_constraints_apply_to_llama_cpp_logits(llm):
     assert stopped.endswith(".") and stopped.count(".") == 1
 
 
-def test_concurrent_calls_share_forward_passes_and_equal_one_by_one(llm, monkeypatch):
-    """Calls for one prompt share each step's llama_decode; others run in the same loop
-    (rows at different positions are decoded apart: see `LlamaRows.step`)."""
+def test_concurrent_calls_equal_one_by_one(llm, monkeypatch):
+    """Concurrent calls (different prompts and lengths, one prompt three times, a sampled
+    call with three rows) give exactly what each gives alone. A call's rows share each
+    llama_decode; calls never do (llama.cpp rounds differently for different row counts,
+    enough to change a greedy text: see `llama_model`)."""
     from lmql_nb.engine.llama_model import LlamaModel
 
-    prompts = ["Once upon a time", "The best way to learn", PROMPT, PROMPT, PROMPT]
-    alone = [llm.generate_sync(p, max_tokens=8, cache=False) for p in prompts]
+    calls = [(p, dict(max_tokens=8)) for p in
+             ["Once upon a time", "The best way to learn", PROMPT, PROMPT, PROMPT]]
+    calls.append((PROMPT, dict(max_tokens=8, decoder="sample", n=3, seed=4)))
+    alone = [llm.generate_sync(p, cache=False, return_details=True, **o) for p, o in calls]
     rows_per_call = []
     original = LlamaModel._decode_chunk
 
@@ -167,11 +171,11 @@ def test_concurrent_calls_share_forward_passes_and_equal_one_by_one(llm, monkeyp
     monkeypatch.setattr(LlamaModel, "_decode_chunk", counting)
 
     async def together():
-        return await asyncio.gather(*(llm.generate(p, max_tokens=8, cache=False)
-                                      for p in prompts))
+        return await asyncio.gather(*(llm.generate(p, cache=False, return_details=True, **o)
+                                      for p, o in calls))
 
-    assert asyncio.run(together()) == alone
-    assert max(rows_per_call) >= 3  # the three calls for PROMPT, at least
+    assert asyncio.run(together()) == alone  # texts, tokens and every log-probability
+    assert max(rows_per_call) == 3  # the sampled call's rows, together; no call mixed
 
 
 def test_a_known_prompt_is_not_computed_again(llm, monkeypatch):

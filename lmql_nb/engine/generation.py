@@ -82,7 +82,8 @@ def run_generate(model: LanguageModel, tokenizer: Tokenizer, requests: Sequence[
 
     # identical prompts (one request's n rows, or requests for one prompt) run once
     decoding, logits = model.start([row.job.prompt_ids for row in active],
-                                   all(row.job.options.cache for row in active))
+                                   all(row.job.options.cache for row in active),
+                                   [row.request for row in active])
     try:
         while True:
             logprobs = log_softmax(logits)  # the model's own, unconstrained

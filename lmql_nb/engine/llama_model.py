@@ -1,15 +1,25 @@
 """A GGUF model run by llama.cpp (through llama-cpp-python's C API) as a `LanguageModel`.
 
 Rows are llama.cpp sequences in one unified key/value cache: a row's tokens carry its
-sequence id and positions, one `llama_decode` call steps all rows, and `seq_cp` forks a
-row without copying tensors (cells are shared between sequences).
+sequence id and positions, and `seq_cp` forks a row without copying tensors (cells are
+shared between sequences).
 
-Cells are never freed one sequence at a time. In llama-cpp-python 0.3.36, once
-`seq_rm` leaves holes in the cache and new tokens land in them, a sequence gets wrong
-logits (0.7 off, measured). So a finished row's cells stay until the call ends (the
-whole cache is cleared then) or until sequence ids run out (the live rows are saved,
-the cache cleared, and the rows restored contiguously). Recent prompts are kept as saved
-sequence states, restored into a row when a later call starts with one.
+llama.cpp's numbers on quantised models depend on how many rows a decode call holds:
+its matrix kernels round differently for different row counts (measured on the Q4_K_M
+Gemma with 0.3.36: a row decoded among 3 or 7 others moved by about 0.01 in its chosen
+token's log-probability, up to 1.0 far in the tail, enough to change a greedy text; the
+mix of positions and prompts makes no difference, nor does flash attention or the cache
+type). So each step decodes each call's rows (a request's samples or beams) in their own
+llama_decode, and a call's result never depends on what else runs at the same time.
+Concurrent calls take turns within a step.
+
+A finished row's cells stay until the call ends (the whole cache is cleared then) or
+until sequence ids run out (the live rows are saved, the cache cleared, and the rows
+restored contiguously); cells are not freed one sequence at a time. (An earlier session
+blamed wrong logits on the holes `seq_rm` leaves; re-measured, a row in reused cells
+equals one in a fresh cache, so that was most likely the row-count effect above. The
+policy is kept: it is simple and costs nothing measurable.) Recent prompts are kept as
+saved sequence states, restored into a row when a later call starts with one.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ import collections
 import ctypes
 import threading
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Hashable, Optional, Sequence
 
 import numpy as np
 
@@ -107,9 +117,8 @@ class LlamaModel(LanguageModel):
         params.n_threads = params.n_threads_batch = threads
         params.kv_unified = True  # sequences share cells: forks and cached prompts are free
         params.swa_full = True  # sliding-window layers keep every cell, so forks stay exact
-        # flash attention on, always: without it, llama.cpp (llama-cpp-python 0.3.36)
-        # gives a sequence that shares cells with another wrong logits (0.4 off, measured)
-        # in a unified cache; with it, rows decoded together equal rows decoded alone
+        # flash attention on, as `Llama(flash_attn=True)` runs in the tests and benchmarks
+        # (its numbers differ from flash attention off by about 0.045 on this model)
         params.flash_attn_type = 1
         self.context = self.llama.llama_init_from_model(model, params)
         if not self.context:
@@ -236,11 +245,11 @@ class LlamaModel(LanguageModel):
             self.prefixes.put(ids, (saved, logprobs), len(saved))
         return sequence, logprobs
 
-    def start(self, prompts: Sequence[Sequence[int]],
-              use_prefix_cache: bool = True) -> tuple["LlamaRows", np.ndarray]:
+    def start(self, prompts: Sequence[Sequence[int]], use_prefix_cache: bool = True,
+              groups: Optional[Sequence[Hashable]] = None) -> tuple["LlamaRows", np.ndarray]:
         sequences: list[Optional[int]] = [None] * len(prompts)
         logits = np.empty((len(prompts), self.vocab_size), dtype=np.float32)
-        rows = LlamaRows(self, [], [])
+        rows = LlamaRows(self, [], [], [])
         try:
             first_of: dict[tuple, int] = {}
             for i, prompt in enumerate(prompts):
@@ -253,6 +262,7 @@ class LlamaModel(LanguageModel):
                     sequences[i], logits[i] = self._prompt(key, use_prefix_cache)
                 rows.sequences.append(sequences[i])
                 rows.positions.append(len(prompt))
+                rows.groups.append(groups[i] if groups is not None else None)
         except BaseException:
             rows.close()
             raise
@@ -262,8 +272,8 @@ class LlamaModel(LanguageModel):
                         use_prefix_cache: bool = True,
                         cancelled: Callable[[], bool] = lambda: False) -> list[list[float]]:
         """The prefix runs once (or comes from the prefix cache); each suffix runs in a
-        fork of it, one llama_decode call per suffix (sequences at different positions
-        are not mixed in one call: see `LlamaRows.step`)."""
+        fork of it, one llama_decode call per suffix: the split `Llama.eval` makes when
+        it evaluates the prompt and then the value (see the module doc)."""
         import concurrent.futures
 
         base, first = self.start([prefix], use_prefix_cache)
@@ -287,26 +297,26 @@ class LlamaModel(LanguageModel):
 
 
 class LlamaRows(Rows):
-    """Rows as llama.cpp sequences, each with the position its next token takes."""
+    """Rows as llama.cpp sequences, each with the position its next token takes and the
+    group (call) it serves."""
 
-    def __init__(self, model: LlamaModel, sequences: list[int], positions: list[int]):
+    def __init__(self, model: LlamaModel, sequences: list[int], positions: list[int],
+                 groups: list[Hashable]):
         self.model = model
         self.sequences = sequences
         self.positions = positions
+        self.groups = groups
 
     def step(self, token_ids: Sequence[int]) -> np.ndarray:
-        """One llama_decode call per position among the rows: rows at one position (a
-        request's samples, its beams, requests for one prompt) share it. Rows at
-        different positions decoded together came out up to 0.2 off in log-probability
-        against each decoded alone (measured with llama-cpp-python 0.3.36), so they are
-        not mixed."""
+        """One llama_decode call per group: its rows share it, whatever their positions
+        (see the module doc for why groups never mix)."""
         logits = np.empty((len(token_ids), self.model.vocab_size), dtype=np.float32)
-        by_position: dict[int, list[int]] = {}
-        for row, position in enumerate(self.positions):
-            by_position.setdefault(position, []).append(row)
-        for position, rows in by_position.items():
-            logits[rows] = self.model.decode(
-                [(token_ids[row], position, self.sequences[row], True) for row in rows])
+        members: dict[Hashable, list[int]] = {}
+        for row, group in enumerate(self.groups):
+            members.setdefault(group, []).append(row)
+        for rows in members.values():
+            logits[rows] = self.model.decode([(token_ids[row], self.positions[row],
+                                               self.sequences[row], True) for row in rows])
         self.positions = [position + 1 for position in self.positions]
         return logits
 
@@ -317,15 +327,16 @@ class LlamaRows(Rows):
         for i, sequence in enumerate(self.sequences):
             if i not in kept:  # released first, so forks can reuse the ids
                 self.model.release(sequence)
-        sequences, positions, placed = [], [], set()
+        sequences, positions, groups, placed = [], [], [], set()
         for i in rows:
             sequences.append(self.sequences[i] if i not in placed else
                              self.model.fork(self.sequences[i]))
             positions.append(self.positions[i])
+            groups.append(self.groups[i])
             placed.add(i)
-        self.sequences, self.positions = sequences, positions
+        self.sequences, self.positions, self.groups = sequences, positions, groups
 
     def close(self) -> None:
         for sequence in self.sequences:
             self.model.release(sequence)
-        self.sequences, self.positions = [], []
+        self.sequences, self.positions, self.groups = [], [], []

@@ -10,7 +10,7 @@ arrays on the CPU, so the loops need no torch (llama.cpp models run without it).
 from __future__ import annotations
 
 import abc
-from typing import Callable, Optional, Sequence
+from typing import Callable, Hashable, Optional, Sequence
 
 import numpy as np
 
@@ -43,11 +43,17 @@ class LanguageModel(abc.ABC):
     max_rows: Optional[int] = None
 
     @abc.abstractmethod
-    def start(self, prompts: Sequence[Sequence[int]],
-              use_prefix_cache: bool = True) -> tuple[Rows, np.ndarray]:
+    def start(self, prompts: Sequence[Sequence[int]], use_prefix_cache: bool = True,
+              groups: Optional[Sequence[Hashable]] = None) -> tuple[Rows, np.ndarray]:
         """Begin decoding one row per prompt; return the rows and the logits (or
         log-probabilities: softmax and argmax ignore a constant shift) of each row's next
-        token, (rows, vocab), float32, the caller's to modify. Identical prompts run once."""
+        token, (rows, vocab), float32, the caller's to modify. Identical prompts run once.
+
+        `groups[i]` names the call row i serves. Every row's numbers must equal what its
+        call gets alone: a model whose numbers depend on how many rows a forward pass
+        holds (llama.cpp) decodes each group apart; one whose batching is exact may mix
+        them. Rows forked by `keep` stay in their parent's group.
+        """
 
     @abc.abstractmethod
     def suffix_logprobs(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]],

@@ -12,7 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import inspect
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Hashable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -78,11 +78,12 @@ class TorchModel(LanguageModel):
                 self.prefixes.put(key, (copy.deepcopy(cache), logprobs), size)
         return cache, logprobs
 
-    def start(self, prompts: Sequence[Sequence[int]],
-              use_prefix_cache: bool = True) -> tuple["TorchRows", np.ndarray]:
+    def start(self, prompts: Sequence[Sequence[int]], use_prefix_cache: bool = True,
+              groups: Optional[Sequence[Hashable]] = None) -> tuple["TorchRows", np.ndarray]:
         """One row per prompt. When all prompts are one (one request, or requests for one
         prompt), it runs once, through the prefix cache, and its state is repeated;
-        otherwise the prompts run together, left-padded."""
+        otherwise the prompts run together, left-padded. All groups share each forward
+        pass: padded float batches give every row what it gets alone (the tests check)."""
         rows = len(prompts)
         if len({tuple(ids) for ids in prompts}) == 1:
             ids = list(prompts[0])
