@@ -54,7 +54,9 @@ def sample(logits: np.ndarray, temperature: float, top_k: Optional[int],
     probs = np.exp(log_softmax(filter_logits(logits, temperature, top_k, top_p))
                    .astype(np.float64))
     cumulative = np.cumsum(probs, -1)
-    draws = generator.random(len(probs)) * cumulative[:, -1]
+    totals = cumulative[:, -1]
+    # below the total even when rounding of random() * total would reach it
+    draws = np.minimum(generator.random(len(probs)) * totals, np.nextafter(totals, 0))
     # the first token whose cumulative probability exceeds the draw: a token of
     # probability 0 adds nothing, so it is never chosen
     return np.array([np.searchsorted(row, draw, side="right")
