@@ -96,7 +96,7 @@ class LmqlMagics(Magics):
         llm = self._llm(args.model)
         output = make_output(args.format or self.format, prompt, llm.model_identifier,
                              options.n, options.decoder)
-        collector = TokenCollector()
+        collector = TokenCollector(options.constraint)
         try:
             result = run_with_ticks(llm.generate(prompt, on_token=collector, **kwargs),
                                     lambda: output.update(collector), self.update_interval)

@@ -7,18 +7,24 @@ import dataclasses
 import json
 import sys
 import threading
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from ..results import Generation, TokenInfo
+
+if TYPE_CHECKING:
+    from ..constraints import ConstraintSpec
 
 
 class TokenCollector:
     """An `on_token` callback: keeps the tokens each sequence has so far.
 
-    It is called from the model's thread; `snapshot` reads from any other thread.
+    It is called from the model's thread; `snapshot` reads from any other thread. With a
+    `constraint` that has stop strings, snapshots end where the final result will (a
+    `stops_before` string never shows, even for a moment).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, constraint: Optional["ConstraintSpec"] = None) -> None:
+        self._stops = constraint if constraint is not None and constraint.stops else None
         self._lock = threading.Lock()
         self._sequences: list[list[TokenInfo]] = []
         self._version = 0
@@ -31,9 +37,14 @@ class TokenCollector:
             self._version += 1
 
     def snapshot(self) -> tuple[int, list[list[TokenInfo]]]:
-        """A change counter and a copy of the tokens so far."""
+        """A change counter and a copy of the tokens so far (cut at a stop string)."""
         with self._lock:
-            return self._version, [list(s) for s in self._sequences]
+            version, sequences = self._version, [list(s) for s in self._sequences]
+        if self._stops is not None:
+            from ..constraints.stops import cut_stop
+
+            sequences = [list(cut_stop(tokens, self._stops)) for tokens in sequences]
+        return version, sequences
 
     def partial(self, prompt: str, sequences: int) -> list[Generation]:
         """What was generated so far, as cancelled `Generation`s (one per sequence)."""

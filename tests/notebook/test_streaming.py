@@ -44,6 +44,23 @@ def test_updates_are_batched_by_time_not_sent_per_token(capsys):
     assert output.view.status == "done"
 
 
+@pytest.mark.parametrize("stops, shown", [
+    (dict(stops_before=["\n"]), ["Hello", " world"]),
+    (dict(stops_at=["\n"]), ["Hello", " world", "\n"]),
+    (dict(stops_before=["ld\nN"]), ["Hello", " wor"]),  # a stop across tokens
+    ({}, ["Hello", " world", "\n", "Next"]),
+])
+def test_streamed_tokens_end_where_the_result_will(stops, shown):
+    from lmql_nb.constraints import parse_constraints
+
+    collector = TokenCollector(parse_constraints(stops))
+    for i, text in enumerate(["Hello", " world", "\n", "Next"]):
+        collector(0, TokenInfo(i, text, -0.5))
+    _, sequences = collector.snapshot()
+    assert [t.text for t in sequences[0]] == shown
+    assert [t.text for t in collector.partial("p", 1)[0].tokens] == shown
+
+
 def test_interrupt_cancels_the_work_and_propagates():
     cancelled = threading.Event()
 
