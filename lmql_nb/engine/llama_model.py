@@ -7,9 +7,9 @@ shared between sequences).
 llama.cpp's numbers on quantised models depend on how many rows a decode call holds:
 its matrix kernels round differently for different row counts (measured on the Q4_K_M
 Gemma with 0.3.36: a row decoded among 3 or 7 others moved by about 0.01 in its chosen
-token's log-probability, up to 1.0 far in the tail, enough to change a greedy text; the
-mix of positions and prompts makes no difference, nor does flash attention or the cache
-type). So each step decodes each call's rows (a request's samples or beams) in their own
+token's log-probability, up to 1.0 far in the tail, enough to change a greedy text; alike
+for any mix of positions and prompts, with flash attention on or off, F16 or F32 cache).
+So each step decodes each call's rows (a request's samples or beams) in their own
 llama_decode, and a call's result never depends on what else runs at the same time.
 Concurrent calls take turns within a step.
 
