@@ -13,26 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
-import statistics
-import time
-from typing import Callable
 
 import torch
 
 import lmql_nb
 from lmql_nb.embedded import embedded_folder
 
+from timing import timed
 from workloads import CONCURRENT, LONG_PROMPT, PROMPT, VALUES
-
-
-def timed(function: Callable[[], object], repeat: int) -> float:
-    function()  # warm-up
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:

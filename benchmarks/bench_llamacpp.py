@@ -13,26 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
-from typing import Callable
 
 import numpy as np
 
 import lmql_nb
 from lmql_nb.embedded import embedded_gguf
 
+from timing import timed
 from workloads import LONG_PROMPT, PROMPT, VALUES
-
-
-def timed(function: Callable[[], object], repeat: int) -> float:
-    function()  # warm-up
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import statistics
 import subprocess
 import sys
-import time
 import venv
 from pathlib import Path
-from typing import Callable
 
 import lmql_nb
 from lmql_nb.embedded import embedded_folder
 from lmql_nb.paths import cache_dir
 
+from timing import timed
 from workloads import CONCURRENT, LONG_PROMPT, PROMPT, VALUES
 
 HERE = Path(__file__).resolve().parent
@@ -57,16 +57,6 @@ def run_lmql(folder: str, repeat: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def timed(make_call: Callable[[int], object], repeat: int) -> float:
-    make_call(-1)
-    times = []
-    for run in range(repeat):
-        started = time.perf_counter()
-        make_call(run)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def in_new_process(code: str) -> float:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": str(HERE.parent)})
@@ -81,12 +71,13 @@ def main() -> None:
     llm = lmql_nb.model("local:gemma-3-270m")
     llm.generate_sync("warm up", max_tokens=1, cache=False)
 
+    runs = itertools.count()  # a prompt no run has seen, every run
     ours = {
-        "greedy": timed(lambda run: llm.generate_sync(f"{run}. {PROMPT}", max_tokens=32,
-                                                      cache=False), args.repeat),
-        "score": timed(lambda run: llm.score_sync(f"{run}. {LONG_PROMPT}", VALUES, cache=False),
-                       args.repeat),
-        "gather": timed(lambda run: asyncio.run(_gather(llm, run)), args.repeat),
+        "greedy": timed(lambda: llm.generate_sync(f"{next(runs)}. {PROMPT}", max_tokens=32,
+                                                  cache=False), args.repeat),
+        "score": timed(lambda: llm.score_sync(f"{next(runs)}. {LONG_PROMPT}", VALUES,
+                                              cache=False), args.repeat),
+        "gather": timed(lambda: asyncio.run(_gather(llm, next(runs))), args.repeat),
     }
     theirs = run_lmql(folder, args.repeat)
 
@@ -101,7 +92,7 @@ def main() -> None:
     print(f"LMQL 0.7.3 scores after {PROMPT!r}: {theirs['paris']}")
 
     llm.generate_sync(PROMPT, max_tokens=8)  # remembered in memory and on disk
-    memory = timed(lambda run: llm.generate_sync(PROMPT, max_tokens=8), 20)
+    memory = timed(lambda: llm.generate_sync(PROMPT, max_tokens=8), 20)
     disk = in_new_process(
         "import time, lmql_nb\n"
         "m = lmql_nb.model('local:gemma-3-270m')\n"
