@@ -70,6 +70,22 @@ def split_continuation(tokenizer: Tokenizer, prompt: str, value: str) -> tuple[l
     return joint[:shared], joint[shared:]
 
 
+def start_token(tokenizer: Any) -> Optional[int]:
+    """The token that starts a text: BOS, or EOS where there is no BOS (GPT-2 style)."""
+    return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+
+
+def prompt_or_start(ids: list[int], tokenizer: Tokenizer) -> list[int]:
+    """A prompt's ids, or the start token alone for an empty prompt (generation needs a
+    context); ValueError if the tokenizer has none."""
+    if ids:
+        return ids
+    if tokenizer.start_token_id is None:
+        raise ValueError("the prompt is empty and this tokenizer has no BOS or EOS token to "
+                         "start from; pass a non-empty prompt")
+    return [tokenizer.start_token_id]
+
+
 class HFTokenizer:
     """A `Tokenizer` over a transformers tokenizer.
 
@@ -92,22 +108,12 @@ class HFTokenizer:
         return list(self.hf.encode(text, add_special_tokens=False))
 
     def encode_prompt(self, text: str) -> list[int]:
-        """Token ids as the model expects a prompt (with BOS where the tokenizer adds it).
-
-        An empty prompt gives the start token alone, so that generation has a context.
-        """
-        ids = list(self.hf.encode(text, add_special_tokens=True))
-        if not ids:
-            if self.start_token_id is None:
-                raise ValueError("the prompt is empty and this tokenizer has no BOS or EOS "
-                                 "token to start from; pass a non-empty prompt")
-            ids = [self.start_token_id]
-        return ids
+        """Token ids as the model expects a prompt (with BOS where the tokenizer adds it)."""
+        return prompt_or_start(list(self.hf.encode(text, add_special_tokens=True)), self)
 
     @property
     def start_token_id(self) -> Optional[int]:
-        """The token that starts a text: BOS, or EOS for GPT-2 style tokenizers."""
-        return self.bos_token_id if self.bos_token_id is not None else self.eos_token_id
+        return start_token(self)
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.hf.decode(list(ids), skip_special_tokens=True)

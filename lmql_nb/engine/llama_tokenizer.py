@@ -10,6 +10,8 @@ from __future__ import annotations
 import ctypes
 from typing import Any, Optional, Sequence
 
+from ..tokenizer import prompt_or_start, start_token
+
 
 class LlamaTokenizer:
     """A `Tokenizer` over a llama.cpp model's vocabulary."""
@@ -47,22 +49,12 @@ class LlamaTokenizer:
         return self._tokenize(text, add_special=False)
 
     def encode_prompt(self, text: str) -> list[int]:
-        """Token ids as the model expects a prompt (with BOS where the model adds it).
-
-        An empty prompt gives the start token alone, so that generation has a context.
-        """
-        ids = self._tokenize(text, add_special=True)
-        if not ids:
-            if self.start_token_id is None:
-                raise ValueError("the prompt is empty and this model has no BOS or EOS "
-                                 "token to start from; pass a non-empty prompt")
-            ids = [self.start_token_id]
-        return ids
+        """Token ids as the model expects a prompt (with BOS where the model adds it)."""
+        return prompt_or_start(self._tokenize(text, add_special=True), self)
 
     @property
     def start_token_id(self) -> Optional[int]:
-        """The token that starts a text: BOS, or EOS where the model has no BOS."""
-        return self.bos_token_id if self.bos_token_id is not None else self.eos_token_id
+        return start_token(self)
 
     def decode(self, ids: Sequence[int]) -> str:
         ids = list(ids)
