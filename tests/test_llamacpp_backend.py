@@ -197,6 +197,17 @@ def test_a_known_prompt_is_not_computed_again(llm, monkeypatch):
     assert second.scores()[1] == pytest.approx(first.scores()[1], abs=1e-4)
 
 
+def test_results_do_not_depend_on_what_ran_before(llm):
+    # a cached shorter prompt is not continued (that would split the prompt into other
+    # decode calls and move its numbers: 0.14 here for " Paris"); only a cached state of
+    # the whole prompt is used
+    values = [" Paris", " London"]
+    fresh = llm.score_sync(PROMPT, values, cache=False).scores().tolist()
+    llm.generate_sync("", max_tokens=1)  # the start token alone is now cached
+    assert llm.score_sync(PROMPT, values).scores().tolist() == fresh
+    assert llm.score_sync(PROMPT, values, cache=False).scores().tolist() == fresh
+
+
 def test_cancelling_frees_the_model_for_the_next_call(llm):
     model = llm.backend._model
 
@@ -214,6 +225,9 @@ def test_cancelling_frees_the_model_for_the_next_call(llm):
     while (model._live or len(model._free) < model.sequences) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not model._live and len(model._free) == model.sequences
+    # and no cells are left behind in llama.cpp's cache
+    assert all(model.llama.llama_memory_seq_pos_max(model.memory, sequence) == -1
+               for sequence in range(model.sequences))
 
 
 def test_the_tokenizer_comes_from_the_gguf(llm, by_hand):

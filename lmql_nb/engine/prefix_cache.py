@@ -33,11 +33,15 @@ class PrefixCache(Generic[State]):
         self._entries.move_to_end(best)
         return len(best), self._entries[best][0]
 
+    def get(self, ids: tuple) -> Optional[State]:
+        """The state cached for exactly `ids`, or None."""
+        if ids not in self._entries:
+            return None
+        self._entries.move_to_end(ids)
+        return self._entries[ids][0]
+
     def __contains__(self, ids: tuple) -> bool:
         return ids in self._entries
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
     def put(self, ids: tuple, state: State, size: int) -> bool:
         """Keep `state` for `ids`, dropping the least recently used to make room; False
@@ -47,16 +51,13 @@ class PrefixCache(Generic[State]):
         self._entries[ids] = (state, size)
         self._size += size
         while self._size > self.max_size:
-            self.drop_oldest()
+            self._drop_oldest()
         return True
 
-    def drop_oldest(self) -> bool:
-        """Drop the least recently used entry; False if there is none."""
-        if not self._entries:
-            return False
+    def _drop_oldest(self) -> None:
+        """Drop the least recently used entry (there must be one)."""
         _, (_, dropped_size) = self._entries.popitem(last=False)
         self._size -= dropped_size
-        return True
 
     def clear(self) -> None:
         self._entries.clear()
