@@ -25,7 +25,8 @@ class LLM:
     """A language model: `lmql_nb.model(id)` returns one.
 
     The model loads on first use, on a thread, so the caller's event loop stays free.
-    Concurrent calls are batched by the backend into shared forward passes.
+    Concurrent calls are batched by the backend (into shared forward passes where that
+    leaves each call's numbers as they are alone).
     """
 
     def __init__(self, model_id: str, backend: Backend):

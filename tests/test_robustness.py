@@ -3,6 +3,8 @@ where it is merely unusual, and a model that stays usable throughout."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 import lmql_nb
@@ -73,3 +75,20 @@ def test_a_value_longer_than_the_context_is_a_clear_error(tiny_gpt2_path):
                                          "model's context of 128"):
         llm.score_sync("Hi", [" ok", " word" * 200])
     assert llm.score_sync("Hi", [" ok"], cache=False).continuations == [" ok"]
+
+
+def test_a_failing_on_token_callback_fails_only_its_own_call(tiny_gpt2_path):
+    llm = lmql_nb.model(f"local:{tiny_gpt2_path}")
+    alone = llm.generate_sync("Once upon", max_tokens=6, cache=False)
+
+    def broken(index, token):
+        raise KeyError("the callback broke")
+
+    async def together():
+        return await asyncio.gather(
+            llm.generate("The capital of", max_tokens=6, cache=False, on_token=broken),
+            llm.generate("Once upon", max_tokens=6, cache=False), return_exceptions=True)
+
+    failed, fine = asyncio.run(together())
+    assert isinstance(failed, KeyError) and "the callback broke" in str(failed)
+    assert fine == alone

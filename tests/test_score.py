@@ -42,6 +42,20 @@ def test_a_boundary_token_belongs_to_the_value(tiny_llama_path):
     np.testing.assert_allclose(spaced.scores(), joined.scores(), atol=1e-5)
 
 
+def test_a_value_that_merges_with_the_whole_prompt(tiny_gpt2_path):
+    # GPT-2 style tokenizers add no BOS: with a one-token prompt that merges with the value,
+    # the value is scored from the start token, the other values after the prompt
+    _, tokenizer = reference.load(tiny_gpt2_path)
+    pairs = [(a, b) for a in "abcdefghijklmnopqrstuvwxyz" for b in "abcdefghijklmnopqrstuvwxyz"
+             if len(tokenizer(a + b).input_ids) == 1 and len(tokenizer(a).input_ids) == 1]
+    assert pairs, "the tiny tokenizer should merge some pair of letters"
+    prompt, merging = pairs[0]
+    values = [merging, " zz"]
+    result = lmql_nb.model(f"local:{tiny_gpt2_path}").score_sync(prompt, values, cache=False)
+    expected = [reference.continuation_logprob(tiny_gpt2_path, prompt, v) for v in values]
+    assert result.scores().tolist() == pytest.approx(expected, abs=1e-4)
+
+
 def test_a_single_string_value(tiny_gpt2_path):
     llm = lmql_nb.model(f"local:{tiny_gpt2_path}")
     result = llm.score_sync("The capital of", " France", cache=False)

@@ -145,6 +145,9 @@ class InProcessBackend(Backend):
                              f"once ({limit}); ask for fewer, or load it with a larger "
                              "parallel=")
         room = self.context_length - len(prompt_ids) if self.context_length else None
+        if options.max_tokens is None and room is None:
+            raise ValueError("this model does not say how long its context is, so "
+                             "generation needs a limit: pass max_tokens=")
         if options.max_tokens is not None and (room is None or options.max_tokens <= room):
             max_new, limited = options.max_tokens, False
         else:
@@ -171,15 +174,30 @@ class InProcessBackend(Backend):
     async def score(self, prompt: str, values: list[str], options: ScoreOptions) -> list[ValueScores]:
         tokenizer = self.tokenizer
         splits = [split_continuation(tokenizer, prompt, value) for value in values]
+        # values run after their common context; without a BOS, a value that merges with
+        # the prompt's first token starts from the start token instead, so values are
+        # grouped by their context's first token (one group unless that happens)
+        groups: dict[int, list[int]] = {}
+        for i, (context, _) in enumerate(splits):
+            groups.setdefault(context[0], []).append(i)
+        logprobs: list[list[float]] = [[] for _ in values]
+        for members in groups.values():  # awaited in turn: the caller may run trio
+            group_scores = await self._score_splits([splits[i] for i in members], options.cache)
+            for i, scores in zip(members, group_scores):
+                logprobs[i] = scores
+        return [ValueScores(value_ids, token_pieces(tokenizer, context, value_ids), scores)
+                for (context, value_ids), scores in zip(splits, logprobs)]
+
+    async def _score_splits(self, splits: list[tuple[list[int], list[int]]],
+                            use_cache: bool) -> list[list[float]]:
+        """Score (context, value ids) pairs whose contexts share at least a first token."""
         first_context = splits[0][0]
         shared = min(common_prefix_length(context, first_context) for context, _ in splits)
         suffixes = [context[shared:] + value_ids for context, value_ids in splits]
         self.check_length(shared + max(len(s) for s in suffixes),
                           "the prompt with the longest value")
-        logprobs = await self.score_ids(first_context[:shared], suffixes,
-                                        [len(v) for _, v in splits], options.cache)
-        return [ValueScores(value_ids, token_pieces(tokenizer, context, value_ids), scores)
-                for (context, value_ids), scores in zip(splits, logprobs)]
+        return await self.score_ids(first_context[:shared], suffixes,
+                                    [len(v) for _, v in splits], use_cache)
 
     async def score_ids(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]],
                         value_lengths: Sequence[int], use_cache: bool = True) -> list[list[float]]:

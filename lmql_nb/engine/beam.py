@@ -28,7 +28,8 @@ from ..constraints.stops import new_stop
 from ..tokenizer import IncrementalDecoder, Tokenizer
 from .generation import GenerateJob
 from .model import LanguageModel, Rows
-from .sampling import StepStats, completion, describe, log_softmax, step_stats, top_ids
+from .sampling import (StepStats, completion, describe, log_softmax, row_summary, step_stats,
+                       top_ids)
 from .worker import Request
 
 LENGTH_PENALTY = 1.0
@@ -86,7 +87,6 @@ def run_beam(model: LanguageModel, tokenizer: Tokenizer, request: Request) -> No
     """Serve one beam-search request (its beams share each forward pass)."""
     job: GenerateJob = request.payload
     width = job.options.n
-    length_reason = "context" if job.limited_by_context else "length"
     start = _Beam((), 0.0, job.constraint.start() if job.constraint else None,
                   IncrementalDecoder(tokenizer, job.prompt_ids)
                   if job.options.constraint and job.options.constraint.stops else None)
@@ -95,11 +95,11 @@ def run_beam(model: LanguageModel, tokenizer: Tokenizer, request: Request) -> No
     elif job.max_new_tokens > 0:
         beams, logits = model.start([job.prompt_ids], job.options.cache)
         try:
-            finished = _search(beams, logits, tokenizer, request, width, length_reason, start)
+            finished = _search(beams, logits, tokenizer, request, width, start)
         finally:
             beams.close()
     else:
-        finished = [_Hypothesis((), 0.0, length_reason)]
+        finished = [_Hypothesis((), 0.0, job.length_reason)]
     if not finished:
         raise ValueError(f"beam search found no sequence that satisfies the constraints "
                          f"within {job.max_new_tokens} tokens; allow more tokens")
@@ -114,7 +114,7 @@ def run_beam(model: LanguageModel, tokenizer: Tokenizer, request: Request) -> No
 
 
 def _search(beams: Rows, logits: np.ndarray, tokenizer: Tokenizer, request: Request,
-            width: int, length_reason: str, start: _Beam) -> list[_Hypothesis]:
+            width: int, start: _Beam) -> list[_Hypothesis]:
     job: GenerateJob = request.payload
     spec = job.options.constraint
     finished: list[_Hypothesis] = []
@@ -132,6 +132,7 @@ def _search(beams: Rows, logits: np.ndarray, tokenizer: Tokenizer, request: Requ
         vocab = logprobs.shape[-1]
         last_step = step + 1 == job.max_new_tokens
         next_live, parents, tokens = [], [], []
+        summaries: dict = {}
         for rank, (total, flat) in enumerate(zip(flat_totals[candidates].tolist(),
                                                  candidates.tolist())):
             if (last_step and rank >= width) or total == float("-inf"):
@@ -142,8 +143,12 @@ def _search(beams: Rows, logits: np.ndarray, tokenizer: Tokenizer, request: Requ
                 if rank < width:
                     finished.append(_Hypothesis(beam.steps, total, "stop"))
                 continue
-            stats = step_stats(logprobs[parent], token_id, job.options.top_logprobs,
-                               beam.matcher.blocked if beam.matcher is not None else None)
+            blocked = beam.matcher.blocked if beam.matcher is not None else None
+            if job.options.top_logprobs and parent not in summaries:  # once per parent
+                summaries[parent] = row_summary(logprobs[parent], job.options.top_logprobs,
+                                                blocked)
+            stats = step_stats(logprobs[parent], token_id, job.options.top_logprobs, blocked,
+                               summaries.get(parent))
             try:
                 child, ended = beam.extend(stats, total, spec)
             except ConstraintError:
@@ -165,7 +170,7 @@ def _search(beams: Rows, logits: np.ndarray, tokenizer: Tokenizer, request: Requ
             return finished
         beams.keep(parents)
         logits = beams.step(tokens)
-    return finished + [_Hypothesis(b.steps, b.logprob, length_reason) for b in live
+    return finished + [_Hypothesis(b.steps, b.logprob, job.length_reason) for b in live
                        if b.complete]
 
 

@@ -1,7 +1,9 @@
 """Batched decoding (argmax and sampling) over a `LanguageModel`.
 
-All rows of all requests in a group share one forward pass per step, and rows leave the
-batch as soon as they finish, so short requests return early.
+All rows of all requests in a group are stepped together (one forward pass on
+transformers; on llama.cpp one decode call per request, see `llama_model`), and rows
+leave the batch as soon as they finish, so short requests return early. A request whose
+constraint or `on_token` callback fails fails alone.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..constraints.matcher import Constraint, ConstraintError, SequenceMatcher
+from ..constraints.matcher import Constraint, SequenceMatcher
 from ..constraints.stops import new_stop
 from ..options import GenerateOptions
 from ..results import TokenInfo
@@ -32,6 +34,11 @@ class GenerateJob:
     limited_by_context: bool
     constraint: Optional[Constraint] = None
 
+    @property
+    def length_reason(self) -> str:
+        """The finish reason of a sequence that reached `max_new_tokens`."""
+        return "context" if self.limited_by_context else "length"
+
 
 @dataclasses.dataclass(eq=False)
 class _Row:
@@ -46,10 +53,6 @@ class _Row:
     @property
     def job(self) -> GenerateJob:
         return self.request.payload
-
-
-def _length_reason(job: GenerateJob) -> str:
-    return "context" if job.limited_by_context else "length"
 
 
 def _finish_request(request: Request, rows: Sequence[_Row]) -> None:
@@ -70,7 +73,7 @@ def run_generate(model: LanguageModel, tokenizer: Tokenizer, requests: Sequence[
             if row.matcher is not None and row.matcher.forced_end:
                 row.finish_reason = "stop"  # only the empty text satisfies the constraint
             elif job.max_new_tokens == 0:
-                row.finish_reason = _length_reason(job)
+                row.finish_reason = job.length_reason
     generators = {r: seeded_generator(r.payload.options.seed) for r in requests
                   if r.payload.options.decoder == "sample"}
     active = [row for rows in rows_of.values() for row in rows if row.finish_reason is None]
@@ -92,7 +95,7 @@ def run_generate(model: LanguageModel, tokenizer: Tokenizer, requests: Sequence[
             for i, row in enumerate(active):
                 try:
                     row.finish_reason = _advance(row, next_ids[i], logprobs[i], tokenizer)
-                except ConstraintError as error:  # fails this request, not its batch
+                except Exception as error:  # fails this request, not its batch
                     row.request.finish(error=error)
                     row.request.cancel()
                     row.finish_reason = "cancelled"
@@ -157,5 +160,5 @@ def _advance(row: _Row, token_id: int, logprobs: np.ndarray, tokenizer: Tokenize
         if row.matcher.forced_end:
             return "stop"
     if len(row.tokens) >= job.max_new_tokens:
-        return _length_reason(job)
+        return job.length_reason
     return None

@@ -83,25 +83,37 @@ class StepStats:
     top: tuple[tuple[int, float, bool], ...] = ()  # (token id, logprob, blocked)
 
 
+RowSummary = tuple[float, tuple[tuple[int, float, bool], ...]]  # (entropy, top)
+
+
+def row_summary(logprobs: np.ndarray, top_logprobs: int,
+                blocked: Optional[np.ndarray] = None) -> RowSummary:
+    """The entropy and the `top_logprobs` best alternatives of one row (`logprobs` is its
+    log-softmax), the same for every token chosen from it. They describe the model's own
+    distribution, also under a constraint; `blocked` (True for the tokens a constraint
+    forbade) marks the alternatives the constraint ruled out."""
+    probs = np.exp(logprobs)
+    entropy = float(-np.sum(probs * np.where(probs > 0, logprobs, 0), dtype=np.float64))
+    ids = top_ids(logprobs, top_logprobs)
+    flags = [False] * len(ids) if blocked is None else blocked[ids].tolist()
+    return entropy, tuple(zip(ids.tolist(), logprobs[ids].tolist(), flags))
+
+
 def step_stats(logprobs: np.ndarray, token_id: int, top_logprobs: int,
-               blocked: Optional[np.ndarray] = None) -> StepStats:
+               blocked: Optional[np.ndarray] = None,
+               summary: Optional[RowSummary] = None) -> StepStats:
     """Describe the chosen token of one row (`logprobs` is that row's log-softmax).
 
     Rank, entropy and alternatives are computed only when `top_logprobs` asks for
-    details, since they cost a pass over the vocabulary. They describe the model's own
-    distribution, also under a constraint; `blocked` (True for the tokens a constraint
-    forbade) marks the alternatives the constraint ruled out.
+    details, since they cost passes over the vocabulary; pass the row's `summary` when
+    several tokens are chosen from one row (beam search) to compute it once.
     """
     logprob = float(logprobs[token_id])
     if not top_logprobs:
         return StepStats(token_id, logprob)
     rank = int(np.count_nonzero(logprobs > logprobs[token_id])) + 1
-    probs = np.exp(logprobs)
-    entropy = float(-np.sum(probs * np.where(probs > 0, logprobs, 0), dtype=np.float64))
-    ids = top_ids(logprobs, top_logprobs)
-    flags = [False] * len(ids) if blocked is None else blocked[ids].tolist()
-    return StepStats(token_id, logprob, rank, entropy,
-                     tuple(zip(ids.tolist(), logprobs[ids].tolist(), flags)))
+    entropy, top = summary or row_summary(logprobs, top_logprobs, blocked)
+    return StepStats(token_id, logprob, rank, entropy, top)
 
 
 def describe(stats: StepStats, decoder: IncrementalDecoder) -> TokenInfo:

@@ -3,7 +3,7 @@
 Every call to an in-process model becomes a `Request` on the worker's queue. The worker
 takes what is waiting (after a short window, so that a burst of concurrent calls lands in
 one batch), groups compatible requests and hands each group to the backend's runner,
-which serves them in shared forward passes. Results go back through each request's
+which steps them together (in shared forward passes where the model's numbers allow). Results go back through each request's
 `concurrent.futures.Future`; cancelling a request makes the runner drop it at the next
 step.
 """
