@@ -8,7 +8,6 @@ caching and serving behave alike; the numbers are the quantised model's own.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -94,7 +93,6 @@ class LlamaCppBackend(InProcessBackend):
     def identity(self) -> str:
         """The GGUF file as result caches should know it: path, size, modification time
         (reading gigabytes to hash them would cost more than a cache hit saves)."""
-        stat = self.path().stat()
-        digest = hashlib.sha256(f"{self.path().resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-                                .encode()).hexdigest()[:32]
-        return f"llama.cpp|{digest}"
+        from ..conversion import gguf_key
+
+        return f"llama.cpp|{gguf_key(self.path())}"

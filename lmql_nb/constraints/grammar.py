@@ -24,6 +24,7 @@ no other whitespace: free whitespace lets a model loop on spaces until max_token
 
 from __future__ import annotations
 
+import functools
 import json
 
 from .spec import ConstraintSpec
@@ -82,6 +83,7 @@ def to_lark(spec: ConstraintSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
+@functools.lru_cache(maxsize=64)  # built by the option check, then again for the matcher
 def compile_grammar(spec: ConstraintSpec) -> str:
     """The llguidance grammar (a string for `LLMatcher`) of a shaped spec."""
     from llguidance import LLMatcher
