@@ -1,4 +1,4 @@
-"""The command line: `python -m lmql_nb generate|score|serve ...`."""
+"""The command line: `python -m lmql_nb generate|score|serve|demo ...`."""
 
 from __future__ import annotations
 
@@ -116,6 +116,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (TypeError, ValueError, FileNotFoundError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except RuntimeError as error:  # the model or server failed (OpenAIBackendError, ...)
+        if isinstance(error, (NotImplementedError, RecursionError)):
+            raise  # a bug: keep the traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0

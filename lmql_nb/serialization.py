@@ -1,4 +1,4 @@
-"""Results as JSON-ready data and back (for the disk cache and the model server)."""
+"""Results as JSON-ready data and back (for the result cache, which stores JSON)."""
 
 from __future__ import annotations
 

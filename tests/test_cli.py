@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
+from typing import Optional
 
 import lmql_nb
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
+def _run(*args: str, env: Optional[dict] = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "lmql_nb", *args], capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300,
+                          env=None if env is None else {**os.environ, **env})
 
 
 def test_generate(tiny_gpt2_path):
@@ -38,3 +42,14 @@ def test_bad_input_is_a_clear_error_and_exit_code_2(tiny_gpt2_path):
     out = _run("score", "Hi", "x", "--model", "gpt2")
     assert out.returncode == 2
     assert "did you mean 'local:gpt2'" in out.stderr
+
+
+def test_an_unreachable_server_is_a_message_and_exit_code_1():
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = _run("generate", "Hi", "--model", "openai/nothing",
+               env={"OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1", "OPENAI_API_KEY": "x"})
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.startswith("error: request to http://127.0.0.1:")
+    assert "is the server running?" in out.stderr and "Traceback" not in out.stderr

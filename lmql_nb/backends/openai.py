@@ -105,9 +105,7 @@ class _Capabilities:
     """What the server was found to offer (probed once)."""
 
     tokenize: bool
-    models: tuple[str, ...] = ()
     context_length: Optional[int] = None
-    owned_by: str = ""
 
 
 class OpenAIBackend(Backend):
@@ -372,9 +370,7 @@ class OpenAIBackend(Backend):
                 tokenize = isinstance(body, dict) and isinstance(body.get("tokens"), list)
             except openai.APIError:
                 tokenize = False
-            return _Capabilities(tokenize, models,
-                                 context if isinstance(context, int) else None,
-                                 str(getattr(card, "owned_by", "") or ""))
+            return _Capabilities(tokenize, context if isinstance(context, int) else None)
         finally:
             client.close()
 
@@ -538,6 +534,7 @@ class OpenAIBackend(Backend):
         tokens: dict[int, list[TokenInfo]] = {}
         reasons: dict[int, str] = {}
         k = options.top_logprobs
+        in_callback = False
         try:
             async for chunk in stream:
                 for choice in chunk.choices:
@@ -554,10 +551,14 @@ class OpenAIBackend(Backend):
                     texts[index].append(piece or "")
                     for token in new:
                         tokens[index].append(token)
+                        in_callback = True
                         on_token(index, token)
+                        in_callback = False
                     if choice.finish_reason:
                         reasons[index] = _finish_reason(choice.finish_reason)
         except Exception as error:  # the connection broke (or the server sent nonsense)
+            if in_callback:  # the caller's on_token failed: its error, unchanged
+                raise
             received = sum(len(t) for t in tokens.values())
             raise OpenAIBackendError(self._redact(
                 f"the stream from {self.url} (model {self.model!r}) broke off after "
@@ -601,7 +602,8 @@ class OpenAIBackend(Backend):
                     f"{self.url} returned {len(scores)} prompt log-probabilities for a "
                     f"{len(joint)}-token prompt: it does not echo the prompt's "
                     "log-probabilities, so it cannot score exactly. " + self._what_scores())
-            texts = list(logprobs.tokens[len(scores) - count:len(scores)]) \
+            # a server may append generated tokens after the prompt's: slice at the prompt's end
+            texts = list(logprobs.tokens[len(joint) - count:len(joint)]) \
                 if logprobs.tokens else [""] * count
             value_scores = scores[len(joint) - count:len(joint)]
             if any(s is None for s in value_scores):

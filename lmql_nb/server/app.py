@@ -164,8 +164,11 @@ class Routes:
         return generations * sampling.copies
 
     def _prompt(self, prompt: protocol.Prompt, add_special_tokens: bool) -> tuple[list[int], str]:
+        """Token ids and text of `prompt`, checked (a bad one is a 400 before any work)."""
         if isinstance(prompt, str):
-            return self.model.encode(prompt, add_special_tokens), prompt
+            ids = self.model.encode(prompt, add_special_tokens)
+            self.model.check_ids(ids)
+            return ids, prompt
         self.model.check_ids(prompt)
         return list(prompt), self.model.tokenizer.decode(prompt)
 
@@ -251,9 +254,10 @@ class Routes:
             try:
                 generations = await self._generate(ids, text, sampling, options, on_token_for(p))
                 queue.put_nowait(("done", p, generations))
-            except BaseException as error:
+            except BaseException as error:  # reported in the stream: nobody awaits this task
                 queue.put_nowait(("error", p, error))
-                raise
+                if isinstance(error, asyncio.CancelledError):
+                    raise
 
         tasks = [asyncio.ensure_future(run(p, ids, text)) for p, (ids, text) in enumerate(prompts)]
         pending = len(tasks)
@@ -269,6 +273,8 @@ class Routes:
                                                       payload, None))
                 elif kind == "error":
                     error = payload
+                    if not isinstance(error, APIError):
+                        log.error("stream failed", exc_info=error)
                     message = error.message if isinstance(error, APIError) else \
                         f"internal server error: {type(error).__name__}: {error}"
                     yield responses.sse({"error": {"message": message, "type": "server_error"}})
@@ -297,13 +303,15 @@ class Routes:
         options = self._options(sampling)
         ids = self.model.chat_prompt(parsed.messages, parsed.chat_template,
                                      parsed.add_generation_prompt)
+        self.model.check_ids(ids)
         text = self.model.tokenizer.decode(ids)
         k = sampling.logprobs
         if sampling.stream:
             request_id = responses.new_id("chatcmpl")
 
             def chunk(index: int, piece: str, token: Optional[TokenInfo], finish: Optional[str]) -> dict:
-                delta = {"content": piece} if finish is None else {}
+                # a row's final chunk carries the text a possible stop string held back
+                delta = {"content": piece} if piece or finish is None else {}
                 logprobs = ({"content": [responses.chat_logprob_entry(token, k)]}
                             if token is not None and k is not None else None)
                 return {"id": request_id, "object": "chat.completion.chunk", "created": 0,

@@ -307,9 +307,14 @@ def _response_format(response_format: Any, structured: Any) -> Optional[dict]:
         raise bad_request("pass either response_format or structured_outputs, not both",
                           "response_format")
     if kind == "json_schema":
-        schema = (response_format.get("json_schema") or {}).get("schema")
+        spec = response_format.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
         if not isinstance(schema, dict):
-            raise bad_request("response_format json_schema needs json_schema.schema, an object",
+            got = type(spec).__name__ if not isinstance(spec, dict) else \
+                f"schema of type {type(schema).__name__}"
+            raise bad_request("response_format.json_schema must be an object holding the "
+                              "schema object: {\"type\": \"json_schema\", \"json_schema\": "
+                              f"{{\"name\": ..., \"schema\": {{...}}}}}}; got {got}",
                               "response_format")
         return {"json": schema}
     if kind == "json_object":

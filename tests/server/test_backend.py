@@ -76,6 +76,17 @@ def test_streaming_tokens_match_the_result(remote_gpt2, gpt2_local):
     assert result.text == expected
 
 
+def test_an_on_token_error_reaches_the_caller_unchanged(remote_gpt2):
+    class CallbackFailed(Exception):
+        pass
+
+    def on_token(index, token):
+        raise CallbackFailed("raised by on_token")
+
+    with pytest.raises(CallbackFailed, match="raised by on_token"):
+        remote_gpt2.generate_sync(PROMPTS[0], max_tokens=4, cache=False, on_token=on_token)
+
+
 def test_sampling_n_and_seed(remote_gpt2):
     first = remote_gpt2.generate_sync(PROMPTS[1], max_tokens=8, decoder="sample", n=3, seed=3)
     assert len(first) == 3 and len(set(first)) > 1

@@ -177,6 +177,33 @@ def test_chat_completion_uses_the_template(client):
     assert "".join(c.choices[0].delta.content or "" for c in stream) == plain.choices[0].text
 
 
+def test_chat_streaming_sends_the_text_held_back_at_the_end(client):
+    """Output ending in the first character of a stop string is held back while streaming
+    (it could become the stop string) and must come in the final chunk."""
+    template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:"
+    request = dict(model="tiny-gpt2", messages=[{"role": "user", "content": "Hello there"}],
+                   max_tokens=6, temperature=0, extra_body={"chat_template": template})
+    whole = client.chat.completions.create(**request).choices[0].message.content
+    assert whole
+    stop = [whole[-1] + "\u2603\u2603"]  # begins as the output ends; never completed
+    expected = client.chat.completions.create(**request, stop=stop).choices[0].message.content
+    assert expected == whole
+    stream = list(client.chat.completions.create(**request, stop=stop, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in stream) == expected
+    assert stream[-1].choices[0].finish_reason == "length"
+
+
+def test_bad_response_format_is_400_with_a_message(gpt2_server):
+    for json_schema in ("a schema", [{"type": "object"}], {"name": "x"}):
+        body = {"model": "tiny-gpt2", "messages": [{"role": "user", "content": "Hi"}],
+                "response_format": {"type": "json_schema", "json_schema": json_schema}}
+        response = httpx.post(f"{gpt2_server.base_url}/chat/completions", json=body,
+                              headers=_headers(gpt2_server), timeout=30)
+        assert response.status_code == 400, response.text
+        assert "response_format.json_schema must be an object" in \
+            response.json()["error"]["message"]
+
+
 def test_chat_without_template_is_a_clear_400(client):
     import openai
 
@@ -253,6 +280,8 @@ def test_unknown_model_is_404(client):
     ({"model": "tiny-gpt2", "prompt": "Hi", "colour": "red"}, "accepted fields"),
     ({"model": "tiny-gpt2", "prompt": [1, 99999]}, "outside the vocabulary"),
     ({"model": "tiny-gpt2", "prompt": "Hi " * 200}, "context of 128 tokens"),
+    ({"model": "tiny-gpt2", "prompt": ["Hi", "Hi " * 200], "stream": True},
+     "context of 128 tokens"),
     ({"model": "tiny-gpt2", "prompt": "Hi", "echo": True, "logprobs": 3}, "logprobs=0"),
     ({"model": "tiny-gpt2", "prompt": "Hi", "stop": [""]}, "stop must be"),
 ])
