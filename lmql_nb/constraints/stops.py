@@ -39,6 +39,34 @@ def stop_cut(text: str, spec: ConstraintSpec) -> Optional[int]:
     return end if stop in spec.stops_at else end - len(stop)
 
 
+def undecided_tail(text: str, stops: Sequence[str]) -> int:
+    """How many characters at the end of `text` could still grow into a stop string (a
+    stream holds them back until the next token decides)."""
+    longest = max(map(len, stops), default=0)
+    for length in range(min(longest - 1, len(text)), 0, -1):
+        if any(stop.startswith(text[-length:]) for stop in stops):
+            return length
+    return 0
+
+
+def decided_tokens(tokens: Sequence[TokenInfo], spec: ConstraintSpec) -> list[TokenInfo]:
+    """The tokens a stream may show: those wholly before the cut (`stop_cut`) or, while
+    no stop string is complete, before a tail that could still become one. Shown tokens
+    never change later; the rest come with the final result."""
+    text = "".join(t.text for t in tokens)
+    cut = stop_cut(text, spec)
+    if cut is None:
+        cut = len(text) - undecided_tail(text, spec.stops)
+    shown: list[TokenInfo] = []
+    length = 0
+    for token in tokens:
+        length += len(token.text)
+        if length > cut:
+            break
+        shown.append(token)
+    return shown
+
+
 def cut_stop(tokens: Sequence[TokenInfo], spec: ConstraintSpec) -> tuple[TokenInfo, ...]:
     """`tokens` with the text after the cut removed (see `stop_cut`).
 

@@ -19,8 +19,8 @@ class TokenCollector:
     """An `on_token` callback: keeps the tokens each sequence has so far.
 
     It is called from the model's thread; `snapshot` reads from any other thread. With a
-    `constraint` that has stop strings, snapshots end where the final result will (a
-    `stops_before` string never shows, even for a moment).
+    `constraint` that has stop strings, snapshots hold back the tokens a stop string may
+    still cut (see `decided_tokens`), so what is shown never has to be taken back.
     """
 
     def __init__(self, constraint: Optional["ConstraintSpec"] = None) -> None:
@@ -37,13 +37,13 @@ class TokenCollector:
             self._version += 1
 
     def snapshot(self) -> tuple[int, list[list[TokenInfo]]]:
-        """A change counter and a copy of the tokens so far (cut at a stop string)."""
+        """A change counter and a copy of the tokens that may be shown so far."""
         with self._lock:
             version, sequences = self._version, [list(s) for s in self._sequences]
         if self._stops is not None:
-            from ..constraints.stops import cut_stop
+            from ..constraints.stops import decided_tokens
 
-            sequences = [list(cut_stop(tokens, self._stops)) for tokens in sequences]
+            sequences = [decided_tokens(tokens, self._stops) for tokens in sequences]
         return version, sequences
 
     def partial(self, prompt: str, sequences: int) -> list[Generation]:
@@ -135,8 +135,8 @@ def make_output(format: str, prompt: str, model_identifier: str, n: int,
     """The output for `--format` `format` (text where widgets cannot be shown)."""
     from .display import in_kernel
 
+    if format == "json":
+        return JsonOutput(model_identifier)
     if format == "widget" and in_kernel():
         return WidgetOutput(prompt)
-    if format == "text":
-        return TextOutput(stream_sequences=(n == 1 and decoder != "beam"))
-    return JsonOutput(model_identifier)
+    return TextOutput(stream_sequences=(n == 1 and decoder != "beam"))

@@ -20,14 +20,13 @@ class StopScanner:
 
         self.stops = tuple(stops)
         self.spec = ConstraintSpec(**{"stops_at" if keep else "stops_before": self.stops})
-        self.longest = max((len(s) for s in self.stops), default=0)
         self.text = ""
         self.sent = 0
         self.cut = None
 
     def feed(self, piece: str) -> str:
         """Add `piece`; return the text that is now safe to send."""
-        from ..constraints.stops import stop_cut
+        from ..constraints.stops import stop_cut, undecided_tail
 
         if self.cut is not None:
             return ""
@@ -36,18 +35,11 @@ class StopScanner:
         if cut is not None:
             self.cut = cut
             return self._release(cut)
-        return self._release(len(self.text) - self._undecided_tail())
+        return self._release(len(self.text) - undecided_tail(self.text, self.stops))
 
     def flush(self) -> str:
         """The text still held back, at the end of the row."""
         return self._release(len(self.text) if self.cut is None else self.cut)
-
-    def _undecided_tail(self) -> int:
-        for length in range(min(self.longest - 1, len(self.text)), 0, -1):
-            tail = self.text[-length:]
-            if any(s.startswith(tail) for s in self.stops):
-                return length
-        return 0
 
     def _release(self, end: int) -> str:
         if end <= self.sent:

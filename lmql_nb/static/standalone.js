@@ -586,7 +586,7 @@
       for (let k = 0; k < count; k++) {
         const a = start + k;
         const row = h("tr", "lmnb-alternative");
-        const isChosen = d.alt_token_id[a] === d.token_id[i];
+        const isChosen = d.token_id[i] >= 0 ? d.alt_token_id[a] === d.token_id[i] : d.alt_text[a] === d.text[i];
         chosenShown || (chosenShown = isChosen);
         row.classList.toggle("lmnb-chosen", isChosen);
         if (d.alt_blocked[a]) {

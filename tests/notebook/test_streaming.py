@@ -47,17 +47,28 @@ def test_updates_are_batched_by_time_not_sent_per_token(capsys):
 @pytest.mark.parametrize("stops, shown", [
     (dict(stops_before=["\n"]), ["Hello", " world"]),
     (dict(stops_at=["\n"]), ["Hello", " world", "\n"]),
-    (dict(stops_before=["ld\nN"]), ["Hello", " wor"]),  # a stop across tokens
+    (dict(stops_before=["ld\nN"]), ["Hello"]),  # " world" may be cut: held back
+    (dict(stops_before=["ld!"]), ["Hello", " world", "\n", "Next"]),  # "ld" was not cut
     ({}, ["Hello", " world", "\n", "Next"]),
 ])
-def test_streamed_tokens_end_where_the_result_will(stops, shown):
+def test_streamed_tokens_are_never_taken_back(stops, shown):
+    # tokens that a stop string may still cut are held back; what is shown only grows,
+    # and is always the start of the final result
     from lmql_nb.constraints import parse_constraints
+    from lmql_nb.constraints.stops import cut_stop
 
-    collector = TokenCollector(parse_constraints(stops))
-    for i, text in enumerate(["Hello", " world", "\n", "Next"]):
-        collector(0, TokenInfo(i, text, -0.5))
-    _, sequences = collector.snapshot()
-    assert [t.text for t in sequences[0]] == shown
+    spec = parse_constraints(stops)
+    collector = TokenCollector(spec)
+    tokens = [TokenInfo(i, text, -0.5) for i, text in enumerate(["Hello", " world", "\n", "Next"])]
+    snapshots = []
+    for token in tokens:
+        collector(0, token)
+        snapshots.append(collector.snapshot()[1][0])
+    for before, after in zip(snapshots, snapshots[1:]):
+        assert after[:len(before)] == before
+    assert [t.text for t in snapshots[-1]] == shown
+    final = cut_stop(tokens, spec) if spec is not None else tuple(tokens)
+    assert "".join(t.text for t in final).startswith("".join(shown))
     assert [t.text for t in collector.partial("p", 1)[0].tokens] == shown
 
 
@@ -91,3 +102,11 @@ def test_partial_keeps_every_sequence_in_order():
     partial = collector.partial("p", sequences=3)
     assert [g.text for g in partial] == ["ac", "b", ""]
     assert {g.finish_reason for g in partial} == {"cancelled"}
+
+
+@pytest.mark.parametrize("format, kind", [("widget", "TextOutput"), ("text", "TextOutput"),
+                                          ("json", "JsonOutput")])
+def test_outside_a_kernel_a_widget_falls_back_to_text(format, kind):
+    from lmql_nb.notebook.streaming import make_output
+
+    assert type(make_output(format, "p", "m", 1, "argmax")).__name__ == kind
