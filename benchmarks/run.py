@@ -3,8 +3,9 @@
     python benchmarks/run.py [--repeat 3]
 
 bench_engine.py (lmql_nb against transformers by hand), bench_lmql.py (against LMQL
-0.7.3, caches and start-up) and bench_constraints.py (constrained against unconstrained
-generation). Each prints its own table of times and ratios.
+0.7.3, caches and start-up), bench_constraints.py (constrained against unconstrained
+generation) and bench_llamacpp.py (the llama.cpp backend against `llama_cpp.Llama` by
+hand; needs llama-cpp-python). Each prints its own table of times and ratios.
 """
 
 import argparse

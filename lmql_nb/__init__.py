@@ -5,7 +5,8 @@
     m.generate_sync("Hello", max_tokens=10)
     m.score_sync("The capital of France is", [" Paris", " London"])
 
-Importing lmql_nb is cheap: torch and transformers load with the first model.
+Importing lmql_nb is cheap: torch and transformers load with the first `local:` model;
+`llama.cpp:` models never import them, and `openai/` or served models run no model here.
 """
 
 from typing import Any

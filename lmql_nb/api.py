@@ -21,10 +21,13 @@ def model(model_id: str, **options: Any) -> LLM:
     """The `LLM` for `model_id` (one shared instance per id and options).
 
     Ids: "local:gemma-3-270m" (the embedded default), "local:<folder>", "local:<file>.gguf",
-    "local:<hub id>" (from your own hub cache), "openai/<model>" (OpenAI, Azure or any
-    OpenAI-compatible server: `api_key=`, `base_url=`), or a served model's name with
-    `endpoint="host:port"` (`python -m lmql_nb serve`, vLLM). Options go to the backend,
-    e.g. `dtype="bfloat16"`, `threads=1`. Nothing loads until the first call.
+    "local:<hub id>" (from your own hub cache), "llama.cpp:gemma-3-270m" or
+    "llama.cpp:<file>.gguf" (a GGUF run as it is by llama.cpp; needs the [llamacpp] extra),
+    "openai/<model>" (OpenAI, Azure or any OpenAI-compatible server: `api_key=`,
+    `base_url=`), or a served model's name with `endpoint="host:port"` (`python -m lmql_nb
+    serve`, vLLM). Options go to the backend, e.g. `dtype="bfloat16"`, `threads=1`
+    (llama.cpp: `n_ctx`, `threads`, `parallel`, `gpu_layers`). Nothing loads until the
+    first call.
     """
     return shared_instance(model_id, options,
                            lambda: LLM(model_id, create_backend(model_id, **options)))

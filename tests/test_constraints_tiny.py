@@ -34,7 +34,10 @@ def test_choices_under_every_decoder(tiny_path, decoder, n):
     options = {"seed": 1, "temperature": 2.0} if decoder == "sample" else {}
     generations = _generate(tiny_path, max_tokens=8, decoder=decoder, n=n, choices=choices,
                             **options)
-    assert 1 <= len(generations) <= n
+    if decoder == "beam":  # beams a constraint cannot complete are dropped (engine/beam.py)
+        assert 1 <= len(generations) <= n
+    else:  # argmax and sampling always return n sequences
+        assert len(generations) == n
     for generation in generations:
         assert generation.text in choices
         assert generation.finish_reason == "stop"  # the grammar ended it
@@ -95,12 +98,41 @@ def test_stops_at_keeps_and_stops_before_drops_exactly(tiny_path):
 
 
 def test_stops_under_sampling_and_beam(tiny_gpt2_path):
+    """stops_before cuts a sequence right before the stop string's first occurrence; the
+    model's choices before it are untouched."""
+    # one sequence per seed: its draws are the same with or without the stop (the n rows
+    # of one request share a generator, so when one row stops the others' draws shift)
+    for seed in (0, 1, 4, 6, 7):
+        options = {"decoder": "sample", "n": 1, "seed": seed}
+        free = _generate(tiny_gpt2_path, max_tokens=10, **options)[0]
+        cut = _generate(tiny_gpt2_path, max_tokens=10, stops_before=["o"], **options)[0]
+        assert "o" in free.text, (seed, free.text)  # seeds chosen so that the stop occurs
+        assert cut.text == free.text[:free.text.find("o")], seed
+        assert cut.finish_reason == "stop"
+        assert [t.token_id for t in cut.tokens] == \
+            [t.token_id for t in free.tokens][:len(cut.tokens)]
+        _texts_join(cut)
+    free = _generate(tiny_gpt2_path, max_tokens=10, decoder="beam", n=2)
+    cut = _generate(tiny_gpt2_path, max_tokens=10, decoder="beam", n=2, stops_before=["o"])
+    assert "o" in free[0].text
+    # here the best beam is the free best beam cut at its first "o"
+    assert (cut[0].text, cut[0].finish_reason) == (free[0].text[:free[0].text.find("o")], "stop")
+    tokenizer = lmql_nb.model(f"local:{tiny_gpt2_path}").get_tokenizer()
     for options in ({"decoder": "sample", "n": 4, "seed": 2}, {"decoder": "beam", "n": 2}):
-        for generation in _generate(tiny_gpt2_path, max_tokens=10, stops_before=["o"], **options):
+        generations = _generate(tiny_gpt2_path, max_tokens=10, stops_before=["o"], **options)
+        assert len(generations) == options["n"]
+        assert "stop" in {g.finish_reason for g in generations}
+        for generation in generations:
             assert "o" not in generation.text
             _texts_join(generation)
             if generation.finish_reason == "stop":
                 assert len(generation.tokens) <= 10
+                # tokens wholly after the cut are dropped; one straddling it loses its "o..."
+                whole = tokenizer.decode([t.token_id for t in generation.tokens])
+                assert whole.startswith(generation.text), (whole, generation.text)
+                assert whole == generation.text or whole[len(generation.text)] == "o", whole
+            else:
+                assert generation.finish_reason == "length" and len(generation.tokens) == 10
 
 
 def test_regex_with_stops_and_max_tokens_combine(tiny_gpt2_path):

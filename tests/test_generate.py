@@ -159,9 +159,11 @@ def test_a_seen_prompt_is_not_run_again_and_n_sequences_share_one_prefill(tiny_l
     sampled = llm.generate_sync(prompt, max_tokens=4, decoder="sample", n=4, seed=2)
     prompt_tokens = shapes[0][1]
     assert shapes[0] == (1, prompt_tokens)  # one prefill for the four sequences
+    assert len(shapes) > 1  # decode steps ran after the prefill
     assert all(shape == (4, 1) for shape in shapes[1:])
     shapes.clear()
     greedy = llm.generate_sync(prompt, max_tokens=4)
+    assert shapes  # the model ran: no result of this call was cached
     assert all(shape[1] == 1 for shape in shapes)  # the prompt's cache was reused
     assert greedy == reference.greedy(tiny_llama_path, prompt, 4)
     assert len(sampled) == 4

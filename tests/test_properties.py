@@ -41,6 +41,8 @@ def test_incremental_pieces_add_up_to_the_decoded_text(tokenizers, context, text
         pieces = [decoder.add(i) for i in ids]
         before = tokenizer.decode(context_ids)
         after = tokenizer.decode(context_ids + ids)
+        if tokenizer is tokenizers[0]:  # byte-level: bytes join, so the check below runs
+            assert after.startswith(before), (before, after)
         if after.startswith(before):
             assert "".join(pieces) == after[len(before):].rstrip("\ufffd")
         assert all("\ufffd" not in piece or "\ufffd" in after for piece in pieces)
