@@ -1,7 +1,8 @@
 """Recent prompts' model states, found by longest token prefix, bounded in size.
 
-Scoring more values after a prompt the model has seen, or after a longer prompt that
-starts with one, then costs only the new tokens. What a state is (tensors, or a
+Scoring more values after a prompt the model has seen, or (with `longest`, where the
+model's numbers allow it) after a longer prompt that starts with one, then costs only
+the new tokens. What a state is (tensors, or a
 saved llama.cpp sequence state) is the model's business: the cache stores it with its
 size.
 """
