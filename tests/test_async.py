@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import importlib
-import os
 import threading
 
 import pytest
@@ -14,6 +12,7 @@ import lmql_nb
 from lmql_nb.engine import worker
 
 import reference
+from installed import dev_package
 
 PROMPTS = [f"Story {i}: once upon" for i in range(6)]
 
@@ -21,13 +20,6 @@ PROMPTS = [f"Story {i}: once upon" for i in range(6)]
 @pytest.fixture
 def llm(tiny_gpt2_path):
     return lmql_nb.model(f"local:{tiny_gpt2_path}")
-
-
-def _dev_dependency(name: str):
-    """A package of the [dev] extra: CI installs it, so missing there is a failure."""
-    if os.environ.get("CI"):
-        return importlib.import_module(name)
-    return pytest.importorskip(name)
 
 
 def _alone(llm, prompts):
@@ -113,7 +105,7 @@ def test_sync_inside_a_running_loop(llm):
 
 
 def test_trio(llm):
-    trio = _dev_dependency("trio")
+    trio = dev_package("trio")
     expected = llm.generate_sync("Once", max_tokens=6, cache=False)
     scores = llm.score_sync("Once", [" upon", " a"], cache=False).scores().tolist()
 
@@ -134,7 +126,7 @@ def test_trio(llm):
 
 
 def test_curio(llm):
-    curio = _dev_dependency("curio")
+    curio = dev_package("curio")
     expected = llm.generate_sync("Once", max_tokens=6, cache=False)
     assert curio.run(llm.generate, "Once", 6) == expected
 
@@ -167,7 +159,7 @@ def test_cancelling_a_generation_stops_it_and_the_model_stays_usable(llm, monkey
 
 
 def test_cancelling_under_trio(llm):
-    trio = _dev_dependency("trio")
+    trio = dev_package("trio")
     steps = []
     started = threading.Event()
     finished = []

@@ -7,10 +7,11 @@ then generates only a few tokens.
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import pytest
+
+from installed import dev_package
 
 pytestmark = pytest.mark.gemma
 
@@ -59,10 +60,7 @@ def test_int_blocks_the_words_the_model_prefers(gemma):
 
 
 def test_json_schema(gemma):
-    if os.environ.get("CI"):
-        import jsonschema  # [dev] installs it: missing in CI is a failure, not a skip
-    else:
-        jsonschema = pytest.importorskip("jsonschema")
+    jsonschema = dev_package("jsonschema")
     generation = _details(gemma, FEW_SHOT, json_schema=PERSON, max_tokens=20)
     assert generation.finish_reason == "stop"
     value = json.loads(generation.text)

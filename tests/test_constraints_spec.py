@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import pytest
@@ -18,6 +17,8 @@ from lmql_nb.constraints.stops import cut_stop, new_stop, stop_cut
 from lmql_nb.options import parse_generate_options
 from lmql_nb.results import TokenInfo
 from lmql_nb.tokenizer import HFTokenizer
+
+from installed import dev_package
 
 PERSON = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
           "required": ["name", "age"], "additionalProperties": False}
@@ -65,10 +66,7 @@ def test_constraints_with_no_solution_fail_before_generation(tiny_gpt2_path, mon
 
 
 def test_a_pydantic_model_is_a_schema():
-    if os.environ.get("CI"):
-        import pydantic  # [dev] installs it: missing in CI is a failure, not a skip
-    else:
-        pydantic = pytest.importorskip("pydantic")
+    pydantic = dev_package("pydantic")
 
     class Person(pydantic.BaseModel):
         name: str

@@ -7,7 +7,6 @@ evaluation of the same tokens (`logits_all=True`) and its own greedy completion.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import subprocess
 import sys
@@ -18,10 +17,9 @@ import pytest
 
 import lmql_nb
 
-if os.environ.get("CI"):
-    import llama_cpp  # noqa: F401  (CI installs it: a missing backend is a failure there)
-else:
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+from installed import dev_package
+
+dev_package("llama_cpp")
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -17,10 +17,9 @@ import pytest
 
 import lmql_nb
 
-if os.environ.get("CI"):
-    import jupyter_server  # noqa: F401  (CI installs it, with jupyterlab/notebook of [dev])
-else:
-    pytest.importorskip("jupyter_server")
+from installed import dev_package
+
+dev_package("jupyter_server")  # installed with jupyterlab/notebook of [dev]
 
 pytestmark = pytest.mark.timeout(180)
 

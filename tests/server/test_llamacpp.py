@@ -8,7 +8,6 @@ Expected values come from the server's own JSON, fetched with plain httpx.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -19,10 +18,9 @@ import pytest
 import lmql_nb
 from lmql_nb.backends.openai import ScoringNotSupported
 
-if os.environ.get("CI"):
-    import llama_cpp  # noqa: F401  (CI installs it: a missing backend is a failure there)
-else:
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+from installed import dev_package
+
+dev_package("llama_cpp")
 
 pytestmark = pytest.mark.timeout(180)
 

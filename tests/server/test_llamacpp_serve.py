@@ -6,17 +6,15 @@ Expected values come from the same model in-process (itself checked against
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
 
 import lmql_nb
 
-if os.environ.get("CI"):
-    import llama_cpp  # noqa: F401  (CI installs it: a missing backend is a failure there)
-else:
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+from installed import dev_package
+
+dev_package("llama_cpp")
 
 pytestmark = pytest.mark.timeout(300)
 
