@@ -1,0 +1,32 @@
+"""`LMQLResult`: what a query program returns when it has no `return` statement."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+from .trace import Trace
+
+
+@dataclasses.dataclass
+class LMQLResult:
+    """One program execution's outcome, as LMQL defines it.
+
+    `prompt` is the full text (holes filled); `variables` maps each hole's name to its
+    value, plus `"P(X)"` (a list of `(value, probability)` pairs) for a
+    `distribution X in [...]` clause; `distribution_variable` / `distribution_values` name
+    that clause. `trace` is the execution segment by segment (`lmql_nb.query.trace`).
+    """
+
+    prompt: str
+    variables: dict[str, Any]
+    distribution_variable: Optional[str] = None
+    distribution_values: Optional[list[str]] = None
+    trace: Trace = dataclasses.field(default_factory=Trace, repr=False)
+
+    def __getattr__(self, name: str) -> Any:
+        # LMQL lets `result.NAME` read a hole's value.
+        variables = self.__dict__.get("variables", {})
+        if name in variables:
+            return variables[name]
+        raise AttributeError(name)

@@ -1,0 +1,208 @@
+"""What happened inside one query program execution: the data the trace view draws.
+
+A `Trace` is the prompt of one program execution as a list of segments, in order:
+
+- `TextSegment`: prompt text as the program wrote it (after `{expr}` interpolation and
+  `[[`/`{{` unescaping);
+- `HoleSegment`: a hole `[NAME]` the model filled: its name, the text it generated (what
+  the prompt gained), the generated tokens (`lmql_nb.results.TokenInfo`, with their
+  log-probabilities and top alternatives) and the Python value the program saw (the text,
+  or an `int` / dataclass / pydantic instance for typed holes);
+- `DistributionSegment`: a `distribution X in [...]` clause: the values, their
+  probabilities (a softmax over the values' summed log-probabilities, as LMQL's `P(X)`)
+  and the chosen (most likely) value, which the prompt gained.
+
+Joining every segment's `text` gives the final prompt (`Trace.prompt`). Everything here
+is plain data: no notebook imports, `to_data()` gives JSON-ready dicts and `from_data`
+reads them back, for static rendering (`to_html`) and for the wire.
+
+Streaming: the runtime accepts `on_event(sequence_index, event)` (see `EventCallback`),
+called from the runtime's event loop while the program runs. `sequence_index` is the row:
+one per sample (`sample(n=k)` runs k executions, indices 0..k-1) or per beam slot. Events:
+
+- `SequenceStarted(trace)`: row `sequence_index` (re)starts with the segments in `trace`
+  (empty for a fresh execution; a copy of the parent's segments when a beam forks). A view
+  replaces whatever the row showed before.
+- `TextAppended(text)`: a `TextSegment` was appended.
+- `HoleStarted(name)`: the model starts filling hole `name`.
+- `TokenAppended(name, token)`: a token of hole `name` (a `TokenInfo`). Tokens may be
+  reported and then superseded (beam search explores several); `HoleFinished` carries the
+  final tokens.
+- `HoleFinished(segment)`: the hole's final `HoleSegment` (replace the streamed tokens).
+- `DistributionScored(segment)`: a `DistributionSegment` was appended.
+- `SequenceFinished(trace)`: the execution finished; `trace` is its final trace.
+- `SequenceDropped(reason)`: the row was dropped (a beam fell out of the k best).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Optional, Union
+
+from ..results import Alternative, TokenInfo
+
+
+@dataclasses.dataclass(frozen=True)
+class TextSegment:
+    """Prompt text as the program wrote it."""
+
+    text: str
+    kind: str = dataclasses.field(default="text", init=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class HoleSegment:
+    """A hole the model filled: `text` is what the prompt gained, `value` what the
+    program's variable `name` holds. `finish_reason` as in `Generation`."""
+
+    name: str
+    text: str
+    tokens: tuple[TokenInfo, ...] = ()
+    value: Any = None
+    finish_reason: str = "stop"
+    kind: str = dataclasses.field(default="hole", init=False)
+
+    @property
+    def logprob(self) -> float:
+        """The sum of the hole's token log-probabilities."""
+        return float(sum(t.logprob for t in self.tokens))
+
+
+@dataclasses.dataclass(frozen=True)
+class DistributionSegment:
+    """A `distribution NAME in values` clause: `probs[i]` is the probability of
+    `values[i]`; `chosen` (the most likely value) is the text the prompt gained."""
+
+    name: str
+    values: tuple[str, ...]
+    probs: tuple[float, ...]
+    chosen: str
+    kind: str = dataclasses.field(default="distribution", init=False)
+
+    @property
+    def text(self) -> str:
+        return self.chosen
+
+
+Segment = Union[TextSegment, HoleSegment, DistributionSegment]
+
+
+@dataclasses.dataclass
+class Trace:
+    """One program execution's prompt, segment by segment.
+
+    `logprob` is the total log-probability of the holes' tokens (what beam search ranks
+    by); `dropped` is True for a beam that fell out of the k best.
+    """
+
+    segments: list[Segment] = dataclasses.field(default_factory=list)
+    dropped: bool = False
+
+    @property
+    def prompt(self) -> str:
+        """The full prompt: every segment's text, holes filled."""
+        return "".join(segment.text for segment in self.segments)
+
+    @property
+    def logprob(self) -> float:
+        return float(sum(s.logprob for s in self.segments if isinstance(s, HoleSegment)))
+
+    def holes(self) -> list[HoleSegment]:
+        return [s for s in self.segments if isinstance(s, HoleSegment)]
+
+    def copy(self) -> "Trace":
+        return Trace(list(self.segments), self.dropped)
+
+    def to_data(self) -> dict:
+        """JSON-ready dicts. A hole's `value` is kept as-is when it is a str/int/float/
+        bool/None and as its `repr` otherwise (`value_repr` always holds the repr)."""
+        return {"segments": [_segment_to_data(s) for s in self.segments],
+                "dropped": self.dropped}
+
+    @classmethod
+    def from_data(cls, data: dict) -> "Trace":
+        return cls([_segment_from_data(item) for item in data["segments"]],
+                   bool(data.get("dropped", False)))
+
+
+def _plain(value: Any) -> Any:
+    return value if value is None or isinstance(value, (str, int, float, bool)) else repr(value)
+
+
+def _segment_to_data(segment: Segment) -> dict:
+    data = dataclasses.asdict(segment)
+    if isinstance(segment, HoleSegment):
+        data["value"] = _plain(segment.value)
+        data["value_repr"] = repr(segment.value)
+    return data
+
+
+def _token_from_data(item: dict) -> TokenInfo:
+    item = dict(item)
+    top = tuple(Alternative(**a) for a in item.pop("top", ()))
+    return TokenInfo(**item, top=top)
+
+
+def _segment_from_data(item: dict) -> Segment:
+    fields = {k: v for k, v in item.items() if k not in ("kind", "value_repr")}
+    kind = item.get("kind")
+    if kind == "text":
+        return TextSegment(**fields)
+    if kind == "hole":
+        fields["tokens"] = tuple(_token_from_data(t) for t in fields.get("tokens", ()))
+        return HoleSegment(**fields)
+    if kind == "distribution":
+        return DistributionSegment(fields["name"], tuple(fields["values"]),
+                                   tuple(fields["probs"]), fields["chosen"])
+    raise ValueError(f"unknown trace segment kind {kind!r}; accepted: text, hole, distribution")
+
+
+# --- streaming events -------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class SequenceStarted:
+    trace: Trace
+    parent: Optional[int] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TextAppended:
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class HoleStarted:
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenAppended:
+    name: str
+    token: TokenInfo
+
+
+@dataclasses.dataclass(frozen=True)
+class HoleFinished:
+    segment: HoleSegment
+
+
+@dataclasses.dataclass(frozen=True)
+class DistributionScored:
+    segment: DistributionSegment
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceFinished:
+    trace: Trace
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceDropped:
+    reason: str = "beam"
+
+
+Event = Union[SequenceStarted, TextAppended, HoleStarted, TokenAppended, HoleFinished,
+              DistributionScored, SequenceFinished, SequenceDropped]
+
+EventCallback = Callable[[int, Event], None]
+"""`on_event(sequence_index, event)`: see the module docstring."""
