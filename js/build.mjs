@@ -23,6 +23,7 @@ const common = {
 const builds = [
   { entryPoints: [join(here, "src/token_view.js")], format: "esm", outfile: join(outdir, "token_view.js") },
   { entryPoints: [join(here, "src/heatmap.js")], format: "esm", outfile: join(outdir, "heatmap.js") },
+  { entryPoints: [join(here, "src/trace_view.js")], format: "esm", outfile: join(outdir, "trace_view.js") },
   { entryPoints: [join(here, "src/standalone.js")], format: "iife", outfile: join(outdir, "standalone.js") },
   { entryPoints: [join(here, "src/widgets.css")], outfile: join(outdir, "widgets.css") },
 ];

@@ -29,8 +29,8 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def show(result: Any, **options: Any) -> Any:
-    """The notebook widget for a `ScoringResult` or `Generation`(s); see
-    `lmql_nb.notebook.display.show`."""
+    """The notebook widget for a `ScoringResult`, `Generation`(s) or `LMQLResult`(s);
+    see `lmql_nb.notebook.display.show`."""
     from .notebook.display import show as show_widget
 
     return show_widget(result, **options)

@@ -3,8 +3,9 @@
 // notebook, over a local stand-in for the widget model.
 import heatmap from "./heatmap.js";
 import tokenView from "./token_view.js";
+import traceView from "./trace_view.js";
 
-const VIEWS = { heatmap, token_view: tokenView };
+const VIEWS = { heatmap, token_view: tokenView, trace_view: traceView };
 const STATE_TYPE = "application/vnd.lmql-nb.state+json";
 
 function localModel(state) {

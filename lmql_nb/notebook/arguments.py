@@ -1,7 +1,9 @@
 """The options of the magics, declared once.
 
-Each option is one `Option` line in `GENERATE_OPTIONS` or `SCORE_OPTIONS`; an option
-with `to_model=True` is passed to `generate`/`score` under its `dest` name when given.
+Each option is one `Option` line in `GENERATE_OPTIONS`, `QUERY_OPTIONS` or
+`SCORE_OPTIONS` (options several magics share are named once); an option with
+`to_model=True` is passed to `generate`/`score`/the query program under its `dest` name
+when given.
 Adding an option (say, a constraint such as `--stops-at`) is one more line here.
 """
 
@@ -83,23 +85,29 @@ MODEL = Option(("-m", "--model"), "model", "model id (default: %config LmqlMagic
                "else lmql_nb's default model)", to_model=False, metavar="ID")
 OUT = Option(("-o", "--out"), "out", "store the result in this variable",
              type=_identifier, to_model=False, metavar="VAR")
+DECODER = Option(("--decoder",), "decoder", "decoding method", choices=DECODERS)
+N = Option(("-n",), "n", "number of sequences (with --decoder sample or beam)",
+           _int_at_least(1), metavar="N")
+TEMPERATURE = Option(("--temperature",), "temperature", "sampling temperature", _number,
+                     metavar="T")
+SEED = Option(("--seed",), "seed", "random seed for sampling", _int_at_least(0), metavar="S")
+TOP_LOGPROBS = Option(("--top-logprobs",), "top_logprobs", "alternatives per token shown on "
+                      "hover (default: %config LmqlMagics.top_logprobs)",
+                      _int_at_least(0, MAX_TOP_LOGPROBS), metavar="K")
 
 GENERATE_OPTIONS: tuple[Option, ...] = (
     MODEL,
     Option(("--max-tokens",), "max_tokens", "tokens to generate at most "
            "(default: %config LmqlMagics.max_tokens)", _int_at_least(0), metavar="N"),
-    Option(("--decoder",), "decoder", "decoding method", choices=DECODERS),
-    Option(("-n",), "n", "number of sequences (with --decoder sample or beam)",
-           _int_at_least(1), metavar="N"),
-    Option(("--temperature",), "temperature", "sampling temperature", _number, metavar="T"),
+    DECODER,
+    N,
+    TEMPERATURE,
     Option(("--top-k",), "top_k", "sample from the K most likely tokens", _int_at_least(1),
            metavar="K"),
     Option(("--top-p",), "top_p", "sample from the smallest set with probability >= P",
            _number, metavar="P"),
-    Option(("--seed",), "seed", "random seed for sampling", _int_at_least(0), metavar="S"),
-    Option(("--top-logprobs",), "top_logprobs", "alternatives per token shown on hover "
-           "(default: %config LmqlMagics.top_logprobs)", _int_at_least(0, MAX_TOP_LOGPROBS),
-           metavar="K"),
+    SEED,
+    TOP_LOGPROBS,
     Option(("--stops-at",), "stops_at", "stop after this text, keeping it (repeatable)",
            metavar="TEXT", repeatable=True),
     Option(("--stops-before",), "stops_before", "stop before this text, dropping it "
@@ -115,6 +123,18 @@ GENERATE_OPTIONS: tuple[Option, ...] = (
     OUT,
     Option(("--format",), "format", "how to show the result (default: %config "
            "LmqlMagics.format)", choices=FORMATS, to_model=False),
+)
+
+QUERY_OPTIONS: tuple[Option, ...] = (
+    MODEL,
+    DECODER,
+    N,
+    TEMPERATURE,
+    Option(("--max-len",), "max_len", "tokens each hole generates at most", _int_at_least(1),
+           metavar="N"),
+    SEED,
+    TOP_LOGPROBS,
+    OUT,
 )
 
 SCORE_OPTIONS: tuple[Option, ...] = (

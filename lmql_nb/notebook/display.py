@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Union
 
+from ..query.result import LMQLResult
 from ..results import Generation
 from ..scoring import ScoringResult
 
-Showable = Union[Generation, list, tuple, ScoringResult]
+Showable = Union[Generation, list, tuple, ScoringResult, LMQLResult]
 
 
 def show(result: Showable, **options: Any) -> Any:
@@ -15,10 +16,12 @@ def show(result: Showable, **options: Any) -> Any:
 
     - a `ScoringResult` (from `score`): a `ScoringHeatmap` (options: `agg`, `alpha`, `sort`);
     - a `Generation` or a list of them (from `generate(..., return_details=True)`): a
-      `TokenView` (option: `color_by`).
+      `TokenView` (option: `color_by`);
+    - an `LMQLResult` or a list of them (from a query program): a `TraceView`, one row
+      per result.
     """
     try:
-        from .widgets import ScoringHeatmap, TokenView
+        from .widgets import ScoringHeatmap, TokenView, TraceView
     except ImportError as error:
         raise ImportError(f"lmql_nb's widgets need the notebook extra ({error}): "
                           "pip install 'lmql_nb[notebook]'") from error
@@ -30,12 +33,15 @@ def show(result: Showable, **options: Any) -> Any:
     if isinstance(result, (list, tuple)) and result and all(
             isinstance(g, Generation) for g in result):
         return TokenView(result, **options)
+    if isinstance(result, LMQLResult) or (isinstance(result, (list, tuple)) and result and all(
+            isinstance(r, LMQLResult) for r in result)):
+        return TraceView(result, **options)
     if isinstance(result, str) or (isinstance(result, (list, tuple))
                                    and all(isinstance(g, str) for g in result)):
         raise TypeError("show() needs per-token data, which plain text does not have: "
                         "call generate(..., return_details=True) and show its result")
-    raise TypeError(f"show() accepts a ScoringResult, a Generation or a list of Generations; "
-                    f"got {type(result).__name__}")
+    raise TypeError(f"show() accepts a ScoringResult, a Generation or a list of Generations, "
+                    f"an LMQLResult or a list of LMQLResults; got {type(result).__name__}")
 
 
 def in_kernel() -> bool:

@@ -24,6 +24,12 @@ class LMQLResult:
     distribution_values: Optional[list[str]] = None
     trace: Trace = dataclasses.field(default_factory=Trace, repr=False)
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        """In a notebook, the trace view; `text/plain` stays the dataclass repr."""
+        from ..notebook.display import mimebundle
+
+        return mimebundle(self)
+
     def __getattr__(self, name: str) -> Any:
         # LMQL lets `result.NAME` read a hole's value.
         variables = self.__dict__.get("variables", {})

@@ -307,65 +307,67 @@ var TokenView = class {
     this.root.classList.toggle("lmnb-generating", status === "generating");
   }
   describe(i) {
-    const d = this.data;
-    const box = h("div", "lmnb-tip");
-    const head = h("div", "lmnb-tip-head");
-    const chosen = h("code", "lmnb-tip-token");
-    appendVisibleText(chosen, d.text[i], false);
-    head.appendChild(chosen);
-    const stats = [
-      `p ${formatPercent(Math.exp(d.logprob[i]))}`,
-      `logprob ${formatNumber(d.logprob[i])}`,
-      `rank ${d.rank[i] > 0 ? d.rank[i] : "\u2013"}`,
-      `entropy ${formatNumber(d.entropy[i], 3)} nats`
-    ];
-    head.appendChild(h("div", "lmnb-tip-stats", stats.join(" \xB7 ")));
-    box.appendChild(head);
-    const count = d.alt_count[i];
-    if (count === 0) {
-      box.appendChild(h("div", "lmnb-tip-note", "no alternatives recorded (generate with top_logprobs > 0)"));
-      return box;
-    }
-    const table = h("table", "lmnb-alternatives");
-    const headRow = h("tr");
-    for (const title of ["#", "token", "probability", "logprob"]) headRow.appendChild(h("th", "", title));
-    table.appendChild(h("thead")).appendChild(headRow);
-    const body = table.appendChild(h("tbody"));
-    const start = this.altStart[i];
-    let chosenShown = false;
-    for (let k = 0; k < count; k++) {
-      const a = start + k;
-      const row = h("tr", "lmnb-alternative");
-      const isChosen = d.token_id[i] >= 0 ? d.alt_token_id[a] === d.token_id[i] : d.alt_text[a] === d.text[i];
-      chosenShown || (chosenShown = isChosen);
-      row.classList.toggle("lmnb-chosen", isChosen);
-      if (d.alt_blocked[a]) {
-        row.classList.add("lmnb-blocked");
-        row.title = "blocked by a constraint";
-      }
-      row.appendChild(h("td", "lmnb-num", String(k + 1)));
-      const text = h("td", "lmnb-alt-token");
-      appendVisibleText(text, d.alt_text[a], false);
-      row.appendChild(text);
-      const p = Math.exp(d.alt_logprob[a]);
-      const probability = h("td", "lmnb-alt-prob");
-      const bar = h("span", "lmnb-bar");
-      bar.style.width = `${Math.max(1, Math.round(60 * p))}px`;
-      probability.append(bar, h("span", "lmnb-num", formatPercent(p)));
-      row.appendChild(probability);
-      row.appendChild(h("td", "lmnb-num", formatNumber(d.alt_logprob[a])));
-      body.appendChild(row);
-    }
-    box.appendChild(table);
-    if (!chosenShown && d.rank[i] > 0) {
-      box.appendChild(h("div", "lmnb-tip-note", `the chosen token is rank ${d.rank[i]}, outside the top ${count}`));
-    }
-    return box;
+    return describeToken(this.data, this.altStart, i);
   }
   destroy() {
     for (const [event, handler] of Object.entries(this.handlers)) this.model.off(event, handler);
   }
 };
+function describeToken(d, altStart, i) {
+  const box = h("div", "lmnb-tip");
+  const head = h("div", "lmnb-tip-head");
+  const chosen = h("code", "lmnb-tip-token");
+  appendVisibleText(chosen, d.text[i], false);
+  head.appendChild(chosen);
+  const stats = [
+    `p ${formatPercent(Math.exp(d.logprob[i]))}`,
+    `logprob ${formatNumber(d.logprob[i])}`,
+    `rank ${d.rank[i] > 0 ? d.rank[i] : "\u2013"}`,
+    `entropy ${formatNumber(d.entropy[i], 3)} nats`
+  ];
+  head.appendChild(h("div", "lmnb-tip-stats", stats.join(" \xB7 ")));
+  box.appendChild(head);
+  const count = d.alt_count[i];
+  if (count === 0) {
+    box.appendChild(h("div", "lmnb-tip-note", "no alternatives recorded (generate with top_logprobs > 0)"));
+    return box;
+  }
+  const table = h("table", "lmnb-alternatives");
+  const headRow = h("tr");
+  for (const title of ["#", "token", "probability", "logprob"]) headRow.appendChild(h("th", "", title));
+  table.appendChild(h("thead")).appendChild(headRow);
+  const body = table.appendChild(h("tbody"));
+  const start = altStart[i];
+  let chosenShown = false;
+  for (let k = 0; k < count; k++) {
+    const a = start + k;
+    const row = h("tr", "lmnb-alternative");
+    const isChosen = d.token_id[i] >= 0 ? d.alt_token_id[a] === d.token_id[i] : d.alt_text[a] === d.text[i];
+    chosenShown || (chosenShown = isChosen);
+    row.classList.toggle("lmnb-chosen", isChosen);
+    if (d.alt_blocked[a]) {
+      row.classList.add("lmnb-blocked");
+      row.title = "blocked by a constraint";
+    }
+    row.appendChild(h("td", "lmnb-num", String(k + 1)));
+    const text = h("td", "lmnb-alt-token");
+    appendVisibleText(text, d.alt_text[a], false);
+    row.appendChild(text);
+    const p = Math.exp(d.alt_logprob[a]);
+    const probability = h("td", "lmnb-alt-prob");
+    const bar = h("span", "lmnb-bar");
+    bar.style.width = `${Math.max(1, Math.round(60 * p))}px`;
+    probability.append(bar, h("span", "lmnb-num", formatPercent(p)));
+    row.appendChild(probability);
+    row.appendChild(h("td", "lmnb-num", formatNumber(d.alt_logprob[a])));
+    body.appendChild(row);
+  }
+  box.appendChild(table);
+  if (!chosenShown && d.rank[i] > 0) {
+    box.appendChild(h("div", "lmnb-tip-note", `the chosen token is rank ${d.rank[i]}, outside the top ${count}`));
+  }
+  return box;
+}
 function prefixSums(values) {
   const sums = new Int32Array(values.length + 1);
   for (let i = 0; i < values.length; i++) sums[i + 1] = sums[i] + values[i];
@@ -378,5 +380,7 @@ function render({ model, el }) {
 var token_view_default = { render };
 export {
   token_view_default as default,
+  describeToken,
+  prefixSums,
   render
 };

@@ -1,7 +1,9 @@
 """anywidget views of lmql_nb results: `TokenView` for generations, `ScoringHeatmap`
-for a `ScoringResult`. Python holds the data; `js/` (built into `lmql_nb/static/`) draws."""
+for a `ScoringResult`, `TraceView` for query programs. Python holds the data; `js/`
+(built into `lmql_nb/static/`) draws."""
 
 from .heatmap import ScoringHeatmap
 from .token_view import TokenView
+from .trace_view import TraceView
 
-__all__ = ["TokenView", "ScoringHeatmap"]
+__all__ = ["TokenView", "ScoringHeatmap", "TraceView"]

@@ -16,8 +16,8 @@ COLOR_METRICS = ("prob", "logprob", "entropy", "rank")
 STATUSES = ("generating", "done", "interrupted")
 
 
-def _columns(sequences: Sequence[Sequence[TokenInfo]]) -> dict[str, Any]:
-    tokens = [t for sequence in sequences for t in sequence]
+def token_columns(tokens: Sequence[TokenInfo]) -> dict[str, Any]:
+    """The per-token columns both the token view and the trace view draw (and hover)."""
     alternatives = [a for t in tokens for a in t.top]
     return {
         "text": [t.text for t in tokens],
@@ -26,7 +26,6 @@ def _columns(sequences: Sequence[Sequence[TokenInfo]]) -> dict[str, Any]:
         "rank": np.array([t.rank or 0 for t in tokens], dtype="<i4"),
         "entropy": np.array([math.nan if t.entropy is None else t.entropy for t in tokens],
                             dtype="<f8"),
-        "seq_length": np.array([len(s) for s in sequences], dtype="<i4"),
         "alt_count": np.array([len(t.top) for t in tokens], dtype="<i4"),
         "alt_text": [a.text for a in alternatives],
         "alt_token_id": np.array([a.token_id for a in alternatives], dtype="<i4"),
@@ -35,6 +34,11 @@ def _columns(sequences: Sequence[Sequence[TokenInfo]]) -> dict[str, Any]:
         "alt_blocked": np.array([bool(getattr(a, "blocked", False)) for a in alternatives],
                                 dtype="u1"),
     }
+
+
+def _columns(sequences: Sequence[Sequence[TokenInfo]]) -> dict[str, Any]:
+    return {**token_columns([t for sequence in sequences for t in sequence]),
+            "seq_length": np.array([len(s) for s in sequences], dtype="<i4")}
 
 
 class TokenView(LmqlWidget):

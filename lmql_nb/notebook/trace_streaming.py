@@ -1,0 +1,123 @@
+"""Where a running query program's trace goes: collected from the runtime's events (on
+lmql_nb's event loop thread), shown from the cell's thread as a growing `TraceView`, or
+as text where widgets cannot be shown."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import threading
+from typing import Any, Optional, Sequence
+
+from ..query import trace as tr
+from ..results import TokenInfo
+
+
+@dataclasses.dataclass
+class _Row:
+    trace: tr.Trace = dataclasses.field(default_factory=tr.Trace)
+    hole: Optional[str] = None  # the hole being filled, if any
+    tokens: list[TokenInfo] = dataclasses.field(default_factory=list)
+
+    def snapshot(self) -> tr.Trace:
+        trace = self.trace.copy()
+        if self.hole is not None:
+            text = "".join(t.text for t in self.tokens)
+            trace.segments.append(tr.HoleSegment(self.hole, text, tuple(self.tokens)))
+        return trace
+
+
+class TraceCollector:
+    """An `on_event(sequence_index, event)` callback (see `lmql_nb.query.trace`): keeps
+    each row's trace so far. Called from the runtime's thread; `snapshot` reads from any
+    other thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: list[_Row] = []
+        self._version = 0
+
+    def __call__(self, index: int, event: tr.Event) -> None:
+        with self._lock:
+            while len(self._rows) <= index:
+                self._rows.append(_Row())
+            row = self._rows[index]
+            if isinstance(event, tr.SequenceStarted):
+                self._rows[index] = _Row(event.trace.copy())
+            elif isinstance(event, tr.TextAppended):
+                row.trace.segments.append(tr.TextSegment(event.text))
+            elif isinstance(event, tr.HoleStarted):
+                row.hole, row.tokens = event.name, []
+            elif isinstance(event, tr.TokenAppended):
+                if row.hole != event.name:
+                    row.hole, row.tokens = event.name, []
+                row.tokens.append(event.token)
+            elif isinstance(event, (tr.HoleFinished, tr.DistributionScored)):
+                row.trace.segments.append(event.segment)
+                row.hole, row.tokens = None, []
+            elif isinstance(event, tr.SequenceFinished):
+                self._rows[index] = _Row(event.trace.copy())
+            elif isinstance(event, tr.SequenceDropped):
+                row.trace.dropped = True
+            self._version += 1
+
+    def snapshot(self) -> tuple[int, list[tr.Trace]]:
+        """A change counter and a copy of every row's trace so far (an open hole holds
+        the tokens streamed into it)."""
+        with self._lock:
+            return self._version, [row.snapshot() for row in self._rows]
+
+
+def trace_text(traces: Sequence[tr.Trace]) -> str:
+    """The rows' prompts as text: the one prompt, or each under a "[i]" header."""
+    if len(traces) == 1:
+        return traces[0].prompt
+    return "\n".join(f"[{i}] {t.prompt}" for i, t in enumerate(traces, 1))
+
+
+class TraceWidgetOutput:
+    """Shows a `TraceView` that grows while the program runs; at the end its text/plain
+    fallback becomes `text` (what nbval and text front ends see)."""
+
+    def __init__(self, model_identifier: str, decoder: str) -> None:
+        from IPython.display import display
+
+        from .widgets import TraceView
+
+        self.view = TraceView(status="running", model_identifier=model_identifier,
+                              decoder=decoder)
+        data, metadata = self.view.mimebundle("(running)")
+        self._handle = display(data, metadata=metadata, raw=True, display_id=True)
+        self._version = 0
+
+    def update(self, collector: TraceCollector) -> None:
+        version, traces = collector.snapshot()
+        if version != self._version:
+            self._version = version
+            self.view.set_traces(traces, "running")
+
+    def finish(self, traces: Sequence[tr.Trace], text: str, status: str = "done") -> None:
+        self.view.set_traces(traces, status)
+        if self._handle is not None:
+            data, metadata = self.view.mimebundle(text)
+            self._handle.update(data, metadata=metadata, raw=True)
+
+
+class TraceTextOutput:
+    """Outside a kernel: prints the final prompt(s) when the program is done."""
+
+    def update(self, collector: TraceCollector) -> None:
+        pass
+
+    def finish(self, traces: Sequence[tr.Trace], text: str, status: str = "done") -> None:
+        sys.stdout.write(trace_text(traces) + ("\n" if status == "done" else f"\n({status})\n"))
+        sys.stdout.flush()
+
+
+def make_trace_output(model_identifier: str, decoder: str) -> Any:
+    """A widget output in a kernel, else text."""
+    from .display import in_kernel
+
+    if in_kernel():
+        return TraceWidgetOutput(model_identifier, decoder)
+    return TraceTextOutput()
