@@ -11,6 +11,7 @@ Importing lmql_nb is cheap: torch and transformers load with the first `local:` 
 
 from typing import Any
 
+from . import display_hooks
 from .api import (generate, generate_sync, get_default_model, model, score, score_sync,
                   set_default_model)
 from .llm import LLM
@@ -34,6 +35,17 @@ def show(result: Any, **options: Any) -> Any:
     from .notebook.display import show as show_widget
 
     return show_widget(result, **options)
+
+
+def _notebook_display(result: Any) -> dict:
+    """Results' rich display: the notebook layer's widget inside a kernel (imported on
+    first display; the layers below know nothing of notebooks)."""
+    from .notebook.display import mimebundle
+
+    return mimebundle(result)
+
+
+display_hooks.register_display(_notebook_display)
 
 
 __all__ = [

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from .endpoints import API_KEY_ENV
 from .options import DECODERS
 
 
@@ -46,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="address to bind (default 127.0.0.1; any other needs an API key)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: a free one)")
     serve.add_argument("--api-key", default=None,
-                       help="require this key (default: $LMQL_NB_API_KEY, which keeps it out "
+                       help=f"require this key (default: ${API_KEY_ENV}, which keeps it out "
                             "of the process list)")
     serve.add_argument("--dtype", default=None, help="model dtype: float32, bfloat16, ...")
     serve.add_argument("--threads", type=int, default=None, help="the model's threads (torch or llama.cpp)")
@@ -86,7 +87,6 @@ def _run_score(args: argparse.Namespace) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> None:
-    from .server import API_KEY_ENV
     from .server.run import serve
 
     options = {k: v for k, v in (("dtype", args.dtype), ("threads", args.threads))

@@ -7,12 +7,12 @@ import threading
 from typing import Any, Callable, Optional, Union
 
 from . import aio
-from .backends.base import Backend, TokenCallback
+from .backends.base import Backend
 from .options import (GenerateOptions, check_prompt, check_values, parse_generate_options,
                       parse_score_options)
 from .result_cache import make_key
 from .result_cache import results as result_cache
-from .results import Generation
+from .results import Generation, TokenCallback
 from .serialization import (generations_from_data, generations_to_data, scores_from_data,
                             scores_to_data)
 from .scoring import ScoringResult

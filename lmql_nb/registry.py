@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .backends.base import Backend
+from .endpoints import API_KEY_ENV, endpoint_url, jupyter_connect
 
 ACCEPTED_FORMS = (
     "'local:gemma-3-270m' (the embedded default model), "
@@ -24,8 +25,9 @@ ACCEPTED_FORMS = (
     "'local:...' with endpoint='jupyter' (served by the Jupyter server extension)"
 )
 
-#: the key the `endpoint=` shorthand sends (the same variable `lmql_nb serve` reads)
-ENDPOINT_KEY_ENV = "LMQL_NB_API_KEY"
+#: named endpoints: `endpoint=NAME` asks `connect(model_id)` where the model is served
+#: (a dict with "base_url", "name" and "api_key"), on first use
+_named_endpoints: dict[str, Callable[[str], dict]] = {"jupyter": jupyter_connect}
 
 _instances: dict = {}
 _instances_lock = threading.Lock()
@@ -52,16 +54,10 @@ def create_backend(model_id: str, **options: Any) -> Backend:
     raise ValueError(f"unknown model id {model_id!r}{hint}; accepted forms: {ACCEPTED_FORMS}")
 
 
-def endpoint_url(endpoint: str) -> str:
-    """The API root for an `endpoint=` value: "host:port", "http://host:port" or a URL
-    with its path (e.g. ".../v1")."""
-    if not isinstance(endpoint, str) or not endpoint.strip():
-        raise ValueError(f"endpoint must be 'host:port' or a URL, got {endpoint!r}")
-    url = endpoint.strip().rstrip("/")
-    if "://" not in url:
-        url = f"http://{url}"
-    scheme, _, rest = url.partition("://")
-    return url if "/" in rest else f"{url}/v1"
+def register_endpoint(name: str, connect: Callable[[str], dict]) -> None:
+    """Make `endpoint=name` resolve through `connect(model_id)`, which returns where the
+    model is served: {"base_url", "name", "api_key"} (called once, when first used)."""
+    _named_endpoints[name] = connect
 
 
 def _endpoint_backend(model_id: str, options: dict) -> Backend:
@@ -74,15 +70,14 @@ def _endpoint_backend(model_id: str, options: dict) -> Backend:
     endpoint = options.pop("endpoint")
     if "base_url" in options:
         raise ValueError("pass either endpoint= or base_url=, not both")
-    if endpoint == "jupyter":  # a model server started by the Jupyter server extension
-        from .server.jupyter import connect
-
+    connect = _named_endpoints.get(endpoint) if isinstance(endpoint, str) else None
+    if connect is not None:  # e.g. "jupyter": a server the Jupyter extension starts
         return OpenAIBackend(model_id, model_id, connect=lambda: connect(model_id), **options)
     base_url = endpoint_url(endpoint)
     name = model_id[len("openai/"):] if model_id.startswith("openai/") else model_id
     if "api_key" not in options:
-        options["api_key"] = os.environ.get(ENDPOINT_KEY_ENV)
-    return OpenAIBackend(model_id, name, base_url=base_url, key_env=ENDPOINT_KEY_ENV, **options)
+        options["api_key"] = os.environ.get(API_KEY_ENV)
+    return OpenAIBackend(model_id, name, base_url=base_url, key_env=API_KEY_ENV, **options)
 
 
 def _local_backend(model_id: str, target: str, options: dict) -> Backend:

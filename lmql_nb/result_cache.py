@@ -23,16 +23,13 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Hashable, Optional
 
+from .errors import ForeignDatabase
 from .paths import cache_dir
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "lmql_nb-results-1"
 OPEN_TIMEOUT = 30.0  # seconds to wait for other processes creating or migrating the file
-
-
-class ForeignDatabase(sqlite3.DatabaseError):
-    """The file is a SQLite database, but not one of ours."""
 
 
 def _is_unusable(error: sqlite3.Error) -> bool:

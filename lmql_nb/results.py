@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Optional
+from typing import Any, Callable, Optional
+
+from .display_hooks import mimebundle
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +74,18 @@ class Generation:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
         """In a notebook, the token view; `text/plain` stays the dataclass repr."""
-        from .notebook.display import mimebundle
-
         return mimebundle(self)
+
+
+# called with (sequence index, token) as tokens are generated
+TokenCallback = Callable[[int, TokenInfo], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueScores:
+    """The tokens of one scored value and their log-probabilities (what a backend's
+    `score` returns per value; `ScoringResult` gathers them)."""
+
+    token_ids: list[int]
+    tokens: list[str]
+    logprobs: list[float]

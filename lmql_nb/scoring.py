@@ -6,6 +6,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .display_hooks import mimebundle
+
 AGGREGATIONS = ("sum", "mean", "normalized")
 
 
@@ -93,6 +95,4 @@ class ScoringResult:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
         """In a notebook, the scoring heatmap; `text/plain` stays the text form above."""
-        from .notebook.display import mimebundle
-
         return mimebundle(self)

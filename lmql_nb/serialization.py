@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .backends.base import ValueScores
-from .results import Alternative, Generation, TokenInfo
+from .results import Alternative, Generation, TokenInfo, ValueScores
 
 
 def generations_to_data(generations: list[Generation]) -> list[dict]:

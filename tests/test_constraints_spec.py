@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 import lmql_nb
 from lmql_nb.constraints import ConstraintSpec, parse_constraints
-from lmql_nb.constraints.matcher import Constraint, ConstraintError
+from lmql_nb.constraints.matcher import Constraint
+from lmql_nb.errors import ConstraintError
 from lmql_nb.constraints.openai_params import to_server_params
 from lmql_nb.constraints.stops import cut_stop, new_stop, stop_cut
 from lmql_nb.options import parse_generate_options

@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import abc
-import dataclasses
-from typing import Callable, Optional
+from typing import Optional
 
 from ..options import GenerateOptions, ScoreOptions
-from ..results import Generation, TokenInfo
+from ..results import Generation, TokenCallback, ValueScores
 from ..tokenizer import Tokenizer
-
-# called with (sequence index, token) as tokens are generated
-TokenCallback = Callable[[int, TokenInfo], None]
-
-
-@dataclasses.dataclass(frozen=True)
-class ValueScores:
-    """The tokens of one scored value and their log-probabilities."""
-
-    token_ids: list[int]
-    tokens: list[str]
-    logprobs: list[float]
 
 
 class Backend(abc.ABC):

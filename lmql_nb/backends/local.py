@@ -14,9 +14,9 @@ from typing import Any, Optional, Sequence
 
 from .. import aio
 from ..options import GenerateOptions, ScoreOptions
-from ..results import Generation
+from ..results import Generation, TokenCallback, ValueScores
 from ..tokenizer import Tokenizer, common_prefix_length, split_continuation, token_pieces
-from .base import Backend, TokenCallback, ValueScores
+from .base import Backend
 
 
 def check_batch_window(batch_window: Any) -> float:

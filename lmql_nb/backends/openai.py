@@ -40,10 +40,11 @@ import warnings
 import weakref
 from typing import Any, Awaitable, Callable, Optional, Sequence
 
+from ..errors import ApproximateScoreWarning, OpenAIBackendError, ScoringNotSupported
 from ..options import GenerateOptions, ScoreOptions
-from ..results import Alternative, Generation, TokenInfo
+from ..results import Alternative, Generation, TokenCallback, TokenInfo, ValueScores
 from ..tokenizer import common_prefix_length
-from .base import Backend, TokenCallback, ValueScores
+from .base import Backend
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +54,6 @@ COMPLETION_MODELS = ("gpt-3.5-turbo-instruct", "davinci-002", "babbage-002")
 SCORING_MODES = ("exact", "first-token-approximation")
 OFFICIAL_COMPLETIONS_MAX_LOGPROBS = 5
 UNKNOWN_TOKEN_ID = -1
-
-
-
-class OpenAIBackendError(RuntimeError):
-    """A request to the server failed (after retries, where retrying made sense)."""
-
-
-class ScoringNotSupported(OpenAIBackendError):
-    """This server or model cannot score exactly; the message says what would work."""
-
-
-class ApproximateScoreWarning(UserWarning):
-    """Scores came from the first-token approximation, not exact prompt log-probabilities."""
 
 
 class _Secret:

@@ -14,13 +14,10 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..errors import ConstraintError
 from ..tokenizer import Tokenizer
 from .grammar import compile_grammar
 from .spec import ConstraintSpec
-
-
-class ConstraintError(RuntimeError):
-    """The matcher rejected a token or can continue with none (an llguidance failure)."""
 
 
 class _Setup:

@@ -22,9 +22,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..constraints.matcher import ConstraintError, SequenceMatcher
+from ..constraints.matcher import SequenceMatcher
 from ..constraints.spec import ConstraintSpec
 from ..constraints.stops import new_stop
+from ..errors import ConstraintError
 from ..tokenizer import IncrementalDecoder, Tokenizer
 from .generation import GenerateJob
 from .model import LanguageModel, Rows

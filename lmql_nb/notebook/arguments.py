@@ -13,14 +13,11 @@ import argparse
 import dataclasses
 from typing import Any, Callable, Optional, Sequence
 
+from ..errors import MagicUsageError
 from ..options import DECODERS, MAX_TOP_LOGPROBS
 from ..scoring import AGGREGATIONS
 
 FORMATS = ("widget", "text", "json")
-
-
-class MagicUsageError(ValueError):
-    """Bad arguments to a magic: the message says what was wrong and what is accepted."""
 
 
 def _int_at_least(minimum: int, maximum: Optional[int] = None) -> Callable[[str], int]:

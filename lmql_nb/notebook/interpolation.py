@@ -11,11 +11,9 @@ import re
 import string
 from typing import Any, Mapping
 
+from ..errors import InterpolationError
+
 _WHOLE_FIELD = re.compile(r"^\{([^{}:!]+)\}$")
-
-
-class InterpolationError(ValueError):
-    """A `{...}` field that cannot be filled."""
 
 
 class _Formatter(string.Formatter):

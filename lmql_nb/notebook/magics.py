@@ -19,12 +19,12 @@ import traitlets
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 
+from ..errors import InterpolationError, MagicUsageError
 from ..options import MAX_TOP_LOGPROBS, check_values, parse_generate_options
 from ..results import Generation
 from ..scoring import AGGREGATIONS
-from .arguments import (FORMATS, GENERATE_OPTIONS, SCORE_OPTIONS, MagicUsageError,
-                        build_parser, model_kwargs)
-from .interpolation import InterpolationError, interpolate, interpolate_values
+from .arguments import FORMATS, GENERATE_OPTIONS, SCORE_OPTIONS, build_parser, model_kwargs
+from .interpolation import interpolate, interpolate_values
 from .running import run_with_ticks
 from .streaming import TokenCollector, make_output
 

@@ -15,5 +15,3 @@ API), `stops` (stop strings), `responses` (response bodies), `structured`
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
-#: the environment variable `serve` reads its API key from (so it stays out of `ps`)
-API_KEY_ENV = "LMQL_NB_API_KEY"

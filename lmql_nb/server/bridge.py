@@ -9,15 +9,13 @@ requests still share forward passes).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from ..llm import LLM
 from ..options import GenerateOptions, parse_generate_options
-from ..results import Generation, TokenInfo
+from ..results import Generation, TokenCallback
 from ..tokenizer import common_prefix_length
 from .errors import bad_request
-
-TokenCallback = Callable[[int, TokenInfo], None]
 
 
 class ServedModel:

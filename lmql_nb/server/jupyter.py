@@ -36,11 +36,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
-URL_ENV = "LMQL_NB_JUPYTER_URL"
-TOKEN_ENV = "LMQL_NB_JUPYTER_TOKEN"
-TOKEN_HEADER = "X-LMQL-NB-Token"
+from ..endpoints import API_KEY_ENV, START_TIMEOUT, TOKEN_ENV, TOKEN_HEADER, URL_ENV
+
 ROUTE = "lmql_nb/servers"
-START_TIMEOUT = 900.0  # converting a GGUF the first time takes minutes
 
 
 class _ModelServer:
@@ -91,7 +89,7 @@ class ModelServers:
 
         name = name or default_name(model)
         api_key = secrets.token_urlsafe(32)
-        env = {**os.environ, "LMQL_NB_API_KEY": api_key}
+        env = {**os.environ, API_KEY_ENV: api_key}
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"lmql_nb-serve-{secrets.token_hex(4)}.log"
         with open(log_path, "wb") as log_file:
@@ -221,31 +219,3 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 
 # the older entry point name
 load_jupyter_server_extension = _load_jupyter_server_extension
-
-
-def connect(model_id: str, name: Optional[str] = None, timeout: float = START_TIMEOUT) -> dict:
-    """From a kernel: ask the Jupyter server that started it for `model_id`'s server.
-
-    Returns {"name", "base_url", "api_key", ...}; raises RuntimeError when this process
-    was not started by a Jupyter server with the extension enabled.
-    """
-    import urllib.error
-    import urllib.request
-
-    url, secret = os.environ.get(URL_ENV), os.environ.get(TOKEN_ENV)
-    if not url or not secret:
-        raise RuntimeError("endpoint='jupyter' needs a kernel started by a Jupyter server "
-                           "with the lmql_nb server extension enabled (pip install "
-                           f"'lmql_nb[server]'); ${URL_ENV} is not set here")
-    body = json.dumps({"model": model_id, **({"name": name} if name else {})}).encode()
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        TOKEN_HEADER: secret, "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        detail = error.read().decode(errors="replace")[-500:]
-        raise RuntimeError(f"the Jupyter server could not start a model server for "
-                           f"{model_id!r}: HTTP {error.code} {detail}") from None
-    except urllib.error.URLError as error:
-        raise RuntimeError(f"cannot reach the Jupyter server at {url}: {error.reason}") from None

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+from ..endpoints import API_KEY_ENV
+
 READY_PREFIX = "lmql_nb serve: serving "
 
 
@@ -41,7 +43,7 @@ def check_binding(host: str, api_key: Optional[str]) -> None:
     if not is_loopback(host) and not api_key:
         raise ValueError(f"refusing to bind to {host!r} without an API key: anyone who can "
                          "reach it could use the model. Pass --api-key (or set "
-                         "LMQL_NB_API_KEY), or bind to 127.0.0.1")
+                         f"{API_KEY_ENV}), or bind to 127.0.0.1")
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -3,7 +3,8 @@
 
 import pytest
 
-from lmql_nb.notebook.arguments import (GENERATE_OPTIONS, SCORE_OPTIONS, MagicUsageError, Option,
+from lmql_nb.errors import MagicUsageError
+from lmql_nb.notebook.arguments import (GENERATE_OPTIONS, SCORE_OPTIONS, Option,
                                         build_parser, model_kwargs)
 from lmql_nb.options import GENERATE_KEYWORDS
 

@@ -10,8 +10,8 @@ import traceback
 import pytest
 
 import lmql_nb
-from lmql_nb.backends.openai import (ApproximateScoreWarning, OpenAIBackendError,
-                                     ScoringNotSupported)
+from lmql_nb.errors import (ApproximateScoreWarning, OpenAIBackendError,
+                            ScoringNotSupported)
 
 pytestmark = pytest.mark.timeout(120)
 

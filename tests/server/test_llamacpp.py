@@ -16,7 +16,7 @@ import time
 import pytest
 
 import lmql_nb
-from lmql_nb.backends.openai import ScoringNotSupported
+from lmql_nb.errors import ScoringNotSupported
 
 from installed import dev_package
 

@@ -12,7 +12,8 @@ import pytest
 
 import lmql_nb
 from lmql_nb.backends.openai import OpenAIBackend
-from lmql_nb.registry import ACCEPTED_FORMS, create_backend, endpoint_url
+from lmql_nb.endpoints import endpoint_url
+from lmql_nb.registry import ACCEPTED_FORMS, create_backend
 
 
 def test_openai_ids_and_environment(monkeypatch):

@@ -8,7 +8,7 @@ import time
 import pytest
 
 import lmql_nb
-from lmql_nb.backends.openai import OpenAIBackendError
+from lmql_nb.errors import OpenAIBackendError
 
 pytestmark = pytest.mark.timeout(60)
 
