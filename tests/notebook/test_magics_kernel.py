@@ -33,6 +33,8 @@ CELLS = {
     "score": '%lmql_score "The capital of France is" " Paris" " Berlin" -o s1',
     "score_list": '%lmql_score --agg mean -o s2 "The capital of {country} is" {cities}',
     "print_s2": "import json\nprint(json.dumps([s2.continuations, list(s2.scores())]))",
+    # a result as a cell's value: its widget through the display hook lmql_nb registers
+    "bare_result": "s1",
     "unknown_name": "%%lmql_generate\nThe capital of {nowhere} is",
     "bad_decoder": "%%lmql_generate --decoder nope\nx",
     "bad_temperature": "%%lmql_generate --temperature 0.5\nx",
@@ -101,6 +103,13 @@ def test_config_default_max_tokens_applies(run, tiny_llm):
 def test_score_shows_heatmap_with_the_seed_text_form(run, tiny_llm):
     expected = tiny_llm.score_sync("The capital of France is", [" Paris", " Berlin"])
     [data] = display_data(run["score"])
+    assert WIDGET_MIME in data
+    assert data["text/plain"] == repr(expected)
+
+
+def test_a_result_as_a_cells_value_shows_its_widget(run, tiny_llm):
+    expected = tiny_llm.score_sync("The capital of France is", [" Paris", " Berlin"])
+    [data] = display_data(run["bare_result"])
     assert WIDGET_MIME in data
     assert data["text/plain"] == repr(expected)
 
