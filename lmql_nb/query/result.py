@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
+from ..display_hooks import mimebundle
 from .trace import Trace
 
 
@@ -26,8 +27,6 @@ class LMQLResult:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
         """In a notebook, the trace view; `text/plain` stays the dataclass repr."""
-        from ..notebook.display import mimebundle
-
         return mimebundle(self)
 
     def __getattr__(self, name: str) -> Any:
