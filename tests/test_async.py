@@ -53,15 +53,18 @@ def test_gather_batches_and_each_result_equals_the_call_alone(llm, tiny_gpt2_pat
 
 
 def test_concurrent_scores_equal_scores_alone(llm):
+    """Concurrent calls share forward passes (padded batches round differently, within
+    1e-5; tests/test_score_batching.py has the rest)."""
     values = [[" France", " Paris"], [" a", " b", " c"], [" river"]]
-    alone = [llm.score_sync("The capital of", v, cache=False).scores().tolist() for v in values]
+    alone = [llm.score_sync("The capital of", v, cache=False).scores() for v in values]
 
     async def main():
         results = await asyncio.gather(*[llm.score("The capital of", v, cache=False)
                                          for v in values])
-        return [r.scores().tolist() for r in results]
+        return [r.scores() for r in results]
 
-    assert asyncio.run(main()) == alone
+    for got, expected in zip(asyncio.run(main()), alone):
+        assert got == pytest.approx(expected, abs=1e-5, rel=0)
 
 
 def test_mixed_decoders_in_one_burst(llm):

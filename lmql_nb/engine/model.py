@@ -10,6 +10,7 @@ arrays on the CPU, so the loops need no torch (llama.cpp models run without it).
 from __future__ import annotations
 
 import abc
+import dataclasses
 from typing import Callable, Hashable, Optional, Sequence
 
 import numpy as np
@@ -62,3 +63,60 @@ class LanguageModel(abc.ABC):
         """Per suffix, the log-probability of each of its tokens after `prefix` and the
         suffix tokens before it. The prefix runs once for all suffixes (and is kept for
         later calls with `use_prefix_cache`). Raises CancelledError once `cancelled()`."""
+
+    #: True when several `score` calls may share forward passes (`score_calls`): the
+    #: model's numbers then move at most by float rounding, or the user asked for it
+    batches_calls: bool = False
+
+    def score_calls(self, calls: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]],
+                    finished: Callable[[int, list[list[float]]], None],
+                    cancelled: Callable[[int], bool]) -> None:
+        """`suffix_logprobs` for several calls, each a (prefix, suffixes) pair, in shared
+        forward passes: `finished(i, scores)` as soon as call i is done; a call is
+        dropped once `cancelled(i)`.
+
+        The (prefix, suffix) rows of all calls, calls with fewer values first, then
+        shorter prompts first (so that padding stays small), are cut into chunks the
+        model can hold at once (`rows_fit`), and each chunk is one `score_rows`; so
+        small calls leave early and memory stays bounded at any number of calls or
+        values.
+        """
+        rows = sorted((ScoreRow(i, j, tuple(prefix), list(suffix))
+                       for i, (prefix, suffixes) in enumerate(calls)
+                       for j, suffix in enumerate(suffixes)),
+                      key=lambda row: (len(calls[row.call][1]), len(row.prefix), row.call))
+        results: list[list[list[float]]] = [[[] for _ in suffixes] for _, suffixes in calls]
+        left = [len(suffixes) for _, suffixes in calls]
+        start = 0
+        while start < len(rows):
+            chunk: list[ScoreRow] = []
+            while start < len(rows) and (not chunk or self.rows_fit(chunk + [rows[start]])):
+                if not cancelled(rows[start].call):
+                    chunk.append(rows[start])
+                start += 1
+            if not chunk:
+                continue
+            for row, scores in zip(chunk, self.score_rows(chunk)):
+                results[row.call][row.value] = scores
+                left[row.call] -= 1
+                if not left[row.call]:
+                    finished(row.call, results[row.call])
+
+    def rows_fit(self, rows: Sequence["ScoreRow"]) -> bool:
+        """Whether these rows can run as one `score_rows` (models with `batches_calls`)."""
+        raise NotImplementedError
+
+    def score_rows(self, rows: Sequence["ScoreRow"]) -> list[list[float]]:
+        """Per row, the log-probabilities of its suffix's tokens after its prefix (models
+        with `batches_calls`)."""
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreRow:
+    """One scored value of one call: its prefix and the suffix tokens after it."""
+
+    call: int
+    value: int
+    prefix: tuple[int, ...]
+    suffix: list[int]

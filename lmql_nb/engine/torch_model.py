@@ -17,12 +17,16 @@ from typing import Any, Callable, Hashable, Optional, Sequence
 import numpy as np
 import torch
 
-from .model import LanguageModel, Rows
+from .model import LanguageModel, Rows, ScoreRow
 from .prefix_cache import PrefixCache
 
 # logits of one batch of scored suffixes are at most this many floats (256 MB)
 MAX_LOGITS_PER_BATCH = 1 << 26
 PREFIX_CACHE_BYTES = 512 * 2**20
+# several score calls in one pass: their prompts' key/value cache, repeated per value,
+# holds at most this many bytes, and the prompts' padded batch this many tokens
+SCORE_CACHE_BYTES = 256 * 2**20
+PREFILL_TOKENS = 8192
 
 
 class TorchModel(LanguageModel):
@@ -38,6 +42,10 @@ class TorchModel(LanguageModel):
         self.prefixes: PrefixCache[tuple[Any, np.ndarray]] = PrefixCache(PREFIX_CACHE_BYTES)
         parameters = inspect.signature(model.forward).parameters
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
+        self._token_bytes = _kv_bytes_per_token(model)
+
+    # float32 batches with padding give each row its numbers alone up to rounding (1e-6)
+    batches_calls = True
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 position_ids: torch.Tensor, cache: Optional[Any] = None,
@@ -140,6 +148,53 @@ class TorchModel(LanguageModel):
                 for row, suffix in enumerate(suffixes)]
 
 
+    def rows_fit(self, rows: Sequence[ScoreRow]) -> bool:
+        """Within the logits, key/value cache and prefill budgets (see the constants)."""
+        prefixes = {row.prefix for row in rows}
+        width = max(len(prefix) for prefix in prefixes)
+        tail = max(len(row.suffix) for row in rows) - 1
+        return (len(prefixes) * width <= PREFILL_TOKENS
+                and len(rows) * tail * self.vocab_size <= MAX_LOGITS_PER_BATCH
+                and len(rows) * (width + tail) * self._token_bytes <= SCORE_CACHE_BYTES)
+
+    def score_rows(self, rows: Sequence[ScoreRow]) -> list[list[float]]:
+        """The rows' prompts run together, left-padded (the first value token's
+        log-probability comes from there); then the rows' other suffix tokens run in one
+        pass on the prompts' cache, repeated per row, right-padded. A suffix's last token
+        needs no pass of its own: one-token values cost only the prompt pass."""
+        index_of: dict[tuple, int] = {}
+        for row in rows:
+            index_of.setdefault(row.prefix, len(index_of))
+        input_ids, mask, positions = left_pad([list(p) for p in index_of], self.pad_token_id)
+        logits, cache = self.forward(input_ids, mask, positions, last_only=True)
+        first = logits[:, -1].log_softmax(-1)
+        of_row = torch.tensor([index_of[row.prefix] for row in rows])
+        results = [[float(first[of_row[i], row.suffix[0]])] for i, row in enumerate(rows)]
+        longer = [i for i, row in enumerate(rows) if len(row.suffix) > 1]
+        if not longer:
+            return results
+        width = max(len(rows[i].suffix) for i in longer) - 1
+        inputs = torch.zeros((len(longer), width), dtype=torch.long)
+        targets = torch.zeros((len(longer), width), dtype=torch.long)
+        tail_mask = torch.zeros((len(longer), width), dtype=torch.long)
+        for k, i in enumerate(longer):
+            suffix = rows[i].suffix
+            inputs[k, :len(suffix) - 1] = torch.tensor(suffix[:-1])
+            targets[k, :len(suffix) - 1] = torch.tensor(suffix[1:])
+            tail_mask[k, :len(suffix) - 1] = 1
+        owners = of_row[longer]
+        cache.reorder_cache(owners)  # index_select: a prompt's cache once per row
+        prompt_lengths = mask.sum(-1)[owners]
+        logits, _ = self.forward(inputs, torch.cat([mask[owners], tail_mask], -1),
+                                 prompt_lengths[:, None] + torch.arange(width)[None, :], cache)
+        # the tokens' log-probabilities without a (rows, width, vocab) log_softmax copy
+        chosen = logits.gather(-1, targets[..., None].to(logits.device))[..., 0]
+        scores = (chosen - logits.logsumexp(-1)).cpu()
+        for k, i in enumerate(longer):
+            results[i] += scores[k, :len(rows[i].suffix) - 1].tolist()
+        return results
+
+
 class TorchRows(Rows):
     """Rows as a batch dimension of a key/value cache, with their masks and positions."""
 
@@ -185,6 +240,17 @@ def left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, tor
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
     """A float32 CPU tensor's numpy view (the tensor is fresh: nothing else holds it)."""
     return tensor.cpu().numpy()
+
+
+def _kv_bytes_per_token(model: Any) -> int:
+    """Bytes one token takes in the model's key/value cache (from its config)."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") \
+        else model.config
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    element = next(model.parameters()).element_size()
+    return 2 * config.num_hidden_layers * kv_heads * head_dim * element
 
 
 def _cache_bytes(cache: Any) -> int:
