@@ -12,7 +12,7 @@ from .options import (GenerateOptions, check_prompt, check_values, parse_generat
                       parse_score_options)
 from .result_cache import make_key
 from .result_cache import results as result_cache
-from .results import Generation, TokenCallback
+from .results import Alternative, Generation, TokenCallback, TokenInfo
 from .serialization import (generations_from_data, generations_to_data, scores_from_data,
                             scores_to_data)
 from .scoring import ScoringResult
@@ -96,6 +96,54 @@ class LLM:
         """Synchronous `generate`: works in scripts, threads and running event loops."""
         return aio.run_sync(self.generate, *args, **kwargs)
 
+    async def branch(self, generation: Generation, position: int,
+                     token: Union[Alternative, int, str], max_tokens: Optional[int] = None, *,
+                     on_token: Optional[TokenCallback] = None,
+                     **kwargs: Any) -> Union[Generation, list[Generation]]:
+        """Continue `generation` from its token at `position` replaced by `token`.
+
+        `generation` comes from `generate(..., return_details=True)` (or an earlier
+        `branch`); `token` is an `Alternative` from its tokens' `top`, a token id, or a
+        text that is one token. The branch runs on token ids: the prompt's ids, the ids
+        of tokens `0..position-1`, then the chosen id (never re-tokenised text, which
+        could merge tokens), so it equals `generate` on exactly that token prefix.
+
+        Returns a `Generation` (a list of them for `n > 1`) of what follows: the chosen
+        token first (with its log-probability, rank and alternatives), then the
+        continuation; its `prefix_ids` are the tokens it shares with `generation`.
+        `max_tokens` counts the chosen token. Options and constraints are `generate`'s
+        (a constraint sees the shared tokens as the start of the response);
+        `return_details` is always on.
+        """
+        if not isinstance(generation, Generation):
+            raise TypeError(f"generation must be an lmql_nb.Generation (from generate(..., "
+                            f"return_details=True)), got {type(generation).__name__}")
+        if isinstance(position, bool) or not isinstance(position, int):
+            raise TypeError(f"position must be an int, got {type(position).__name__}")
+        if not 0 <= position < len(generation.tokens):
+            raise ValueError(f"position must be in [0, {len(generation.tokens)}) (the "
+                             f"generation has {len(generation.tokens)} tokens), got {position}")
+        kept = generation.tokens[:position]
+        if any(t.token_id < 0 for t in kept):
+            raise ValueError("this generation's token ids are unknown (its server did not "
+                             "return them), so it cannot be continued from token ids")
+        options = parse_generate_options(max_tokens, **{"return_details": True, **kwargs})
+        if options.max_tokens == 0:
+            raise ValueError("max_tokens=0 leaves no room for the chosen token; pass None "
+                             "or at least 1")
+        backend = await self._ready()
+        chosen = await _chosen_id(backend, generation.tokens[position], token)
+        prompt_ids = await backend.encode_prompt(generation.prompt)
+        prefix = list(generation.prefix_ids) + [t.token_id for t in kept]
+        generations = await backend.generate_ids(prompt_ids, generation.prompt, options,
+                                                 on_token, prefix_ids=prefix,
+                                                 forced_ids=[chosen])
+        return generations[0] if options.n == 1 else generations
+
+    def branch_sync(self, *args: Any, **kwargs: Any) -> Union[Generation, list[Generation]]:
+        """Synchronous `branch`: works in scripts, threads and running event loops."""
+        return aio.run_sync(self.branch, *args, **kwargs)
+
     async def score(self, prompt: str, values: Union[str, list[str]], **kwargs: Any) -> ScoringResult:
         """Score each of `values` as a continuation of `prompt`.
 
@@ -126,6 +174,30 @@ class LLM:
 def _shape(generations: list[Generation], options: GenerateOptions) -> GenerateResult:
     items: list = list(generations) if options.return_details else [g.text for g in generations]
     return items[0] if options.n == 1 else items
+
+
+async def _chosen_id(backend: Backend, original: TokenInfo,
+                     token: Union[Alternative, int, str]) -> int:
+    """The id `branch` continues with: an `Alternative`'s, an id, or the one token a text
+    is (an alternative of `original` with that text first)."""
+    if isinstance(token, Alternative):
+        return token.token_id
+    if isinstance(token, int) and not isinstance(token, bool):
+        vocabulary = backend.get_tokenizer().vocab_size
+        if not 0 <= token < vocabulary:
+            raise ValueError(f"token id {token} is outside the vocabulary [0, {vocabulary})")
+        return token
+    if isinstance(token, str):
+        for alternative in original.top:
+            if alternative.text == token:
+                return alternative.token_id
+        ids = await aio.wait(aio.run_in_thread(backend.get_tokenizer().encode, token))
+        if len(ids) != 1:
+            raise ValueError(f"{token!r} is {len(ids)} tokens for this model, not one; pass "
+                             "an Alternative from the token's top or a token id")
+        return ids[0]
+    raise TypeError(f"token must be an Alternative, a token id (int) or a one-token str, "
+                    f"got {type(token).__name__}")
 
 
 def _replay(generations: list[Generation], on_token: Callable) -> None:

@@ -57,12 +57,17 @@ class Generation:
     allows nothing more), "length" (max_tokens), "context" (the model's context was
     full) or "cancelled". `text` is the tokens decoded at once; the tokens' own texts are
     the streaming view (equal to it unless the model wrote invalid UTF-8).
+
+    `prefix_ids` are the ids of response tokens that came before this generation's first
+    token and are not part of it: empty for `generate`; for `LLM.branch`, the tokens the
+    branch shares with the generation it departs from.
     """
 
     text: str
     tokens: tuple[TokenInfo, ...]
     finish_reason: str
     prompt: str = ""
+    prefix_ids: tuple[int, ...] = ()
 
     @property
     def logprob(self) -> float:

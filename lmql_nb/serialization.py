@@ -16,7 +16,8 @@ def generations_from_data(data: list[dict]) -> list[Generation]:
         top = tuple(Alternative(**a) for a in item.pop("top"))
         return TokenInfo(**item, top=top)
 
-    return [Generation(**{**g, "tokens": tuple(token(dict(t)) for t in g["tokens"])})
+    return [Generation(**{**g, "tokens": tuple(token(dict(t)) for t in g["tokens"]),
+                          "prefix_ids": tuple(g.get("prefix_ids", ()))})
             for g in data]
 
 

@@ -83,3 +83,15 @@ def continuation_logprob(path: Path, prompt: str, value: str) -> float:
         joint, start = [tokenizer.bos_token_id] + joint, 1
     logprobs = token_logprobs(path, joint)
     return float(sum(logprobs[i - 1, joint[i]] for i in range(start, len(joint))))
+
+
+def greedy_ids(path: Path, ids: list[int], max_new_tokens: int) -> list[int]:
+    """transformers' greedy `generate` after exactly the token ids `ids`; the new ids,
+    up to and without the end-of-sequence token."""
+    model, tokenizer = load(path)
+    tensor = torch.tensor([ids])
+    with torch.inference_mode():
+        out = model.generate(tensor, attention_mask=torch.ones_like(tensor), do_sample=False,
+                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.eos_token_id)
+    new = out[0, len(ids):].tolist()
+    return new[:new.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in new else new

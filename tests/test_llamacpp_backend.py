@@ -284,3 +284,21 @@ print(repr(best), bool(re.fullmatch(" [0-9]{4}", year)),
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=240, check=True).stdout.strip().splitlines()[-1]
     assert output == "' Paris' True []"
+
+
+def test_branch_continues_from_the_token_ids_as_llama_cpp_does(llm, by_hand):
+    """A branch runs prompt + shared tokens + the chosen token as ids; llama.cpp's own
+    greedy continuation of those ids must be the branch's."""
+    original = llm.generate_sync(PROMPT, max_tokens=6, return_details=True, cache=False)
+    alternative = original.tokens[1].top[1]
+    branch = llm.branch_sync(original, 1, alternative, max_tokens=6)
+    ids = (llm.get_tokenizer().encode_prompt(PROMPT)
+           + [original.tokens[0].token_id, alternative.token_id])
+    by_hand.reset()
+    theirs = []
+    for token in by_hand.generate(ids, temp=0.0, repeat_penalty=1.0, reset=True):
+        if token == by_hand.token_eos() or len(theirs) == 5:
+            break
+        theirs.append(token)
+    assert branch.tokens[0].token_id == alternative.token_id
+    assert [t.token_id for t in branch.tokens[1:]] == theirs

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import Optional
+from typing import Optional, Sequence
 
 from ..options import GenerateOptions, ScoreOptions
 from ..results import Generation, TokenCallback, ValueScores
@@ -48,6 +48,25 @@ class Backend(abc.ABC):
     async def generate(self, prompt: str, options: GenerateOptions,
                        on_token: Optional[TokenCallback] = None) -> list[Generation]:
         """Complete `prompt`; one `Generation` per returned sequence, best first."""
+
+    async def encode_prompt(self, prompt: str) -> list[int]:
+        """The token ids `generate` runs for `prompt` (where the model's ids are known)."""
+        raise NotImplementedError(f"{self.kind} models do not expose token ids")
+
+    async def generate_ids(self, prompt_ids: Sequence[int], prompt: str,
+                           options: GenerateOptions,
+                           on_token: Optional[TokenCallback] = None, *,
+                           prefix_ids: Sequence[int] = (),
+                           forced_ids: Sequence[int] = ()) -> list[Generation]:
+        """Generate after the token ids `prompt_ids` (`prompt` is their text, for results).
+
+        `prefix_ids` are response tokens already written: the model continues after them,
+        the constraint and stop strings see them, but they are not returned.
+        `forced_ids` are taken first instead of chosen (returned, with their numbers, and
+        counted by `max_tokens`). So a branch is `prefix_ids=tokens[:i],
+        forced_ids=[chosen]`, and teacher-forcing a text is `forced_ids=its ids`.
+        """
+        raise NotImplementedError(f"{self.kind} models cannot generate from token ids")
 
     @abc.abstractmethod
     async def score(self, prompt: str, values: list[str], options: ScoreOptions) -> list[ValueScores]:

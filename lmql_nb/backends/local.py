@@ -132,19 +132,36 @@ class InProcessBackend(Backend):
         prompt_ids = self.tokenizer.encode_prompt(prompt)
         return await self.generate_ids(prompt_ids, prompt, options, on_token)
 
+    async def encode_prompt(self, prompt: str) -> list[int]:
+        return self.tokenizer.encode_prompt(prompt)
+
     async def generate_ids(self, prompt_ids: Sequence[int], prompt: str,
                            options: GenerateOptions,
-                           on_token: Optional[TokenCallback] = None) -> list[Generation]:
-        """Generate after the token ids `prompt_ids` (`prompt` is their text, for results)."""
+                           on_token: Optional[TokenCallback] = None, *,
+                           prefix_ids: Sequence[int] = (),
+                           forced_ids: Sequence[int] = ()) -> list[Generation]:
         from ..engine.generation import GenerateJob
 
-        self.check_length(len(prompt_ids), "the prompt")
+        vocabulary = self._model.vocab_size
+        for name, ids in (("prompt_ids", prompt_ids), ("prefix_ids", prefix_ids),
+                          ("forced_ids", forced_ids)):
+            bad = [t for t in ids if isinstance(t, bool) or not isinstance(t, int)
+                   or not 0 <= t < vocabulary]
+            if bad:
+                raise ValueError(f"{name} holds {bad[:3]!r}, not token ids of this model "
+                                 f"(ints in [0, {vocabulary}))")
+        if options.max_tokens is not None and options.max_tokens < len(forced_ids):
+            raise ValueError(f"max_tokens={options.max_tokens} leaves no room for the "
+                             f"{len(forced_ids)} forced token(s); allow at least that many")
+        prompt_ids = list(prompt_ids)
+        context = len(prompt_ids) + len(prefix_ids)
+        self.check_length(context + len(forced_ids), "the prompt")
         limit = self._model.max_rows
         if limit is not None and options.n > limit:
             raise ValueError(f"n={options.n} is more sequences than this model decodes at "
                              f"once ({limit}); ask for fewer, or load it with a larger "
                              "parallel=")
-        room = self.context_length - len(prompt_ids) if self.context_length else None
+        room = self.context_length - context if self.context_length else None
         if options.max_tokens is None and room is None:
             raise ValueError("this model does not say how long its context is, so "
                              "generation needs a limit: pass max_tokens=")
@@ -157,7 +174,8 @@ class InProcessBackend(Backend):
             # seconds the first time for a tokenizer: off the event loop
             constraint = await aio.wait(aio.run_in_thread(self.compile, options.constraint,
                                                           name="lmql_nb-constraint"))
-        job = GenerateJob(prompt, list(prompt_ids), options, max_new, limited, constraint)
+        job = GenerateJob(prompt, prompt_ids, options, max_new, limited, constraint,
+                          tuple(prefix_ids), tuple(forced_ids))
         # beam requests run alone; argmax and sampling requests batch together
         key = ("beam", id(job)) if options.decoder == "beam" else ("generate",)
         progress = None if on_token is None else (lambda item: on_token(*item))

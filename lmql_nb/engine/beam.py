@@ -27,7 +27,7 @@ from ..constraints.spec import ConstraintSpec
 from ..constraints.stops import new_stop
 from ..errors import ConstraintError
 from ..tokenizer import IncrementalDecoder, Tokenizer
-from .generation import GenerateJob
+from .generation import GenerateJob, forced_next, start_matcher
 from .model import LanguageModel, Rows
 from .sampling import (StepStats, completion, describe, log_softmax, row_summary, step_stats,
                        top_ids)
@@ -88,13 +88,13 @@ def run_beam(model: LanguageModel, tokenizer: Tokenizer, request: Request) -> No
     """Serve one beam-search request (its beams share each forward pass)."""
     job: GenerateJob = request.payload
     width = job.options.n
-    start = _Beam((), 0.0, job.constraint.start() if job.constraint else None,
-                  IncrementalDecoder(tokenizer, job.prompt_ids)
+    start = _Beam((), 0.0, start_matcher(job),
+                  IncrementalDecoder(tokenizer, job.context_ids)
                   if job.options.constraint and job.options.constraint.stops else None)
-    if start.matcher is not None and start.matcher.forced_end:
+    if start.matcher is not None and start.matcher.forced_end and not job.forced_ids:
         finished = [_Hypothesis((), 0.0, "stop")]  # only the empty text satisfies it
     elif job.max_new_tokens > 0:
-        beams, logits = model.start([job.prompt_ids], job.options.cache)
+        beams, logits = model.start([job.context_ids], job.options.cache)
         try:
             finished = _search(beams, logits, tokenizer, request, width, start)
         finally:
@@ -107,10 +107,10 @@ def run_beam(model: LanguageModel, tokenizer: Tokenizer, request: Request) -> No
     best = sorted(finished, key=lambda h: h.score, reverse=True)[:width]
     generations = []
     for hypothesis in best:
-        decoder = IncrementalDecoder(tokenizer, job.prompt_ids)
+        decoder = IncrementalDecoder(tokenizer, job.context_ids)
         tokens = [describe(s, decoder) for s in hypothesis.steps]
         generations.append(completion(tokens, decoder, job.options.constraint,
-                                      hypothesis.finish_reason, job.prompt))
+                                      hypothesis.finish_reason, job.prompt, job.prefix_ids))
     request.finish(generations)
 
 
@@ -125,12 +125,15 @@ def _search(beams: Rows, logits: np.ndarray, tokenizer: Tokenizer, request: Requ
             return finished + [_Hypothesis(b.steps, b.logprob, "cancelled") for b in live]
         logprobs = log_softmax(logits)  # the model's own, unconstrained
         totals = np.array([b.logprob for b in live], dtype=np.float32)[:, None] + logprobs
+        forced = forced_next(job, step)
         for i, beam in enumerate(live):
-            if beam.matcher is not None:
+            if beam.matcher is not None and forced is None:  # a forced token is checked later
                 beam.matcher.mask_(totals[i])
         flat_totals = totals.reshape(-1)
-        candidates = top_ids(flat_totals, 2 * width)
         vocab = logprobs.shape[-1]
+        # a forced step has one beam and one candidate: the forced token
+        candidates = (np.array([forced]) if forced is not None
+                      else top_ids(flat_totals, 2 * width))
         last_step = step + 1 == job.max_new_tokens
         next_live, parents, tokens = [], [], []
         summaries: dict = {}
@@ -153,6 +156,9 @@ def _search(beams: Rows, logits: np.ndarray, tokenizer: Tokenizer, request: Requ
             try:
                 child, ended = beam.extend(stats, total, spec)
             except ConstraintError:
+                if forced is not None:
+                    raise ValueError(f"the constraint does not allow the forced token "
+                                     f"{token_id}") from None
                 continue  # a beam that cannot be completed is dropped
             if ended:
                 if rank < width:

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..constraints.matcher import Constraint, SequenceMatcher
+from ..constraints.matcher import Constraint, ConstraintError, SequenceMatcher
 from ..constraints.stops import new_stop
 from ..options import GenerateOptions
 from ..results import TokenInfo
@@ -33,6 +33,17 @@ class GenerateJob:
     max_new_tokens: int
     limited_by_context: bool
     constraint: Optional[Constraint] = None
+    #: response tokens already written (a branch's shared start): the model continues
+    #: after them and the constraint and stop strings see them, but they are not returned
+    prefix_ids: tuple[int, ...] = ()
+    #: tokens every sequence takes first instead of choosing (returned with their numbers;
+    #: no random draw is spent on them)
+    forced_ids: tuple[int, ...] = ()
+
+    @property
+    def context_ids(self) -> list[int]:
+        """What the model runs before the first returned token: prompt, then prefix."""
+        return self.prompt_ids + list(self.prefix_ids)
 
     @property
     def length_reason(self) -> str:
@@ -58,19 +69,43 @@ class _Row:
 def _finish_request(request: Request, rows: Sequence[_Row]) -> None:
     job: GenerateJob = request.payload
     request.finish([completion(row.tokens, row.decoder, job.options.constraint,
-                               row.finish_reason or "length", job.prompt) for row in rows])
+                               row.finish_reason or "length", job.prompt, job.prefix_ids)
+                    for row in rows])
+
+
+def start_matcher(job: GenerateJob) -> Optional[SequenceMatcher]:
+    """A fresh matcher for one of `job`'s sequences, advanced over the job's prefix
+    (ValueError if the constraint does not allow the prefix)."""
+    if job.constraint is None:
+        return None
+    matcher = job.constraint.start()
+    for position, token_id in enumerate(job.prefix_ids):
+        try:
+            matcher.advance(token_id)
+        except ConstraintError as error:
+            raise ValueError(f"the constraint does not allow token {token_id} at position "
+                             f"{position} of the response prefix ({error})") from None
+    return matcher
+
+
+def forced_next(job: GenerateJob, generated: int) -> Optional[int]:
+    """The token a sequence that has `generated` tokens must take next, if any."""
+    return job.forced_ids[generated] if generated < len(job.forced_ids) else None
 
 
 def run_generate(model: LanguageModel, tokenizer: Tokenizer, requests: Sequence[Request]) -> None:
     """Serve a group of argmax/sample requests in shared forward passes."""
     rows_of: dict[Request, list[_Row]] = {}
-    for request in requests:
+    for request in list(requests):
         job: GenerateJob = request.payload
-        rows_of[request] = [_Row(request, i, IncrementalDecoder(tokenizer, job.prompt_ids),
-                                 job.constraint.start() if job.constraint else None)
-                            for i in range(job.options.n)]
+        try:
+            rows_of[request] = [_Row(request, i, IncrementalDecoder(tokenizer, job.context_ids),
+                                     start_matcher(job)) for i in range(job.options.n)]
+        except ValueError as error:  # fails this request, not its batch
+            request.finish(error=error)
+            continue
         for row in rows_of[request]:
-            if row.matcher is not None and row.matcher.forced_end:
+            if row.matcher is not None and row.matcher.forced_end and not job.forced_ids:
                 row.finish_reason = "stop"  # only the empty text satisfies the constraint
             elif job.max_new_tokens == 0:
                 row.finish_reason = job.length_reason
@@ -84,7 +119,7 @@ def run_generate(model: LanguageModel, tokenizer: Tokenizer, requests: Sequence[
         return
 
     # identical prompts (one request's n rows, or requests for one prompt) run once
-    decoding, logits = model.start([row.job.prompt_ids for row in active],
+    decoding, logits = model.start([row.job.context_ids for row in active],
                                    all(row.job.options.cache for row in active),
                                    [row.request for row in active])
     try:
@@ -124,11 +159,15 @@ def _mask(logits: np.ndarray, rows: Sequence[_Row]) -> np.ndarray:
 
 
 def _choose(logits: np.ndarray, rows: Sequence[_Row], generators: dict) -> np.ndarray:
-    """The next token of every active row, each by its own request's decoder."""
+    """The next token of every active row, each by its own request's decoder (or the
+    token it is forced to take)."""
     chosen = logits.argmax(-1)
     by_request: dict[Request, list[int]] = {}
     for i, row in enumerate(rows):
-        if row.request in generators:
+        forced = forced_next(row.job, len(row.tokens))
+        if forced is not None:
+            chosen[i] = forced
+        elif row.request in generators:
             by_request.setdefault(row.request, []).append(i)
     for request, indices in by_request.items():
         options = request.payload.options

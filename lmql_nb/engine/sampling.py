@@ -129,7 +129,8 @@ def seeded_generator(seed: Optional[int]) -> np.random.Generator:
 
 
 def completion(tokens: Sequence[TokenInfo], decoder: IncrementalDecoder,
-               spec: Optional["ConstraintSpec"], finish_reason: str, prompt: str) -> Generation:
+               spec: Optional["ConstraintSpec"], finish_reason: str, prompt: str,
+               prefix_ids: Sequence[int] = ()) -> Generation:
     """The `Generation` of a finished sequence.
 
     Its text is the tokens decoded at once in context (as the tokenizer decodes the
@@ -142,4 +143,4 @@ def completion(tokens: Sequence[TokenInfo], decoder: IncrementalDecoder,
         cut = stop_cut(text, spec)
         text = text if cut is None else text[:cut]
     return Generation(text=text, tokens=tuple(tokens), finish_reason=finish_reason,
-                      prompt=prompt)
+                      prompt=prompt, prefix_ids=tuple(prefix_ids))
