@@ -14,6 +14,7 @@ from typing import Any
 from . import display_hooks
 from .api import (generate, generate_sync, get_default_model, model, score, score_sync,
                   set_default_model)
+from .comparison import Comparison, compare, compare_sync
 from .llm import LLM
 from .result_cache import clear_cache, set_cache
 from .results import Alternative, Generation, TokenInfo
@@ -51,5 +52,6 @@ display_hooks.register_display(_notebook_display)
 __all__ = [
     "LLM", "ScoringResult", "Generation", "TokenInfo", "Alternative", "model", "generate",
     "generate_sync", "score", "score_sync", "set_default_model", "get_default_model",
-    "load_ipython_extension", "show", "set_cache", "clear_cache",
+    "load_ipython_extension", "show", "set_cache", "clear_cache", "compare", "compare_sync",
+    "Comparison",
 ]
