@@ -18,7 +18,7 @@ from .comparison import Comparison, compare, compare_sync
 from .llm import LLM
 from .result_cache import clear_cache, set_cache
 from .results import Alternative, Generation, TokenInfo
-from .scoring import ScoringResult
+from .scoring import ScoringResult, ScoringTable
 
 __version__ = "0.1.0"
 
@@ -50,7 +50,7 @@ display_hooks.register_display(_notebook_display)
 
 
 __all__ = [
-    "LLM", "ScoringResult", "Generation", "TokenInfo", "Alternative", "model", "generate",
+    "LLM", "ScoringResult", "ScoringTable", "Generation", "TokenInfo", "Alternative", "model", "generate",
     "generate_sync", "score", "score_sync", "set_default_model", "get_default_model",
     "load_ipython_extension", "show", "set_cache", "clear_cache", "compare", "compare_sync",
     "Comparison",

@@ -1,10 +1,10 @@
-"""`LLM`: a model, with `generate` and `score` as coroutines and `_sync` twins."""
+"""`LLM`: a model, with `generate`, `score` and `score_many` as coroutines and `_sync` twins."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import threading
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Iterable, Optional, Union
 
 from . import aio
 from .backends.base import Backend
@@ -15,7 +15,9 @@ from .result_cache import results as result_cache
 from .results import Alternative, Generation, TokenCallback, TokenInfo
 from .serialization import (generations_from_data, generations_to_data, scores_from_data,
                             scores_to_data)
-from .scoring import ScoringResult
+from .score_many import (Values, check_gold, check_prompts, fill, interrupted, progress_bar,
+                         values_per_prompt)
+from .scoring import ScoringResult, ScoringTable
 from .tokenizer import Tokenizer
 
 GenerateResult = Union[str, list[str], Generation, list[Generation]]
@@ -169,6 +171,57 @@ class LLM:
     def score_sync(self, *args: Any, **kwargs: Any) -> ScoringResult:
         """Synchronous `score`: works in scripts, threads and running event loops."""
         return aio.run_sync(self.score, *args, **kwargs)
+
+    async def score_many(self, prompts: Iterable[str], values: Values, *,
+                         gold: Optional[Iterable[str]] = None, progress: bool = True,
+                         **kwargs: Any) -> ScoringTable:
+        """Score a dataset: each prompt against `values` (one list shared by every prompt,
+        or one list per prompt); a `ScoringTable` with one `ScoringResult` per prompt.
+
+        Rows stream through `score` with a bounded number in flight (memory stays
+        bounded at any length; the in-process engine runs them in shared forward
+        passes). `gold` (one of its row's values per prompt) enables `accuracy()` and
+        `confusion()`; `progress` shows tqdm's bar (a widget in notebooks, text in
+        terminals). Options as for `score`. Runs on asyncio or trio. A cancelled call
+        raises; the rows it finished stay in the result cache (when on), so a new call
+        computes only the rest.
+        """
+        table = self._table(prompts, values, gold, progress, kwargs)
+        bar = progress_bar(len(table), progress)
+        try:
+            return await fill(self, table, self.backend.score_window, bar, kwargs)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def score_many_sync(self, prompts: Iterable[str], values: Values, *,
+                        gold: Optional[Iterable[str]] = None, progress: bool = True,
+                        **kwargs: Any) -> ScoringTable:
+        """Synchronous `score_many`. An interrupt (KeyboardInterrupt, a notebook's stop
+        button) stops the work and returns the table of the rows finished so far (the
+        others are None; `complete` is False), with a warning."""
+        table = self._table(prompts, values, gold, progress, kwargs)
+        bar = progress_bar(len(table), progress)  # drawn from the caller's thread
+        future = aio.submit(fill(self, table, self.backend.score_window, bar, kwargs))
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            future.cancel()
+            return interrupted(table)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _table(self, prompts: Any, values: Any, gold: Any, progress: Any,
+               options: dict) -> ScoringTable:
+        """An empty table for `score_many`, after checking every argument."""
+        parse_score_options(**options)
+        if not isinstance(progress, bool):
+            raise TypeError(f"progress must be True or False, got {progress!r}")
+        checked = check_prompts(prompts)
+        per_prompt = values_per_prompt(values, len(checked))
+        return ScoringTable(checked, per_prompt, self.model_identifier,
+                            check_gold(gold, per_prompt))
 
 
 def _shape(generations: list[Generation], options: GenerateOptions) -> GenerateResult:

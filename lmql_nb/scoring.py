@@ -1,8 +1,9 @@
-"""`ScoringResult`: the scores a model assigns to continuations of one prompt."""
+"""`ScoringResult`: the scores a model assigns to continuations of one prompt;
+`ScoringTable`: those of a whole dataset (`score_many`)."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence, overload
 
 import numpy as np
 
@@ -96,3 +97,121 @@ class ScoringResult:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
         """In a notebook, the scoring heatmap; `text/plain` stays the text form above."""
         return mimebundle(self)
+
+
+class ScoringTable(Sequence[ScoringResult]):
+    """The scores of a dataset: one `ScoringResult` per prompt (`score_many`'s result).
+
+    It is a sequence of `ScoringResult`s, in the prompts' order; a row that did not
+    finish (the call was interrupted) is None, and `complete` is False.
+
+    Attributes:
+        prompts: the prompts, in order.
+        values: per prompt, the values it was scored against.
+        gold: per prompt, its correct value, when given (for `accuracy` and `confusion`).
+        model_identifier: the id of the model that scored.
+    """
+
+    def __init__(self, prompts: Sequence[str], values: Sequence[Sequence[str]],
+                 model_identifier: str, gold: Optional[Sequence[str]] = None,
+                 results: Optional[Sequence[Optional[ScoringResult]]] = None):
+        self.prompts = list(prompts)
+        self.values = [list(v) for v in values]
+        self.model_identifier = model_identifier
+        self.gold = None if gold is None else list(gold)
+        self._results: list[Optional[ScoringResult]] = (
+            list(results) if results is not None else [None] * len(self.prompts))
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    @overload
+    def __getitem__(self, index: int) -> ScoringResult: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ScoringResult]: ...
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._results[index]
+
+    def set(self, index: int, result: ScoringResult) -> None:
+        """Store row `index` (as `score_many` finishes it)."""
+        self._results[index] = result
+
+    @property
+    def finished(self) -> int:
+        """How many rows are scored."""
+        return sum(result is not None for result in self._results)
+
+    @property
+    def complete(self) -> bool:
+        """True when every row is scored."""
+        return self.finished == len(self)
+
+    def columns(self) -> list[str]:
+        """Every value any row was scored against, in order of first appearance."""
+        return list(dict.fromkeys(v for values in self.values for v in values))
+
+    def predictions(self, agg: str = "sum", alpha: float = 0.7) -> list[Optional[str]]:
+        """Per row, the value with the highest score (None for an unfinished row)."""
+        return [None if r is None else r.argmax(agg, alpha) for r in self._results]
+
+    def accuracy(self, agg: str = "sum", alpha: float = 0.7) -> float:
+        """The share of finished rows whose argmax is the gold value."""
+        gold = self._require_gold()
+        pairs = [(p, g) for p, g in zip(self.predictions(agg, alpha), gold) if p is not None]
+        if not pairs:
+            raise ValueError("no row is scored yet, so there is no accuracy")
+        return sum(p == g for p, g in pairs) / len(pairs)
+
+    def confusion(self, agg: str = "sum", alpha: float = 0.7) -> Any:
+        """A DataFrame counting finished rows by gold value (rows) and argmax (columns)."""
+        import pandas as pd
+
+        gold = self._require_gold()
+        labels = self.columns()
+        counts = pd.DataFrame(0, index=pd.Index(labels, name="gold"),
+                              columns=pd.Index(labels, name="predicted"))
+        for predicted, correct in zip(self.predictions(agg, alpha), gold):
+            if predicted is not None:
+                counts.loc[correct, predicted] += 1
+        return counts
+
+    def _require_gold(self) -> list[str]:
+        if self.gold is None:
+            raise ValueError("no gold labels: pass gold=[...] to score_many (one value per "
+                             "prompt)")
+        return self.gold
+
+    def to_pandas(self, agg: str = "sum", alpha: float = 0.7, probs: bool = True) -> Any:
+        """A DataFrame with one row per prompt: the prompt, a column per value (its
+        probability among the row's values, or with `probs=False` its aggregated score;
+        NaN where the row has no such value or is unfinished), the argmax, and with gold
+        labels the gold value and whether the argmax equals it."""
+        import pandas as pd
+
+        columns = self.columns()
+        grid = np.full((len(self), len(columns)), np.nan)
+        position = {value: j for j, value in enumerate(columns)}
+        for i, result in enumerate(self._results):
+            if result is not None:
+                numbers = result.probs(agg, alpha) if probs else result.scores(agg, alpha)
+                for value, number in zip(result.continuations, numbers):
+                    grid[i, position[value]] = number
+        frame = pd.DataFrame(grid, columns=columns)
+        frame.insert(0, "prompt", self.prompts)
+        frame["argmax"] = self.predictions(agg, alpha)
+        if self.gold is not None:
+            frame["gold"] = self.gold
+            frame["correct"] = [None if p is None else p == g
+                                for p, g in zip(frame["argmax"], self.gold)]
+        return frame
+
+    def __repr__(self) -> str:
+        state = "complete" if self.complete else f"{self.finished} finished"
+        head = (f"lmql_nb.ScoringTable(model='{self.model_identifier}', {len(self)} rows x "
+                f"{len(self.columns())} values, {state})")
+        return head if self.gold is None or not self.finished else \
+            f"{head}\naccuracy: {self.accuracy():.3f}"
+
+    __str__ = __repr__

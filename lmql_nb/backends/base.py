@@ -22,6 +22,8 @@ class Backend(abc.ABC):
     kind: str = "backend"
     #: the keyword options `lmql_nb.model(id, **options)` accepts for this backend
     options: tuple[str, ...] = ()
+    #: how many `score` calls `score_many` keeps in flight at once
+    score_window: int = 8
 
     @classmethod
     def check_options(cls, model_id: str, options: dict) -> None:

@@ -64,6 +64,9 @@ def _groups_of_rows(requests: Sequence[Any], max_rows: Optional[int]) -> list[li
 class InProcessBackend(Backend):
     """A model this process runs, on one worker thread that batches concurrent calls."""
 
+    # two worker batches: one runs while the next gathers
+    score_window = 64
+
     def __init__(self, model_id: str, batch_window: float = 0.005):
         self.model_id = model_id
         self.batch_window = check_batch_window(batch_window)
