@@ -14,7 +14,8 @@ from typing import Any
 from . import display_hooks
 from .api import (generate, generate_sync, get_default_model, model, score, score_sync,
                   set_default_model)
-from .comparison import Comparison, compare, compare_sync
+from .comparison import (Comparison, ScoreComparison, compare, compare_scores,
+                         compare_scores_sync, compare_sync)
 from .llm import LLM
 from .result_cache import clear_cache, set_cache
 from .results import Alternative, Generation, TokenInfo
@@ -53,5 +54,5 @@ __all__ = [
     "LLM", "ScoringResult", "ScoringTable", "Generation", "TokenInfo", "Alternative", "model", "generate",
     "generate_sync", "score", "score_sync", "set_default_model", "get_default_model",
     "load_ipython_extension", "show", "set_cache", "clear_cache", "compare", "compare_sync",
-    "Comparison",
+    "Comparison", "compare_scores", "compare_scores_sync", "ScoreComparison",
 ]

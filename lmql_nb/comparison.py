@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 from . import aio
 from .alignment import Segment, align, token_spans
-from .options import check_prompt, parse_generate_options
+from .options import check_prompt, check_values, parse_generate_options
 from .results import TokenInfo
+from .scoring import ScoringResult
 from .tokenizer import split_continuation
 
 if TYPE_CHECKING:
@@ -124,12 +125,6 @@ class Comparison:
 
     __str__ = __repr__
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
-        """In a notebook, the comparison view; `text/plain` stays the text form above."""
-        from .notebook.display import mimebundle
-
-        return mimebundle(self)
-
 
 def _rank(token: TokenInfo) -> float:
     return math.nan if token.rank is None else float(token.rank)
@@ -209,3 +204,67 @@ def compare_sync(prompt: str, continuation: str, models: Sequence[ModelLike],
                  **kwargs: Any) -> Comparison:
     """Synchronous `compare`."""
     return aio.run_sync(compare, prompt, continuation, models, **kwargs)
+
+
+class ScoreComparison:
+    """The same values scored after one prompt by several models.
+
+    `results[m]` is model m's own `ScoringResult`; `winners()` names each model's best
+    value, `agree` says whether they all pick the same one. In a notebook it shows as one
+    heatmap with a group of rows per model.
+    """
+
+    def __init__(self, labels: Sequence[str], results: Sequence[ScoringResult]):
+        self.labels = list(labels)
+        self.results = list(results)
+        self.prompt = self.results[0].prompt
+        self.continuations = self.results[0].continuations
+
+    def winners(self, agg: str = "sum", alpha: float = 0.7) -> dict[str, str]:
+        """Per model label, the value it scores highest."""
+        return {label: result.argmax(agg, alpha)
+                for label, result in zip(self.labels, self.results)}
+
+    def agree(self, agg: str = "sum", alpha: float = 0.7) -> bool:
+        """True when every model picks the same value."""
+        return len(set(self.winners(agg, alpha).values())) == 1
+
+    def to_pandas(self, agg: str = "sum", alpha: float = 0.7) -> Any:
+        """One row per value: each model's aggregated score (a column named by its label)
+        and probability across the values (`prob <label>`)."""
+        import pandas as pd
+
+        frame = pd.DataFrame({"value": self.continuations})
+        for label, result in zip(self.labels, self.results):
+            frame[label] = result.scores(agg, alpha)
+            frame[f"prob {label}"] = result.probs(agg, alpha)
+        return frame
+
+    def __repr__(self) -> str:
+        verdict = "the models agree" if self.agree() else "the models disagree"
+        lines = [f"lmql_nb.ScoreComparison({len(self.labels)} models, "
+                 f"{len(self.continuations)} values; {verdict})"]
+        lines += [f"- {label}: {winner!r}" for label, winner in self.winners().items()]
+        return "\n".join(lines)
+
+    __str__ = __repr__
+
+
+async def compare_scores(prompt: str, values: Union[str, list[str]],
+                         models: Sequence[ModelLike], *,
+                         labels: Optional[Sequence[str]] = None,
+                         cache: bool = True) -> ScoreComparison:
+    """`score(prompt, values)` under each of `models` (ids or `LLM`s): the compare form of
+    `score`. Returns a `ScoreComparison` (winners per model, where they disagree)."""
+    check_prompt(prompt)
+    values = check_values(values)
+    llms = resolve_models(models)
+    names = _labels(llms, labels)
+    results = [await llm.score(prompt, values, cache=cache) for llm in llms]
+    return ScoreComparison(names, results)
+
+
+def compare_scores_sync(prompt: str, values: Union[str, list[str]],
+                        models: Sequence[ModelLike], **kwargs: Any) -> ScoreComparison:
+    """Synchronous `compare_scores`."""
+    return aio.run_sync(compare_scores, prompt, values, models, **kwargs)

@@ -104,3 +104,21 @@ def test_bad_input_is_named(tiny_gpt2_path):
         lmql_nb.compare_sync(PROMPT, " Paris", [f"local:{tiny_gpt2_path}"], labels=["a", "b"])
     assert math.isfinite(lmql_nb.compare_sync(PROMPT, " Paris", [f"local:{tiny_gpt2_path}"])
                          .totals()[f"local:{tiny_gpt2_path}"])
+
+
+def test_compare_scores_equals_each_models_own_score(tiny_gpt2_path, tiny_llama_path):
+    models = [f"local:{tiny_gpt2_path}", f"local:{tiny_llama_path}"]
+    values = [" Paris", " Berlin", " a quiet river"]
+    compared = lmql_nb.compare_scores_sync(PROMPT, values, models, labels=["gpt2", "llama"],
+                                           cache=False)
+    winners = {}
+    for label, path in zip(["gpt2", "llama"], [tiny_gpt2_path, tiny_llama_path]):
+        totals = [reference.continuation_logprob(path, PROMPT, v) for v in values]
+        winners[label] = values[totals.index(max(totals))]
+        assert compared.results[compared.labels.index(label)].scores().tolist() == \
+            pytest.approx(totals, abs=1e-3)
+    assert compared.winners() == winners
+    assert compared.agree() == (len(set(winners.values())) == 1)
+    frame = compared.to_pandas()
+    assert list(frame.columns) == ["value", "gpt2", "prob gpt2", "llama", "prob llama"]
+    assert ("disagree" in repr(compared)) != compared.agree()
