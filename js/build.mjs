@@ -1,8 +1,10 @@
 // Builds the widget bundles into ../lmql_nb/static/ (kept in the repository, so that
-// installing lmql_nb needs no node). `node build.mjs --check` builds into memory and
-// fails if the committed files differ from what the sources give.
+// installing lmql_nb needs no node): every view in src/views/<name>.js becomes
+// static/<name>.js (an ES module, what anywidget loads), plus standalone.js (to_html()'s
+// page script) and widgets.css. `node build.mjs --check` builds into memory and fails if
+// the committed files differ from what the sources give.
 import * as esbuild from "esbuild";
-import { readFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { readFileSync, readdirSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -20,10 +22,9 @@ const common = {
   supported: { "inline-script": false },
 };
 
+const views = readdirSync(join(here, "src", "views")).filter((name) => name.endsWith(".js")).sort();
 const builds = [
-  { entryPoints: [join(here, "src/token_view.js")], format: "esm", outfile: join(outdir, "token_view.js") },
-  { entryPoints: [join(here, "src/heatmap.js")], format: "esm", outfile: join(outdir, "heatmap.js") },
-  { entryPoints: [join(here, "src/trace_view.js")], format: "esm", outfile: join(outdir, "trace_view.js") },
+  ...views.map((name) => ({ entryPoints: [join(here, "src", "views", name)], format: "esm", outfile: join(outdir, name) })),
   { entryPoints: [join(here, "src/standalone.js")], format: "iife", outfile: join(outdir, "standalone.js") },
   { entryPoints: [join(here, "src/widgets.css")], outfile: join(outdir, "widgets.css") },
 ];

@@ -1,12 +1,10 @@
-// The kernel-free renderer behind `to_html()`: finds each embedded widget state
-// (a JSON script tag whose data is base64) and draws it with the same views as the
-// notebook, over a local stand-in for the widget model.
-import heatmap from "./heatmap.js";
-import tokenView from "./token_view.js";
-import traceView from "./trace_view.js";
-
-const VIEWS = { heatmap, token_view: tokenView, trace_view: traceView };
+// The kernel-free renderer behind `to_html()`. A page holds, per view, a JSON script with
+// its state (the data as base64), a script with the view's own ESM bundle (the one the
+// notebook loads) and the view's static rendering. This loads the bundle as a module, draws
+// the view over a local stand-in for the widget model and removes the static rendering;
+// without JavaScript the static rendering stays. It knows no view by name.
 const STATE_TYPE = "application/vnd.lmql-nb.state+json";
+const VIEW_TYPE = "application/vnd.lmql-nb.view+javascript";
 
 function localModel(state) {
   const listeners = {};
@@ -31,12 +29,24 @@ function decodeBase64(text) {
   return bytes;
 }
 
-function mountAll() {
-  for (const script of document.querySelectorAll(`script[type="${STATE_TYPE}"]`)) {
-    const { view, state, data } = JSON.parse(script.textContent);
+async function mount(container) {
+  const { state, data } = JSON.parse(container.querySelector(`script[type="${STATE_TYPE}"]`).textContent);
+  const code = container.querySelector(`script[type="${VIEW_TYPE}"]`).textContent;
+  const url = URL.createObjectURL(new Blob([code], { type: "text/javascript" }));
+  try {
+    const view = (await import(url)).default;
     const el = document.createElement("div");
-    script.after(el);
-    VIEWS[view].render({ model: localModel({ ...state, data: decodeBase64(data) }), el });
+    container.appendChild(el);
+    view.render({ model: localModel({ ...state, data: decodeBase64(data) }), el });
+    container.querySelector(".lmnb-static")?.remove();
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
+
+function mountAll() {
+  for (const container of document.querySelectorAll(".lmnb-page")) {
+    mount(container).catch((error) => console.error("lmql_nb: cannot draw the view", error));
   }
 }
 

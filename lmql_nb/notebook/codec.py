@@ -2,7 +2,7 @@
 
 Widgets send their data as one `bytes` trait, which ipywidgets transmits as a binary
 buffer (no JSON lists of numbers); `to_html()` embeds the same bytes as base64. The
-layout, read by `js/src/common.js`:
+layout, read by `js/src/codec.js`:
 
     b"LMNB" | uint32 LE header length | header JSON (utf-8) | padding to 8 | columns
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Mapping, Sequence, Union
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -41,11 +41,21 @@ def _pad(n: int) -> int:
     return -n % 8
 
 
-def pack(columns: Mapping[str, Column]) -> bytes:
-    """Pack named columns (numpy float64/int32/uint8 arrays or lists of str) into bytes."""
+def pack(columns: Mapping[str, Column], declared: Optional[Mapping[str, str]] = None) -> bytes:
+    """Pack named columns (numpy float64/int32/uint8 arrays or lists of str) into bytes.
+
+    With `declared` (a view's column declaration, name -> dtype), the columns must be
+    exactly those, with those dtypes: a view never receives an undeclared column.
+    """
+    if declared is not None and set(columns) != set(declared):
+        missing, extra = sorted(set(declared) - set(columns)), sorted(set(columns) - set(declared))
+        raise ValueError(f"columns do not match the view's declaration: missing {missing}, "
+                         f"undeclared {extra}")
     entries, blobs, offset = [], [], 0
     for name, values in columns.items():
         dtype, length, blob = _encode(values)
+        if declared is not None and declared[name] != dtype:
+            raise ValueError(f"column {name!r} is declared {declared[name]!r} but is {dtype!r}")
         entries.append({"name": name, "dtype": dtype, "length": length, "offset": offset,
                         "nbytes": len(blob)})
         blobs.append(blob + b"\0" * _pad(len(blob)))

@@ -56,13 +56,12 @@ def in_kernel() -> bool:
 
 
 def mimebundle(result: Showable) -> Any:
-    """The display of `result`: its widget in a kernel, always with `repr` as text/plain
-    (what consoles, nbval and text-only front ends see)."""
-    text = repr(result)
+    """The display of `result`: in a kernel, its view (live widget, static HTML, and its
+    text as text/plain: the generated text or the scores table); elsewhere `repr`."""
     if not in_kernel():
-        return {"text/plain": text}
+        return {"text/plain": repr(result)}
     try:
         widget = show(result)
     except ImportError:  # the notebook extra (anywidget) is not installed
-        return {"text/plain": text}
-    return widget.mimebundle(text)
+        return {"text/plain": repr(result)}
+    return widget.mimebundle()

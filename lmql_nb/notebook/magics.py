@@ -169,7 +169,7 @@ def _show_scores(result: Any, agg: str) -> None:
     if not in_kernel():
         print(repr(result))
         return
-    data, metadata = ScoringHeatmap(result, agg=agg).mimebundle(repr(result))
+    data, metadata = ScoringHeatmap(result, agg=agg).mimebundle()
     display(data, metadata=metadata, raw=True)
 
 

@@ -1,4 +1,182 @@
-// src/common.js
+// ../lmql_nb/notebook/widgets/scale.json
+var scale_default = {
+  about: "The one colour scale of lmql_nb's views, read by colours.py (static HTML) and js/src/colours.js (widgets). A token's log-probability (nats) in [domain] picks one of `bins` colours interpolated between `stops` (matplotlib's cividis at 0, 1/8, ..., 1: sequential, colour-blind safe, rising in lightness). Ticks are probabilities on the log axis.",
+  domain: [-8, 0],
+  stops: ["#00224e", "#1a386f", "#434e6c", "#61656f", "#7d7c78", "#9b9476", "#bcae6c", "#dec958", "#fee838"],
+  bins: 33,
+  ticks: [[-6.907755278982137, "0.1%"], [-4.605170185988091, "1%"], [-2.302585092994046, "10%"], [0, "100%"]]
+};
+
+// src/dom.js
+function h(tag, className, text) {
+  const element = document.createElement(tag);
+  if (className) element.className = className;
+  if (text !== void 0 && text !== null) element.textContent = String(text);
+  return element;
+}
+var WHITESPACE = { " ": "\xB7", "	": "\u2192", "\n": "\u21B5", "\r": "\\r" };
+var INVISIBLE = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u200B-\u200F\u2028\u2029\u2060\uFEFF]/;
+function escapeForm(ch) {
+  const code = ch.codePointAt(0);
+  return code < 256 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
+}
+function mark(shown, raw, title) {
+  const element = h("span", "lmnb-ws", shown);
+  element.dataset.raw = raw;
+  if (title) element.title = title;
+  return element;
+}
+var codePoint = (ch) => `U+${ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}`;
+function appendText(parent, text, { markers = false, lineBreaks = true } = {}) {
+  if (text === "") {
+    parent.appendChild(mark("\u25CC", "", "no complete character yet (part of a multi-byte character)"));
+    return;
+  }
+  let run = "";
+  const flush = () => {
+    if (run) parent.appendChild(document.createTextNode(run));
+    run = "";
+  };
+  for (const ch of text) {
+    const invisible = INVISIBLE.test(ch);
+    if (!invisible && !(markers && WHITESPACE[ch] !== void 0)) {
+      run += ch;
+      continue;
+    }
+    flush();
+    parent.appendChild(mark(
+      WHITESPACE[ch] ?? escapeForm(ch),
+      ch,
+      ch === " " ? "" : codePoint(ch)
+    ));
+    if (ch === "\n" && lineBreaks) parent.appendChild(document.createTextNode("\n"));
+  }
+  flush();
+}
+function appendMarkedText(parent, text) {
+  appendText(parent, text, { markers: true, lineBreaks: false });
+}
+function copyText(fragment) {
+  for (const element of fragment.querySelectorAll("[data-raw]")) {
+    const raw = element.dataset.raw;
+    const next = element.nextSibling;
+    if (raw === "\n" && next?.nodeType === 3 && next.data.startsWith("\n")) next.data = next.data.slice(1);
+    element.replaceWith(document.createTextNode(raw));
+  }
+  for (const element of fragment.querySelectorAll("[data-copy='skip']")) element.remove();
+  return fragment.textContent;
+}
+function formatNumber(x, digits = 4) {
+  if (x === null || x === void 0 || Number.isNaN(x)) return "\u2013";
+  if (x === -Infinity) return "\u2212\u221E";
+  return x.toFixed(digits).replace("-", "\u2212");
+}
+function formatPercent(p) {
+  if (Number.isNaN(p)) return "\u2013";
+  if (p > 0 && p < 1e-4) return "<0.01%";
+  return `${(100 * p).toFixed(p >= 0.1 ? 1 : 2)}%`;
+}
+function segmented(label, options, active, onSelect) {
+  const group = h("div", "lmnb-segmented");
+  group.setAttribute("role", "group");
+  group.setAttribute("aria-label", label);
+  group.appendChild(h("span", "lmnb-segmented-label", label));
+  const buttons = {};
+  for (const [key, text, title] of options) {
+    const button = h("button", "lmnb-button", text);
+    button.type = "button";
+    button.dataset.key = key;
+    if (title) button.title = title;
+    button.addEventListener("click", () => onSelect(key));
+    buttons[key] = button;
+    group.appendChild(button);
+  }
+  const setActive = (key) => {
+    for (const [name, button] of Object.entries(buttons)) {
+      button.classList.toggle("lmnb-active", name === key);
+      button.setAttribute("aria-pressed", String(name === key));
+    }
+  };
+  setActive(active);
+  return { element: group, setActive };
+}
+
+// src/colours.js
+var DARK_TEXT = "#111111";
+var LIGHT_TEXT = "#ffffff";
+var rgbOf = (hex2) => [1, 3, 5].map((i) => parseInt(hex2.slice(i, i + 2), 16));
+function luminance(rgb) {
+  const [r, g, b] = rgb.map((c) => {
+    const s = c / 255;
+    return s <= 0.04045 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+function textColour(rgb) {
+  const lum = luminance(rgb);
+  const dark = (lum + 0.05) / (luminance(rgbOf(DARK_TEXT)) + 0.05);
+  const light = 1.05 / (lum + 0.05);
+  return dark >= light ? DARK_TEXT : LIGHT_TEXT;
+}
+var hex = (rgb) => `#${rgb.map((c) => c.toString(16).padStart(2, "0")).join("")}`;
+var TABLE = (() => {
+  const stops = scale_default.stops.map(rgbOf);
+  const table = [];
+  for (let i = 0; i < scale_default.bins; i++) {
+    const position = i / (scale_default.bins - 1) * (stops.length - 1);
+    const k = Math.min(Math.floor(position), stops.length - 2);
+    const f = position - k;
+    const rgb = stops[k].map((a, c) => Math.floor(a + (stops[k + 1][c] - a) * f + 0.5));
+    table.push([hex(rgb), textColour(rgb)]);
+  }
+  return table;
+})();
+function binOf(value, [lo, hi] = scale_default.domain) {
+  if (value === null || value === void 0 || Number.isNaN(value)) return null;
+  if (value === -Infinity) return 0;
+  const index = Math.floor((value - lo) / (hi - lo) * (scale_default.bins - 1) + 0.5);
+  return Math.min(scale_default.bins - 1, Math.max(0, index));
+}
+function paint(element, value, domain = scale_default.domain) {
+  const index = binOf(value, domain);
+  element.style.background = index === null ? "" : TABLE[index][0];
+  element.style.color = index === null ? "" : TABLE[index][1];
+}
+var GRADIENT = `linear-gradient(to right, ${scale_default.stops.join(", ")})`;
+var LOGPROB_SCALE = {
+  domain: scale_default.domain,
+  label: "probability of each token (log scale; colour by log-probability)",
+  ticks: scale_default.ticks,
+  below: `\u2264 ${scale_default.domain[0]}`
+};
+function legend(scale) {
+  const root = h("div", "lmnb-legend");
+  root.title = scale.label;
+  const bar = h("div", "lmnb-legend-bar");
+  bar.style.background = GRADIENT;
+  const marker = h("div", "lmnb-legend-marker");
+  marker.hidden = true;
+  bar.appendChild(marker);
+  const ticks = h("div", "lmnb-legend-ticks");
+  const [lo, hi] = scale.domain;
+  const place = (value) => `${100 * (Math.min(hi, Math.max(lo, value)) - lo) / (hi - lo)}%`;
+  for (const [value, text] of scale.ticks) {
+    const tick = h("span", "lmnb-legend-tick", text);
+    tick.style.left = place(value);
+    ticks.appendChild(tick);
+  }
+  root.append(bar, ticks);
+  return {
+    element: root,
+    mark(value) {
+      const show = value !== null && value !== void 0 && !Number.isNaN(value);
+      marker.hidden = !show;
+      if (show) marker.style.left = place(value === -Infinity ? lo : value);
+    }
+  };
+}
+
+// src/codec.js
 var MAGIC = "LMNB";
 function decodeColumns(data) {
   if (!data) return {};
@@ -36,122 +214,199 @@ function decodeColumn(raw, column, decoder) {
       throw new Error(`lmql_nb: unknown column type ${column.dtype}`);
   }
 }
-function h(tag, className, text) {
-  const element = document.createElement(tag);
-  if (className) element.className = className;
-  if (text !== void 0 && text !== null) element.textContent = String(text);
-  return element;
-}
-var WHITESPACE = { " ": "\xB7", "	": "\u2192", "\n": "\u21B5", "\r": "\\r" };
-var INVISIBLE = /[\u0000-\u001F\u007F-\u009F\u200B-\u200F\u2028\u2029\u2060\uFEFF]/;
-function visibleForm(ch) {
-  if (WHITESPACE[ch] !== void 0) return WHITESPACE[ch];
-  if (!INVISIBLE.test(ch)) return void 0;
-  const code = ch.codePointAt(0);
-  return code < 256 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
-}
-function appendVisibleText(parent, text, lineBreaks = true) {
-  if (text === "") {
-    const mark = h("span", "lmnb-ws lmnb-empty", "\u25CC");
-    mark.title = "no complete character yet (part of a multi-byte character)";
-    parent.appendChild(mark);
-    return;
-  }
-  let run = "";
-  const flush = () => {
-    if (run) parent.appendChild(document.createTextNode(run));
-    run = "";
-  };
-  for (const ch of text) {
-    const shown = visibleForm(ch);
-    if (shown === void 0) {
-      run += ch;
-      continue;
+
+// src/view.js
+function defineView(ViewClass) {
+  return {
+    render({ model, el }) {
+      const view = new ViewClass(model, el);
+      return () => view.destroy();
     }
-    flush();
-    const mark = h("span", "lmnb-ws", shown);
-    if (ch !== " ") mark.title = `U+${ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}`;
-    parent.appendChild(mark);
-    if (ch === "\n" && lineBreaks) parent.appendChild(h("br"));
+  };
+}
+var View = class {
+  constructor(model, el, className) {
+    this.model = model;
+    this.el = el;
+    this.root = h("div", `lmnb ${className}`);
+    this.root.dataset.lmnbLive = "";
+    this.columns = {};
+    this._traitHandlers = [];
+    this._domHandlers = [];
+    this._frames = /* @__PURE__ */ new Set();
+    this.tooltip = new Tooltip(this.root);
+    el.appendChild(this.root);
   }
-  flush();
+  /** The value of a trait. */
+  get(name) {
+    return this.model.get(name);
+  }
+  /** Set a trait and send it to Python. */
+  set(name, value) {
+    this.model.set(name, value);
+    this.model.save_changes();
+  }
+  /** Call `handler` whenever the trait `name` changes (until `destroy`). */
+  onChange(name, handler) {
+    const event = `change:${name}`;
+    this.model.on(event, handler);
+    this._traitHandlers.push([event, handler]);
+  }
+  /** addEventListener that `destroy` undoes (for targets outside `root`, e.g. window). */
+  listen(target, event, handler, options) {
+    target.addEventListener(event, handler, options);
+    this._domHandlers.push([target, event, handler, options]);
+  }
+  /**
+   * Decode the `data` trait into `this.columns`: `this.columns.<name>` is a typed array
+   * (numbers) or an array (strings); reading a column Python does not declare throws.
+   */
+  decode() {
+    const columns = decodeColumns(this.get("data"));
+    const view = this.constructor.name;
+    this.columns = new Proxy(columns, {
+      get(target, name) {
+        if (typeof name === "string" && !(name in target) && Object.keys(target).length) {
+          throw new Error(`lmql_nb: ${view} reads the column "${name}", which Python does not send`);
+        }
+        return target[name];
+      }
+    });
+    return this.columns;
+  }
+  /**
+   * Show a tooltip while the pointer is over an element matching `selector` inside
+   * `container`: `describe(element)` gives its content (a Node) or null for none;
+   * `onHover(element | null)` hears every change (e.g. to mark a legend).
+   */
+  hover(container, selector, describe, onHover = () => {
+  }) {
+    let current = null;
+    this.listen(container, "mouseover", (event) => {
+      const target = event.target.closest?.(selector);
+      if (!target || !container.contains(target) || target === current) return;
+      current = target;
+      const content = describe(target);
+      if (content) this.tooltip.show(target, content, event);
+      else this.tooltip.hide();
+      onHover(target);
+    });
+    this.listen(container, "mouseleave", () => {
+      current = null;
+      this.tooltip.hide();
+      onHover(null);
+    });
+  }
+  /** Copying a selection inside `container` gives the text the marks stand for. */
+  exactCopy(container) {
+    this.listen(container, "copy", (event) => {
+      const selection = document.getSelection();
+      if (!selection || selection.rangeCount === 0 || selection.isCollapsed) return;
+      const parts = [];
+      for (let i = 0; i < selection.rangeCount; i++) parts.push(copyText(selection.getRangeAt(i).cloneContents()));
+      event.clipboardData.setData("text/plain", parts.join(""));
+      event.preventDefault();
+    });
+  }
+  /** Scroll `element` to its end once laid out (a long prompt shows what follows it). */
+  scrollToEnd(element) {
+    const frame = requestAnimationFrame(() => {
+      this._frames.delete(frame);
+      element.scrollTop = element.scrollHeight;
+    });
+    this._frames.add(frame);
+  }
+  destroy() {
+    for (const [event, handler] of this._traitHandlers) this.model.off(event, handler);
+    for (const [target, event, handler, options] of this._domHandlers) {
+      target.removeEventListener(event, handler, options);
+    }
+    for (const frame of this._frames) cancelAnimationFrame(frame);
+    this._traitHandlers = [];
+    this._domHandlers = [];
+    this.tooltip.hide();
+  }
+};
+var GAP = 4;
+function boundary(root) {
+  const area = root.closest(".jp-OutputArea-output, .output_subarea, .lmnb-page") ?? root;
+  let rect = area.getBoundingClientRect();
+  let box = { left: rect.left, top: rect.top, right: rect.right, bottom: rect.bottom };
+  const visible = { left: 0, top: 0, right: window.innerWidth, bottom: window.innerHeight };
+  for (let node = area.parentElement; node && node !== document.body; node = node.parentElement) {
+    const style = getComputedStyle(node);
+    if (/(auto|scroll|hidden|clip)/.test(style.overflow + style.overflowX + style.overflowY)) {
+      rect = node.getBoundingClientRect();
+      visible.left = Math.max(visible.left, rect.left);
+      visible.top = Math.max(visible.top, rect.top);
+      visible.right = Math.min(visible.right, rect.right);
+      visible.bottom = Math.min(visible.bottom, rect.bottom);
+    }
+  }
+  box = {
+    left: Math.max(box.left, visible.left),
+    right: Math.min(box.right, visible.right),
+    top: Math.max(box.top, visible.top),
+    bottom: Math.min(box.bottom, visible.bottom)
+  };
+  return { box, visible };
 }
-var clamp = (x) => Math.min(1, Math.max(0, x));
-function confidenceColour(confidence) {
-  if (confidence === null || Number.isNaN(confidence)) return "";
-  return `hsl(${Math.round(120 * clamp(confidence))} 85% 45% / 0.38)`;
-}
-function legendGradient() {
-  return `linear-gradient(to right, ${confidenceColour(0)}, ${confidenceColour(0.5)}, ${confidenceColour(1)})`;
-}
-function formatNumber(x, digits = 4) {
-  if (x === null || x === void 0 || Number.isNaN(x)) return "\u2013";
-  if (x === -Infinity) return "\u2212\u221E";
-  return x.toFixed(digits).replace("-", "\u2212");
-}
-function formatPercent(p) {
-  if (Number.isNaN(p)) return "\u2013";
-  if (p > 0 && p < 1e-4) return "<0.01%";
-  return `${(100 * p).toFixed(p >= 0.1 ? 1 : 2)}%`;
+function anchorRect(anchor, event) {
+  const rects = [...anchor.getClientRects()];
+  if (event && rects.length > 1) {
+    const hit = rects.find((r) => event.clientY >= r.top && event.clientY <= r.bottom && event.clientX >= r.left - 1 && event.clientX <= r.right + 1);
+    if (hit) return hit;
+  }
+  return rects[0] ?? anchor.getBoundingClientRect();
 }
 var Tooltip = class {
   constructor(root) {
+    this.root = root;
     this.element = h("div", "lmnb-tooltip");
     this.element.setAttribute("role", "tooltip");
+    this.element.dataset.copy = "skip";
     this.element.hidden = true;
     root.appendChild(this.element);
   }
-  show(anchor, content) {
+  show(anchor, content, event) {
     this.element.replaceChildren(content);
     this.element.hidden = false;
-    this.place(anchor);
+    this.place(anchorRect(anchor, event));
   }
-  place(anchor) {
+  place(target) {
     const style = this.element.style;
-    const target = anchor.getBoundingClientRect();
+    const { box, visible } = boundary(this.root);
     style.left = "0px";
     style.top = "0px";
+    style.maxWidth = `${Math.max(160, Math.min(440, box.right - box.left - 2 * GAP))}px`;
     const origin = this.element.getBoundingClientRect();
-    const box = { width: origin.width, height: origin.height };
-    let left = Math.min(target.left, window.innerWidth - box.width - 8);
-    let top = target.bottom + 4;
-    if (top + box.height > window.innerHeight - 4 && target.top - box.height - 4 > 0) {
-      top = target.top - box.height - 4;
+    const width = origin.width;
+    const height = origin.height;
+    const fitsIn = (area2) => ({
+      below: target.bottom + GAP + height <= area2.bottom,
+      above: target.top - GAP - height >= area2.top
+    });
+    let area = box;
+    let fits = fitsIn(box);
+    if (!fits.below && !fits.above) {
+      area = visible;
+      fits = fitsIn(visible);
     }
-    style.left = `${Math.max(4, left) - origin.left}px`;
+    let top;
+    if (fits.below) top = target.bottom + GAP;
+    else if (fits.above) top = target.top - GAP - height;
+    else top = Math.max(area.top, area.bottom - height);
+    let left = Math.min(target.left, box.right - width - GAP);
+    left = Math.max(left, box.left + GAP);
+    style.left = `${left - origin.left}px`;
     style.top = `${top - origin.top}px`;
   }
   hide() {
     this.element.hidden = true;
   }
 };
-function segmented(label, options, active, onSelect) {
-  const group = h("div", "lmnb-segmented");
-  group.setAttribute("role", "group");
-  group.setAttribute("aria-label", label);
-  group.appendChild(h("span", "lmnb-segmented-label", label));
-  const buttons = {};
-  for (const [key, text, title] of options) {
-    const button = h("button", "lmnb-button", text);
-    button.type = "button";
-    button.dataset.key = key;
-    if (title) button.title = title;
-    button.addEventListener("click", () => onSelect(key));
-    buttons[key] = button;
-    group.appendChild(button);
-  }
-  const setActive = (key) => {
-    for (const [name, button] of Object.entries(buttons)) {
-      button.classList.toggle("lmnb-active", name === key);
-      button.setAttribute("aria-pressed", String(name === key));
-    }
-  };
-  setActive(active);
-  return { element: group, setActive };
-}
 
-// src/heatmap.js
-var CLAMP = 10;
+// src/views/heatmap.js
 var AGGREGATIONS = [
   ["sum", "sum", "sum of the value's token log-probabilities"],
   ["mean", "mean", "that sum divided by the value's token count"],
@@ -165,27 +420,18 @@ var COLUMNS = [
   ["normalized", "normalized"],
   ["prob", "P(value)"]
 ];
-var Heatmap = class {
+var Heatmap = class extends View {
   constructor(model, el) {
-    this.model = model;
-    this.root = h("div", "lmnb lmnb-heatmap");
+    super(model, el, "lmnb-heatmap");
     const toolbar = h("div", "lmnb-toolbar");
-    this.aggButtons = segmented("Aggregation", AGGREGATIONS, this.agg(), (key) => {
-      model.set("agg", key);
-      model.save_changes();
-    });
-    toolbar.appendChild(this.aggButtons.element);
-    const legend = h("div", "lmnb-legend");
-    const bar = h("span", "lmnb-legend-bar");
-    bar.style.background = legendGradient();
-    bar.title = "token log-probability";
-    legend.append(h("span", "lmnb-legend-end", `\u2264 \u2212${CLAMP}`), bar, h("span", "lmnb-legend-end", "0"));
-    toolbar.appendChild(legend);
+    this.aggButtons = segmented("Aggregation", AGGREGATIONS, this.agg(), (key) => this.set("agg", key));
+    this.legend = legend(LOGPROB_SCALE);
     this.status = h("div", "lmnb-status");
-    toolbar.appendChild(this.status);
+    toolbar.append(this.aggButtons.element, this.legend.element, this.status);
     this.root.appendChild(toolbar);
+    this.model_line = h("div", "lmnb-model");
     this.prompt = h("div", "lmnb-prompt");
-    this.root.appendChild(this.prompt);
+    this.root.append(this.model_line, this.prompt);
     const scroller = h("div", "lmnb-table-scroller");
     this.table = h("table", "lmnb-heatmap-table");
     const headRow = h("tr");
@@ -197,8 +443,8 @@ var Heatmap = class {
       th.dataset.key = key;
       th.title = "click to sort";
       th.tabIndex = 0;
-      th.addEventListener("click", () => this.toggleSort(key));
-      th.addEventListener("keydown", (event) => {
+      this.listen(th, "click", () => this.toggleSort(key));
+      this.listen(th, "keydown", (event) => {
         if (event.key === "Enter" || event.key === " ") {
           event.preventDefault();
           this.toggleSort(key);
@@ -211,39 +457,38 @@ var Heatmap = class {
     this.body = this.table.appendChild(h("tbody"));
     scroller.appendChild(this.table);
     this.root.appendChild(scroller);
-    this.tooltip = new Tooltip(this.root);
-    this.body.addEventListener("mouseover", (event) => {
-      const cell = event.target.closest?.(".lmnb-cell");
-      if (cell) this.tooltip.show(cell, this.describe(Number(cell.dataset.v), Number(cell.dataset.t)));
-    });
-    this.body.addEventListener("mouseleave", () => this.tooltip.hide());
-    this.handlers = {
-      "change:data": () => this.build(),
-      "change:agg": () => this.updateAggregation(),
-      "change:sort": () => this.applySort(),
-      "change:prompt": () => this.updatePrompt(),
-      "change:model_identifier": () => this.updatePrompt()
-    };
-    for (const [event, handler] of Object.entries(this.handlers)) model.on(event, handler);
-    el.appendChild(this.root);
+    this.root.appendChild(this.tooltip.element);
+    this.hover(
+      this.body,
+      ".lmnb-cell",
+      (cell) => this.describe(Number(cell.dataset.v), Number(cell.dataset.t)),
+      (cell) => this.legend.mark(cell ? this.cellLogprob(cell) : null)
+    );
+    this.onChange("data", () => this.build());
+    this.onChange("agg", () => this.updateAggregation());
+    this.onChange("sort", () => this.applySort());
+    this.onChange("prompt", () => this.updatePrompt());
+    this.onChange("model_identifier", () => this.updatePrompt());
     this.updatePrompt();
     this.build();
   }
+  cellLogprob(cell) {
+    return this.columns.token_logprob[this.tokenStart[Number(cell.dataset.v)] + Number(cell.dataset.t)];
+  }
   agg() {
-    const agg = this.model.get("agg");
+    const agg = this.get("agg");
     return AGGREGATIONS.some(([key]) => key === agg) ? agg : "sum";
   }
   updatePrompt() {
-    this.prompt.replaceChildren(
-      h("span", "lmnb-label", "prompt"),
-      h("span", "lmnb-prompt-text", this.model.get("prompt") || "")
-    );
-    const model = this.model.get("model_identifier");
-    if (model) this.prompt.appendChild(h("span", "lmnb-model", model));
-    scrollToEnd(this.prompt);
+    const text = h("div", "lmnb-prompt-text", this.get("prompt") || "");
+    this.prompt.replaceChildren(h("span", "lmnb-label", "prompt"), text);
+    this.scrollToEnd(text);
+    const model = this.get("model_identifier");
+    this.model_line.hidden = !model;
+    this.model_line.replaceChildren(h("span", "lmnb-label", "model"), h("code", "", model || ""));
   }
   build() {
-    const d = this.data = decodeColumns(this.model.get("data"));
+    const d = this.decode();
     const n = d.value?.length ?? 0;
     this.tokenStart = new Int32Array(n + 1);
     for (let v = 0; v < n; v++) this.tokenStart[v + 1] = this.tokenStart[v] + d.token_count[v];
@@ -255,15 +500,15 @@ var Heatmap = class {
     this.updateAggregation();
   }
   rowElement(v) {
-    const d = this.data;
+    const d = this.columns;
     const row = h("tr", "lmnb-row");
     row.dataset.v = String(v);
     const value = h("td", "lmnb-col-value");
-    const mark = h("span", "lmnb-argmax-mark", "\u2605");
-    mark.setAttribute("aria-hidden", "true");
+    const mark2 = h("span", "lmnb-argmax-mark", "\u2605");
+    mark2.setAttribute("aria-hidden", "true");
     const label = h("span", "lmnb-value-text");
-    appendVisibleText(label, d.value[v], false);
-    value.append(mark, label);
+    appendMarkedText(label, d.value[v]);
+    value.append(mark2, label);
     row.appendChild(value);
     const tokens = h("td", "lmnb-col-tokens");
     const cells = h("div", "lmnb-cells");
@@ -272,18 +517,16 @@ var Heatmap = class {
       const cell = h("span", "lmnb-cell");
       cell.dataset.v = String(v);
       cell.dataset.t = String(t);
-      appendVisibleText(cell, d.token[i], false);
-      cell.style.background = confidenceColour(1 + d.token_logprob[i] / CLAMP);
+      appendMarkedText(cell, d.token[i]);
+      paint(cell, d.token_logprob[i]);
       cells.appendChild(cell);
     }
     tokens.appendChild(cells);
     row.appendChild(tokens);
-    const numbers = {};
     for (const key of ["sum", "mean", "normalized"]) {
-      const score = d[`score_${key}`][v];
+      const score = this.scores(key)[v];
       const cell = h("td", `lmnb-col-${key} lmnb-num`, formatNumber(score));
-      cell.title = String(score);
-      numbers[key] = cell;
+      cell.title = `${key} = ${score}`;
       row.appendChild(cell);
     }
     const prob = h("td", "lmnb-col-prob");
@@ -297,11 +540,13 @@ var Heatmap = class {
     return row;
   }
   scores(key) {
-    return this.data[`score_${key}`] ?? new Float64Array(0);
+    return (key === "sum" ? this.columns.score_sum : key === "mean" ? this.columns.score_mean : this.columns.score_normalized) ?? new Float64Array(0);
   }
   updateAggregation() {
     const agg = this.agg();
     this.aggButtons.setActive(agg);
+    this.headers.prob.firstChild.textContent = `P(value) by ${agg}`;
+    this.headers.prob.title = `softmax of the ${agg} scores across the values; click to sort`;
     for (const [key] of AGGREGATIONS) this.headers[key].classList.toggle("lmnb-agg-active", key === agg);
     const scores = this.scores(agg);
     this.probs = softmax(scores);
@@ -310,7 +555,7 @@ var Heatmap = class {
     this.rowElements.forEach(({ row, fill, text }, v) => {
       fill.style.width = `${(100 * this.probs[v]).toFixed(2)}%`;
       text.textContent = formatPercent(this.probs[v]);
-      text.title = `softmax of the ${agg} scores across values: ${this.probs[v]}`;
+      text.title = `softmax of the ${agg} scores across the values: ${this.probs[v]}`;
       const isBest = v === best;
       row.classList.toggle("lmnb-argmax", isBest);
       if (isBest) row.setAttribute("aria-label", `argmax by ${agg}`);
@@ -323,21 +568,20 @@ var Heatmap = class {
     this.applySort();
   }
   toggleSort(key) {
-    const [current, direction] = (this.model.get("sort") || "").split(":");
+    const [current, direction] = (this.get("sort") || "").split(":");
     const first = key === "value" ? "asc" : "desc";
     const next = current === key ? direction === "asc" ? "desc" : "asc" : first;
-    this.model.set("sort", `${key}:${next}`);
-    this.model.save_changes();
+    this.set("sort", `${key}:${next}`);
   }
   sortKey(key) {
-    const d = this.data;
+    const d = this.columns;
     if (key === "value") return (v) => d.value[v];
     if (key === "tokens") return (v) => d.token_count[v];
     if (key === "prob") return (v) => this.probs[v];
     return (v) => this.scores(key)[v];
   }
   applySort() {
-    const [key, direction] = (this.model.get("sort") || "").split(":");
+    const [key, direction] = (this.get("sort") || "").split(":");
     for (const [name, th] of Object.entries(this.headers)) {
       const active = name === key;
       th.setAttribute("aria-sort", active ? direction === "asc" ? "ascending" : "descending" : "none");
@@ -357,35 +601,27 @@ var Heatmap = class {
     this.body.appendChild(fragment);
   }
   describe(v, t) {
-    const d = this.data;
+    const d = this.columns;
     const i = this.tokenStart[v] + t;
     const box = h("div", "lmnb-tip");
     const head = h("div", "lmnb-tip-head");
     const token = h("code", "lmnb-tip-token");
-    appendVisibleText(token, d.token[i], false);
+    appendMarkedText(token, d.token[i]);
     head.appendChild(token);
     head.appendChild(h(
       "div",
       "lmnb-tip-stats",
-      `logprob ${d.token_logprob[i]} \xB7 p ${formatPercent(Math.exp(d.token_logprob[i]))}`
+      `logprob ${formatNumber(d.token_logprob[i])} \xB7 p ${formatPercent(Math.exp(d.token_logprob[i]))}`
     ));
     box.appendChild(head);
     const where = h("div", "lmnb-tip-note", `token ${t + 1} of ${d.token_count[v]} of `);
     const value = h("code");
-    appendVisibleText(value, d.value[v], false);
+    appendMarkedText(value, d.value[v]);
     where.appendChild(value);
     box.appendChild(where);
     return box;
   }
-  destroy() {
-    for (const [event, handler] of Object.entries(this.handlers)) this.model.off(event, handler);
-  }
 };
-function scrollToEnd(element) {
-  requestAnimationFrame(() => {
-    element.scrollTop = element.scrollHeight;
-  });
-}
 function softmax(scores) {
   let max = -Infinity;
   for (const s of scores) max = Math.max(max, s);
@@ -393,12 +629,7 @@ function softmax(scores) {
   const total = exps.reduce((a, b) => a + b, 0);
   return exps.map((e) => e / total);
 }
-function render({ model, el }) {
-  const view = new Heatmap(model, el);
-  return () => view.destroy();
-}
-var heatmap_default = { render };
+var heatmap_default = defineView(Heatmap);
 export {
-  heatmap_default as default,
-  render
+  heatmap_default as default
 };

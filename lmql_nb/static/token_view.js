@@ -1,4 +1,273 @@
-// src/common.js
+// ../lmql_nb/notebook/widgets/scale.json
+var scale_default = {
+  about: "The one colour scale of lmql_nb's views, read by colours.py (static HTML) and js/src/colours.js (widgets). A token's log-probability (nats) in [domain] picks one of `bins` colours interpolated between `stops` (matplotlib's cividis at 0, 1/8, ..., 1: sequential, colour-blind safe, rising in lightness). Ticks are probabilities on the log axis.",
+  domain: [-8, 0],
+  stops: ["#00224e", "#1a386f", "#434e6c", "#61656f", "#7d7c78", "#9b9476", "#bcae6c", "#dec958", "#fee838"],
+  bins: 33,
+  ticks: [[-6.907755278982137, "0.1%"], [-4.605170185988091, "1%"], [-2.302585092994046, "10%"], [0, "100%"]]
+};
+
+// src/dom.js
+function h(tag, className, text) {
+  const element = document.createElement(tag);
+  if (className) element.className = className;
+  if (text !== void 0 && text !== null) element.textContent = String(text);
+  return element;
+}
+var WHITESPACE = { " ": "\xB7", "	": "\u2192", "\n": "\u21B5", "\r": "\\r" };
+var INVISIBLE = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u200B-\u200F\u2028\u2029\u2060\uFEFF]/;
+function escapeForm(ch) {
+  const code = ch.codePointAt(0);
+  return code < 256 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
+}
+function mark(shown, raw, title) {
+  const element = h("span", "lmnb-ws", shown);
+  element.dataset.raw = raw;
+  if (title) element.title = title;
+  return element;
+}
+var codePoint = (ch) => `U+${ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}`;
+function appendText(parent, text, { markers = false, lineBreaks = true } = {}) {
+  if (text === "") {
+    parent.appendChild(mark("\u25CC", "", "no complete character yet (part of a multi-byte character)"));
+    return;
+  }
+  let run = "";
+  const flush = () => {
+    if (run) parent.appendChild(document.createTextNode(run));
+    run = "";
+  };
+  for (const ch of text) {
+    const invisible = INVISIBLE.test(ch);
+    if (!invisible && !(markers && WHITESPACE[ch] !== void 0)) {
+      run += ch;
+      continue;
+    }
+    flush();
+    parent.appendChild(mark(
+      WHITESPACE[ch] ?? escapeForm(ch),
+      ch,
+      ch === " " ? "" : codePoint(ch)
+    ));
+    if (ch === "\n" && lineBreaks) parent.appendChild(document.createTextNode("\n"));
+  }
+  flush();
+}
+function appendMarkedText(parent, text) {
+  appendText(parent, text, { markers: true, lineBreaks: false });
+}
+function copyText(fragment) {
+  for (const element of fragment.querySelectorAll("[data-raw]")) {
+    const raw = element.dataset.raw;
+    const next = element.nextSibling;
+    if (raw === "\n" && next?.nodeType === 3 && next.data.startsWith("\n")) next.data = next.data.slice(1);
+    element.replaceWith(document.createTextNode(raw));
+  }
+  for (const element of fragment.querySelectorAll("[data-copy='skip']")) element.remove();
+  return fragment.textContent;
+}
+function formatNumber(x, digits = 4) {
+  if (x === null || x === void 0 || Number.isNaN(x)) return "\u2013";
+  if (x === -Infinity) return "\u2212\u221E";
+  return x.toFixed(digits).replace("-", "\u2212");
+}
+function formatPercent(p) {
+  if (Number.isNaN(p)) return "\u2013";
+  if (p > 0 && p < 1e-4) return "<0.01%";
+  return `${(100 * p).toFixed(p >= 0.1 ? 1 : 2)}%`;
+}
+function segmented(label, options, active, onSelect) {
+  const group = h("div", "lmnb-segmented");
+  group.setAttribute("role", "group");
+  group.setAttribute("aria-label", label);
+  group.appendChild(h("span", "lmnb-segmented-label", label));
+  const buttons = {};
+  for (const [key, text, title] of options) {
+    const button = h("button", "lmnb-button", text);
+    button.type = "button";
+    button.dataset.key = key;
+    if (title) button.title = title;
+    button.addEventListener("click", () => onSelect(key));
+    buttons[key] = button;
+    group.appendChild(button);
+  }
+  const setActive = (key) => {
+    for (const [name, button] of Object.entries(buttons)) {
+      button.classList.toggle("lmnb-active", name === key);
+      button.setAttribute("aria-pressed", String(name === key));
+    }
+  };
+  setActive(active);
+  return { element: group, setActive };
+}
+
+// src/colours.js
+var DARK_TEXT = "#111111";
+var LIGHT_TEXT = "#ffffff";
+var rgbOf = (hex2) => [1, 3, 5].map((i) => parseInt(hex2.slice(i, i + 2), 16));
+function luminance(rgb) {
+  const [r, g, b] = rgb.map((c) => {
+    const s = c / 255;
+    return s <= 0.04045 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+function textColour(rgb) {
+  const lum = luminance(rgb);
+  const dark = (lum + 0.05) / (luminance(rgbOf(DARK_TEXT)) + 0.05);
+  const light = 1.05 / (lum + 0.05);
+  return dark >= light ? DARK_TEXT : LIGHT_TEXT;
+}
+var hex = (rgb) => `#${rgb.map((c) => c.toString(16).padStart(2, "0")).join("")}`;
+var TABLE = (() => {
+  const stops = scale_default.stops.map(rgbOf);
+  const table = [];
+  for (let i = 0; i < scale_default.bins; i++) {
+    const position = i / (scale_default.bins - 1) * (stops.length - 1);
+    const k = Math.min(Math.floor(position), stops.length - 2);
+    const f = position - k;
+    const rgb = stops[k].map((a, c) => Math.floor(a + (stops[k + 1][c] - a) * f + 0.5));
+    table.push([hex(rgb), textColour(rgb)]);
+  }
+  return table;
+})();
+function binOf(value, [lo, hi] = scale_default.domain) {
+  if (value === null || value === void 0 || Number.isNaN(value)) return null;
+  if (value === -Infinity) return 0;
+  const index = Math.floor((value - lo) / (hi - lo) * (scale_default.bins - 1) + 0.5);
+  return Math.min(scale_default.bins - 1, Math.max(0, index));
+}
+function paint(element, value, domain = scale_default.domain) {
+  const index = binOf(value, domain);
+  element.style.background = index === null ? "" : TABLE[index][0];
+  element.style.color = index === null ? "" : TABLE[index][1];
+}
+var GRADIENT = `linear-gradient(to right, ${scale_default.stops.join(", ")})`;
+var LOGPROB_SCALE = {
+  domain: scale_default.domain,
+  label: "probability of each token (log scale; colour by log-probability)",
+  ticks: scale_default.ticks,
+  below: `\u2264 ${scale_default.domain[0]}`
+};
+function legend(scale) {
+  const root = h("div", "lmnb-legend");
+  root.title = scale.label;
+  const bar = h("div", "lmnb-legend-bar");
+  bar.style.background = GRADIENT;
+  const marker = h("div", "lmnb-legend-marker");
+  marker.hidden = true;
+  bar.appendChild(marker);
+  const ticks = h("div", "lmnb-legend-ticks");
+  const [lo, hi] = scale.domain;
+  const place = (value) => `${100 * (Math.min(hi, Math.max(lo, value)) - lo) / (hi - lo)}%`;
+  for (const [value, text] of scale.ticks) {
+    const tick = h("span", "lmnb-legend-tick", text);
+    tick.style.left = place(value);
+    ticks.appendChild(tick);
+  }
+  root.append(bar, ticks);
+  return {
+    element: root,
+    mark(value) {
+      const show = value !== null && value !== void 0 && !Number.isNaN(value);
+      marker.hidden = !show;
+      if (show) marker.style.left = place(value === -Infinity ? lo : value);
+    }
+  };
+}
+
+// src/tokens.js
+function prefixSums(values) {
+  const sums = new Int32Array(values.length + 1);
+  for (let i = 0; i < values.length; i++) sums[i + 1] = sums[i] + values[i];
+  return sums;
+}
+function logprobShown(d, i) {
+  const constrained = d.constrained_logprob[i];
+  return Number.isNaN(constrained) ? d.logprob[i] : constrained;
+}
+var isChosen = (d, i, tokenId, text) => (
+  // remote models report no token ids (-1): compare texts there
+  d.token_id[i] >= 0 ? tokenId === d.token_id[i] : text === d.text[i]
+);
+function describeToken(d, altStart, allowedStart, i) {
+  const box = h("div", "lmnb-tip");
+  const head = h("div", "lmnb-tip-head");
+  const chosen = h("code", "lmnb-tip-token");
+  appendMarkedText(chosen, d.text[i]);
+  head.appendChild(chosen);
+  const constrained = !Number.isNaN(d.constrained_logprob[i]);
+  const stats = [];
+  if (constrained) stats.push(`p ${formatPercent(Math.exp(d.constrained_logprob[i]))} among the allowed tokens`);
+  stats.push(
+    `${constrained ? "model's own p" : "p"} ${formatPercent(Math.exp(d.logprob[i]))}`,
+    `logprob ${formatNumber(d.logprob[i])}`,
+    `rank ${d.rank[i] > 0 ? d.rank[i] : "\u2013"}`,
+    `entropy ${formatNumber(d.entropy[i], 3)} nats`
+  );
+  head.appendChild(h("div", "lmnb-tip-stats", stats.join(" \xB7 ")));
+  box.appendChild(head);
+  if (d.allowed_count[i] > 0) {
+    box.appendChild(h("div", "lmnb-tip-section", "allowed by the constraint"));
+    const rows2 = [];
+    for (let a = allowedStart[i]; a < allowedStart[i + 1]; a++) {
+      rows2.push({
+        text: d.allowed_text[a],
+        logprob: d.allowed_logprob[a],
+        chosen: isChosen(d, i, d.allowed_token_id[a], d.allowed_text[a])
+      });
+    }
+    box.appendChild(alternativesTable(rows2, "p allowed", "lmnb-allowed"));
+  }
+  const count = d.alt_count[i];
+  if (count === 0) {
+    if (!constrained) box.appendChild(h("div", "lmnb-tip-note", "no alternatives recorded (generate with top_logprobs > 0)"));
+    return box;
+  }
+  if (constrained) box.appendChild(h("div", "lmnb-tip-section", "the model's own top tokens"));
+  const rows = [];
+  let chosenShown = false;
+  for (let a = altStart[i]; a < altStart[i + 1]; a++) {
+    const chosenRow = isChosen(d, i, d.alt_token_id[a], d.alt_text[a]);
+    chosenShown || (chosenShown = chosenRow);
+    rows.push({ text: d.alt_text[a], logprob: d.alt_logprob[a], chosen: chosenRow, blocked: d.alt_blocked[a] });
+  }
+  box.appendChild(alternativesTable(rows, "probability", "lmnb-model-top"));
+  if (!chosenShown && d.rank[i] > 0) {
+    box.appendChild(h("div", "lmnb-tip-note", `the chosen token is rank ${d.rank[i]}, outside the top ${count}`));
+  }
+  return box;
+}
+function alternativesTable(rows, probabilityTitle, className) {
+  const table = h("table", `lmnb-alternatives ${className}`);
+  const headRow = h("tr");
+  for (const title of ["#", "token", probabilityTitle, "logprob"]) headRow.appendChild(h("th", "", title));
+  table.appendChild(h("thead")).appendChild(headRow);
+  const body = table.appendChild(h("tbody"));
+  rows.forEach((r, k) => {
+    const row = h("tr", "lmnb-alternative");
+    row.classList.toggle("lmnb-chosen", r.chosen);
+    if (r.blocked) {
+      row.classList.add("lmnb-blocked");
+      row.title = "blocked by a constraint";
+    }
+    row.appendChild(h("td", "lmnb-num", String(k + 1)));
+    const text = h("td", "lmnb-alt-token");
+    appendMarkedText(text, r.text);
+    row.appendChild(text);
+    const p = Math.exp(r.logprob);
+    const probability = h("td", "lmnb-alt-prob");
+    const bar = h("span", "lmnb-bar");
+    bar.style.width = `${Math.max(1, Math.round(60 * p))}px`;
+    probability.append(bar, h("span", "lmnb-num", formatPercent(p)));
+    row.appendChild(probability);
+    row.appendChild(h("td", "lmnb-num", formatNumber(r.logprob)));
+    body.appendChild(row);
+  });
+  return table;
+}
+
+// src/codec.js
 var MAGIC = "LMNB";
 function decodeColumns(data) {
   if (!data) return {};
@@ -36,222 +305,313 @@ function decodeColumn(raw, column, decoder) {
       throw new Error(`lmql_nb: unknown column type ${column.dtype}`);
   }
 }
-function h(tag, className, text) {
-  const element = document.createElement(tag);
-  if (className) element.className = className;
-  if (text !== void 0 && text !== null) element.textContent = String(text);
-  return element;
-}
-var WHITESPACE = { " ": "\xB7", "	": "\u2192", "\n": "\u21B5", "\r": "\\r" };
-var INVISIBLE = /[\u0000-\u001F\u007F-\u009F\u200B-\u200F\u2028\u2029\u2060\uFEFF]/;
-function visibleForm(ch) {
-  if (WHITESPACE[ch] !== void 0) return WHITESPACE[ch];
-  if (!INVISIBLE.test(ch)) return void 0;
-  const code = ch.codePointAt(0);
-  return code < 256 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
-}
-function appendVisibleText(parent, text, lineBreaks = true) {
-  if (text === "") {
-    const mark = h("span", "lmnb-ws lmnb-empty", "\u25CC");
-    mark.title = "no complete character yet (part of a multi-byte character)";
-    parent.appendChild(mark);
-    return;
-  }
-  let run = "";
-  const flush = () => {
-    if (run) parent.appendChild(document.createTextNode(run));
-    run = "";
-  };
-  for (const ch of text) {
-    const shown = visibleForm(ch);
-    if (shown === void 0) {
-      run += ch;
-      continue;
+
+// src/view.js
+function defineView(ViewClass) {
+  return {
+    render({ model, el }) {
+      const view = new ViewClass(model, el);
+      return () => view.destroy();
     }
-    flush();
-    const mark = h("span", "lmnb-ws", shown);
-    if (ch !== " ") mark.title = `U+${ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}`;
-    parent.appendChild(mark);
-    if (ch === "\n" && lineBreaks) parent.appendChild(h("br"));
-  }
-  flush();
+  };
 }
-var clamp = (x) => Math.min(1, Math.max(0, x));
-var METRICS = {
-  prob: {
-    label: "probability",
-    confidence: (t) => Math.exp(t.logprob),
-    legend: ["0", "1"]
-  },
-  logprob: {
-    label: "log-probability (clamped at \u22125)",
-    confidence: (t) => clamp(1 + t.logprob / 5),
-    legend: ["\u2264 \u22125", "0"]
-  },
-  entropy: {
-    label: "entropy of the next-token distribution (nats)",
-    confidence: (t) => Number.isNaN(t.entropy) ? null : clamp(1 - t.entropy / 5),
-    legend: ["\u2265 5", "0"]
-  },
-  rank: {
-    label: "rank of the chosen token (1 = most likely)",
-    confidence: (t) => t.rank > 0 ? 1 / t.rank : null,
-    legend: ["many", "1"]
+var View = class {
+  constructor(model, el, className) {
+    this.model = model;
+    this.el = el;
+    this.root = h("div", `lmnb ${className}`);
+    this.root.dataset.lmnbLive = "";
+    this.columns = {};
+    this._traitHandlers = [];
+    this._domHandlers = [];
+    this._frames = /* @__PURE__ */ new Set();
+    this.tooltip = new Tooltip(this.root);
+    el.appendChild(this.root);
+  }
+  /** The value of a trait. */
+  get(name) {
+    return this.model.get(name);
+  }
+  /** Set a trait and send it to Python. */
+  set(name, value) {
+    this.model.set(name, value);
+    this.model.save_changes();
+  }
+  /** Call `handler` whenever the trait `name` changes (until `destroy`). */
+  onChange(name, handler) {
+    const event = `change:${name}`;
+    this.model.on(event, handler);
+    this._traitHandlers.push([event, handler]);
+  }
+  /** addEventListener that `destroy` undoes (for targets outside `root`, e.g. window). */
+  listen(target, event, handler, options) {
+    target.addEventListener(event, handler, options);
+    this._domHandlers.push([target, event, handler, options]);
+  }
+  /**
+   * Decode the `data` trait into `this.columns`: `this.columns.<name>` is a typed array
+   * (numbers) or an array (strings); reading a column Python does not declare throws.
+   */
+  decode() {
+    const columns = decodeColumns(this.get("data"));
+    const view = this.constructor.name;
+    this.columns = new Proxy(columns, {
+      get(target, name) {
+        if (typeof name === "string" && !(name in target) && Object.keys(target).length) {
+          throw new Error(`lmql_nb: ${view} reads the column "${name}", which Python does not send`);
+        }
+        return target[name];
+      }
+    });
+    return this.columns;
+  }
+  /**
+   * Show a tooltip while the pointer is over an element matching `selector` inside
+   * `container`: `describe(element)` gives its content (a Node) or null for none;
+   * `onHover(element | null)` hears every change (e.g. to mark a legend).
+   */
+  hover(container, selector, describe, onHover = () => {
+  }) {
+    let current = null;
+    this.listen(container, "mouseover", (event) => {
+      const target = event.target.closest?.(selector);
+      if (!target || !container.contains(target) || target === current) return;
+      current = target;
+      const content = describe(target);
+      if (content) this.tooltip.show(target, content, event);
+      else this.tooltip.hide();
+      onHover(target);
+    });
+    this.listen(container, "mouseleave", () => {
+      current = null;
+      this.tooltip.hide();
+      onHover(null);
+    });
+  }
+  /** Copying a selection inside `container` gives the text the marks stand for. */
+  exactCopy(container) {
+    this.listen(container, "copy", (event) => {
+      const selection = document.getSelection();
+      if (!selection || selection.rangeCount === 0 || selection.isCollapsed) return;
+      const parts = [];
+      for (let i = 0; i < selection.rangeCount; i++) parts.push(copyText(selection.getRangeAt(i).cloneContents()));
+      event.clipboardData.setData("text/plain", parts.join(""));
+      event.preventDefault();
+    });
+  }
+  /** Scroll `element` to its end once laid out (a long prompt shows what follows it). */
+  scrollToEnd(element) {
+    const frame = requestAnimationFrame(() => {
+      this._frames.delete(frame);
+      element.scrollTop = element.scrollHeight;
+    });
+    this._frames.add(frame);
+  }
+  destroy() {
+    for (const [event, handler] of this._traitHandlers) this.model.off(event, handler);
+    for (const [target, event, handler, options] of this._domHandlers) {
+      target.removeEventListener(event, handler, options);
+    }
+    for (const frame of this._frames) cancelAnimationFrame(frame);
+    this._traitHandlers = [];
+    this._domHandlers = [];
+    this.tooltip.hide();
   }
 };
-function confidenceColour(confidence) {
-  if (confidence === null || Number.isNaN(confidence)) return "";
-  return `hsl(${Math.round(120 * clamp(confidence))} 85% 45% / 0.38)`;
+var GAP = 4;
+function boundary(root) {
+  const area = root.closest(".jp-OutputArea-output, .output_subarea, .lmnb-page") ?? root;
+  let rect = area.getBoundingClientRect();
+  let box = { left: rect.left, top: rect.top, right: rect.right, bottom: rect.bottom };
+  const visible = { left: 0, top: 0, right: window.innerWidth, bottom: window.innerHeight };
+  for (let node = area.parentElement; node && node !== document.body; node = node.parentElement) {
+    const style = getComputedStyle(node);
+    if (/(auto|scroll|hidden|clip)/.test(style.overflow + style.overflowX + style.overflowY)) {
+      rect = node.getBoundingClientRect();
+      visible.left = Math.max(visible.left, rect.left);
+      visible.top = Math.max(visible.top, rect.top);
+      visible.right = Math.min(visible.right, rect.right);
+      visible.bottom = Math.min(visible.bottom, rect.bottom);
+    }
+  }
+  box = {
+    left: Math.max(box.left, visible.left),
+    right: Math.min(box.right, visible.right),
+    top: Math.max(box.top, visible.top),
+    bottom: Math.min(box.bottom, visible.bottom)
+  };
+  return { box, visible };
 }
-function legendGradient() {
-  return `linear-gradient(to right, ${confidenceColour(0)}, ${confidenceColour(0.5)}, ${confidenceColour(1)})`;
-}
-function formatNumber(x, digits = 4) {
-  if (x === null || x === void 0 || Number.isNaN(x)) return "\u2013";
-  if (x === -Infinity) return "\u2212\u221E";
-  return x.toFixed(digits).replace("-", "\u2212");
-}
-function formatPercent(p) {
-  if (Number.isNaN(p)) return "\u2013";
-  if (p > 0 && p < 1e-4) return "<0.01%";
-  return `${(100 * p).toFixed(p >= 0.1 ? 1 : 2)}%`;
+function anchorRect(anchor, event) {
+  const rects = [...anchor.getClientRects()];
+  if (event && rects.length > 1) {
+    const hit = rects.find((r) => event.clientY >= r.top && event.clientY <= r.bottom && event.clientX >= r.left - 1 && event.clientX <= r.right + 1);
+    if (hit) return hit;
+  }
+  return rects[0] ?? anchor.getBoundingClientRect();
 }
 var Tooltip = class {
   constructor(root) {
+    this.root = root;
     this.element = h("div", "lmnb-tooltip");
     this.element.setAttribute("role", "tooltip");
+    this.element.dataset.copy = "skip";
     this.element.hidden = true;
     root.appendChild(this.element);
   }
-  show(anchor, content) {
+  show(anchor, content, event) {
     this.element.replaceChildren(content);
     this.element.hidden = false;
-    this.place(anchor);
+    this.place(anchorRect(anchor, event));
   }
-  place(anchor) {
+  place(target) {
     const style = this.element.style;
-    const target = anchor.getBoundingClientRect();
+    const { box, visible } = boundary(this.root);
     style.left = "0px";
     style.top = "0px";
+    style.maxWidth = `${Math.max(160, Math.min(440, box.right - box.left - 2 * GAP))}px`;
     const origin = this.element.getBoundingClientRect();
-    const box = { width: origin.width, height: origin.height };
-    let left = Math.min(target.left, window.innerWidth - box.width - 8);
-    let top = target.bottom + 4;
-    if (top + box.height > window.innerHeight - 4 && target.top - box.height - 4 > 0) {
-      top = target.top - box.height - 4;
+    const width = origin.width;
+    const height = origin.height;
+    const fitsIn = (area2) => ({
+      below: target.bottom + GAP + height <= area2.bottom,
+      above: target.top - GAP - height >= area2.top
+    });
+    let area = box;
+    let fits = fitsIn(box);
+    if (!fits.below && !fits.above) {
+      area = visible;
+      fits = fitsIn(visible);
     }
-    style.left = `${Math.max(4, left) - origin.left}px`;
+    let top;
+    if (fits.below) top = target.bottom + GAP;
+    else if (fits.above) top = target.top - GAP - height;
+    else top = Math.max(area.top, area.bottom - height);
+    let left = Math.min(target.left, box.right - width - GAP);
+    left = Math.max(left, box.left + GAP);
+    style.left = `${left - origin.left}px`;
     style.top = `${top - origin.top}px`;
   }
   hide() {
     this.element.hidden = true;
   }
 };
-function segmented(label, options, active, onSelect) {
-  const group = h("div", "lmnb-segmented");
-  group.setAttribute("role", "group");
-  group.setAttribute("aria-label", label);
-  group.appendChild(h("span", "lmnb-segmented-label", label));
-  const buttons = {};
-  for (const [key, text, title] of options) {
-    const button = h("button", "lmnb-button", text);
-    button.type = "button";
-    button.dataset.key = key;
-    if (title) button.title = title;
-    button.addEventListener("click", () => onSelect(key));
-    buttons[key] = button;
-    group.appendChild(button);
-  }
-  const setActive = (key) => {
-    for (const [name, button] of Object.entries(buttons)) {
-      button.classList.toggle("lmnb-active", name === key);
-      button.setAttribute("aria-pressed", String(name === key));
-    }
-  };
-  setActive(active);
-  return { element: group, setActive };
-}
 
-// src/token_view.js
-var METRIC_BUTTONS = [
-  ["prob", "prob", METRICS.prob.label],
-  ["logprob", "logprob", METRICS.logprob.label],
-  ["entropy", "entropy", METRICS.entropy.label],
-  ["rank", "rank", METRICS.rank.label]
-];
-var TokenView = class {
+// src/views/token_view.js
+var METRICS = {
+  prob: {
+    button: "probability",
+    scale: LOGPROB_SCALE,
+    value: (view, i) => logprobShown(view.columns, i)
+  },
+  entropy: {
+    button: "entropy",
+    scale: {
+      domain: [-6, 0],
+      label: "entropy of the next-token distribution, in nats (left: uncertain, right: sure)",
+      ticks: [[-6, "\u2265 6"], [-4, "4"], [-2, "2"], [0, "0 nats"]]
+    },
+    value: (view, i) => -view.columns.entropy[i]
+  },
+  rank: {
+    button: "rank",
+    scale: {
+      domain: [-Math.log(100), 0],
+      label: "rank of the chosen token among the model's candidates (1 = most likely)",
+      ticks: [[-Math.log(100), "\u2265 100"], [-Math.log(10), "10"], [-Math.log(3), "3"], [0, "1"]]
+    },
+    value: (view, i) => view.columns.rank[i] > 0 ? -Math.log(view.columns.rank[i]) : NaN
+  }
+};
+METRICS.logprob = METRICS.prob;
+var BUTTONS = ["prob", "entropy", "rank"].map((key) => [key, METRICS[key].button, METRICS[key].scale.label]);
+var PROMPT_TAIL = 60;
+var TokenView = class extends View {
   constructor(model, el) {
-    this.model = model;
-    this.root = h("div", "lmnb lmnb-tokens");
+    super(model, el, "lmnb-tokens");
     this.rows = [];
-    this.data = {};
+    this.markers = false;
     const toolbar = h("div", "lmnb-toolbar");
-    this.metricButtons = segmented("Colour by", METRIC_BUTTONS, this.metric(), (key) => {
-      model.set("color_by", key);
-      model.save_changes();
-    });
-    toolbar.appendChild(this.metricButtons.element);
-    this.legend = h("div", "lmnb-legend");
-    toolbar.appendChild(this.legend);
+    this.metricButtons = segmented("Colour by", BUTTONS, this.metric(), (key) => this.set("color_by", key));
+    this.whitespace = h("button", "lmnb-button lmnb-toggle", "\xB6 whitespace");
+    this.whitespace.type = "button";
+    this.whitespace.title = "show spaces, tabs and line breaks as \xB7 \u2192 \u21B5";
+    this.whitespace.setAttribute("aria-pressed", "false");
+    this.listen(this.whitespace, "click", () => this.toggleMarkers());
+    this.legendSlot = h("div", "lmnb-legend-slot");
     this.status = h("div", "lmnb-status");
     this.status.setAttribute("aria-live", "polite");
-    toolbar.appendChild(this.status);
+    toolbar.append(this.metricButtons.element, this.whitespace, this.legendSlot, this.status);
     this.root.appendChild(toolbar);
-    this.prompt = h("div", "lmnb-prompt");
-    this.root.appendChild(this.prompt);
     this.sequences = h("div", "lmnb-sequences");
     this.root.appendChild(this.sequences);
-    this.tooltip = new Tooltip(this.root);
-    this.sequences.addEventListener("mouseover", (event) => {
-      const token = event.target.closest?.(".lmnb-token");
-      if (token) this.tooltip.show(token, this.describe(Number(token.dataset.i)));
-    });
-    this.sequences.addEventListener("mouseleave", () => this.tooltip.hide());
-    this.handlers = {
-      "change:data": () => this.updateData(),
-      "change:color_by": () => this.recolour(),
-      "change:status": () => this.updateStatus(),
-      "change:finish_reasons": () => this.updateStatus(),
-      "change:prompt": () => this.updatePrompt()
-    };
-    for (const [event, handler] of Object.entries(this.handlers)) model.on(event, handler);
-    el.appendChild(this.root);
-    this.updatePrompt();
+    this.root.appendChild(this.tooltip.element);
+    this.hover(
+      this.sequences,
+      ".lmnb-token",
+      (span) => this.describe(Number(span.dataset.i)),
+      (span) => this.legend?.mark(span ? this.metricValue(Number(span.dataset.i)) : null)
+    );
+    this.exactCopy(this.sequences);
+    this.onChange("data", () => this.updateData());
+    this.onChange("color_by", () => this.recolour());
+    this.onChange("status", () => this.updateStatus());
+    this.onChange("stage", () => this.updateStatus());
+    this.onChange("finish_reasons", () => this.updateStatus());
+    this.onChange("prompt", () => this.redraw());
     this.updateData();
     this.recolour();
+    this.timer = setInterval(() => this.tick(), 1e3);
+  }
+  destroy() {
+    clearInterval(this.timer);
+    super.destroy();
   }
   metric() {
-    const name = this.model.get("color_by");
+    const name = this.get("color_by");
     return METRICS[name] ? name : "prob";
   }
-  updatePrompt() {
-    const prompt = this.model.get("prompt") || "";
-    this.prompt.replaceChildren();
-    this.prompt.hidden = prompt === "";
-    this.prompt.appendChild(h("span", "lmnb-label", "prompt"));
-    this.prompt.appendChild(h("span", "lmnb-prompt-text", prompt));
-    requestAnimationFrame(() => {
-      this.prompt.scrollTop = this.prompt.scrollHeight;
-    });
+  metricValue(i) {
+    return METRICS[this.metric()].value(this, i);
+  }
+  toggleMarkers() {
+    this.markers = !this.markers;
+    this.whitespace.classList.toggle("lmnb-active", this.markers);
+    this.whitespace.setAttribute("aria-pressed", String(this.markers));
+    this.redraw();
+  }
+  redraw() {
+    for (const row of this.rows) row.element.remove();
+    this.rows = [];
+    this.updateData();
   }
   updateData() {
-    const data = decodeColumns(this.model.get("data"));
-    const lengths = data.seq_length ?? new Int32Array(0);
-    const counts = data.alt_count ?? new Int32Array(0);
-    this.data = data;
+    const d = this.decode();
+    const lengths = d.seq_length ?? new Int32Array(0);
     this.sequenceStart = prefixSums(lengths);
-    this.altStart = prefixSums(counts);
+    this.altStart = prefixSums(d.alt_count ?? []);
+    this.allowedStart = prefixSums(d.allowed_count ?? []);
     const many = lengths.length > 1;
     for (let s = 0; s < lengths.length; s++) {
       let row = this.rows[s];
       if (!row) {
         const element = h("div", "lmnb-sequence");
         const label = h("span", "lmnb-sequence-label", `#${s + 1}`);
-        label.hidden = !many;
-        const tokens = h("div", "lmnb-sequence-tokens");
-        element.append(label, tokens);
+        label.dataset.copy = "skip";
+        const text = h("div", "lmnb-sequence-text");
+        const prompt = h("span", "lmnb-prompt-tail");
+        prompt.dataset.copy = "skip";
+        const tail = this.get("prompt") || "";
+        if (tail.length > PROMPT_TAIL) prompt.appendChild(h("span", "lmnb-ellipsis", "\u2026"));
+        appendText(prompt, tail.slice(-PROMPT_TAIL), { markers: this.markers });
+        prompt.title = "the end of the prompt";
+        const tokens = h("span", "lmnb-sequence-tokens");
+        text.append(prompt, tokens);
+        const totals = h("div", "lmnb-sequence-totals");
+        totals.dataset.copy = "skip";
+        element.append(label, text, totals);
         this.sequences.appendChild(element);
-        row = this.rows[s] = { element, label, tokens, rendered: 0 };
+        row = this.rows[s] = { element, label, tokens, totals, rendered: 0 };
       }
       row.label.hidden = !many;
       if (lengths[s] < row.rendered) {
@@ -263,124 +623,76 @@ var TokenView = class {
       for (let i = row.rendered; i < lengths[s]; i++) fragment.appendChild(this.tokenElement(start + i));
       row.tokens.appendChild(fragment);
       row.rendered = lengths[s];
+      this.updateTotals(row, s);
     }
     for (const row of this.rows.splice(lengths.length)) row.element.remove();
     this.updateStatus();
   }
-  token(i) {
-    const d = this.data;
-    return { text: d.text[i], logprob: d.logprob[i], rank: d.rank[i], entropy: d.entropy[i] };
+  updateTotals(row, s) {
+    const d = this.columns;
+    const many = (d.seq_length?.length ?? 0) > 1;
+    row.totals.hidden = !many;
+    if (!many) return;
+    let sum = 0;
+    const n = d.seq_length[s];
+    for (let i = this.sequenceStart[s]; i < this.sequenceStart[s + 1]; i++) sum += d.logprob[i];
+    row.totals.textContent = n ? `\u03A3 logprob ${formatNumber(sum, 2)} \xB7 perplexity ${formatNumber(Math.exp(-sum / n), 2)}` : "";
+    row.totals.title = "sum of the tokens' log-probabilities (the model's own), and exp(\u2212mean)";
   }
   tokenElement(i) {
     const span = h("span", "lmnb-token");
     span.dataset.i = String(i);
-    appendVisibleText(span, this.data.text[i]);
-    span.style.background = confidenceColour(METRICS[this.metric()].confidence(this.token(i)));
+    appendText(span, this.columns.text[i], { markers: this.markers });
+    paint(span, this.metricValue(i), METRICS[this.metric()].scale.domain);
     return span;
   }
   recolour() {
     const metric = this.metric();
     this.metricButtons.setActive(metric);
-    this.legend.replaceChildren(
-      h("span", "lmnb-legend-end", METRICS[metric].legend[0]),
-      Object.assign(h("span", "lmnb-legend-bar"), { title: METRICS[metric].label }),
-      h("span", "lmnb-legend-end", METRICS[metric].legend[1])
-    );
-    this.legend.children[1].style.background = legendGradient();
-    const confidence = METRICS[metric].confidence;
+    this.legend = legend(METRICS[metric].scale);
+    this.legendSlot.replaceChildren(this.legend.element);
+    const domain = METRICS[metric].scale.domain;
     for (const span of this.sequences.querySelectorAll(".lmnb-token")) {
-      span.style.background = confidenceColour(confidence(this.token(Number(span.dataset.i))));
+      paint(span, this.metricValue(Number(span.dataset.i)), domain);
     }
   }
   updateStatus() {
-    const lengths = this.data.seq_length ?? [];
-    const total = lengths.reduce ? lengths.reduce((a, b) => a + b, 0) : 0;
+    const lengths = this.columns.seq_length ?? [];
+    let total = 0;
+    for (const n of lengths) total += n;
+    const status = this.get("status");
     const parts = [];
-    if (lengths.length > 1) parts.push(`${lengths.length} sequences`);
-    parts.push(`${total} token${total === 1 ? "" : "s"}`);
-    const status = this.model.get("status");
-    if (status === "generating") parts.push("generating\u2026");
-    else if (status === "interrupted") parts.push("interrupted");
-    const reasons = [...new Set(this.model.get("finish_reasons") || [])];
-    if (status !== "generating" && reasons.length) parts.push(`finished: ${reasons.join(", ")}`);
+    if (status === "loading") {
+      parts.push(`${this.get("stage") || "loading the model"}\u2026`);
+    } else {
+      if (lengths.length > 1) parts.push(`${lengths.length} sequences`);
+      parts.push(`${total} token${total === 1 ? "" : "s"}`);
+      const elapsed = this.get("elapsed") || 0;
+      if (elapsed > 0 && total > 0) parts.push(`${(total / elapsed).toFixed(1)} tokens/s`);
+      if (status === "generating") parts.push("generating\u2026");
+      else if (status === "interrupted") parts.push(`interrupted: kept ${total} token${total === 1 ? "" : "s"}`);
+      const reasons = [...new Set(this.get("finish_reasons") || [])];
+      if (status === "done" && reasons.length) parts.push(`finished: ${reasons.join(", ")}`);
+    }
+    if (status !== this.shownStatus) {
+      this.shownStatus = status;
+      this.statusSince = Date.now();
+    }
+    if (status === "loading" || status === "generating" && total === 0) {
+      parts.push(`${Math.round((Date.now() - this.statusSince) / 1e3)} s`);
+    }
     this.status.textContent = parts.join(" \xB7 ");
-    this.root.classList.toggle("lmnb-generating", status === "generating");
+    this.root.classList.toggle("lmnb-generating", status === "generating" || status === "loading");
+  }
+  tick() {
+    const status = this.get("status");
+    if (status === "loading" || status === "generating") this.updateStatus();
   }
   describe(i) {
-    return describeToken(this.data, this.altStart, i);
-  }
-  destroy() {
-    for (const [event, handler] of Object.entries(this.handlers)) this.model.off(event, handler);
+    return describeToken(this.columns, this.altStart, this.allowedStart, i);
   }
 };
-function describeToken(d, altStart, i) {
-  const box = h("div", "lmnb-tip");
-  const head = h("div", "lmnb-tip-head");
-  const chosen = h("code", "lmnb-tip-token");
-  appendVisibleText(chosen, d.text[i], false);
-  head.appendChild(chosen);
-  const stats = [
-    `p ${formatPercent(Math.exp(d.logprob[i]))}`,
-    `logprob ${formatNumber(d.logprob[i])}`,
-    `rank ${d.rank[i] > 0 ? d.rank[i] : "\u2013"}`,
-    `entropy ${formatNumber(d.entropy[i], 3)} nats`
-  ];
-  head.appendChild(h("div", "lmnb-tip-stats", stats.join(" \xB7 ")));
-  box.appendChild(head);
-  const count = d.alt_count[i];
-  if (count === 0) {
-    box.appendChild(h("div", "lmnb-tip-note", "no alternatives recorded (generate with top_logprobs > 0)"));
-    return box;
-  }
-  const table = h("table", "lmnb-alternatives");
-  const headRow = h("tr");
-  for (const title of ["#", "token", "probability", "logprob"]) headRow.appendChild(h("th", "", title));
-  table.appendChild(h("thead")).appendChild(headRow);
-  const body = table.appendChild(h("tbody"));
-  const start = altStart[i];
-  let chosenShown = false;
-  for (let k = 0; k < count; k++) {
-    const a = start + k;
-    const row = h("tr", "lmnb-alternative");
-    const isChosen = d.token_id[i] >= 0 ? d.alt_token_id[a] === d.token_id[i] : d.alt_text[a] === d.text[i];
-    chosenShown || (chosenShown = isChosen);
-    row.classList.toggle("lmnb-chosen", isChosen);
-    if (d.alt_blocked[a]) {
-      row.classList.add("lmnb-blocked");
-      row.title = "blocked by a constraint";
-    }
-    row.appendChild(h("td", "lmnb-num", String(k + 1)));
-    const text = h("td", "lmnb-alt-token");
-    appendVisibleText(text, d.alt_text[a], false);
-    row.appendChild(text);
-    const p = Math.exp(d.alt_logprob[a]);
-    const probability = h("td", "lmnb-alt-prob");
-    const bar = h("span", "lmnb-bar");
-    bar.style.width = `${Math.max(1, Math.round(60 * p))}px`;
-    probability.append(bar, h("span", "lmnb-num", formatPercent(p)));
-    row.appendChild(probability);
-    row.appendChild(h("td", "lmnb-num", formatNumber(d.alt_logprob[a])));
-    body.appendChild(row);
-  }
-  box.appendChild(table);
-  if (!chosenShown && d.rank[i] > 0) {
-    box.appendChild(h("div", "lmnb-tip-note", `the chosen token is rank ${d.rank[i]}, outside the top ${count}`));
-  }
-  return box;
-}
-function prefixSums(values) {
-  const sums = new Int32Array(values.length + 1);
-  for (let i = 0; i < values.length; i++) sums[i + 1] = sums[i] + values[i];
-  return sums;
-}
-function render({ model, el }) {
-  const view = new TokenView(model, el);
-  return () => view.destroy();
-}
-var token_view_default = { render };
+var token_view_default = defineView(TokenView);
 export {
-  token_view_default as default,
-  describeToken,
-  prefixSums,
-  render
+  token_view_default as default
 };

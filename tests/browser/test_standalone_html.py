@@ -50,7 +50,7 @@ def test_heatmap_page_renders_without_a_kernel(page, tmp_path, screenshots):
     assert page.locator(".lmnb-prompt-text").text_content() == "Is it </script>?"
     assert page.title() == XSS
     page.locator(".lmnb-cell").nth(1).hover()  # rows are sorted: the XSS value's 2nd token
-    assert "logprob -0.2 " in page.locator(".lmnb-tooltip").text_content()
+    assert "logprob −0.2000 " in page.locator(".lmnb-tooltip").text_content()  # as the table
     assert page.locator(".lmnb img").count() == 0
     assert page.dialogs == [] and page.errors == []
     page.screenshot(path=str(screenshots / "standalone-heatmap.png"))
@@ -93,7 +93,7 @@ def test_long_generation_page_renders_every_token(page, tmp_path, screenshots):
     assert page.locator(".lmnb-sequence").count() == 2
     assert page.locator(".lmnb-token").count() == 3000
     assert seconds < 15  # loose: a loaded 2-core CI machine; a hang or stall still fails
-    page.locator(".lmnb-token").nth(3).hover()
+    page.locator(".lmnb-token").nth(2).hover()  # " sat" (nth(3) is a bare line break)
     assert page.locator(".lmnb-tooltip .lmnb-alternative").count() == 5
     assert page.errors == []
     page.screenshot(path=str(screenshots / "standalone-tokens.png"))
@@ -118,3 +118,17 @@ def test_blocked_alternatives_are_struck_through(page, tmp_path):
     assert rows.nth(1).locator(".lmnb-alt-token").evaluate(
         "el => getComputedStyle(el).textDecorationLine") == "none"
     assert "lmnb-chosen" in rows.nth(1).get_attribute("class")
+
+
+def test_a_toy_view_draws_from_its_own_bundle(page, tmp_path):
+    """A view added outside lmql_nb (tests/notebook/toy) draws in a to_html() page."""
+    from toy.views import make_toy_view
+
+    toy = make_toy_view(tmp_path)({"alpha": -0.5, XSS: -6.0})
+    _open(page, toy, tmp_path, "toy")
+    words = page.locator(".lmnb-toy-word")
+    assert words.all_text_contents() == ["alpha", XSS]
+    words.nth(1).hover()
+    assert page.locator(".lmnb-tooltip").text_content() == "score -6"
+    assert page.locator(".lmnb-static").count() == 0  # replaced by the live view
+    assert page.dialogs == [] and page.errors == []

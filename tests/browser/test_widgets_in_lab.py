@@ -41,7 +41,7 @@ RECORD_STREAM = """() => {
   window.__counts = [];
   new MutationObserver(() => {
     for (const view of document.querySelectorAll('.lmnb-tokens')) {
-      if (view.querySelector('.lmnb-prompt-text')?.textContent === 'A long story') {
+      if (view.querySelector('.lmnb-prompt-tail')?.textContent === 'A long story') {
         const n = view.querySelectorAll('.lmnb-token').length;
         if (window.__counts[window.__counts.length - 1] !== n) window.__counts.push(n);
       }
@@ -89,7 +89,7 @@ def _run_all(page, lab, name):
     # the last cell's view is done when it no longer says "generating"
     page.wait_for_function(
         """() => [...document.querySelectorAll('.lmnb-tokens')].some(v =>
-            v.querySelector('.lmnb-prompt-text')?.textContent === 'A long story'
+            v.querySelector('.lmnb-prompt-tail')?.textContent === 'A long story'
             && !v.classList.contains('lmnb-generating')
             && v.querySelectorAll('.lmnb-token').length > 0)""", timeout=90_000)
     page.mouse.move(0, 0)

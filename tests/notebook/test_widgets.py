@@ -181,8 +181,8 @@ def _embedded_state(page: str) -> dict:
 def test_to_html_embeds_untrusted_text_inertly(widget):
     widget.prompt = "</script><script>alert(1)</script>"
     page = widget.to_html(title="<b>t</b>")
-    # exactly our two script elements: the state and the renderer
-    assert page.count("<script") == 2 and page.lower().count("</script") == 2
+    # exactly our three script elements: the state, the view's module and the renderer
+    assert page.count("<script") == 3 and page.lower().count("</script") == 3
     assert XSS not in page and "<b>t</b>" not in page
     state = _embedded_state(page)
     assert state["state"]["prompt"] == "</script><script>alert(1)</script>"

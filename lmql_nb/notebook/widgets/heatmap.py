@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -9,10 +10,12 @@ import numpy as np
 import traitlets
 
 from ...scoring import AGGREGATIONS, ScoringResult
-from .. import codec
-from .base import STATIC, LmqlWidget
+from . import static
+from .base import LmqlWidget
 
 SORT_KEYS = ("value", "tokens", "sum", "mean", "normalized", "prob")
+COLUMNS = {"value": "str", "token_count": "i4", "token": "str", "token_logprob": "f8",
+           **{f"score_{agg}": "f8" for agg in AGGREGATIONS}}
 _SORT = re.compile(rf"^(?:(?:{'|'.join(SORT_KEYS)}):(?:asc|desc))?$")
 
 
@@ -38,8 +41,8 @@ class ScoringHeatmap(LmqlWidget):
     "prob:desc") orders the rows, as clicking a column header does.
     """
 
-    _esm = STATIC / "heatmap.js"
-    _view = "heatmap"
+    view = "heatmap"
+    columns = COLUMNS
     _page_traits = ("prompt", "model_identifier", "agg", "alpha", "sort")
 
     prompt = traitlets.Unicode("").tag(sync=True)
@@ -57,7 +60,7 @@ class ScoringHeatmap(LmqlWidget):
         self.result = result
         self.prompt = result.prompt
         self.model_identifier = result.model_identifier
-        self.data = codec.pack(_columns(result, self.alpha))
+        self.data = self.pack(_columns(result, self.alpha))
 
     @traitlets.validate("sort")
     def _check_sort(self, proposal: Any) -> str:
@@ -66,6 +69,51 @@ class ScoringHeatmap(LmqlWidget):
                 f"sort must be '' or '<column>:asc' / '<column>:desc' with column one of "
                 f"{', '.join(SORT_KEYS)}; got {proposal['value']!r}")
         return proposal["value"]
+
+    def text(self) -> str:
+        """The scores table as text (what text-only front ends show)."""
+        return repr(self.result)
+
+    def static_html(self) -> str:
+        """The heatmap as a styled table: each token coloured by its log-probability (the
+        number in its `title`), the totals, P(value) under `agg`, the argmax starred."""
+        result, agg = self.result, self.agg
+        sums = {key: result.scores(key, self.alpha) for key in AGGREGATIONS}
+        probs = result.probs(agg, self.alpha)
+        best = int(np.argmax(sums[agg])) if len(result) else -1
+        cell = "padding: 3px 8px; border-bottom: 1px solid rgba(128,128,128,0.3); vertical-align: top"
+        number = f"{cell}; text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums"
+        head = "".join(f'<th style="{cell}; text-align: left">{static.escape(title)}</th>'
+                       for title in ("value", "tokens", "sum", "mean", "normalized",
+                                     f"P(value) by {agg}"))
+        rows = []
+        for v, value in enumerate(result.continuations):
+            tokens = "".join(
+                static.coloured(static.text_html(token, markers=True), lp,
+                                f"logprob {static.format_number(lp)} · p "
+                                f"{static.format_percent(math.exp(lp))}",
+                                "padding: 0 3px; margin: 1px; border-radius: 2px; "
+                                "display: inline-block; white-space: pre")
+                for token, lp in zip(result.tokens[v], result.token_scores[v].tolist()))
+            star = "★ " if v == best else ""
+            weight = "font-weight: 600; " if v == best else ""
+            numbers = "".join(
+                f'<td style="{number}{"; font-weight: 600" if key == agg else ""}" '
+                f'title="{key} = {sums[key][v]!r}">{static.format_number(float(sums[key][v]))}</td>'
+                for key in AGGREGATIONS)
+            rows.append(
+                f'<tr><td style="{cell}; {weight}{static.CODE}; white-space: pre-wrap; '
+                f'overflow-wrap: anywhere">{star}{static.text_html(value, markers=True)}</td>'
+                f'<td style="{cell}; {static.CODE}">{tokens}</td>{numbers}'
+                f'<td style="{number}" title="softmax of the {agg} scores across the values">'
+                f'{static.format_percent(float(probs[v]))}</td></tr>')
+        model = (f'<div style="{static.MUTED}">model <code>{static.escape(self.model_identifier)}'
+                 f'</code></div>' if self.model_identifier else "")
+        prompt = (f'<div style="{static.MUTED}; white-space: pre-wrap">prompt: '
+                  f'{static.escape(self.prompt)}</div>')
+        return (f'<div class="lmnb-static" style="{static.FONT}">{static.legend_html()}{model}'
+                f'{prompt}<table style="border-collapse: collapse; margin-top: 4px">'
+                f'<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
     def argmax(self) -> str:
         """The value with the highest score under the current aggregation."""

@@ -3,29 +3,55 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence, Union
+from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import traitlets
 
 from ...results import Generation, TokenInfo
-from .. import codec
-from .base import STATIC, LmqlWidget
+from . import static
+from .base import LmqlWidget
 
+# "logprob" is an older name of "prob": both colour by the log-probability scale
 COLOR_METRICS = ("prob", "logprob", "entropy", "rank")
-STATUSES = ("generating", "done", "interrupted")
+STATUSES = ("loading", "generating", "done", "interrupted")
+PROMPT_TAIL = 60  # characters of the prompt shown (in grey) before each completion
+
+#: the per-token columns (read by js/src/tokens.js), shared by every view of tokens
+TOKEN_COLUMNS = {
+    "text": "str", "token_id": "i4", "logprob": "f8", "constrained_logprob": "f8",
+    "rank": "i4", "entropy": "f8",
+    "alt_count": "i4", "alt_text": "str", "alt_token_id": "i4", "alt_logprob": "f8",
+    "alt_blocked": "u1",
+    "allowed_count": "i4", "allowed_text": "str", "allowed_token_id": "i4",
+    "allowed_logprob": "f8",
+}
+COLUMNS = {**TOKEN_COLUMNS, "seq_length": "i4"}
+
+
+def _nan(x: Optional[float]) -> float:
+    return math.nan if x is None else float(x)
+
+
+def shown_logprob(token: TokenInfo) -> float:
+    """The log-probability a token is coloured by: among the allowed tokens under a
+    constraint, else the model's own."""
+    constrained = getattr(token, "constrained_logprob", None)
+    return token.logprob if constrained is None else constrained
 
 
 def token_columns(tokens: Sequence[TokenInfo]) -> dict[str, Any]:
-    """The per-token columns both the token view and the trace view draw (and hover)."""
+    """The `TOKEN_COLUMNS` of `tokens`: what every view of tokens draws and hovers."""
     alternatives = [a for t in tokens for a in t.top]
+    allowed = [a for t in tokens for a in getattr(t, "allowed", ())]
     return {
         "text": [t.text for t in tokens],
         "token_id": np.array([t.token_id for t in tokens], dtype="<i4"),
         "logprob": np.array([t.logprob for t in tokens], dtype="<f8"),
+        "constrained_logprob": np.array([_nan(getattr(t, "constrained_logprob", None))
+                                         for t in tokens], dtype="<f8"),
         "rank": np.array([t.rank or 0 for t in tokens], dtype="<i4"),
-        "entropy": np.array([math.nan if t.entropy is None else t.entropy for t in tokens],
-                            dtype="<f8"),
+        "entropy": np.array([_nan(t.entropy) for t in tokens], dtype="<f8"),
         "alt_count": np.array([len(t.top) for t in tokens], dtype="<i4"),
         "alt_text": [a.text for a in alternatives],
         "alt_token_id": np.array([a.token_id for a in alternatives], dtype="<i4"),
@@ -33,12 +59,54 @@ def token_columns(tokens: Sequence[TokenInfo]) -> dict[str, Any]:
         # set by constrained decoding: the model proposed it, the constraint refused it
         "alt_blocked": np.array([bool(getattr(a, "blocked", False)) for a in alternatives],
                                 dtype="u1"),
+        "allowed_count": np.array([len(getattr(t, "allowed", ())) for t in tokens], dtype="<i4"),
+        "allowed_text": [a.text for a in allowed],
+        "allowed_token_id": np.array([a.token_id for a in allowed], dtype="<i4"),
+        "allowed_logprob": np.array([a.logprob for a in allowed], dtype="<f8"),
     }
 
 
 def _columns(sequences: Sequence[Sequence[TokenInfo]]) -> dict[str, Any]:
     return {**token_columns([t for sequence in sequences for t in sequence]),
             "seq_length": np.array([len(s) for s in sequences], dtype="<i4")}
+
+
+def token_title(token: TokenInfo) -> str:
+    """A token's numbers and alternatives as text (the static rendering's `title`)."""
+    parts = []
+    constrained = getattr(token, "constrained_logprob", None)
+    if constrained is not None:
+        parts.append(f"p {static.format_percent(math.exp(constrained))} among the allowed tokens")
+    parts += [f"{'model' + chr(39) + 's own p' if constrained is not None else 'p'} "
+              f"{static.format_percent(token.prob)}",
+              f"logprob {static.format_number(token.logprob)}",
+              f"rank {token.rank or '–'}",
+              f"entropy {static.format_number(token.entropy, 3)} nats"]
+    lines = [" · ".join(parts)]
+    allowed = getattr(token, "allowed", ())
+    if allowed:
+        lines.append("allowed: " + ", ".join(
+            f"{a.text!r} {static.format_percent(math.exp(a.logprob))}" for a in allowed))
+    if token.top:
+        lines.append("model's top: " + ", ".join(
+            f"{a.text!r} {static.format_percent(math.exp(a.logprob))}"
+            + (" (blocked)" if getattr(a, "blocked", False) else "") for a in token.top))
+    return "\n".join(lines)
+
+
+def token_html(token: TokenInfo) -> str:
+    """A token as the static renderings show it: its text, coloured, numbers in `title`."""
+    return static.coloured(static.text_html(token.text), shown_logprob(token), token_title(token),
+                           "box-shadow: inset -1px 0 0 rgba(128,128,128,0.55)")
+
+
+def totals(tokens: Sequence[TokenInfo]) -> str:
+    """A sequence's total log-probability and perplexity, as the view shows them."""
+    total = float(sum(t.logprob for t in tokens))
+    if not tokens:
+        return ""
+    return (f"Σ logprob {static.format_number(total, 2)} · perplexity "
+            f"{static.format_number(math.exp(-total / len(tokens)), 2)}")
 
 
 class TokenView(LmqlWidget):
@@ -50,13 +118,17 @@ class TokenView(LmqlWidget):
     `%%lmql_generate` fills one as tokens arrive.
     """
 
-    _esm = STATIC / "token_view.js"
-    _view = "token_view"
-    _page_traits = ("prompt", "color_by", "status", "finish_reasons")
+    view = "token_view"
+    columns = COLUMNS
+    _page_traits = ("prompt", "color_by", "status", "finish_reasons", "elapsed")
 
     prompt = traitlets.Unicode("").tag(sync=True)
     color_by = traitlets.Enum(COLOR_METRICS, default_value="prob").tag(sync=True)
     status = traitlets.Enum(STATUSES, default_value="done").tag(sync=True)
+    #: while loading: what is being done ("loading the model")
+    stage = traitlets.Unicode("").tag(sync=True)
+    #: seconds spent generating the tokens shown (for tokens per second; 0: unknown)
+    elapsed = traitlets.Float(0.0).tag(sync=True)
     finish_reasons = traitlets.List(traitlets.Unicode()).tag(sync=True)
 
     def __init__(self, generations: Union[Generation, Iterable[Generation]] = (), *,
@@ -77,13 +149,48 @@ class TokenView(LmqlWidget):
                         [g.finish_reason for g in generations])
 
     def set_tokens(self, sequences: Sequence[Sequence[TokenInfo]], status: str = "generating",
-                   finish_reasons: Sequence[str] = ()) -> None:
-        """Show `sequences` of tokens so far (in one message to the front end)."""
+                   finish_reasons: Sequence[str] = (), elapsed: Optional[float] = None) -> None:
+        """Show `sequences` of tokens so far (in one message to the front end);
+        `elapsed`: the seconds they took."""
         self._sequences = [list(s) for s in sequences]
         with self.hold_sync():
-            self.data = codec.pack(_columns(self._sequences))
+            self.data = self.pack(_columns(self._sequences))
             self.status = status
             self.finish_reasons = list(finish_reasons)
+            if elapsed is not None:
+                self.elapsed = float(elapsed)
+
+    def text(self) -> str:
+        """The generated text: the one completion, or each under a "[i]" header."""
+        texts = ["".join(t.text for t in s) for s in self._sequences]
+        if len(texts) == 1:
+            return texts[0]
+        return "\n".join(f"[{i}] {text}" for i, text in enumerate(texts, 1))
+
+    def static_html(self) -> str:
+        """The tokens as coloured spans (numbers and alternatives in `title`s), the end of
+        the prompt in grey, per-sequence totals for several sequences."""
+        many = len(self._sequences) > 1
+        tail = self.prompt[-PROMPT_TAIL:]
+        prompt = (f'<span style="{static.MUTED}; opacity: 0.55" title="the end of the prompt">'
+                  f'{"…" if len(self.prompt) > PROMPT_TAIL else ""}{static.text_html(tail)}</span>')
+        rows = []
+        for index, tokens in enumerate(self._sequences, 1):
+            spans = "".join(token_html(t) for t in tokens)
+            label = (f'<div style="{static.MUTED}; {static.CODE}; min-width: 2em">#{index}</div>'
+                     if many else "")
+            total = (f'<div style="{static.MUTED}; white-space: nowrap">{totals(tokens)}</div>'
+                     if many else "")
+            rows.append(f'<div style="display: flex; gap: 8px; padding: 3px 0">{label}'
+                        f'<div style="flex: 1; {static.CODE}; white-space: pre-wrap; '
+                        f'overflow-wrap: break-word; line-height: 1.7">{prompt}{spans}</div>'
+                        f'{total}</div>')
+        count = sum(len(s) for s in self._sequences)
+        reasons = ", ".join(dict.fromkeys(self.finish_reasons))
+        status = f"{count} token{'' if count == 1 else 's'}" + (
+            f" · finished: {static.escape(reasons)}" if reasons else "")
+        return (f'<div class="lmnb-static" style="{static.FONT}">{static.legend_html()}'
+                f'{"".join(rows)}<div style="{static.MUTED}">{status}</div></div>')
 
     @property
     def sequences(self) -> list[list[TokenInfo]]:

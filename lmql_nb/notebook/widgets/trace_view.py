@@ -9,12 +9,17 @@ import traitlets
 
 from ...query.result import LMQLResult
 from ...query.trace import DistributionSegment, HoleSegment, TextSegment, Trace
-from .. import codec
-from .base import STATIC, LmqlWidget
-from .token_view import token_columns
+from . import static
+from .base import LmqlWidget
+from .token_view import TOKEN_COLUMNS, token_columns, token_html
 
 STATUSES = ("running", "done", "interrupted", "failed")
 _KINDS = {TextSegment: 0, HoleSegment: 1, DistributionSegment: 2}
+COLUMNS = {
+    "row_segments": "i4", "row_score": "f8", "row_dropped": "u1",
+    "seg_kind": "u1", "seg_name": "str", "seg_text": "str", "seg_tokens": "i4",
+    "seg_values": "i4", **TOKEN_COLUMNS, "dist_value": "str", "dist_prob": "f8",
+}
 
 
 def _columns(traces: Sequence[Trace]) -> dict[str, Any]:
@@ -65,8 +70,8 @@ class TraceView(LmqlWidget):
     `lmql_nb.show(result)`; `%%lmql` fills one while the program runs.
     """
 
-    _esm = STATIC / "trace_view.js"
-    _view = "trace_view"
+    view = "trace_view"
+    columns = COLUMNS
     _page_traits = ("status", "model_identifier", "decoder")
 
     status = traitlets.Enum(STATUSES, default_value="done").tag(sync=True)
@@ -84,8 +89,41 @@ class TraceView(LmqlWidget):
         """Show `traces` (one row each) in one message to the front end."""
         self._traces = [t.copy() for t in traces]
         with self.hold_sync():
-            self.data = codec.pack(_columns(self._traces))
+            self.data = self.pack(_columns(self._traces))
             self.status = status
+
+    def text(self) -> str:
+        """Each row's whole text (prompt and holes), under "[i]" headers for several."""
+        texts = ["".join(s.text for s in t.segments) for t in self._traces]
+        if len(texts) == 1:
+            return texts[0]
+        return "\n".join(f"[{i}] {text}" for i, text in enumerate(texts, 1))
+
+    def static_html(self) -> str:
+        """Each row's prompt text with its holes' tokens coloured (numbers in `title`s) and
+        each distribution's values with their probabilities."""
+        rows = []
+        for index, trace in enumerate(self._traces, 1):
+            parts = []
+            for segment in trace.segments:
+                if isinstance(segment, HoleSegment) and segment.tokens:
+                    inner = "".join(token_html(t) for t in segment.tokens)
+                elif isinstance(segment, DistributionSegment):
+                    inner = static.escape(segment.text) + static.escape(" (" + ", ".join(
+                        f"{v!r} {static.format_percent(p)}"
+                        for v, p in zip(segment.values, segment.probs)) + ")")
+                else:
+                    inner = static.text_html(segment.text)
+                name = getattr(segment, "name", "")
+                parts.append(f'<span title="{static.escape(name)}" style="outline: 1px dashed '
+                             f'rgba(128,128,128,0.6)">{inner}</span>' if name else inner)
+            label = (f'<div style="{static.MUTED}">#{index} · logprob '
+                     f'{static.format_number(trace.logprob, 3)}</div>'
+                     if len(self._traces) > 1 else "")
+            rows.append(f'{label}<div style="{static.CODE}; white-space: pre-wrap; '
+                        f'line-height: 1.7; margin-bottom: 6px">{"".join(parts)}</div>')
+        return (f'<div class="lmnb-static" style="{static.FONT}">{static.legend_html()}'
+                f'{"".join(rows)}</div>')
 
     @property
     def traces(self) -> list[Trace]:

@@ -1,11 +1,9 @@
 // The scoring heatmap: one row per value, each token a cell coloured by its
-// log-probability, the per-value totals, a probability bar across values and the argmax.
-import {
-  Tooltip, appendVisibleText, confidenceColour, decodeColumns, formatNumber, formatPercent, h,
-  legendGradient, segmented,
-} from "./common.js";
-
-const CLAMP = 10; // cells at or below -CLAMP logprob share the "least likely" colour
+// log-probability (the scale every view shares), the per-value totals, a probability bar
+// across values (the softmax of the chosen aggregation) and the argmax.
+import { LOGPROB_SCALE, legend, paint } from "../colours.js";
+import { appendMarkedText, formatNumber, formatPercent, h, segmented } from "../dom.js";
+import { View, defineView } from "../view.js";
 
 const AGGREGATIONS = [
   ["sum", "sum", "sum of the value's token log-probabilities"],
@@ -22,29 +20,20 @@ const COLUMNS = [
   ["prob", "P(value)"],
 ];
 
-class Heatmap {
+class Heatmap extends View {
   constructor(model, el) {
-    this.model = model;
-    this.root = h("div", "lmnb lmnb-heatmap");
+    super(model, el, "lmnb-heatmap");
 
     const toolbar = h("div", "lmnb-toolbar");
-    this.aggButtons = segmented("Aggregation", AGGREGATIONS, this.agg(), (key) => {
-      model.set("agg", key);
-      model.save_changes();
-    });
-    toolbar.appendChild(this.aggButtons.element);
-    const legend = h("div", "lmnb-legend");
-    const bar = h("span", "lmnb-legend-bar");
-    bar.style.background = legendGradient();
-    bar.title = "token log-probability";
-    legend.append(h("span", "lmnb-legend-end", `≤ −${CLAMP}`), bar, h("span", "lmnb-legend-end", "0"));
-    toolbar.appendChild(legend);
+    this.aggButtons = segmented("Aggregation", AGGREGATIONS, this.agg(), (key) => this.set("agg", key));
+    this.legend = legend(LOGPROB_SCALE);
     this.status = h("div", "lmnb-status");
-    toolbar.appendChild(this.status);
+    toolbar.append(this.aggButtons.element, this.legend.element, this.status);
     this.root.appendChild(toolbar);
 
+    this.model_line = h("div", "lmnb-model");
     this.prompt = h("div", "lmnb-prompt");
-    this.root.appendChild(this.prompt);
+    this.root.append(this.model_line, this.prompt);
 
     const scroller = h("div", "lmnb-table-scroller");
     this.table = h("table", "lmnb-heatmap-table");
@@ -57,8 +46,8 @@ class Heatmap {
       th.dataset.key = key;
       th.title = "click to sort";
       th.tabIndex = 0;
-      th.addEventListener("click", () => this.toggleSort(key));
-      th.addEventListener("keydown", (event) => {
+      this.listen(th, "click", () => this.toggleSort(key));
+      this.listen(th, "keydown", (event) => {
         if (event.key === "Enter" || event.key === " ") { event.preventDefault(); this.toggleSort(key); }
       });
       this.headers[key] = th;
@@ -68,42 +57,41 @@ class Heatmap {
     this.body = this.table.appendChild(h("tbody"));
     scroller.appendChild(this.table);
     this.root.appendChild(scroller);
-    this.tooltip = new Tooltip(this.root);
+    this.root.appendChild(this.tooltip.element);
+    this.hover(this.body, ".lmnb-cell",
+               (cell) => this.describe(Number(cell.dataset.v), Number(cell.dataset.t)),
+               (cell) => this.legend.mark(cell ? this.cellLogprob(cell) : null));
 
-    this.body.addEventListener("mouseover", (event) => {
-      const cell = event.target.closest?.(".lmnb-cell");
-      if (cell) this.tooltip.show(cell, this.describe(Number(cell.dataset.v), Number(cell.dataset.t)));
-    });
-    this.body.addEventListener("mouseleave", () => this.tooltip.hide());
-
-    this.handlers = {
-      "change:data": () => this.build(),
-      "change:agg": () => this.updateAggregation(),
-      "change:sort": () => this.applySort(),
-      "change:prompt": () => this.updatePrompt(),
-      "change:model_identifier": () => this.updatePrompt(),
-    };
-    for (const [event, handler] of Object.entries(this.handlers)) model.on(event, handler);
-    el.appendChild(this.root);
+    this.onChange("data", () => this.build());
+    this.onChange("agg", () => this.updateAggregation());
+    this.onChange("sort", () => this.applySort());
+    this.onChange("prompt", () => this.updatePrompt());
+    this.onChange("model_identifier", () => this.updatePrompt());
     this.updatePrompt();
     this.build();
   }
 
+  cellLogprob(cell) {
+    return this.columns.token_logprob[this.tokenStart[Number(cell.dataset.v)] + Number(cell.dataset.t)];
+  }
+
   agg() {
-    const agg = this.model.get("agg");
+    const agg = this.get("agg");
     return AGGREGATIONS.some(([key]) => key === agg) ? agg : "sum";
   }
 
   updatePrompt() {
-    this.prompt.replaceChildren(h("span", "lmnb-label", "prompt"),
-                                h("span", "lmnb-prompt-text", this.model.get("prompt") || ""));
-    const model = this.model.get("model_identifier");
-    if (model) this.prompt.appendChild(h("span", "lmnb-model", model));
-    scrollToEnd(this.prompt);
+    // the label stays in place while a long prompt scrolls (to its end: what the values continue)
+    const text = h("div", "lmnb-prompt-text", this.get("prompt") || "");
+    this.prompt.replaceChildren(h("span", "lmnb-label", "prompt"), text);
+    this.scrollToEnd(text);
+    const model = this.get("model_identifier");
+    this.model_line.hidden = !model;
+    this.model_line.replaceChildren(h("span", "lmnb-label", "model"), h("code", "", model || ""));
   }
 
   build() {
-    const d = (this.data = decodeColumns(this.model.get("data")));
+    const d = this.decode();
     const n = d.value?.length ?? 0;
     this.tokenStart = new Int32Array(n + 1);
     for (let v = 0; v < n; v++) this.tokenStart[v + 1] = this.tokenStart[v] + d.token_count[v];
@@ -116,14 +104,14 @@ class Heatmap {
   }
 
   rowElement(v) {
-    const d = this.data;
+    const d = this.columns;
     const row = h("tr", "lmnb-row");
     row.dataset.v = String(v);
     const value = h("td", "lmnb-col-value");
     const mark = h("span", "lmnb-argmax-mark", "★");
     mark.setAttribute("aria-hidden", "true");
     const label = h("span", "lmnb-value-text");
-    appendVisibleText(label, d.value[v], false);
+    appendMarkedText(label, d.value[v]);
     value.append(mark, label);
     row.appendChild(value);
 
@@ -134,19 +122,17 @@ class Heatmap {
       const cell = h("span", "lmnb-cell");
       cell.dataset.v = String(v);
       cell.dataset.t = String(t);
-      appendVisibleText(cell, d.token[i], false);
-      cell.style.background = confidenceColour(1 + d.token_logprob[i] / CLAMP);
+      appendMarkedText(cell, d.token[i]);
+      paint(cell, d.token_logprob[i]);
       cells.appendChild(cell);
     }
     tokens.appendChild(cells);
     row.appendChild(tokens);
 
-    const numbers = {};
     for (const key of ["sum", "mean", "normalized"]) {
-      const score = d[`score_${key}`][v];
+      const score = this.scores(key)[v];
       const cell = h("td", `lmnb-col-${key} lmnb-num`, formatNumber(score));
-      cell.title = String(score);
-      numbers[key] = cell;
+      cell.title = `${key} = ${score}`;
       row.appendChild(cell);
     }
     const prob = h("td", "lmnb-col-prob");
@@ -161,12 +147,15 @@ class Heatmap {
   }
 
   scores(key) {
-    return this.data[`score_${key}`] ?? new Float64Array(0);
+    return (key === "sum" ? this.columns.score_sum : key === "mean" ? this.columns.score_mean
+      : this.columns.score_normalized) ?? new Float64Array(0);
   }
 
   updateAggregation() {
     const agg = this.agg();
     this.aggButtons.setActive(agg);
+    this.headers.prob.firstChild.textContent = `P(value) by ${agg}`;
+    this.headers.prob.title = `softmax of the ${agg} scores across the values; click to sort`;
     for (const [key] of AGGREGATIONS) this.headers[key].classList.toggle("lmnb-agg-active", key === agg);
     const scores = this.scores(agg);
     this.probs = softmax(scores);
@@ -175,7 +164,7 @@ class Heatmap {
     this.rowElements.forEach(({ row, fill, text }, v) => {
       fill.style.width = `${(100 * this.probs[v]).toFixed(2)}%`;
       text.textContent = formatPercent(this.probs[v]);
-      text.title = `softmax of the ${agg} scores across values: ${this.probs[v]}`;
+      text.title = `softmax of the ${agg} scores across the values: ${this.probs[v]}`;
       const isBest = v === best;
       row.classList.toggle("lmnb-argmax", isBest);
       if (isBest) row.setAttribute("aria-label", `argmax by ${agg}`);
@@ -189,16 +178,15 @@ class Heatmap {
   }
 
   toggleSort(key) {
-    const [current, direction] = (this.model.get("sort") || "").split(":");
+    const [current, direction] = (this.get("sort") || "").split(":");
     // numbers sort best-first on the first click, text alphabetically
     const first = key === "value" ? "asc" : "desc";
     const next = current === key ? (direction === "asc" ? "desc" : "asc") : first;
-    this.model.set("sort", `${key}:${next}`);
-    this.model.save_changes();
+    this.set("sort", `${key}:${next}`);
   }
 
   sortKey(key) {
-    const d = this.data;
+    const d = this.columns;
     if (key === "value") return (v) => d.value[v];
     if (key === "tokens") return (v) => d.token_count[v];
     if (key === "prob") return (v) => this.probs[v];
@@ -206,7 +194,7 @@ class Heatmap {
   }
 
   applySort() {
-    const [key, direction] = (this.model.get("sort") || "").split(":");
+    const [key, direction] = (this.get("sort") || "").split(":");
     for (const [name, th] of Object.entries(this.headers)) {
       const active = name === key;
       th.setAttribute("aria-sort", active ? (direction === "asc" ? "ascending" : "descending") : "none");
@@ -227,32 +215,24 @@ class Heatmap {
   }
 
   describe(v, t) {
-    const d = this.data;
+    const d = this.columns;
     const i = this.tokenStart[v] + t;
     const box = h("div", "lmnb-tip");
     const head = h("div", "lmnb-tip-head");
     const token = h("code", "lmnb-tip-token");
-    appendVisibleText(token, d.token[i], false);
+    appendMarkedText(token, d.token[i]);
     head.appendChild(token);
     head.appendChild(h("div", "lmnb-tip-stats",
-      `logprob ${d.token_logprob[i]} · p ${formatPercent(Math.exp(d.token_logprob[i]))}`));
+      `logprob ${formatNumber(d.token_logprob[i])} · p ${formatPercent(Math.exp(d.token_logprob[i]))}`));
     box.appendChild(head);
     const where = h("div", "lmnb-tip-note", `token ${t + 1} of ${d.token_count[v]} of `);
     const value = h("code");
-    appendVisibleText(value, d.value[v], false);
+    appendMarkedText(value, d.value[v]);
     where.appendChild(value);
     box.appendChild(where);
     return box;
   }
 
-  destroy() {
-    for (const [event, handler] of Object.entries(this.handlers)) this.model.off(event, handler);
-  }
-}
-
-// a long prompt shows its end: what the values continue
-function scrollToEnd(element) {
-  requestAnimationFrame(() => { element.scrollTop = element.scrollHeight; });
 }
 
 function softmax(scores) {
@@ -263,9 +243,4 @@ function softmax(scores) {
   return exps.map((e) => e / total);
 }
 
-export function render({ model, el }) {
-  const view = new Heatmap(model, el);
-  return () => view.destroy();
-}
-
-export default { render };
+export default defineView(Heatmap);

@@ -4,61 +4,48 @@
 // bars; one row per sample or beam. Rows are redrawn in place while the program runs.
 //
 // Model text is untrusted: it only ever reaches the page as text nodes.
-import {
-  METRICS, Tooltip, appendVisibleText, confidenceColour, decodeColumns, formatNumber,
-  formatPercent, h, legendGradient,
-} from "./common.js";
-import { describeToken, prefixSums } from "./token_view.js";
+import { LOGPROB_SCALE, legend } from "../colours.js";
+import { appendMarkedText, appendText, formatNumber, formatPercent, h } from "../dom.js";
+import { describeToken, logprobShown, prefixSums, tokenSpan } from "../tokens.js";
+import { View, defineView } from "../view.js";
 
 const TEXT = 0;
 const HOLE = 1;
 const DISTRIBUTION = 2;
 
-class TraceView {
+class TraceView extends View {
   constructor(model, el) {
-    this.model = model;
-    this.root = h("div", "lmnb lmnb-trace");
+    super(model, el, "lmnb-trace");
     this.rows = [];
-    this.data = {};
 
     const toolbar = h("div", "lmnb-toolbar");
-    const legend = h("div", "lmnb-legend");
-    const bar = h("span", "lmnb-legend-bar");
-    bar.style.background = legendGradient();
-    bar.title = `hole tokens coloured by ${METRICS.prob.label}`;
-    legend.append(h("span", "lmnb-legend-end", "p 0"), bar, h("span", "lmnb-legend-end", "1"));
-    toolbar.appendChild(legend);
+    this.legend = legend(LOGPROB_SCALE);
     this.status = h("div", "lmnb-status");
     this.status.setAttribute("aria-live", "polite");
-    toolbar.appendChild(this.status);
+    toolbar.append(this.legend.element, this.status);
     this.root.appendChild(toolbar);
 
     this.body = h("div", "lmnb-trace-rows");
-    this.root.appendChild(this.body);
-    this.tooltip = new Tooltip(this.root);
-    this.body.addEventListener("mouseover", (event) => {
-      const token = event.target.closest?.(".lmnb-token");
-      if (token) this.tooltip.show(token, describeToken(this.data, this.altStart, Number(token.dataset.i)));
-    });
-    this.body.addEventListener("mouseleave", () => this.tooltip.hide());
+    this.root.append(this.body, this.tooltip.element);
+    this.hover(this.body, ".lmnb-token",
+               (token) => describeToken(this.columns, this.altStart, this.allowedStart, Number(token.dataset.i)),
+               (token) => this.legend.mark(token ? logprobShown(this.columns, Number(token.dataset.i)) : null));
+    this.exactCopy(this.body);
 
-    this.handlers = {
-      "change:data": () => this.update(),
-      "change:status": () => this.updateStatus(),
-      "change:model_identifier": () => this.updateStatus(),
-    };
-    for (const [event, handler] of Object.entries(this.handlers)) model.on(event, handler);
-    el.appendChild(this.root);
+    this.onChange("data", () => this.update());
+    this.onChange("status", () => this.updateStatus());
+    this.onChange("model_identifier", () => this.updateStatus());
     this.update();
   }
 
   update() {
-    const d = (this.data = decodeColumns(this.model.get("data")));
+    const d = this.decode();
     const rowSegments = d.row_segments ?? new Int32Array(0);
     this.segmentStart = prefixSums(rowSegments);
     this.tokenStart = prefixSums(d.seg_tokens ?? []);
     this.valueStart = prefixSums(d.seg_values ?? []);
     this.altStart = prefixSums(d.alt_count ?? []);
+    this.allowedStart = prefixSums(d.allowed_count ?? []);
     for (let r = 0; r < rowSegments.length; r++) {
       // a row is redrawn only when what it shows changed (streaming sends every row)
       const key = this.rowKey(r);
@@ -77,7 +64,7 @@ class TraceView {
 
   // what the row shows, cheaply: its label, each segment's kind, name, text and counts
   rowKey(r) {
-    const d = this.data;
+    const d = this.columns;
     const parts = [d.row_dropped[r], d.row_score[r]];
     for (let s = this.segmentStart[r]; s < this.segmentStart[r + 1]; s++) {
       parts.push(d.seg_kind[s], d.seg_name[s], d.seg_text[s], d.seg_tokens[s], d.seg_values[s]);
@@ -92,7 +79,7 @@ class TraceView {
   }
 
   rowElement(r) {
-    const d = this.data;
+    const d = this.columns;
     const row = h("div", "lmnb-trace-row");
     row.dataset.row = String(r);
     if (d.row_segments.length > 1) {
@@ -107,7 +94,7 @@ class TraceView {
     row.classList.toggle("lmnb-trace-dropped", Boolean(d.row_dropped[r]));
     const text = h("div", "lmnb-trace-text");
     const distributions = h("div", "lmnb-trace-distributions");
-    const open = this.model.get("status") === "running";
+    const open = this.get("status") === "running";
     const last = this.segmentStart[r + 1] - 1;
     for (let s = this.segmentStart[r]; s <= last; s++) {
       const kind = d.seg_kind[s];
@@ -124,7 +111,7 @@ class TraceView {
   }
 
   holeElement(s, generating) {
-    const d = this.data;
+    const d = this.columns;
     const hole = h("span", "lmnb-hole");
     hole.dataset.name = d.seg_name[s];
     hole.classList.toggle("lmnb-hole-open", generating);
@@ -133,36 +120,29 @@ class TraceView {
     if (count === 0) {
       // a value without per-token data (or no tokens yet): its text, uncoloured
       const value = h("span", "lmnb-hole-value");
-      appendVisibleText(value, d.seg_text[s]);
+      appendText(value, d.seg_text[s]);
       hole.appendChild(value);
       return hole;
     }
     const start = this.tokenStart[s];
-    const confidence = METRICS.prob.confidence;
-    for (let i = start; i < start + count; i++) {
-      const span = h("span", "lmnb-token");
-      span.dataset.i = String(i);
-      appendVisibleText(span, d.text[i]);
-      span.style.background = confidenceColour(confidence({ logprob: d.logprob[i] }));
-      hole.appendChild(span);
-    }
+    for (let i = start; i < start + count; i++) hole.appendChild(tokenSpan(d, i));
     return hole;
   }
 
   distributionChip(s) {
-    const d = this.data;
+    const d = this.columns;
     const chip = h("span", "lmnb-hole lmnb-hole-distribution");
     chip.dataset.name = d.seg_name[s];
     chip.appendChild(holeLabel(d.seg_name[s]));
     const value = h("span", "lmnb-hole-value");
-    appendVisibleText(value, d.seg_text[s]);
+    appendText(value, d.seg_text[s]);
     chip.appendChild(value);
     chip.title = `distribution ${d.seg_name[s]}: the most likely value (P(${d.seg_name[s]}) below)`;
     return chip;
   }
 
   distributionBars(s) {
-    const d = this.data;
+    const d = this.columns;
     const box = h("div", "lmnb-distribution");
     box.dataset.name = d.seg_name[s];
     box.appendChild(h("div", "lmnb-distribution-title", `P(${d.seg_name[s]})`));
@@ -174,7 +154,7 @@ class TraceView {
       const row = h("tr", "lmnb-distribution-value");
       row.classList.toggle("lmnb-argmax", v === best);
       const value = h("td", "lmnb-col-value");
-      appendVisibleText(value, d.dist_value[v], false);
+      appendMarkedText(value, d.dist_value[v]);
       const prob = h("td", "lmnb-col-prob");
       const track = h("div", "lmnb-prob");
       const fill = h("div", "lmnb-prob-fill");
@@ -191,18 +171,18 @@ class TraceView {
   }
 
   updateStatus() {
-    const d = this.data;
+    const d = this.columns;
     const rows = d.row_segments?.length ?? 0;
     const kinds = d.seg_kind ?? [];
     const holes = kinds.filter ? kinds.filter((k) => k !== TEXT).length : 0;
     const parts = [];
-    const model = this.model.get("model_identifier");
+    const model = this.get("model_identifier");
     if (model) parts.push(model);
-    const label = this.model.get("decoder") || "";
+    const label = this.get("decoder") || "";
     const kind = label.startsWith("beam") ? "beams" : label.startsWith("sample") ? "samples" : "results";
     if (rows > 1) parts.push(`${rows} ${kind}`);
     parts.push(`${holes} hole${holes === 1 ? "" : "s"} filled`);
-    const status = this.model.get("status");
+    const status = this.get("status");
     if (status === "running") parts.push("running…");
     else if (status !== "done") parts.push(status);
     this.status.textContent = parts.join(" · ");
@@ -212,9 +192,6 @@ class TraceView {
     }
   }
 
-  destroy() {
-    for (const [event, handler] of Object.entries(this.handlers)) this.model.off(event, handler);
-  }
 }
 
 function holeLabel(name) {
@@ -223,9 +200,4 @@ function holeLabel(name) {
   return label;
 }
 
-export function render({ model, el }) {
-  const view = new TraceView(model, el);
-  return () => view.destroy();
-}
-
-export default { render };
+export default defineView(TraceView);
