@@ -35,6 +35,11 @@ class TokenInfo:
     is the entropy of the next-token distribution in nats. `text` is "" for a token that
     completes no character yet (part of a multi-byte character); the character appears
     with the token that completes it.
+
+    Under a constraint, `constrained_logprob` is the token's log-probability among the
+    tokens the constraint allowed (the model's distribution renormalised over them) and
+    `allowed` the best allowed tokens with theirs; the other numbers stay the model's own.
+    Without a constraint they are None and ().
     """
 
     token_id: int
@@ -43,10 +48,20 @@ class TokenInfo:
     rank: Optional[int] = None
     entropy: Optional[float] = None
     top: tuple[Alternative, ...] = ()
+    constrained_logprob: Optional[float] = None
+    allowed: tuple[Alternative, ...] = ()
 
     @property
     def prob(self) -> float:
         return math.exp(self.logprob)
+
+    @classmethod
+    def from_data(cls, item: dict) -> "TokenInfo":
+        """A token from `dataclasses.asdict`'s form (JSON-ready data)."""
+        item = dict(item)
+        top = tuple(Alternative(**a) for a in item.pop("top", ()))
+        allowed = tuple(Alternative(**a) for a in item.pop("allowed", ()))
+        return cls(**item, top=top, allowed=allowed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +88,14 @@ class Generation:
     def logprob(self) -> float:
         """The sequence's total log-probability."""
         return float(sum(t.logprob for t in self.tokens))
+
+    @property
+    def constrained_logprob(self) -> Optional[float]:
+        """The total log-probability among the tokens the constraint allowed at each
+        step (None when generated without a constraint)."""
+        if not self.tokens or any(t.constrained_logprob is None for t in self.tokens):
+            return None
+        return float(sum(t.constrained_logprob for t in self.tokens))  # type: ignore[misc]
 
     def __str__(self) -> str:
         return self.text

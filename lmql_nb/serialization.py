@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .results import Alternative, Generation, TokenInfo, ValueScores
+from .results import Generation, TokenInfo, ValueScores
 
 
 def generations_to_data(generations: list[Generation]) -> list[dict]:
@@ -12,11 +12,7 @@ def generations_to_data(generations: list[Generation]) -> list[dict]:
 
 
 def generations_from_data(data: list[dict]) -> list[Generation]:
-    def token(item: dict) -> TokenInfo:
-        top = tuple(Alternative(**a) for a in item.pop("top"))
-        return TokenInfo(**item, top=top)
-
-    return [Generation(**{**g, "tokens": tuple(token(dict(t)) for t in g["tokens"]),
+    return [Generation(**{**g, "tokens": tuple(TokenInfo.from_data(t) for t in g["tokens"]),
                           "prefix_ids": tuple(g.get("prefix_ids", ()))})
             for g in data]
 

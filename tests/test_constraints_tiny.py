@@ -198,3 +198,43 @@ def test_json_schema_on_a_tiny_model(tiny_gpt2_path):
     assert generation.finish_reason == "stop"
     value = json.loads(generation.text)
     assert set(value) == {"a"} and 0 <= value["a"] <= 99
+
+
+def test_constrained_logprobs_are_renormalised_among_the_allowed_tokens(tiny_gpt2_path):
+    """Beside the model's own numbers, each token carries its log-probability among the
+    allowed tokens and the best allowed tokens; the first step is checked against
+    transformers' logits and an allowed set computed from the vocabulary itself."""
+    generation = _generate(tiny_gpt2_path, max_tokens=4, regex="[0-9]+", top_logprobs=5)[0]
+    _, tokenizer = reference.load(tiny_gpt2_path)
+    ids = reference.prompt_ids(tokenizer, PROMPT)
+    logprobs = reference.token_logprobs(tiny_gpt2_path,
+                                        ids + [t.token_id for t in generation.tokens])
+    row = logprobs[len(ids) - 1].double()
+    allowed = torch.tensor([i for i in range(row.shape[-1])
+                            if re.fullmatch("[0-9]+", tokenizer.decode([i]))])
+    mass = torch.logsumexp(row[allowed], 0)
+    first = generation.tokens[0]
+    assert first.logprob == pytest.approx(float(row[first.token_id]), abs=1e-4)  # unchanged
+    assert first.constrained_logprob == pytest.approx(float(row[first.token_id] - mass), abs=1e-4)
+    best = torch.topk(row[allowed], 5)
+    assert [a.token_id for a in first.allowed] == allowed[best.indices].tolist()
+    assert [a.logprob for a in first.allowed] == pytest.approx((best.values - mass).tolist(),
+                                                               abs=1e-4)
+    assert all(not a.blocked for a in first.allowed)
+    for token in generation.tokens:  # renormalising over fewer tokens never lowers it
+        assert token.constrained_logprob >= token.logprob - 1e-6
+    assert generation.constrained_logprob == pytest.approx(
+        sum(t.constrained_logprob for t in generation.tokens))
+    free = _generate(tiny_gpt2_path, max_tokens=2, top_logprobs=2)[0]
+    assert free.constrained_logprob is None and free.tokens[0].allowed == ()
+
+
+def test_constrained_logprobs_without_details_and_under_beams(tiny_gpt2_path):
+    plain = _generate(tiny_gpt2_path, max_tokens=3, regex="[0-9]+", top_logprobs=0)[0]
+    detailed = _generate(tiny_gpt2_path, max_tokens=3, regex="[0-9]+", top_logprobs=3)[0]
+    assert [t.constrained_logprob for t in plain.tokens] == pytest.approx(
+        [t.constrained_logprob for t in detailed.tokens], abs=1e-5)
+    assert plain.tokens[0].allowed == ()  # the alternatives need top_logprobs
+    for beam in _generate(tiny_gpt2_path, max_tokens=3, regex="[0-9]+", decoder="beam", n=2,
+                          top_logprobs=3):
+        assert all(t.constrained_logprob is not None and t.allowed for t in beam.tokens)

@@ -74,16 +74,41 @@ def top_ids(logprobs: np.ndarray, k: int) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class StepStats:
-    """The numbers behind one chosen token (texts come later, from the decoder)."""
+    """The numbers behind one chosen token (texts come later, from the decoder).
+
+    Under a constraint, `constrained_logprob` is the token's log-probability among the
+    allowed tokens (the model's distribution renormalised over them) and `allowed` the
+    best allowed tokens with theirs; `logprob`, `rank`, `entropy` and `top` stay the
+    model's own."""
 
     token_id: int
     logprob: float
     rank: Optional[int] = None
     entropy: Optional[float] = None
     top: tuple[tuple[int, float, bool], ...] = ()  # (token id, logprob, blocked)
+    constrained_logprob: Optional[float] = None
+    allowed: tuple[tuple[int, float], ...] = ()  # (token id, constrained logprob)
 
 
-RowSummary = tuple[float, tuple[tuple[int, float, bool], ...]]  # (entropy, top)
+@dataclasses.dataclass(frozen=True)
+class RowSummary:
+    """What every token chosen from one row shares: the row's entropy and top-k, and
+    under a constraint the log of the allowed tokens' total probability and the best
+    allowed tokens (with their renormalised log-probabilities)."""
+
+    entropy: float
+    top: tuple[tuple[int, float, bool], ...]
+    allowed_mass: Optional[float] = None
+    allowed: tuple[tuple[int, float], ...] = ()
+
+
+def allowed_mass(logprobs: np.ndarray, blocked: np.ndarray) -> float:
+    """log of the total probability of the tokens `blocked` leaves allowed."""
+    allowed = logprobs[~blocked]
+    if allowed.size == 0:
+        return -np.inf
+    best = float(allowed.max())
+    return best + float(np.log(np.exp(allowed - best, dtype=np.float64).sum()))
 
 
 def row_summary(logprobs: np.ndarray, top_logprobs: int,
@@ -91,12 +116,20 @@ def row_summary(logprobs: np.ndarray, top_logprobs: int,
     """The entropy and the `top_logprobs` best alternatives of one row (`logprobs` is its
     log-softmax), the same for every token chosen from it. They describe the model's own
     distribution, also under a constraint; `blocked` (True for the tokens a constraint
-    forbade) marks the alternatives the constraint ruled out."""
+    forbade) marks the alternatives the constraint ruled out and adds the best allowed
+    tokens renormalised among the allowed ones."""
     probs = np.exp(logprobs)
     entropy = float(-np.sum(probs * np.where(probs > 0, logprobs, 0), dtype=np.float64))
     ids = top_ids(logprobs, top_logprobs)
     flags = [False] * len(ids) if blocked is None else blocked[ids].tolist()
-    return entropy, tuple(zip(ids.tolist(), logprobs[ids].tolist(), flags))
+    top = tuple(zip(ids.tolist(), logprobs[ids].tolist(), flags))
+    if blocked is None:
+        return RowSummary(entropy, top)
+    mass = allowed_mass(logprobs, blocked)
+    masked = np.where(blocked, -np.inf, logprobs)
+    best = [i for i in top_ids(masked, top_logprobs).tolist() if masked[i] > -np.inf]
+    return RowSummary(entropy, top, mass,
+                      tuple((i, float(logprobs[i]) - mass) for i in best))
 
 
 def step_stats(logprobs: np.ndarray, token_id: int, top_logprobs: int,
@@ -106,21 +139,30 @@ def step_stats(logprobs: np.ndarray, token_id: int, top_logprobs: int,
 
     Rank, entropy and alternatives are computed only when `top_logprobs` asks for
     details, since they cost passes over the vocabulary; pass the row's `summary` when
-    several tokens are chosen from one row (beam search) to compute it once.
+    several tokens are chosen from one row (beam search) to compute it once. With
+    `blocked` (a constraint), the token's log-probability among the allowed tokens too.
     """
     logprob = float(logprobs[token_id])
     if not top_logprobs:
-        return StepStats(token_id, logprob)
+        if blocked is None:
+            return StepStats(token_id, logprob)
+        mass = summary.allowed_mass if summary is not None else None
+        mass = allowed_mass(logprobs, blocked) if mass is None else mass
+        return StepStats(token_id, logprob, constrained_logprob=logprob - mass)
     rank = int(np.count_nonzero(logprobs > logprobs[token_id])) + 1
-    entropy, top = summary or row_summary(logprobs, top_logprobs, blocked)
-    return StepStats(token_id, logprob, rank, entropy, top)
+    summary = summary or row_summary(logprobs, top_logprobs, blocked)
+    constrained = None if summary.allowed_mass is None else logprob - summary.allowed_mass
+    return StepStats(token_id, logprob, rank, summary.entropy, summary.top, constrained,
+                     summary.allowed)
 
 
 def describe(stats: StepStats, decoder: IncrementalDecoder) -> TokenInfo:
     """Turn a step's numbers into a `TokenInfo`, advancing `decoder` by its token."""
     top = tuple(Alternative(i, decoder.peek(i), v, b) for i, v, b in stats.top)
+    allowed = tuple(Alternative(i, decoder.peek(i), v) for i, v in stats.allowed)
     return TokenInfo(token_id=stats.token_id, text=decoder.add(stats.token_id),
-                     logprob=stats.logprob, rank=stats.rank, entropy=stats.entropy, top=top)
+                     logprob=stats.logprob, rank=stats.rank, entropy=stats.entropy, top=top,
+                     constrained_logprob=stats.constrained_logprob, allowed=allowed)
 
 
 def seeded_generator(seed: Optional[int]) -> np.random.Generator:

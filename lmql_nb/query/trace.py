@@ -39,7 +39,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Optional, Union
 
-from ..results import Alternative, TokenInfo
+from ..results import TokenInfo
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,19 +137,13 @@ def _segment_to_data(segment: Segment) -> dict:
     return data
 
 
-def _token_from_data(item: dict) -> TokenInfo:
-    item = dict(item)
-    top = tuple(Alternative(**a) for a in item.pop("top", ()))
-    return TokenInfo(**item, top=top)
-
-
 def _segment_from_data(item: dict) -> Segment:
     fields = {k: v for k, v in item.items() if k not in ("kind", "value_repr")}
     kind = item.get("kind")
     if kind == "text":
         return TextSegment(**fields)
     if kind == "hole":
-        fields["tokens"] = tuple(_token_from_data(t) for t in fields.get("tokens", ()))
+        fields["tokens"] = tuple(TokenInfo.from_data(t) for t in fields.get("tokens", ()))
         return HoleSegment(**fields)
     if kind == "distribution":
         return DistributionSegment(fields["name"], tuple(fields["values"]),
