@@ -4,6 +4,7 @@ Everything except JSON is regular, so it becomes one lexeme (`RESPONSE`) built w
 llguidance's `&` (intersection) and `~` (complement) operators on regexes:
 
     BODY:            every regex & the choices & the integer shape & the length bound
+                     & ~(.*EXCLUDED.*)
     FREE:            BODY & ~(.*STOP.*)                 no stop string: ends at end-of-sequence
     STOP_AT_i:       (BODY & (.*s_i) & FIRST) .*        BODY ends with the stop string s_i
     STOP_BEFORE_i:   ((BODY s_i) & FIRST) .*            BODY, then the stop string s_i
@@ -63,6 +64,8 @@ def to_lark(spec: ConstraintSpec) -> str:
         body.append(f"/{INT_REGEX}/")
     if spec.max_chars is not None:
         body.append(f"/(?s:.{{0,{spec.max_chars}}})/")
+    if spec.excludes:
+        body.append(f"~/(?s:.*){_alternatives(spec.excludes)}(?s:.*)/")
     lines = ["start: RESPONSE", f"BODY: {' & '.join(body)}"]
     if not spec.stops:
         lines.append("RESPONSE: BODY")

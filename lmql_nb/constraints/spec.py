@@ -27,7 +27,8 @@ class ConstraintSpec:
     `integer` allows one leading space (" 42": what follows "equals" in most
     tokenizers); `json_schema` is the schema as JSON text, in the caller's key order (the
     output's property order); `max_chars` bounds the completion's length in characters
-    (`len(RESPONSE) < n`); `max_tokens` is the token bound a `where` clause asked for
+    (`len(RESPONSE) < n`); `excludes` are strings the completion must not contain
+    (`not "s" in RESPONSE`); `max_tokens` is the token bound a `where` clause asked for
     (already folded into `GenerateOptions.max_tokens`).
     """
 
@@ -39,6 +40,7 @@ class ConstraintSpec:
     json_schema: Optional[str] = None
     max_chars: Optional[int] = None
     max_tokens: Optional[int] = None
+    excludes: tuple[str, ...] = ()
 
     @property
     def stops(self) -> tuple[str, ...]:
@@ -49,7 +51,8 @@ class ConstraintSpec:
     def shaped(self) -> bool:
         """True if the form of the text is constrained (which needs a token mask)."""
         return (self.choices is not None or bool(self.regexes) or self.integer
-                or self.json_schema is not None or self.max_chars is not None)
+                or self.json_schema is not None or self.max_chars is not None
+                or bool(self.excludes))
 
     @property
     def active(self) -> bool:
@@ -134,9 +137,9 @@ _CHECKS = {"stops_at": lambda v: _strings("stops_at", v),
 
 
 def _merge(clauses: list[tuple[str, Any]]) -> ConstraintSpec:
-    fields: dict[str, Any] = {"stops_at": (), "stops_before": (), "regexes": ()}
+    fields: dict[str, Any] = {"stops_at": (), "stops_before": (), "regexes": (), "excludes": ()}
     for key, value in clauses:
-        if key in ("stops_at", "stops_before"):
+        if key in ("stops_at", "stops_before", "excludes"):
             fields[key] = tuple(dict.fromkeys(fields[key] + value))
         elif key == "choices":
             previous = fields.get("choices")
@@ -171,4 +174,5 @@ def _regular_parts(spec: ConstraintSpec) -> list[str]:
         ("choices", spec.choices is not None), ("regex", bool(spec.regexes)),
         ("type=int", spec.integer), ("stops_at", bool(spec.stops_at)),
         ("stops_before", bool(spec.stops_before)),
-        ("len(RESPONSE)", spec.max_chars is not None)) if present]
+        ("len(RESPONSE)", spec.max_chars is not None),
+        ("not ... in RESPONSE", bool(spec.excludes))) if present]

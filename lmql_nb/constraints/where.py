@@ -8,6 +8,7 @@ A `where` expression is a conjunction (`and`) of clauses; each clause becomes on
     INT(RESPONSE)                  -> ("type", int)
     REGEX(RESPONSE, r"...")        -> ("regex", "...")
     RESPONSE in ["a", "b"]         -> ("choices", ("a", "b"))
+    not "s" in RESPONSE            -> ("excludes", ("s",))    (also "s" not in RESPONSE)
     len(TOKENS(RESPONSE)) < n      -> ("max_tokens", n - 1)
     len(RESPONSE) < n              -> ("max_chars", n - 1)
 
@@ -27,8 +28,8 @@ VARIABLE = "RESPONSE"
 _CALLS = {"STOPS_AT": "stops_at", "STOPS_BEFORE": "stops_before", "REGEX": "regex",
           "INT": "type"}
 _SUPPORTED = ('STOPS_AT(RESPONSE, "s"), STOPS_BEFORE(RESPONSE, "s"), INT(RESPONSE), '
-              'REGEX(RESPONSE, r"..."), RESPONSE in [...], len(TOKENS(RESPONSE)) < n, '
-              'len(RESPONSE) < n, combined with "and"')
+              'REGEX(RESPONSE, r"..."), RESPONSE in [...], not "s" in RESPONSE, '
+              'len(TOKENS(RESPONSE)) < n, len(RESPONSE) < n, combined with "and"')
 # the inclusive limit is the bound minus this; `n > len(...)` is read as `len(...) < n`
 _UPPER = {ast.Lt: 1, ast.LtE: 0}
 _MIRRORED = {ast.Gt: ast.Lt, ast.GtE: ast.LtE}
@@ -70,7 +71,11 @@ class _Parser:
         if isinstance(node, ast.Compare):
             return [self.compare(node)]
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-            raise self.fail(node, "'not' is not supported")
+            inner = node.operand
+            if isinstance(inner, ast.Compare) and len(inner.ops) == 1 \
+                    and isinstance(inner.ops[0], ast.In):
+                return [self.excludes(inner.left, inner.comparators[0])]
+            raise self.fail(node, "'not' applies only to '\"s\" in RESPONSE'")
         raise self.fail(node, "not a constraint")
 
     def call(self, node: ast.Call) -> tuple[str, Any]:
@@ -96,6 +101,8 @@ class _Parser:
         if len(node.ops) != 1:
             raise self.fail(node, "chained comparisons are not supported")
         op, left, right = node.ops[0], node.left, node.comparators[0]
+        if isinstance(op, ast.NotIn):
+            return self.excludes(left, right)
         if isinstance(op, ast.In):
             self.variable(left)
             if not isinstance(right, (ast.List, ast.Tuple, ast.Set)):
@@ -118,6 +125,13 @@ class _Parser:
         if limit < 0:
             raise self.fail(node, "no text is that short")
         return option, limit
+
+    def excludes(self, text: ast.AST, variable: ast.AST) -> tuple[str, Any]:
+        self.variable(variable)
+        value = self.string(text)
+        if not value:
+            raise self.fail(text, "an excluded string must not be empty")
+        return "excludes", (value,)
 
     @staticmethod
     def is_length(node: ast.AST) -> bool:

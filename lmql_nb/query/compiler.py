@@ -1,0 +1,510 @@
+"""LMQL source to a Python coroutine function the runtime drives.
+
+The program's Python is parsed with `ast` (after `layout.split` blanked the LMQL-only
+clauses); each top-level string statement (also inside loops and conditionals, not
+inside nested functions) becomes calls into the runtime:
+
+    "Q: {q} [ANSWER]" where STOPS_AT(ANSWER, ".")
+    ->  await __lmql__.text(f"Q: {q} ")
+        ANSWER = await __lmql__.hole(<site>, <tactic>, (<operands>,))
+
+so `{expr}` is ordinary Python evaluated in the program's scope, and a hole's value is
+an ordinary local variable. Model output only ever becomes the value of such a variable:
+it is never parsed as code. The function is built inside an outer function whose
+parameters are the names captured from the defining scope (its closure).
+
+Errors in the program are `SyntaxError`s whose line and column point into the source
+the user wrote (a cell, a string, or the docstring in its .py file).
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import copy
+import dataclasses
+import types
+from typing import Any, Optional
+
+from . import layout as layout_module
+from .clauses import Analyser, Clause, ClauseError
+from .strings import HolePart, PromptStringError, TextPart, parse_prompt
+
+RUNTIME = "__lmql__"
+_OUTER = "__lmql_outer__"
+_INNER = "__lmql_query__"
+
+
+@dataclasses.dataclass(frozen=True)
+class Origin:
+    """Where the program text sits in the user's file: its line 1 is `line` there;
+    columns of line 1 are shifted by `first_col`, of later lines by `indent`."""
+
+    filename: str = "<lmql>"
+    line: int = 1
+    first_col: int = 0
+    indent: int = 0
+    lines: tuple[str, ...] = ()  # the user's file lines, for error messages
+
+    def position(self, line: int, col: int) -> tuple[int, int]:
+        """A program (line, 0-based col) as the user's (line, 1-based col)."""
+        return self.line + line - 1, col + (self.first_col if line == 1 else self.indent) + 1
+
+    def error(self, message: str, line: int, col: int, kind: type = SyntaxError) -> SyntaxError:
+        user_line, user_col = self.position(line, col)
+        if not issubclass(kind, SyntaxError):
+            return kind(f"{message} (in {self.filename}, line {user_line}, column {user_col})")
+        text = self.lines[user_line - 1] if 0 < user_line <= len(self.lines) else None
+        return kind(message, (self.filename, user_line, user_col, text))
+
+
+@dataclasses.dataclass(frozen=True)
+class HoleSite:
+    """One hole in the program text: its variable, the clauses constraining it, and
+    whether it is a `distribution` variable."""
+
+    name: str
+    clauses: tuple[Clause, ...]
+    distribution: bool
+    line: int
+
+
+@dataclasses.dataclass
+class Program:
+    """A compiled query program."""
+
+    source: str
+    origin: Origin
+    outer: types.CodeType
+    captures: list[str]  # the outer function's parameters, in order
+    parameters: list[str]  # the query function's parameters (after the runtime)
+    free_names: list[str]  # names read and never assigned, in order of first use
+    sites: list[HoleSite]
+    decoder: Optional[str]
+    decoder_arguments: dict[str, Any]
+    model_source: Optional[str]  # the `from` clause's expression
+    has_return: bool
+    distribution_name: Optional[str] = None
+
+    @property
+    def hole_names(self) -> list[str]:
+        return list(dict.fromkeys(site.name for site in self.sites))
+
+
+def compile_program(source: str, origin: Optional[Origin] = None,
+                    parameters: Optional[list[str]] = None,
+                    captures: tuple[str, ...] = ()) -> Program:
+    """Compile LMQL `source`. `parameters` are the query function's argument names (None:
+    the program's free names); `captures` are names of the defining scope to close over."""
+    origin = origin or Origin(lines=tuple(source.split("\n")))
+    return _Compiler(source, origin).compile(parameters, captures)
+
+
+class _Compiler:
+    def __init__(self, source: str, origin: Origin):
+        self.source = source
+        self.origin = origin
+        self.header = 0
+        self.sites: list[HoleSite] = []
+        self.program_analysers: list[tuple[Analyser, list[Clause]]] = []
+
+    def error(self, message: str, line: int, col: int, kind: type = SyntaxError) -> SyntaxError:
+        return self.origin.error(message, line - self.header, col, kind)
+
+    def clause_error(self, error: ClauseError, clause: layout_module.Clause,
+                     tree_line: int = 1) -> SyntaxError:
+        node = error.node
+        line = clause.line + getattr(node, "lineno", 1) - tree_line
+        col = getattr(node, "col_offset", 0) + (clause.col if getattr(node, "lineno", 1) == tree_line else 0)
+        return self.origin.error(str(error), line, col, ValueError)
+
+    # -- the pieces ------------------------------------------------------------------------
+
+    def compile(self, parameters: Optional[list[str]], captures: tuple[str, ...]) -> Program:
+        try:
+            layout = layout_module.split(self.source)
+        except SyntaxError as error:
+            raise self.origin.error(error.msg, error.lineno or 1, (error.offset or 1) - 1,
+                                    type(error)) from None
+        python = layout.python
+        if layout.body_indented:
+            python, self.header = "if 1:\n" + python, 1
+        try:
+            tree = ast.parse(python, mode="exec")
+        except SyntaxError as error:
+            raise self.error(error.msg, error.lineno or 1, (error.offset or 1) - 1,
+                             type(error)) from None
+        body = tree.body[0].body if self.header else tree.body  # type: ignore[attr-defined]
+        decoder, decoder_arguments = self.decoder(layout.decoder)
+        model_source, program_where, distribution = self.tail(layout.tail)
+        self.statement_clauses = layout.statement_clauses
+        self.program_clauses = program_where
+        self.distribution = distribution
+        body = self.transform(body)
+        self.check_names(program_where, distribution)
+        if not body:
+            body = [ast.Pass()]
+        body = _rename_print(body)
+        free = _free_names(body)
+        if parameters is None:
+            parameters = [n for n in free if not hasattr(builtins, n) and n not in captures]
+        captured = [n for n in captures if n in free and n not in parameters]
+        module = self.wrap(body, parameters, captured)
+        code = compile(module, self.origin.filename, "exec", dont_inherit=True)
+        outer = next(c for c in code.co_consts if isinstance(c, types.CodeType) and c.co_name == _OUTER)
+        return Program(self.source, self.origin, outer, captured, parameters, free, self.sites,
+                       decoder, decoder_arguments, model_source, _has_return(body),
+                       distribution[0] if distribution else None)
+
+    def decoder(self, clause: Optional[layout_module.Clause]) -> tuple[Optional[str], dict]:
+        if clause is None:
+            return None, {}
+        arguments: dict[str, Any] = {}
+        if clause.source.strip():
+            try:
+                call = ast.parse(f"f({clause.source})", mode="eval").body
+            except SyntaxError as error:
+                raise self.origin.error(f"malformed decoder arguments: {error.msg}", clause.line,
+                                        clause.col) from None
+            assert isinstance(call, ast.Call)
+            if call.args:
+                raise self.origin.error(f"the decoder {clause.keyword} takes keyword arguments "
+                                        f"only, e.g. {clause.keyword}(n=2)", clause.line, clause.col)
+            for keyword in call.keywords:
+                try:
+                    arguments[str(keyword.arg)] = ast.literal_eval(keyword.value)
+                except ValueError:
+                    raise self.origin.error(f"decoder argument {keyword.arg} must be a literal",
+                                            clause.line, clause.col) from None
+        return clause.keyword, arguments
+
+    def tail(self, clauses: list[layout_module.Clause]):
+        model_source, where, distribution = None, [], None
+        for clause in clauses:
+            if not clause.source:
+                raise self.origin.error(f"the {clause.keyword} clause is empty", clause.line,
+                                        clause.col)
+            expression = self.expression(clause)
+            if clause.keyword == "from":
+                model_source = clause.source
+            elif clause.keyword == "where":
+                where.extend(self.analyse(expression, clause))
+            else:
+                distribution = self.distribution_clause(expression, clause)
+        return model_source, where, distribution
+
+    def expression(self, clause: layout_module.Clause) -> ast.expr:
+        try:
+            tree = ast.parse("(" + clause.source + ")", mode="eval")
+        except SyntaxError as error:
+            line = clause.line + (error.lineno or 1) - 1
+            col = (error.offset or 2) - 2 + (clause.col if (error.lineno or 1) == 1 else 0)
+            raise self.origin.error(f"in the {clause.keyword} clause: {error.msg}", line,
+                                    col) from None
+        # positions relative to the clause: the "(" shifted line 1 by one column
+        for node in ast.walk(tree):
+            if hasattr(node, "col_offset") and getattr(node, "lineno", 0) == 1:
+                node.col_offset -= 1
+        return tree.body
+
+    def analyse(self, expression: ast.expr, clause: layout_module.Clause) -> list[Clause]:
+        analyser = Analyser(lambda node: ast.get_source_segment(
+            "(" + clause.source + ")", node, padded=False) or ast.dump(node))
+        try:
+            clauses = analyser.clauses(expression)
+        except ClauseError as error:
+            raise self.clause_error(error, clause) from None
+        self.program_analysers.append((analyser, clauses))
+        return clauses
+
+    def distribution_clause(self, expression: ast.expr, clause: layout_module.Clause):
+        if not (isinstance(expression, ast.Compare) and len(expression.ops) == 1
+                and isinstance(expression.ops[0], ast.In)
+                and isinstance(expression.left, ast.Name)):
+            raise self.origin.error("a distribution clause reads 'VARIABLE in [values]'",
+                                    clause.line, clause.col)
+        return expression.left.id, expression.comparators[0], clause
+
+    # -- prompt statements -----------------------------------------------------------------
+
+    def transform(self, statements: list[ast.stmt]) -> list[ast.stmt]:
+        result: list[ast.stmt] = []
+        for statement in statements:
+            if isinstance(statement, ast.Expr) and _is_prompt(statement.value):
+                result.extend(self.prompt(statement))
+                continue
+            for field in ("body", "orelse", "finalbody"):
+                if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    break
+                inner = getattr(statement, field, None)
+                if isinstance(inner, list) and inner and isinstance(inner[0], ast.stmt):
+                    setattr(statement, field, self.transform(inner) or [ast.Pass()])
+            for handler in getattr(statement, "handlers", []):
+                handler.body = self.transform(handler.body) or [ast.Pass()]
+            for case in getattr(statement, "cases", []):
+                case.body = self.transform(case.body) or [ast.Pass()]
+            result.append(statement)
+        return result
+
+    def prompt(self, statement: ast.Expr) -> list[ast.stmt]:
+        node = statement.value
+        line, col = node.lineno, node.col_offset
+        if isinstance(node, ast.JoinedStr):
+            raise self.error("prompt strings are f-strings already: drop the f prefix "
+                             "(write {expr} in a plain string)", line, col)
+        value = node.value  # type: ignore[attr-defined]
+        if node.end_lineno and node.end_lineno > line:
+            value = _dedent_continuation(value, statement.col_offset)
+        try:
+            parts = parse_prompt(value)
+        except PromptStringError as error:
+            raise self.error(str(error), *self.locate(node, error.offset)) from None
+        clauses = self.statement_clauses.get((line - self.header, col), [])
+        where: list[Clause] = []
+        distribution = None
+        analysers = []
+        for clause in clauses:
+            expression = self.expression(clause)
+            if clause.keyword == "where":
+                analyser = Analyser(lambda n, s=clause.source: ast.get_source_segment(
+                    "(" + s + ")", n) or ast.dump(n))
+                try:
+                    found = analyser.clauses(expression)
+                except ClauseError as error:
+                    raise self.clause_error(error, clause) from None
+                where.extend(found)
+                analysers.append((analyser, found))
+            else:
+                distribution = self.distribution_clause(expression, clause)
+        holes = [p for p in parts if isinstance(p, HolePart)]
+        names = {h.name for h in holes}
+        for c in where:
+            if c.subject not in names:
+                src = next(cl for cl in clauses if cl.keyword == "where")
+                raise self.origin.error(
+                    f"where constrains {c.subject}, which is not a hole of this prompt "
+                    f"(its holes: {', '.join(sorted(names)) or 'none'})", src.line, src.col,
+                    ValueError)
+        if distribution is not None:
+            name, _, clause = distribution
+            if not holes or holes[-1].name != name or not isinstance(parts[-1], HolePart):
+                raise self.origin.error(
+                    f"distribution {name}: the prompt must end with the hole [{name}]",
+                    clause.line, clause.col, ValueError)
+        out: list[ast.stmt] = []
+        for part in parts:
+            if isinstance(part, TextPart):
+                out.append(self.text_call(part, node))
+                continue
+            is_distribution = distribution is not None and part is holes[-1]
+            program_distribution = self.distribution is not None and self.distribution[0] == part.name
+            mine = tuple(c for c in where if c.subject == part.name) + tuple(
+                c for c in self.program_clauses if c.subject == part.name)
+            operands, renumbered = self.operands_for(mine, analysers + self.program_analysers)
+            operands = [_placed(copy.deepcopy(o), statement) for o in operands]
+            site = len(self.sites)
+            self.sites.append(HoleSite(part.name, renumbered,
+                                       is_distribution or program_distribution, line - self.header))
+            if is_distribution or program_distribution:
+                values = distribution[1] if is_distribution else self.distribution[1]
+                if mine:
+                    raise self.error(f"{part.name} is a distribution variable: it takes no "
+                                     "where constraints", line, col, ValueError)
+                call = _call("distribution", [ast.Constant(site), values])
+            else:
+                tactic = self.tactic(part, node)
+                call = _call("hole", [ast.Constant(site), tactic,
+                                      ast.Tuple(operands, ast.Load())])
+            out.append(ast.Assign([ast.Name(part.name, ast.Store())], call))
+        for item in out:
+            ast.copy_location(item, statement)
+            ast.fix_missing_locations(item)
+        return out
+
+    @staticmethod
+    def operands_for(clauses: tuple[Clause, ...], analysers: list[tuple[Analyser, list[Clause]]]
+                     ) -> tuple[list[ast.expr], tuple[Clause, ...]]:
+        """The operand expressions of `clauses` (to evaluate where the hole is reached),
+        and the clauses with their operands renumbered 0.. in that order."""
+        nodes: list[ast.expr] = []
+        renumbered = []
+        for clause in clauses:
+            analyser = next(a for a, found in analysers if any(c is clause for c in found))
+            arguments = []
+            for kind, value in clause.arguments:
+                if kind == "operand":
+                    nodes.append(analyser.operands[value])
+                    value = len(nodes) - 1
+                arguments.append((kind, value))
+            renumbered.append(dataclasses.replace(clause, arguments=tuple(arguments)))
+        return nodes, tuple(renumbered)
+
+    def tactic(self, part: HolePart, node: ast.expr) -> ast.expr:
+        if part.tactic is None:
+            return ast.Constant(None)
+        try:
+            tactic = ast.parse(part.tactic, mode="eval").body
+        except SyntaxError as error:
+            raise self.error(f"malformed type of [{part.name}]: {error.msg}",
+                             *self.locate(node, part.offset)) from None
+        if isinstance(tactic, ast.Call):
+            raise self.error(f"[{part.name}: {part.tactic}]: nested queries are not supported "
+                             "by lmql_nb (call the query function in Python and interpolate "
+                             "its result with {...})", *self.locate(node, part.offset),
+                             kind=ValueError)
+        return _placed(tactic, node)  # type: ignore[arg-type]
+
+    def text_call(self, part: TextPart, node: ast.expr) -> ast.stmt:
+        try:
+            fstring = ast.parse("f" + repr(part.fstring), mode="eval").body
+        except SyntaxError as error:
+            raise self.error(f"in a {{...}} interpolation: {error.msg}",
+                             node.lineno, node.col_offset) from None
+        return ast.Expr(_call("text", [fstring]))
+
+    def locate(self, node: ast.expr, offset: int) -> tuple[int, int]:
+        """The (line, col) of character `offset` of a string literal's value, where the
+        literal's source shows it verbatim; else the literal's start."""
+        segment = ast.get_source_segment(self._python(), node) or ""
+        value = node.value if isinstance(node, ast.Constant) else ""
+        body_start = next((i for i, c in enumerate(segment) if c in "\"'"), 0)
+        quote = 3 if segment[body_start:body_start + 3] in ('"""', "'''") else 1
+        inner = segment[body_start + quote:]
+        if inner.startswith(value[:offset + 1]) and isinstance(value, str):
+            before = inner[:offset]
+            lines = before.split("\n")
+            if len(lines) == 1:
+                return node.lineno, node.col_offset + body_start + quote + offset
+            return node.lineno + len(lines) - 1, len(lines[-1])
+        return node.lineno, node.col_offset
+
+    def _python(self) -> str:
+        layout = layout_module.split(self.source)
+        return ("if 1:\n" if self.header else "") + layout.python
+
+    def check_names(self, program_where: list[Clause], distribution) -> None:
+        names = {site.name for site in self.sites}
+        for clause in program_where:
+            if clause.subject not in names:
+                raise self.origin.error(
+                    f"where constrains {clause.subject}, which is not a hole of this program "
+                    f"(its holes: {', '.join(sorted(names)) or 'none'})", 1, 0, ValueError)
+        if distribution is not None and distribution[0] not in names:
+            raise self.origin.error(
+                f"distribution {distribution[0]}: the program has no hole [{distribution[0]}]",
+                distribution[2].line, distribution[2].col, ValueError)
+
+    def wrap(self, body: list[ast.stmt], parameters: list[str],
+             captured: list[str]) -> ast.Module:
+        def arguments(names: list[str]) -> ast.arguments:
+            return ast.arguments(posonlyargs=[], args=[ast.arg(n) for n in names], vararg=None,
+                                 kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])
+
+        inner = ast.AsyncFunctionDef(_INNER, arguments([RUNTIME] + parameters), body, [],
+                                     None, None, type_params=[])
+        outer = ast.FunctionDef(_OUTER, arguments(captured),
+                                [inner, ast.Return(ast.Name(_INNER, ast.Load()))], [], None,
+                                None, type_params=[])
+        module = ast.Module([outer], type_ignores=[])
+        for node in (inner, outer):
+            node.lineno, node.col_offset = 1, 0
+        ast.fix_missing_locations(module)
+        ast.increment_lineno(module, self.origin.line - 1 - self.header)
+        return module
+
+
+def _placed(node: ast.expr, where: ast.stmt) -> ast.expr:
+    """`node` (parsed from a clause) moved to the statement it is evaluated in."""
+    for sub in ast.walk(node):
+        if "lineno" in sub._attributes:
+            ast.copy_location(sub, where)
+    return node
+
+
+def _call(method: str, arguments: list[ast.expr]) -> ast.Await:
+    function = ast.Attribute(ast.Name(RUNTIME, ast.Load()), method, ast.Load())
+    return ast.Await(ast.Call(function, arguments, []))
+
+
+def _is_prompt(node: ast.expr) -> bool:
+    return (isinstance(node, ast.Constant) and isinstance(node.value, str)) \
+        or isinstance(node, ast.JoinedStr)
+
+
+def _dedent_continuation(value: str, indent: int) -> str:
+    """A multi-line prompt string loses, on each continuation line, up to `indent`
+    leading spaces (the indentation of its statement)."""
+    lines = value.split("\n")
+    out = [lines[0]]
+    for line in lines[1:]:
+        stripped = len(line) - len(line.lstrip(" "))
+        out.append(line[min(stripped, indent):])
+    return "\n".join(out)
+
+
+def _rename_print(body: list[ast.stmt]) -> list[ast.stmt]:
+    """`print` reads `__lmql__.print` (quiet while a beam replays), unless the program
+    defines its own."""
+    stores = {n.id for s in body for n in ast.walk(s)
+              if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    if "print" in stores:
+        return body
+
+    class Rename(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.AST:
+            if node.id == "print" and isinstance(node.ctx, ast.Load):
+                return ast.copy_location(
+                    ast.Attribute(ast.Name(RUNTIME, ast.Load()), "print", ast.Load()), node)
+            return node
+
+    return [Rename().visit(s) for s in body]
+
+
+def _free_names(body: list[ast.stmt]) -> list[str]:
+    """Names the program reads and never binds, in order of first use."""
+    bound: set[str] = {RUNTIME}
+    loaded: list[str] = []
+    for statement in body:
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Name):
+                if isinstance(node.ctx, (ast.Store, ast.Del)):
+                    bound.add(node.id)
+                else:
+                    loaded.append(node.id)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                bound.add(node.name)
+                if not isinstance(node, ast.ClassDef):
+                    args = node.args
+                    for arg in args.posonlyargs + args.args + args.kwonlyargs:
+                        bound.add(arg.arg)
+                    for arg in (args.vararg, args.kwarg):
+                        if arg is not None:
+                            bound.add(arg.arg)
+            elif isinstance(node, ast.Lambda):
+                for arg in node.args.args + node.args.kwonlyargs:
+                    bound.add(arg.arg)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                for alias in node.names:
+                    bound.add((alias.asname or alias.name).split(".")[0])
+            elif isinstance(node, ast.ExceptHandler) and node.name:
+                bound.add(node.name)
+    return [n for n in dict.fromkeys(loaded) if n not in bound]
+
+
+def _has_return(body: list[ast.stmt]) -> bool:
+    def visit(statements: list[ast.stmt]) -> bool:
+        for statement in statements:
+            if isinstance(statement, ast.Return):
+                return True
+            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+                continue
+            for field in ("body", "orelse", "finalbody"):
+                inner = getattr(statement, field, None)
+                if isinstance(inner, list) and visit(inner):
+                    return True
+            for handler in getattr(statement, "handlers", []):
+                if visit(handler.body):
+                    return True
+        return False
+
+    return visit(body)

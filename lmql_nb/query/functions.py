@@ -1,0 +1,335 @@
+"""The Python entry points: `@query`, `query(source)`, `run`, `run_sync`, `F`.
+
+    @lmql_nb.query
+    def chain_of_thought(question):
+        '''lmql
+        "Q: {question}\\n"
+        "A: Let's think step by step.\\n[REASONING]"
+        return REASONING
+        '''
+
+A `def` query is called synchronously, an `async def` one returns a coroutine. Keyword
+options (`model=`, `decoder=`, `n=`, `temperature=`, `max_len=`, ...) go on the decorator
+or on the call (the call wins), and override the program's own decoder and `from`
+clauses. A non-zero `temperature` without a decoder means `sample`, as in LMQL.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import linecache
+import sys
+import textwrap
+from typing import Any, Callable, Optional, Union
+
+from .. import aio
+from ..llm import LLM
+from .compiler import Origin, Program, compile_program
+from .result import LMQLResult
+from .runtime import DEFAULT_MAX_LEN, Outcome, Runner, Settings
+
+#: keyword options a query call accepts besides the program's own arguments
+OPTIONS = ("model", "decoder", "n", "temperature", "top_k", "top_p", "seed", "max_len",
+           "top_logprobs", "cache", "on_event", "verbose", "chunksize")
+_REFUSED = {"certificate": "inference certificates", "output_writer": "output writers "
+            "(pass on_event=callback(sequence_index, event) to follow a run)"}
+_DECODERS = ("argmax", "sample", "beam")
+
+
+def _config(options: dict[str, Any], where: str) -> dict[str, Any]:
+    for key in options:
+        if key in _REFUSED:
+            raise ValueError(f"{_REFUSED[key]} ({key}=) are not supported by lmql_nb")
+        if key not in OPTIONS:
+            raise TypeError(f"{where} got an unknown keyword {key!r}; query options are: "
+                            f"{', '.join(OPTIONS)}")
+    return dict(options)
+
+
+class QueryFunction:
+    """A compiled query program, callable like the function it came from.
+
+    `await f.run(*args, **kwargs)` runs it from async code whatever `is_async` is;
+    `f.outcomes(...)` gives each execution's return value and `LMQLResult` (with its
+    trace) together, for tools such as the notebook's `%%lmql`.
+    """
+
+    __lmql_query__ = True
+
+    def __init__(self, program: Program, scope: dict[str, Any], captured: dict[str, Any],
+                 signature: Optional[inspect.Signature], is_async: bool,
+                 config: dict[str, Any], name: str = "query", returns: str = "program"):
+        self.program = program
+        self.scope = scope  # the defining module's globals (read live)
+        self.captured = captured  # the defining function's locals at definition time
+        self.signature = signature
+        self.is_async = is_async
+        self.config = config
+        self.returns = returns
+        self.__name__ = name
+        self.__qualname__ = name
+        outer = _function(program.outer, scope)
+        self._function = outer(*[captured[n] for n in program.captures])
+
+    def __repr__(self) -> str:
+        return f"<lmql_nb query {self.__name__}({', '.join(self.program.parameters)})>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.is_async:
+            return self.run(*args, **kwargs)
+        return aio.run_sync(self.run, *args, **kwargs)
+
+    async def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the program; its return value(s) or `LMQLResult`(s)."""
+        outcomes = await self.outcomes(*args, **kwargs)
+        values = [self._shape(o) for o in outcomes]
+        return values[0] if len(values) == 1 and self._single(kwargs) else values
+
+    def _single(self, kwargs: dict) -> bool:
+        settings_n = kwargs.get("n", self.config.get("n", self.program.decoder_arguments.get("n", 1)))
+        return settings_n == 1
+
+    def _shape(self, outcome: Outcome) -> Any:
+        if self.returns == "F":
+            holes = {n: outcome.result.variables[n] for n in self.program.hole_names
+                     if n in outcome.result.variables}
+            return next(iter(holes.values())) if len(holes) == 1 else holes
+        return outcome.value if self.program.has_return else outcome.result
+
+    async def outcomes(self, *args: Any, **kwargs: Any) -> list[Outcome]:
+        """Run the program; one `Outcome` per output (best first for beams)."""
+        options = {k: kwargs.pop(k) for k in list(kwargs) if k in OPTIONS or k in _REFUSED}
+        options = _config(options, f"{self.__name__}()")
+        arguments = self._arguments(args, kwargs)
+        settings = self._settings({**self.config, **options})
+        return await Runner(self.program, self._function, arguments, settings).run()
+
+    def _arguments(self, args: tuple, kwargs: dict) -> dict[str, Any]:
+        if self.signature is not None:
+            try:
+                bound = self.signature.bind(*args, **kwargs)
+            except TypeError as error:
+                raise TypeError(f"{self.__name__}(): {error}") from None
+            bound.apply_defaults()
+            return dict(bound.arguments)
+        parameters = self.program.parameters
+        if len(args) > len(parameters):
+            raise TypeError(f"{self.__name__}() takes {len(parameters)} positional argument(s) "
+                            f"({', '.join(parameters) or 'none'}) but {len(args)} were given")
+        values = dict(zip(parameters, args))
+        for key, value in kwargs.items():
+            if key in values:
+                raise TypeError(f"{self.__name__}() got multiple values for {key!r}")
+            if key not in parameters:
+                raise TypeError(f"{self.__name__}() got an unexpected argument {key!r}; the "
+                                f"program reads: {', '.join(parameters) or 'no arguments'}")
+            values[key] = value
+        for name in parameters:
+            if name not in values:
+                if name in self.captured:
+                    values[name] = self.captured[name]
+                elif name in self.scope:
+                    values[name] = self.scope[name]
+                else:
+                    raise TypeError(f"{self.__name__}() needs a value for {name!r} (the "
+                                    "program reads it and it is defined nowhere)")
+        return values
+
+    def _settings(self, options: dict[str, Any]) -> Settings:
+        program = self.program
+        decoder = options.get("decoder")
+        arguments = dict(program.decoder_arguments) if decoder is None else {}
+        if decoder is None:
+            decoder = program.decoder
+        merged = {**arguments, **{k: v for k, v in options.items() if k != "decoder"}}
+        temperature = merged.get("temperature")
+        if decoder is None:  # LMQL's rule: a non-zero temperature means sampling
+            decoder = "sample" if temperature else "argmax"
+        if decoder not in _DECODERS:
+            raise ValueError(f"unknown decoder {decoder!r}; accepted decoders are: "
+                             f"{', '.join(_DECODERS)}")
+        n = merged.get("n", 1)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        if n > 1 and decoder == "argmax":
+            raise ValueError(f"n={n} needs decoder='sample' or decoder='beam'; argmax runs "
+                             "the program once")
+        sampling = [k for k in ("top_k", "top_p", "seed") if merged.get(k) is not None]
+        if temperature and decoder != "sample":
+            sampling.insert(0, "temperature")
+        if sampling and decoder != "sample":
+            raise ValueError(f"{', '.join(sampling)} only apply to decoder='sample' (decoder "
+                             f"is {decoder!r})")
+        max_len = merged.get("max_len", DEFAULT_MAX_LEN)
+        if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
+            raise ValueError(f"max_len must be a positive int, got {max_len!r}")
+        from ..options import parse_generate_options
+
+        check = {k: merged[k] for k in ("temperature", "top_k", "top_p", "seed", "top_logprobs",
+                                        "cache") if merged.get(k) is not None}
+        parse_generate_options(None, decoder=decoder, n=n, **check)  # the same checks as generate
+        return Settings(self._model(options), decoder, n, merged.get("temperature"),
+                        merged.get("top_k"), merged.get("top_p"), merged.get("seed"), max_len,
+                        merged.get("top_logprobs", 5), merged.get("cache", True),
+                        merged.get("on_event"))
+
+    def _model(self, options: dict[str, Any]) -> LLM:
+        from ..api import _as_llm, get_default_model
+
+        if options.get("model") is not None:
+            return _as_llm(options["model"])
+        source = self.program.model_source
+        if source is None:
+            return get_default_model()
+        import lmql_nb
+
+        namespace = {"lmql": lmql_nb, "lmql_nb": lmql_nb, **self.scope, **self.captured}
+        value = eval(compile(source, self.program.origin.filename, "eval"), namespace)  # the user's own from clause
+        return _as_llm(value, "the from clause")
+
+
+def _function(code: Any, scope: dict[str, Any]) -> Callable:
+    import types
+
+    return types.FunctionType(code, scope)
+
+
+def _caller(depth: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The globals and (unless module-level) a snapshot of the locals of the frame
+    `depth` levels up."""
+    frame = sys._getframe(depth + 1)
+    scope = frame.f_globals
+    captured = {} if frame.f_locals is scope else dict(frame.f_locals)
+    return scope, captured
+
+
+def _docstring_program(function: Callable) -> tuple[str, Origin]:
+    """The raw docstring of `function` (escapes unprocessed, as written) and where it is."""
+    try:
+        lines, first = inspect.getsourcelines(function)
+        filename = inspect.getsourcefile(function) or "<lmql>"
+    except (OSError, TypeError):
+        doc = function.__doc__
+        if doc is None:
+            raise ValueError(f"{function.__name__} has no docstring: a query function's "
+                             "docstring is its LMQL program") from None
+        return _strip_marker(textwrap.dedent(doc)), Origin(f"<{function.__name__}>")
+    source = "".join(lines)
+    dedented = textwrap.dedent(source)
+    shift = len(source.split("\n")[0]) - len(dedented.split("\n")[0])
+    tree = ast.parse(dedented)
+    definition = next(n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+    node = definition.body[0] if definition.body else None
+    if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)):
+        raise ValueError(f"{function.__name__} has no docstring: a query function's "
+                         "docstring is its LMQL program")
+    segment = ast.get_source_segment(dedented, node.value) or ""
+    quote_at = next(i for i, c in enumerate(segment) if c in "\"'")
+    quote = 3 if segment[quote_at:quote_at + 3] in ('"""', "'''") else 1
+    raw = segment[quote_at + quote:len(segment) - quote]
+    start_line = first + node.value.lineno - 1
+    start_col = node.value.col_offset + shift + quote_at + quote
+    body_lines = raw.split("\n")
+    indent = min((len(line) - len(line.lstrip()) for line in body_lines[1:] if line.strip()),
+                 default=0)
+    program = "\n".join([body_lines[0]] + [line[indent:] for line in body_lines[1:]])
+    file_lines = tuple(line.rstrip("\n") for line in linecache.getlines(filename))
+    return _strip_marker(program), Origin(filename, start_line, start_col, indent, file_lines)
+
+
+def _strip_marker(program: str) -> str:
+    """Blank a leading `lmql` marker (`'''lmql`), keeping line numbers."""
+    first, _, rest = program.partition("\n")
+    if first.strip() == "lmql":
+        return " " * len(first) + "\n" + rest
+    return program
+
+
+def _from_function(function: Callable, config: dict[str, Any], depth: int) -> QueryFunction:
+    scope, captured = _caller(depth + 1)
+    source, origin = _docstring_program(function)
+    signature = inspect.signature(function)
+    parameters = list(signature.parameters)
+    program = compile_program(source, origin, parameters, tuple(captured))
+    query_function = QueryFunction(program, function.__globals__, captured, signature,
+                                   inspect.iscoroutinefunction(function), config,
+                                   function.__name__)
+    functools.update_wrapper(query_function, function)  # type: ignore[arg-type]
+    return query_function
+
+
+def _from_source(source: str, config: dict[str, Any], is_async: bool, depth: int,
+                 returns: str = "program", name: str = "query") -> QueryFunction:
+    if not isinstance(source, str):
+        raise TypeError(f"a query program must be a str, got {type(source).__name__}")
+    scope, captured = _caller(depth + 1)
+    program = compile_program(textwrap.dedent(source), Origin(lines=tuple(source.split("\n"))),
+                              None, ())
+    defined = set(captured) | set(scope)
+    program.parameters = [n for n in program.parameters if n not in defined] + \
+        [n for n in program.parameters if n in defined]
+    return QueryFunction(program, scope, captured, None, is_async, config, name, returns)
+
+
+def query(function: Union[Callable, str, None] = None, *, is_async: Optional[bool] = None,
+          **options: Any) -> Any:
+    """Make a query function: `@query` / `@query(model=..., decoder=...)` on a `def` or
+    `async def` whose docstring is the LMQL program, or `query(source_string)` (async
+    unless `is_async=False`)."""
+    config = _config(options, "query()")
+    if isinstance(function, str):
+        return _from_source(function, config, True if is_async is None else is_async, 1)
+    if function is None:
+        def decorate(f: Callable) -> QueryFunction:
+            return _from_function(f, config, 1)
+
+        return decorate
+    if not callable(function):
+        raise TypeError(f"query() takes a function or a program string, got "
+                        f"{type(function).__name__}")
+    return _from_function(function, config, 1)
+
+
+_compiled: dict[str, QueryFunction] = {}
+
+
+async def run(source: str, *args: Any, **kwargs: Any) -> Any:
+    """Run the LMQL program `source`; keyword arguments are its variables (and query
+    options such as `model=`, `decoder=`)."""
+    function = _compiled.get(source)
+    if function is None:
+        function = _from_source(source, {}, True, 1)
+        if len(_compiled) > 64:
+            _compiled.clear()
+        _compiled[source] = function
+    return await function.run(*args, **kwargs)
+
+
+def run_sync(source: str, *args: Any, **kwargs: Any) -> Any:
+    """Synchronous `run`."""
+    if source not in _compiled:
+        _compiled[source] = _from_source(source, {}, True, 1)
+    return aio.run_sync(_compiled[source].run, *args, **kwargs)
+
+
+def F(template: str, constraints: Optional[str] = None, is_async: bool = False,
+      **options: Any) -> QueryFunction:
+    """A one-prompt query as a callable: `{names}` are its arguments (positional in order
+    of appearance, or by keyword); it returns the single hole's value, or a dict of the
+    holes' values when there are several. `constraints` is a where expression."""
+    if not isinstance(template, str):
+        raise TypeError(f"F() takes the prompt template as a str, got {type(template).__name__}")
+    source = repr(template)
+    if constraints is not None:
+        if not isinstance(constraints, str):
+            raise TypeError(f"constraints must be a where expression str, got "
+                            f"{type(constraints).__name__}")
+        source += " where " + constraints
+    config = _config(options, "F()")
+    return _from_source(source, config, is_async, 1, returns="F", name="F")
+
+
+__all__ = ["query", "run", "run_sync", "F", "QueryFunction", "LMQLResult"]

@@ -1,0 +1,486 @@
+"""Running a compiled program: executions, holes, distributions, decoders.
+
+An `Execution` is one run of the program's Python. Its prompt grows with each prompt
+statement; a hole is `generate` on the prompt built so far (so the engine's prefix cache
+serves what earlier holes already computed), a `distribution` is `score`.
+
+Decoders act on whole programs, as in LMQL:
+- `argmax`: one execution, each hole greedy;
+- `sample(n=k)`: k independent executions, run concurrently (their model calls batch);
+- `beam(n=k)`: program states advance hole by hole; each state's hole gets its k best
+  completions (the engine's beam search), and the k states with the highest total
+  log-probability across holes live on. A state forked at a hole runs the program's
+  Python again from the start, replaying the values its ancestors chose (no model calls,
+  `print` quiet), so control flow that depends on a hole branches as it should. Python
+  side effects other than `print` (appending to an outside list) happen again on replay.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import json
+from typing import Any, Callable, Optional
+
+import anyio
+
+from .. import aio
+from ..llm import LLM
+from .compiler import HoleSite, Program
+from .clauses import where_source
+from .result import LMQLResult
+from .trace import (DistributionScored, DistributionSegment, Event, EventCallback, HoleFinished,
+                    HoleSegment, HoleStarted, SequenceDropped, SequenceFinished, SequenceStarted,
+                    TextAppended, TextSegment, TokenAppended, Trace)
+
+DEFAULT_MAX_LEN = 2048  # LMQL's default bound on a program's total tokens
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How to run a program: the model and the decoder with its options."""
+
+    model: LLM
+    decoder: str = "argmax"
+    n: int = 1
+    temperature: Optional[float] = None
+    top_k: Optional[int] = None
+    top_p: Optional[float] = None
+    seed: Optional[int] = None
+    max_len: int = DEFAULT_MAX_LEN
+    top_logprobs: int = 5
+    cache: bool = True
+    on_event: Optional[EventCallback] = None
+
+
+@dataclasses.dataclass
+class Outcome:
+    """One finished execution: the program's return value (None without `return`), and
+    its `LMQLResult` (prompt, variables, trace)."""
+
+    value: Any
+    result: LMQLResult
+    logprob: float
+
+
+class BeamDropped(Exception):
+    """Raised inside an execution whose state fell out of the beam."""
+
+
+class _Replay:
+    """Values an execution takes instead of asking the model (a forked beam state)."""
+
+    def __init__(self, segments: list):
+        self.segments = list(segments)
+        self.position = 0
+
+    @property
+    def active(self) -> bool:
+        return self.position < len(self.segments)
+
+    def next(self, name: str) -> Any:
+        segment = self.segments[self.position]
+        assert segment.name == name, "a replayed program took another path"
+        self.position += 1
+        return segment
+
+
+class Execution:
+    """One run of the program: the runtime object the compiled code calls (`__lmql__`)."""
+
+    def __init__(self, runner: "Runner", slot: int, replay: Optional[list] = None):
+        self.runner = runner
+        self.slot = slot
+        self.trace = Trace()
+        self.prompt = ""
+        self.variables: dict[str, Any] = {}
+        self.distribution: Optional[DistributionSegment] = None
+        self.replay = _Replay(replay or [])
+        self.choices: list = []  # hole and distribution segments, in order (for forks)
+        self.hole_count = 0
+
+    @property
+    def logprob(self) -> float:
+        return self.trace.logprob
+
+    def emit(self, event: Event) -> None:
+        if not self.replay.active:
+            self.runner.emit(self.slot, event)
+
+    # -- what compiled programs call ------------------------------------------------------
+
+    async def text(self, text: Any) -> None:
+        text = str(text)
+        if not text:
+            return
+        self.prompt += text
+        segments = self.trace.segments
+        if segments and isinstance(segments[-1], TextSegment):
+            segments[-1] = TextSegment(segments[-1].text + text)
+        else:
+            segments.append(TextSegment(text))
+        self.emit(TextAppended(text))
+
+    async def hole(self, site_index: int, tactic: Any, operands: tuple) -> Any:
+        site = self.runner.program.sites[site_index]
+        options = hole_options(site, tactic, operands)
+        if self.replay.active:
+            self._add(self.replay.next(site.name))
+            return self.variables[site.name]
+        self.emit(HoleStarted(site.name))
+        segment = await self.runner.fill(self, site, options, tactic)
+        self._add(segment)
+        self.emit(HoleFinished(segment))
+        return segment.value
+
+    async def distribution(self, site_index: int, values: Any) -> str:
+        site = self.runner.program.sites[site_index]
+        values = _distribution_values(site.name, values)
+        if self.replay.active:
+            segment = self.replay.next(site.name)
+            self._add(segment)
+            self.variables[f"P({site.name})"] = list(zip(segment.values, segment.probs))
+            self.distribution = segment
+            return segment.chosen
+        else:
+            scored = await self.runner.settings.model.score(self.prompt, values,
+                                                            cache=self.runner.settings.cache)
+            probs = tuple(float(p) for p in scored.probs())
+            best = max(range(len(values)), key=lambda i: probs[i])
+            segment = DistributionSegment(site.name, tuple(values), probs, values[best])
+        self._add(segment)
+        self.variables[f"P({site.name})"] = list(zip(segment.values, segment.probs))
+        self.distribution = segment
+        self.emit(DistributionScored(segment))
+        return segment.chosen
+
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        if not self.replay.active:
+            builtins.print(*args, **kwargs)
+
+    def _add(self, segment: Any) -> None:
+        self.trace.segments.append(segment)
+        self.prompt += segment.text
+        self.variables[segment.name] = segment.value if isinstance(segment, HoleSegment) \
+            else segment.chosen
+        self.choices.append(segment)
+
+    def result(self) -> LMQLResult:
+        distribution = self.distribution
+        return LMQLResult(self.prompt, dict(self.variables),
+                          distribution.name if distribution else None,
+                          list(distribution.values) if distribution else None, self.trace)
+
+
+def hole_options(site: HoleSite, tactic: Any, operands: tuple) -> dict[str, Any]:
+    """`generate`'s constraint keywords for a hole: its where clauses and its type."""
+    options: dict[str, Any] = {}
+    where = where_source(list(site.clauses), operands)
+    if tactic is None or tactic is str:
+        pass
+    elif tactic is int:
+        where = "INT(RESPONSE)" if where is None else where + " and INT(RESPONSE)"
+    elif isinstance(tactic, str):
+        where = (f"REGEX(RESPONSE, {tactic!r})" if where is None
+                 else where + f" and REGEX(RESPONSE, {tactic!r})")
+    elif getattr(tactic, "__lmql_query__", False):
+        raise ValueError(f"[{site.name}: ...]: nested queries are not supported by lmql_nb")
+    elif isinstance(tactic, type):
+        options["json_schema"] = json_schema_of(tactic, site.name)
+        if where is not None:
+            raise ValueError(f"[{site.name}: {tactic.__name__}] is typed by a JSON schema, which "
+                             "alone decides its text: it takes no where constraints")
+    else:
+        raise TypeError(f"[{site.name}: {tactic!r}]: a hole's type must be int, str, a regex "
+                        "string, a dataclass or a pydantic model class")
+    if where is not None:
+        options["where"] = where
+    return options
+
+
+def json_schema_of(cls: type, name: str) -> dict:
+    """The JSON schema of a dataclass or pydantic model class."""
+    if callable(getattr(cls, "model_json_schema", None)):
+        return cls.model_json_schema()  # type: ignore[attr-defined]
+    if dataclasses.is_dataclass(cls):
+        try:
+            from pydantic import TypeAdapter
+        except ImportError:
+            raise TypeError(f"[{name}: {cls.__name__}]: typing a hole with a dataclass needs "
+                            "pydantic (pip install pydantic)") from None
+        return TypeAdapter(cls).json_schema()
+    raise TypeError(f"[{name}: {cls.__name__}]: a hole's type must be int, str, a regex "
+                    "string, a dataclass or a pydantic model class")
+
+
+def hole_value(text: str, tactic: Any) -> Any:
+    """The Python value of a hole's text under its type."""
+    if tactic is int:
+        return int(text)
+    if isinstance(tactic, type) and tactic is not str:
+        data = json.loads(text)
+        if callable(getattr(tactic, "model_validate", None)):
+            return tactic.model_validate(data)  # type: ignore[attr-defined]
+        from pydantic import TypeAdapter
+
+        return TypeAdapter(tactic).validate_python(data)
+    return text
+
+
+def _distribution_values(name: str, values: Any) -> list[str]:
+    if isinstance(values, str):
+        raise TypeError(f"distribution {name} in ...: the values must be a list of str, got "
+                        "one str")
+    values = list(values)
+    if not values or not all(isinstance(v, str) and v for v in values):
+        raise TypeError(f"distribution {name} in ...: the values must be a non-empty list of "
+                        f"non-empty str, got {values!r}")
+    return values
+
+
+class Runner:
+    """Runs one program call under one decoder."""
+
+    def __init__(self, program: Program, function: Callable, arguments: dict[str, Any],
+                 settings: Settings):
+        self.program = program
+        self.function = function
+        self.arguments = arguments
+        self.settings = settings
+        self._tokenizer: Any = None
+
+    def emit(self, slot: int, event: Event) -> None:
+        if self.settings.on_event is not None:
+            self.settings.on_event(slot, event)
+
+    async def run(self) -> list[Outcome]:
+        if self.settings.decoder == "beam":
+            return await _Beam(self).run()
+        outcomes: list[Optional[Outcome]] = [None] * self.settings.n
+
+        async def one(slot: int) -> None:
+            outcomes[slot] = await self.execute(Execution(self, slot))
+
+        if self.settings.n == 1:
+            await one(0)
+        else:
+            async with anyio.create_task_group() as group:
+                for slot in range(self.settings.n):
+                    group.start_soon(one, slot)
+        return [o for o in outcomes if o is not None]
+
+    async def execute(self, execution: Execution) -> Outcome:
+        self.emit(execution.slot, SequenceStarted(execution.trace.copy()))
+        value = await self.function(execution, **self.arguments)
+        self.emit(execution.slot, SequenceFinished(execution.trace))
+        return Outcome(value, execution.result(), execution.logprob)
+
+    async def max_tokens(self, prompt: str) -> int:
+        """What is left of `max_len` after `prompt` (in the model's tokens)."""
+        if self._tokenizer is None:
+            self._tokenizer = await aio.wait(aio.run_in_thread(self.settings.model.get_tokenizer))
+        used = len(self._tokenizer.encode_prompt(prompt))
+        left = self.settings.max_len - used
+        if left <= 0:
+            raise ValueError(f"the prompt is {used} tokens long, which leaves nothing of "
+                             f"max_len={self.settings.max_len} for the next hole; pass a "
+                             "larger max_len")
+        return left
+
+    def generate_options(self, execution: Execution, site: HoleSite,
+                         options: dict[str, Any]) -> dict[str, Any]:
+        settings = self.settings
+        kwargs: dict[str, Any] = dict(options, return_details=True,
+                                      top_logprobs=settings.top_logprobs, cache=settings.cache)
+        if settings.decoder == "sample":
+            kwargs["decoder"] = "sample"
+            for key in ("temperature", "top_k", "top_p"):
+                if getattr(settings, key) is not None:
+                    kwargs[key] = getattr(settings, key)
+            if settings.seed is not None:  # one stream per execution and hole
+                kwargs["seed"] = (settings.seed * 1_000_003 + execution.slot * 7919
+                                  + execution.hole_count) % (2**31)
+        elif settings.decoder == "beam":
+            kwargs.update(decoder="beam", n=settings.n)
+        return kwargs
+
+    async def generate(self, execution: Execution, site: HoleSite, options: dict[str, Any],
+                       stream: bool) -> list:
+        kwargs = self.generate_options(execution, site, options)
+        execution.hole_count += 1
+        on_token = None
+        if stream and self.settings.on_event is not None:
+            on_token = _token_forwarder(self, execution.slot, site.name)
+        max_tokens = await self.max_tokens(execution.prompt)
+        generations = await self.settings.model.generate(execution.prompt, max_tokens,
+                                                         on_token=on_token, **kwargs)
+        return generations if isinstance(generations, list) else [generations]
+
+    async def fill(self, execution: Execution, site: HoleSite, options: dict[str, Any],
+                   tactic: Any) -> HoleSegment:
+        """The hole's segment: one completion of the prompt so far."""
+        generation = (await self.generate(execution, site, options, stream=True))[0]
+        return _segment(site, generation, tactic)
+
+
+def _segment(site: HoleSite, generation: Any, tactic: Any) -> HoleSegment:
+    text = generation.text
+    try:
+        value = hole_value(text, tactic)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"the model's text for {site.name} ({text!r}) is not a valid "
+                         f"{getattr(tactic, '__name__', tactic)}: {error}") from None
+    return HoleSegment(site.name, text, tuple(generation.tokens), value,
+                       generation.finish_reason)
+
+
+def _token_forwarder(runner: Runner, slot: int, name: str) -> Callable:
+    """`on_token` for `generate`: hands tokens to the event loop's thread."""
+    import asyncio
+
+    try:
+        loop: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+
+    def forward(index: int, token: Any) -> None:
+        if loop is not None:
+            loop.call_soon_threadsafe(runner.emit, slot, TokenAppended(name, token))
+        else:
+            runner.emit(slot, TokenAppended(name, token))
+
+    return forward
+
+
+class _Beam:
+    """Program-level beam search (see the module docstring)."""
+
+    def __init__(self, runner: Runner):
+        self.runner = runner
+        self.width = runner.settings.n
+        self.finished: list[tuple[Execution, Outcome]] = []
+        self.waiting: dict[Execution, tuple[HoleSite, tuple, anyio.Event]] = {}
+        self.verdicts: dict[Execution, Any] = {}
+        self.running = 0
+        self.settled = anyio.Event()
+        self.free_slots: list[int] = []
+
+    async def run(self) -> list[Outcome]:
+        runner = self.runner
+        beam = self
+
+        async def fill(execution: Execution, site: HoleSite, options: dict,
+                       tactic: Any) -> HoleSegment:
+            event = anyio.Event()
+            beam.waiting[execution] = (site, (options, tactic), event)
+            beam.pause()
+            await event.wait()
+            verdict = beam.verdicts.pop(execution)
+            if isinstance(verdict, BaseException):
+                raise verdict
+            return verdict
+
+        runner.fill = fill  # type: ignore[method-assign]
+        async with anyio.create_task_group() as group:
+            self.start(group, Execution(runner, 0))
+            while True:
+                await self.settled.wait()
+                self.settled = anyio.Event()
+                if not self.waiting:
+                    break
+                await self.expand(group)
+        self.finished.sort(key=lambda item: -item[1].logprob)
+        return [outcome for _, outcome in self.finished[:self.width]]
+
+    def start(self, group: Any, execution: Execution) -> None:
+        self.running += 1
+
+        async def go() -> None:
+            try:
+                outcome = await self.runner.execute(execution)
+                self.finished.append((execution, outcome))
+            except BeamDropped:
+                pass
+            self.pause()
+
+        group.start_soon(go)
+
+    def pause(self) -> None:
+        self.running -= 1
+        if self.running == 0:
+            self.settled.set()
+
+    async def expand(self, group: Any) -> None:
+        waiting = list(self.waiting.items())
+        candidates: list[list] = [[] for _ in waiting]
+
+        async def expand_one(i: int, execution: Execution, site: HoleSite, request: tuple) -> None:
+            options, tactic = request
+            generations = await self.runner.generate(execution, site, options, stream=False)
+            candidates[i] = [_segment(site, g, tactic) for g in generations]
+
+        async with anyio.create_task_group() as inner:
+            for i, (execution, (site, request, _)) in enumerate(waiting):
+                inner.start_soon(expand_one, i, execution, site, request)
+        pool: list[tuple[float, Any, Any]] = [(o.logprob, e, None) for e, o in self.finished]
+        for (execution, _), segments in zip(waiting, candidates):
+            pool += [(execution.logprob + s.logprob, execution, s) for s in segments]
+        pool.sort(key=lambda item: -item[0])
+        kept = pool[:self.width]
+        kept_finished = {id(e) for _, e, s in kept if s is None}
+        for execution, _ in list(self.finished):
+            if id(execution) not in kept_finished:
+                self.finished.remove((execution, _))
+                self.runner.emit(execution.slot, SequenceDropped())
+                self.free_slots.append(execution.slot)
+        continued: set[int] = set()
+        children: list[tuple[Execution, Any]] = []
+        for _, execution, segment in kept:
+            if segment is None:
+                continue
+            if id(execution) not in continued:
+                continued.add(id(execution))
+                self.verdicts[execution] = segment
+            else:
+                children.append((execution, segment))
+        resumed = []
+        for execution, (_, _, event) in waiting:
+            if id(execution) not in continued:
+                self.verdicts[execution] = BeamDropped()
+                self.runner.emit(execution.slot, SequenceDropped())
+                self.free_slots.append(execution.slot)
+            resumed.append(event)
+        self.waiting.clear()
+        self.running += len(resumed)
+        next_slot = max([e.slot for e in self._all(waiting)] + [-1]) + 1
+        for parent, segment in children:
+            slot = self.free_slots.pop(0) if self.free_slots else next_slot
+            if slot == next_slot:
+                next_slot += 1
+            child = Execution(self.runner, slot, parent.choices + [segment])
+            trace = parent.trace.copy()
+            trace.segments.append(segment)
+            self.runner.emit(slot, SequenceStarted(trace, parent.slot))
+            child.runner = self.runner
+            self.start_child(group, child)
+        for event in resumed:
+            event.set()
+
+    def _all(self, waiting) -> list[Execution]:
+        return [e for e, _ in waiting] + [e for e, _ in self.finished]
+
+    def start_child(self, group: Any, execution: Execution) -> None:
+        self.running += 1
+
+        async def go() -> None:
+            try:
+                value = await self.runner.function(execution, **self.runner.arguments)
+                self.runner.emit(execution.slot, SequenceFinished(execution.trace))
+                self.finished.append((execution, Outcome(value, execution.result(),
+                                                         execution.logprob)))
+            except BeamDropped:
+                pass
+            self.pause()
+
+        group.start_soon(go)
+

@@ -1,0 +1,117 @@
+"""A prompt string's parts: text (with `{expr}` interpolations), holes `[NAME: tactic]`.
+
+`[[`, `]]` are literal brackets; `{{`, `}}` literal braces (as in an f-string, which a
+text run becomes). Brackets inside `{...}` belong to the Python expression there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Union
+
+
+@dataclasses.dataclass(frozen=True)
+class TextPart:
+    """Text in f-string form: `{expr}` interpolates, `{{`/`}}` are literal braces."""
+
+    fstring: str
+
+
+@dataclasses.dataclass(frozen=True)
+class HolePart:
+    """`[name]` or `[name: tactic]`; `offset` is where the hole starts in the string."""
+
+    name: str
+    tactic: Optional[str]
+    offset: int
+
+
+Part = Union[TextPart, HolePart]
+
+
+class PromptStringError(ValueError):
+    """A malformed prompt string; `offset` is the position in the string's value."""
+
+    def __init__(self, message: str, offset: int):
+        super().__init__(message)
+        self.offset = offset
+
+
+def _skip_quoted(value: str, i: int) -> int:
+    """The index after the quoted string starting at `value[i]`."""
+    quote = value[i]
+    j = i + 1
+    while j < len(value) and value[j] != quote:
+        j += 2 if value[j] == "\\" else 1
+    return j + 1
+
+
+def _closing(value: str, start: int, opening: str, closing: str) -> int:
+    """The index of the bracket closing the one at `start` (quotes and nesting skipped)."""
+    depth, i = 0, start
+    while i < len(value):
+        c = value[i]
+        if c in "\"'":
+            i = _skip_quoted(value, i)
+            continue
+        if c == opening:
+            depth += 1
+        elif c == closing:
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    raise PromptStringError(f"unclosed {opening!r} in prompt string (write {opening * 2!r} "
+                            f"for a literal {opening!r})", start)
+
+
+def parse_prompt(value: str) -> list[Part]:
+    """Split a prompt string's value into text runs and holes."""
+    parts: list[Part] = []
+    text: list[str] = []
+    i = 0
+    while i < len(value):
+        c = value[i]
+        pair = value[i:i + 2]
+        if pair in ("[[", "]]"):
+            text.append(c)
+            i += 2
+        elif pair in ("{{", "}}"):
+            text.append(pair)
+            i += 2
+        elif c == "{":
+            end = _closing(value, i, "{", "}")
+            text.append(value[i:end + 1])
+            i = end + 1
+        elif c == "[":
+            end = _closing(value, i, "[", "]")
+            if text:
+                parts.append(TextPart("".join(text)))
+                text = []
+            parts.append(_hole(value[i + 1:end], i))
+            i = end + 1
+        elif c == "]":
+            raise PromptStringError("unmatched ']' in prompt string (write ']]' for a "
+                                    "literal ']')", i)
+        elif c == "}":
+            raise PromptStringError("unmatched '}' in prompt string (write '}}' for a "
+                                    "literal '}')", i)
+        else:
+            text.append(c)
+            i += 1
+    if text:
+        parts.append(TextPart("".join(text)))
+    return parts
+
+
+def _hole(content: str, offset: int) -> HolePart:
+    name, _, tactic = content.partition(":")
+    name = name.strip()
+    if name.startswith("@"):
+        raise PromptStringError(f"hole decorators ([{content}]) are not supported by lmql_nb "
+                                "(post-process the variable in Python instead)", offset)
+    if not name.isidentifier():
+        raise PromptStringError(f"[{content}] is not a hole: a hole is [NAME] or "
+                                "[NAME: type] with NAME a Python identifier (write '[[' for a "
+                                "literal '[')", offset)
+    return HolePart(name, tactic.strip() or None if tactic else None, offset)
