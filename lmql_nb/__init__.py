@@ -17,6 +17,8 @@ from .api import (generate, generate_sync, get_default_model, model, score, scor
 from .comparison import (Comparison, ScoreComparison, compare, compare_scores,
                          compare_scores_sync, compare_sync)
 from .llm import LLM
+from .query.functions import F, query, run, run_sync  # binds `query` to the decorator
+from .query.result import LMQLResult
 from .result_cache import clear_cache, set_cache
 from .results import Alternative, Generation, TokenInfo
 from .scoring import ScoringResult, ScoringTable
@@ -54,5 +56,6 @@ __all__ = [
     "LLM", "ScoringResult", "ScoringTable", "Generation", "TokenInfo", "Alternative", "model", "generate",
     "generate_sync", "score", "score_sync", "set_default_model", "get_default_model",
     "load_ipython_extension", "show", "set_cache", "clear_cache", "compare", "compare_sync",
-    "Comparison", "compare_scores", "compare_scores_sync", "ScoreComparison",
+    "Comparison", "compare_scores", "compare_scores_sync", "ScoreComparison", "query", "run",
+    "run_sync", "F", "LMQLResult",
 ]

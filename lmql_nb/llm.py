@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import threading
 from typing import Any, Callable, Iterable, Optional, Union
 
@@ -72,7 +73,8 @@ class LLM:
         Options: `max_tokens` (None: until end-of-sequence or the context is full),
         `decoder` ("argmax", "sample", "beam"), `n`, `temperature`, `top_k`, `top_p`,
         `seed`, `top_logprobs` (alternatives per token, up to 20), `return_details`,
-        `cache` (False: compute afresh). Constraints, combinable, under every decoder:
+        `cache` (False: compute afresh). As in LMQL, a non-zero `temperature` without a
+        `decoder` means `decoder="sample"` (`temperature=0` means argmax). Constraints, combinable, under every decoder:
         `stops_at`, `stops_before`, `choices`, `regex`, `type=int`, `json_schema` (a dict
         or a pydantic model class) and `where` (LMQL's expression language over
         `RESPONSE`). `on_token(sequence_index, token)` is called from the model's thread
@@ -166,7 +168,12 @@ class LLM:
                 result_cache.put(key, scored, scores_to_data)
         return ScoringResult(prompt, values, [s.tokens for s in scored],
                              [s.token_ids for s in scored], [s.logprobs for s in scored],
-                             self.model_identifier)
+                             self.model_identifier, functools.partial(
+                                 aio.run_sync, self._full_sequences, prompt, values))
+
+    async def _full_sequences(self, prompt: str, values: list[str]) -> list:
+        backend = await self._ready()
+        return await backend.full_sequences(prompt, values)
 
     def score_sync(self, *args: Any, **kwargs: Any) -> ScoringResult:
         """Synchronous `score`: works in scripts, threads and running event loops."""

@@ -117,7 +117,12 @@ def parse_generate_options(max_tokens: Any = None, **kwargs: Any) -> GenerateOpt
     if unknown:
         raise _unknown("generate", unknown, GENERATE_KEYWORDS)
     _check_int("max_tokens", max_tokens, 0, allow_none=True)
-    decoder = kwargs.get("decoder", "argmax")
+    decoder = kwargs.get("decoder")
+    if decoder is None:  # LMQL's rule: a non-zero temperature without a decoder samples
+        temperature = kwargs.get("temperature")
+        decoder = "sample" if temperature and _check_number("temperature", temperature) else "argmax"
+        if decoder == "argmax":
+            kwargs = {k: v for k, v in kwargs.items() if k != "temperature"}
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder {decoder!r}; accepted decoders are: "
                          f"{', '.join(DECODERS)}")

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, overload
+import dataclasses
+from typing import Any, Callable, Optional, Sequence, overload
 
 import numpy as np
 
@@ -17,6 +18,22 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.sum(np.exp(shifted)))
 
 
+@dataclasses.dataclass(frozen=True)
+class ScoredSequence:
+    """A scored value as one sequence: the ids of prompt and value tokens (after the
+    first token, which nothing predicts) and each one's log-probability (LMQL's `seqs`)."""
+
+    input_ids: np.ndarray
+    logprobs: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+#: computes, per value, (token ids, log-probabilities) of prompt + value
+FullScorer = Callable[[], list[tuple[list[int], list[float]]]]
+
+
 class ScoringResult:
     """Per-value token log-probabilities after one prompt, with ways to aggregate them.
 
@@ -28,17 +45,43 @@ class ScoringResult:
         token_ids: per value, the ids of those tokens.
         token_scores: per value, a numpy array of the tokens' log-probabilities.
         model_identifier: the id of the model that scored.
+        num_value_tokens: per value, how many tokens it was scored as.
+        seqs, full_token_scores: per value, prompt and value as one sequence and the
+            log-probabilities of all its tokens (LMQL's names). They are computed on
+            first access (scoring the prompt's own tokens costs a pass over the prompt
+            that scoring the values does not need), from synchronous code.
     """
 
     def __init__(self, prompt: str, continuations: Sequence[str],
                  tokens: Sequence[Sequence[str]], token_ids: Sequence[Sequence[int]],
-                 token_scores: Sequence[Sequence[float]], model_identifier: str):
+                 token_scores: Sequence[Sequence[float]], model_identifier: str,
+                 full_scorer: Optional[FullScorer] = None):
         self.prompt = prompt
         self.continuations = list(continuations)
         self.tokens = [list(t) for t in tokens]
         self.token_ids = [list(t) for t in token_ids]
         self.token_scores = [np.asarray(s, dtype=np.float64) for s in token_scores]
         self.model_identifier = model_identifier
+        self.num_value_tokens = [len(t) for t in self.token_ids]
+        self._full_scorer = full_scorer
+        self._seqs: Optional[list[ScoredSequence]] = None
+
+    @property
+    def seqs(self) -> list[ScoredSequence]:
+        """Per value, prompt + value as one `ScoredSequence`."""
+        if self._seqs is None:
+            if self._full_scorer is None:
+                raise NotImplementedError(f"{self.model_identifier} cannot score the prompt's "
+                                          "own tokens; token_scores has the values' scores")
+            self._seqs = [ScoredSequence(np.asarray(ids), np.asarray(scores, dtype=np.float64))
+                          for ids, scores in self._full_scorer()]
+        return self._seqs
+
+    @property
+    def full_token_scores(self) -> list[np.ndarray]:
+        """Per value, the log-probabilities of every prompt and value token after the
+        first (the last `num_value_tokens[i]` of them are `token_scores[i]`)."""
+        return [s.logprobs for s in self.seqs]
 
     def scores(self, agg: str = "sum", alpha: float = 0.7) -> np.ndarray:
         """One score per value.

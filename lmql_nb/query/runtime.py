@@ -94,7 +94,7 @@ class Execution:
         self.trace = Trace()
         self.prompt = ""
         self.variables: dict[str, Any] = {}
-        self.distribution: Optional[DistributionSegment] = None
+        self.scored: Optional[DistributionSegment] = None
         self.replay = _Replay(replay or [])
         self.choices: list = []  # hole and distribution segments, in order (for forks)
         self.hole_count = 0
@@ -140,7 +140,7 @@ class Execution:
             segment = self.replay.next(site.name)
             self._add(segment)
             self.variables[f"P({site.name})"] = list(zip(segment.values, segment.probs))
-            self.distribution = segment
+            self.scored = segment
             return segment.chosen
         else:
             scored = await self.runner.settings.model.score(self.prompt, values,
@@ -150,7 +150,7 @@ class Execution:
             segment = DistributionSegment(site.name, tuple(values), probs, values[best])
         self._add(segment)
         self.variables[f"P({site.name})"] = list(zip(segment.values, segment.probs))
-        self.distribution = segment
+        self.scored = segment
         self.emit(DistributionScored(segment))
         return segment.chosen
 
@@ -166,7 +166,7 @@ class Execution:
         self.choices.append(segment)
 
     def result(self) -> LMQLResult:
-        distribution = self.distribution
+        distribution = self.scored
         return LMQLResult(self.prompt, dict(self.variables),
                           distribution.name if distribution else None,
                           list(distribution.values) if distribution else None, self.trace)
