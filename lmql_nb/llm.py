@@ -169,11 +169,11 @@ class LLM:
         return ScoringResult(prompt, values, [s.tokens for s in scored],
                              [s.token_ids for s in scored], [s.logprobs for s in scored],
                              self.model_identifier, functools.partial(
-                                 aio.run_sync, self._full_sequences, prompt, values))
+                                 aio.run_sync, self._prompt_scores, prompt))
 
-    async def _full_sequences(self, prompt: str, values: list[str]) -> list:
+    async def _prompt_scores(self, prompt: str) -> tuple[list[int], list[float]]:
         backend = await self._ready()
-        return await backend.full_sequences(prompt, values)
+        return await backend.prompt_scores(prompt)
 
     def score_sync(self, *args: Any, **kwargs: Any) -> ScoringResult:
         """Synchronous `score`: works in scripts, threads and running event loops."""

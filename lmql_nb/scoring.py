@@ -20,8 +20,9 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class ScoredSequence:
-    """A scored value as one sequence: the ids of prompt and value tokens (after the
-    first token, which nothing predicts) and each one's log-probability (LMQL's `seqs`)."""
+    """A scored value as LMQL's `seqs` hold it: the prompt's tokens (as the prompt alone
+    tokenises, after its first token, which nothing predicts), then the value's tokens
+    (as `token_ids`), with each one's log-probability."""
 
     input_ids: np.ndarray
     logprobs: np.ndarray
@@ -30,8 +31,8 @@ class ScoredSequence:
         return len(self.input_ids)
 
 
-#: computes, per value, (token ids, log-probabilities) of prompt + value
-FullScorer = Callable[[], list[tuple[list[int], list[float]]]]
+#: computes (token ids, log-probabilities) of the prompt's own tokens after its first
+PromptScorer = Callable[[], tuple[list[int], list[float]]]
 
 
 class ScoringResult:
@@ -46,8 +47,8 @@ class ScoringResult:
         token_scores: per value, a numpy array of the tokens' log-probabilities.
         model_identifier: the id of the model that scored.
         num_value_tokens: per value, how many tokens it was scored as.
-        seqs, full_token_scores: per value, prompt and value as one sequence and the
-            log-probabilities of all its tokens (LMQL's names). They are computed on
+        seqs, full_token_scores: per value, the prompt's tokens then the value's, and all
+            their log-probabilities (LMQL's names). The prompt's part is computed on
             first access (scoring the prompt's own tokens costs a pass over the prompt
             that scoring the values does not need), from synchronous code.
     """
@@ -55,7 +56,7 @@ class ScoringResult:
     def __init__(self, prompt: str, continuations: Sequence[str],
                  tokens: Sequence[Sequence[str]], token_ids: Sequence[Sequence[int]],
                  token_scores: Sequence[Sequence[float]], model_identifier: str,
-                 full_scorer: Optional[FullScorer] = None):
+                 prompt_scorer: Optional[PromptScorer] = None):
         self.prompt = prompt
         self.continuations = list(continuations)
         self.tokens = [list(t) for t in tokens]
@@ -63,24 +64,26 @@ class ScoringResult:
         self.token_scores = [np.asarray(s, dtype=np.float64) for s in token_scores]
         self.model_identifier = model_identifier
         self.num_value_tokens = [len(t) for t in self.token_ids]
-        self._full_scorer = full_scorer
+        self._prompt_scorer = prompt_scorer
         self._seqs: Optional[list[ScoredSequence]] = None
 
     @property
     def seqs(self) -> list[ScoredSequence]:
         """Per value, prompt + value as one `ScoredSequence`."""
         if self._seqs is None:
-            if self._full_scorer is None:
+            if self._prompt_scorer is None:
                 raise NotImplementedError(f"{self.model_identifier} cannot score the prompt's "
                                           "own tokens; token_scores has the values' scores")
-            self._seqs = [ScoredSequence(np.asarray(ids), np.asarray(scores, dtype=np.float64))
-                          for ids, scores in self._full_scorer()]
+            ids, scores = self._prompt_scorer()
+            self._seqs = [ScoredSequence(np.asarray(ids + value_ids, dtype=np.int64),
+                                         np.concatenate([np.asarray(scores, np.float64), value]))
+                          for value_ids, value in zip(self.token_ids, self.token_scores)]
         return self._seqs
 
     @property
     def full_token_scores(self) -> list[np.ndarray]:
-        """Per value, the log-probabilities of every prompt and value token after the
-        first (the last `num_value_tokens[i]` of them are `token_scores[i]`)."""
+        """Per value, the log-probabilities of the prompt's tokens after the first, then of
+        the value's (the last `num_value_tokens[i]` are `token_scores[i]`)."""
         return [s.logprobs for s in self.seqs]
 
     def scores(self, agg: str = "sum", alpha: float = 0.7) -> np.ndarray:

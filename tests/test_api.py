@@ -68,7 +68,7 @@ def test_backend_options_are_checked():
     (dict(decoder="greedy"), ValueError, "accepted decoders are: argmax, sample, beam"),
     (dict(decoder="sample", n=0), ValueError, "n must be >= 1"),
     (dict(n=2), ValueError, "needs decoder='sample' or decoder='beam'"),
-    (dict(temperature=0.7), ValueError, "pass decoder='sample'"),
+    (dict(decoder="argmax", temperature=0.7), ValueError, "pass decoder='sample'"),
     (dict(decoder="sample", temperature=-1), ValueError, "temperature must be >= 0"),
     (dict(decoder="sample", top_p=1.5), ValueError, r"top_p must be in \(0, 1\]"),
     (dict(top_logprobs=50), ValueError, "top_logprobs must be between 0 and 20"),

@@ -25,6 +25,8 @@ from lmql_nb.constraints.where import parse_where
     ('INT(RESPONSE) and (len(RESPONSE) < 4 and STOPS_AT(RESPONSE, "x"))',
      [("type", int), ("max_chars", 3), ("stops_at", ("x",))]),
     ("  INT(RESPONSE)\n", [("type", int)]),
+    ('not "\\n" in RESPONSE and "ab" not in RESPONSE',
+     [("excludes", ("\n",)), ("excludes", ("ab",))]),
 ])
 def test_supported_clauses(source, expected):
     assert parse_where(source) == expected
@@ -32,7 +34,7 @@ def test_supported_clauses(source, expected):
 
 @pytest.mark.parametrize("source, named", [
     ('INT(RESPONSE) or STOPS_AT(RESPONSE, "x")', "'or' is not supported"),
-    ("not INT(RESPONSE)", "'not' is not supported"),
+    ("not INT(RESPONSE)", "'not' applies only to"),
     ("FOO(RESPONSE)", "'FOO(RESPONSE)'"),
     ("INT(ANSWER)", "'ANSWER'"),
     ("len(RESPONSE) > 3", "only upper bounds"),

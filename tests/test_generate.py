@@ -167,3 +167,13 @@ def test_a_seen_prompt_is_not_run_again_and_n_sequences_share_one_prefill(tiny_l
     assert all(shape[1] == 1 for shape in shapes)  # the prompt's cache was reused
     assert greedy == reference.greedy(tiny_llama_path, prompt, 4)
     assert len(sampled) == 4
+
+
+def test_a_temperature_without_decoder_samples(tiny_gpt2_path):
+    """LMQL's rule: a non-zero temperature without a decoder means decoder='sample'."""
+    llm = lmql_nb.model(f"local:{tiny_gpt2_path}")
+    options = dict(max_tokens=6, n=2, temperature=1.3, seed=3, cache=False)
+    assert llm.generate_sync("The capital of", **options) == llm.generate_sync(
+        "The capital of", decoder="sample", **options)
+    assert llm.generate_sync("The capital of", max_tokens=6, temperature=0, cache=False) == \
+        llm.generate_sync("The capital of", max_tokens=6, cache=False)

@@ -74,9 +74,9 @@ class Backend(abc.ABC):
     async def score(self, prompt: str, values: list[str], options: ScoreOptions) -> list[ValueScores]:
         """Per value, the log-probabilities of its tokens after `prompt`."""
 
-    async def full_sequences(self, prompt: str, values: list[str]) -> list[tuple[list[int], list[float]]]:
-        """Per value, the ids of prompt + value tokens after the first and each one's
-        log-probability (`ScoringResult.seqs`)."""
+    async def prompt_scores(self, prompt: str) -> tuple[list[int], list[float]]:
+        """The ids of the prompt's tokens after the first and each one's log-probability
+        (for `ScoringResult.seqs`)."""
         raise NotImplementedError(f"the {self.kind} backend cannot score a prompt's own "
                                   "tokens; use token_scores (the values' scores)")
 

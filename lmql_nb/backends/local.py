@@ -209,16 +209,12 @@ class InProcessBackend(Backend):
         return [ValueScores(value_ids, token_pieces(tokenizer, context, value_ids), scores)
                 for (context, value_ids), scores in zip(splits, logprobs)]
 
-    async def full_sequences(self, prompt: str, values: list[str]) -> list[tuple[list[int], list[float]]]:
-        tokenizer = self.tokenizer
-        results = []
-        for value in values:  # rarely asked for: one call per value
-            context, value_ids = split_continuation(tokenizer, prompt, value)
-            ids = context + value_ids
-            self.check_length(len(ids), "the prompt with the value")
-            scores = (await self.score_ids(ids[:1], [ids[1:]], [len(ids) - 1]))[0]
-            results.append((ids[1:], scores))
-        return results
+    async def prompt_scores(self, prompt: str) -> tuple[list[int], list[float]]:
+        ids = self.tokenizer.encode_prompt(prompt)
+        self.check_length(len(ids), "the prompt")
+        if len(ids) < 2:
+            return [], []
+        return ids[1:], (await self.score_ids(ids[:1], [ids[1:]], [len(ids) - 1]))[0]
 
     async def _score_splits(self, splits: list[tuple[list[int], list[int]]],
                             use_cache: bool) -> list[list[float]]:

@@ -237,7 +237,8 @@ def _docstring_program(function: Callable) -> tuple[str, Origin]:
                  default=0)
     program = "\n".join([body_lines[0]] + [line[indent:] for line in body_lines[1:]])
     file_lines = tuple(line.rstrip("\n") for line in linecache.getlines(filename))
-    return _strip_marker(program), Origin(filename, start_line, start_col, indent, file_lines)
+    return _strip_marker(program), Origin(filename, start_line, start_col, indent + shift,
+                                          file_lines)
 
 
 def _strip_marker(program: str) -> str:

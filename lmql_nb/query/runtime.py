@@ -20,6 +20,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import json
+import threading
 from typing import Any, Callable, Optional
 
 import anyio
@@ -199,18 +200,26 @@ def hole_options(site: HoleSite, tactic: Any, operands: tuple) -> dict[str, Any]
 
 
 def json_schema_of(cls: type, name: str) -> dict:
-    """The JSON schema of a dataclass or pydantic model class."""
+    """The JSON schema of a dataclass or pydantic model class, its objects closed (no
+    properties but the declared ones, as the class accepts)."""
     if callable(getattr(cls, "model_json_schema", None)):
-        return cls.model_json_schema()  # type: ignore[attr-defined]
+        return _closed(cls.model_json_schema())  # type: ignore[attr-defined]
     if dataclasses.is_dataclass(cls):
         try:
             from pydantic import TypeAdapter
         except ImportError:
             raise TypeError(f"[{name}: {cls.__name__}]: typing a hole with a dataclass needs "
                             "pydantic (pip install pydantic)") from None
-        return TypeAdapter(cls).json_schema()
+        return _closed(TypeAdapter(cls).json_schema())
     raise TypeError(f"[{name}: {cls.__name__}]: a hole's type must be int, str, a regex "
                     "string, a dataclass or a pydantic model class")
+
+
+def _closed(schema: dict) -> dict:
+    for node in [schema, *schema.get("$defs", {}).values()]:
+        if node.get("type") == "object":
+            node.setdefault("additionalProperties", False)
+    return schema
 
 
 def hole_value(text: str, tactic: Any) -> Any:
@@ -342,12 +351,14 @@ def _token_forwarder(runner: Runner, slot: int, name: str) -> Callable:
         loop: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
     except RuntimeError:
         loop = None
+    thread = threading.get_ident()
 
     def forward(index: int, token: Any) -> None:
-        if loop is not None:
-            loop.call_soon_threadsafe(runner.emit, slot, TokenAppended(name, token))
-        else:
-            runner.emit(slot, TokenAppended(name, token))
+        event = TokenAppended(name, token)
+        if loop is not None and threading.get_ident() != thread:
+            loop.call_soon_threadsafe(runner.emit, slot, event)
+        else:  # a cached result replays its tokens on the loop's own thread
+            runner.emit(slot, event)
 
     return forward
 
