@@ -302,3 +302,55 @@ def test_branch_continues_from_the_token_ids_as_llama_cpp_does(llm, by_hand):
         theirs.append(token)
     assert branch.tokens[0].token_id == alternative.token_id
     assert [t.token_id for t in branch.tokens[1:]] == theirs
+
+
+def test_throughput_mode_batches_different_calls(llm, monkeypatch):
+    """With throughput=True, concurrent calls share llama_decode calls (prompts, values
+    and generation steps); their numbers move against the calls alone: by about 0.01
+    for rows decoded in company, and up to about 0.2 for prompts evaluated in one decode
+    call with others (" Paris" -2.52 against -2.35 alone)."""
+    from lmql_nb.engine.llama_model import LlamaModel
+
+    fast = lmql_nb.model(MODEL, throughput=True)
+    prompts = ["The capital of France is", "Once upon a time, in a land",
+               "The best way to learn a language is"]
+    values = [CITIES, [" far", " there", " the kingdom of the north"], [" to", " practice"]]
+    alone = [llm.score_sync(p, v, cache=False).scores() for p, v in zip(prompts, values)]
+    texts_alone = [llm.generate_sync(p, max_tokens=6, cache=False) for p in prompts]
+    fast.score_sync("warm", [" up"], cache=False)
+    fast.backend._worker._batch_window = 0.3
+    sequences_per_decode = []
+    original = LlamaModel._decode_chunk
+
+    def counting(self, tokens, wanted):
+        sequences_per_decode.append(len({sequence for _, _, sequence, _ in tokens}))
+        return original(self, tokens, wanted)
+
+    monkeypatch.setattr(LlamaModel, "_decode_chunk", counting)
+
+    async def together():
+        scores = await asyncio.gather(*(fast.score(p, v, cache=False)
+                                        for p, v in zip(prompts, values)))
+        texts = await asyncio.gather(*(fast.generate(p, max_tokens=6, cache=False)
+                                       for p in prompts))
+        return scores, texts
+
+    scores, texts = asyncio.run(together())
+    assert max(sequences_per_decode) >= len(prompts)  # calls shared decode calls
+    for got, expected in zip(scores, alone):
+        np.testing.assert_allclose(got.scores(), expected, atol=0.25)
+    assert scores[0].argmax() == " Paris"
+    assert sum(a == b for a, b in zip(texts, texts_alone)) >= 2  # a near-tie may flip
+    assert fast.backend.identity() != llm.backend.identity()
+    with pytest.raises(TypeError, match="throughput must be True or False"):
+        lmql_nb.model(MODEL, throughput="yes")
+
+
+def test_score_many_rows_equal_the_calls_alone(llm):
+    """Default mode: calls take turns, so every row is exactly the call alone."""
+    prompts = [f"Fact {i}: the capital of France is" for i in range(6)]
+    table = llm.score_many_sync(prompts, CITIES, cache=False, progress=False)
+    for prompt, result in zip(prompts, table):
+        assert result.scores().tolist() == llm.score_sync(prompt, CITIES,
+                                                          cache=False).scores().tolist()
+    assert list(table.to_pandas()["argmax"]) == [" Paris"] * 6

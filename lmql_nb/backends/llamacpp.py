@@ -28,14 +28,20 @@ class LlamaCppBackend(InProcessBackend):
             once; default 64, at most 256.
         gpu_layers: layers to offload to a GPU (needs a GPU build of llama.cpp).
         batch_window: seconds the worker waits after a request for others to batch with.
+        throughput: False (default): concurrent calls take turns within each decode
+            step, so each call's numbers are what it gets alone. True: they share decode
+            calls (prompts, values and generation steps of different calls together),
+            faster, and each call's numbers then depend on what runs beside it (on the
+            embedded model about 0.01 in a log-probability for decode steps, up to about
+            0.2 for a prompt evaluated together with others; see `llama_model`).
     """
 
     kind = "llama.cpp"
-    options = ("n_ctx", "threads", "parallel", "gpu_layers", "batch_window")
+    options = ("n_ctx", "threads", "parallel", "gpu_layers", "batch_window", "throughput")
 
     def __init__(self, model_id: str, locate: Callable[[], Path], n_ctx: Optional[int] = None,
                  threads: Optional[int] = None, parallel: int = 64, gpu_layers: int = 0,
-                 batch_window: float = 0.005):
+                 batch_window: float = 0.005, throughput: bool = False):
         for name, value, low, high in (("n_ctx", n_ctx, 16, None), ("parallel", parallel, 2, 256),
                                        ("gpu_layers", gpu_layers, 0, None)):
             if value is None and name == "n_ctx":
@@ -44,7 +50,10 @@ class LlamaCppBackend(InProcessBackend):
                     or (high is not None and value > high):
                 bounds = f"in [{low}, {high}]" if high is not None else f"at least {low}"
                 raise ValueError(f"{name} must be an int {bounds}; got {value!r}")
+        if not isinstance(throughput, bool):
+            raise TypeError(f"throughput must be True or False; got {throughput!r}")
         super().__init__(model_id, batch_window)
+        self.throughput = throughput
         self._locate = locate
         self._path: Optional[Path] = None
         self.n_ctx = n_ctx
@@ -88,11 +97,13 @@ class LlamaCppBackend(InProcessBackend):
         weights = self._weights()
         trained = llama_library().llama_model_n_ctx_train(weights)
         context = self.n_ctx or min(trained, DEFAULT_CONTEXT) or DEFAULT_CONTEXT
-        return LlamaModel(weights, context, self.threads or default_threads(), self.parallel)
+        return LlamaModel(weights, context, self.threads or default_threads(), self.parallel,
+                          self.throughput)
 
     def identity(self) -> str:
         """The GGUF file as result caches should know it: path, size, modification time
         (reading gigabytes to hash them would cost more than a cache hit saves)."""
         from ..conversion import gguf_key
 
-        return f"llama.cpp|{gguf_key(self.path())}"
+        # throughput mode's numbers depend on the company a call had: cached apart
+        return f"llama.cpp|{gguf_key(self.path())}" + ("|throughput" if self.throughput else "")
