@@ -42,6 +42,12 @@ class LLM:
     def __repr__(self) -> str:
         return f"lmql_nb.LLM({self.model_identifier!r})"
 
+    @property
+    def loaded(self) -> bool:
+        """True once the model is loaded (the first call loads it)."""
+        loading = self._loading
+        return loading is not None and loading.done() and loading.exception() is None
+
     def get_tokenizer(self) -> Tokenizer:
         """The model's tokenizer: `encode`, `decode`, `tokenize`, `vocab_size`, BOS/EOS ids."""
         return self.backend.get_tokenizer()

@@ -25,7 +25,7 @@ from ..results import Generation
 from ..scoring import AGGREGATIONS
 from .arguments import FORMATS, GENERATE_OPTIONS, SCORE_OPTIONS, build_parser, model_kwargs
 from .interpolation import interpolate, interpolate_values
-from .running import run_with_ticks
+from .running import Interrupted, run_with_ticks
 from .streaming import TokenCollector, make_output
 
 GENERATE_PARSER = build_parser("%%lmql_generate", GENERATE_OPTIONS)
@@ -95,7 +95,7 @@ class LmqlMagics(Magics):
             raise UsageError(f"%%lmql_generate: {error}") from None
         llm = self._llm(args.model)
         output = make_output(args.format or self.format, prompt, llm.model_identifier,
-                             options.n, options.decoder)
+                             options.n, options.decoder, lambda: getattr(llm, "loaded", True))
         collector = TokenCollector(options.constraint)
         try:
             result = run_with_ticks(llm.generate(prompt, on_token=collector, **kwargs),
@@ -104,7 +104,8 @@ class LmqlMagics(Magics):
             partial = collector.partial(prompt, options.n)
             output.finish(partial, interrupted=True)
             self._store(args.out, partial, options.n)
-            raise
+            kept = sum(len(g.tokens) for g in partial)
+            raise Interrupted(f"interrupted: kept {kept} token{'' if kept == 1 else 's'}") from None
         generations: list[Generation] = [result] if isinstance(result, Generation) else result
         output.finish(generations)
         self._store(args.out, generations, options.n)

@@ -17,6 +17,15 @@ from .. import aio
 T = TypeVar("T")
 
 
+class Interrupted(KeyboardInterrupt):
+    """An interrupt after which a magic kept what it had made. A KeyboardInterrupt (so
+    "Run All" stops there), which IPython shows as its one-line message, without a
+    traceback through lmql_nb."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [str(self)]
+
+
 def run_with_ticks(coroutine: Coroutine[Any, Any, T], tick: Callable[[], None],
                    interval: float = 0.05) -> T:
     """Run `coroutine` to completion, calling `tick()` here every `interval` seconds.

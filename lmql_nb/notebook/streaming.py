@@ -7,7 +7,8 @@ import dataclasses
 import json
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from ..results import Generation, TokenInfo
 
@@ -62,27 +63,44 @@ def plain_text(generations: Sequence[Generation]) -> str:
 
 
 class WidgetOutput:
-    """Shows a `TokenView` that grows while generating; at the end its text/plain
-    fallback becomes the completion (what nbval and text front ends see)."""
+    """Shows a `TokenView` that says when the model is loading and grows while
+    generating (with tokens per second); at the end the display is updated once more, so
+    its static rendering and text/plain hold the completion (what nbconvert, nbval and
+    text front ends see)."""
 
-    def __init__(self, prompt: str, color_by: str = "prob") -> None:
+    def __init__(self, prompt: str, color_by: str = "prob",
+                 loaded: Callable[[], bool] = lambda: True, model_identifier: str = "") -> None:
         from IPython.display import display
 
         from .widgets import TokenView
 
-        self.view = TokenView(prompt=prompt, status="generating", color_by=color_by)
+        self._loaded = loaded
+        loading = not loaded()
+        self.view = TokenView(prompt=prompt, status="loading" if loading else "generating",
+                              color_by=color_by,
+                              stage=f"loading {model_identifier or 'the model'}" if loading else "")
+        self._started: Optional[float] = None if loading else time.monotonic()
         data, metadata = self.view.mimebundle("(generating)")
         self._handle = display(data, metadata=metadata, raw=True, display_id=True)
         self._version = 0
 
+    def _elapsed(self) -> Optional[float]:
+        return None if self._started is None else time.monotonic() - self._started
+
     def update(self, collector: TokenCollector) -> None:
+        if self._started is None:
+            if not self._loaded():
+                return
+            self._started = time.monotonic()
+            self.view.status = "generating"
         version, sequences = collector.snapshot()
         if version != self._version:
             self._version = version
-            self.view.set_tokens(sequences)
+            self.view.set_tokens(sequences, elapsed=self._elapsed())
 
     def finish(self, generations: Sequence[Generation], interrupted: bool = False) -> None:
-        self.view.set_generations(generations, "interrupted" if interrupted else "done")
+        self.view.set_generations(generations, "interrupted" if interrupted else "done",
+                                  elapsed=self._elapsed())
         if self._handle is not None:
             data, metadata = self.view.mimebundle(plain_text(generations))
             self._handle.update(data, metadata=metadata, raw=True)
@@ -131,12 +149,13 @@ class JsonOutput:
 
 
 def make_output(format: str, prompt: str, model_identifier: str, n: int,
-                decoder: Optional[str]) -> Any:
-    """The output for `--format` `format` (text where widgets cannot be shown)."""
+                decoder: Optional[str], loaded: Callable[[], bool] = lambda: True) -> Any:
+    """The output for `--format` `format` (text where widgets cannot be shown);
+    `loaded()` tells whether the model is loaded yet (the widget says so until it is)."""
     from .display import in_kernel
 
     if format == "json":
         return JsonOutput(model_identifier)
     if format == "widget" and in_kernel():
-        return WidgetOutput(prompt)
+        return WidgetOutput(prompt, loaded=loaded, model_identifier=model_identifier)
     return TextOutput(stream_sequences=(n == 1 and decoder != "beam"))

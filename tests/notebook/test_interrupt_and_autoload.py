@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 
 import pytest
 
@@ -85,12 +86,16 @@ def test_interrupt_stops_and_keeps_what_was_generated(kernel, gemma):
             interrupted.append(True)
             manager.interrupt_kernel()
 
+    messages: list = []
     printed, error = _run(client, f"%%lmql_generate -m local:gemma-3-270m --max-tokens 64 "
-                                  f"--format text -o partial\n{PROMPT}", on_stdout=interrupt_once)
-    assert error == "KeyboardInterrupt"
+                                  f"--format text -o partial\n{PROMPT}", on_stdout=interrupt_once,
+                          messages=messages)
+    assert error == "Interrupted"  # a KeyboardInterrupt: "Run All" stops here
     shown, _ = _run(client, "print(repr(partial))")
     partial = eval(shown)  # a str repr printed by the kernel
     assert printed == partial + "\n"  # what was shown is what was kept
+    [report] = [m["content"]["traceback"] for m in messages if m["msg_type"] == "error"]
+    assert len(report) == 1 and re.fullmatch(r"interrupted: kept [1-9]\d* tokens?", report[0])
     beginning = gemma.generate_sync(PROMPT, max_tokens=16)
     assert partial and beginning.startswith(partial)
 

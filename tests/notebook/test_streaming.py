@@ -44,6 +44,23 @@ def test_updates_are_batched_by_time_not_sent_per_token(capsys):
     assert output.view.status == "done"
 
 
+def test_the_view_says_the_model_is_loading_then_counts_tokens_per_second():
+    loaded = [False]
+    output = WidgetOutput(prompt="p", loaded=lambda: loaded[0], model_identifier="local:m")
+    assert (output.view.status, output.view.stage) == ("loading", "loading local:m")
+    collector = TokenCollector()
+    collector(0, TokenInfo(1, "a", -0.5))
+    output.update(collector)
+    assert output.view.status == "loading" and output.view.data == b""  # still loading
+    loaded[0] = True
+    time.sleep(0.05)
+    output.update(collector)
+    assert output.view.status == "generating"
+    assert 0 < output.view.elapsed < 1  # counted from the end of loading
+    output.finish([Generation("a", (TokenInfo(1, "a", -0.5),), "length", "p")])
+    assert output.view.status == "done" and output.view.elapsed >= 0.0
+
+
 @pytest.mark.parametrize("stops, shown", [
     (dict(stops_before=["\n"]), ["Hello", " world"]),
     (dict(stops_at=["\n"]), ["Hello", " world", "\n"]),

@@ -141,12 +141,13 @@ class TokenView(LmqlWidget):
         if prompt is not None:
             self.prompt = prompt
 
-    def set_generations(self, generations: Sequence[Generation], status: str = "done") -> None:
+    def set_generations(self, generations: Sequence[Generation], status: str = "done",
+                        elapsed: Optional[float] = None) -> None:
         """Show finished `generations` (one row each)."""
         if generations and not self.prompt:
             self.prompt = generations[0].prompt
         self.set_tokens([g.tokens for g in generations], status,
-                        [g.finish_reason for g in generations])
+                        [g.finish_reason for g in generations], elapsed)
 
     def set_tokens(self, sequences: Sequence[Sequence[TokenInfo]], status: str = "generating",
                    finish_reasons: Sequence[str] = (), elapsed: Optional[float] = None) -> None:
