@@ -29,9 +29,10 @@ class ApproximateScoreWarning(UserWarning):
     """Scores came from the first-token approximation, not exact prompt log-probabilities."""
 
 
-class ConstraintError(RuntimeError):
-    """The constraint matcher rejected a token or can continue with none (an llguidance
-    failure)."""
+class ConstraintError(ValueError):
+    """The constraint cannot go on: no token of the model continues the text in a way it
+    allows, or the constraint engine reached its limits on this text (a ValueError: the
+    constraint asks for what this model cannot give; HTTP 400)."""
 
 
 class ForeignDatabase(sqlite3.DatabaseError):

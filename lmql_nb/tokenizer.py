@@ -16,6 +16,8 @@ class Tokenizer(Protocol):
 
     def encode(self, text: str) -> list[int]: ...
 
+    def encode_text(self, text: str) -> list[int]: ...
+
     def decode(self, ids: Sequence[int]) -> str: ...
 
     def tokenize(self, text: str) -> list[str]: ...
@@ -102,10 +104,19 @@ class HFTokenizer:
         if self.eos_token_id is not None:
             ids.add(self.eos_token_id)
         self.eos_token_ids: frozenset[int] = frozenset(ids)
-        self.special_ids: frozenset[int] = frozenset(hf_tokenizer.all_special_ids)
+        # what decoding leaves out: the named special tokens and added tokens marked special
+        # (an added token not marked special, like Gemma's "<b>", is text)
+        self.special_ids: frozenset[int] = frozenset(hf_tokenizer.all_special_ids) | frozenset(
+            token for token, added in getattr(hf_tokenizer, "added_tokens_decoder", {}).items()
+            if getattr(added, "special", False))
 
     def encode(self, text: str) -> list[int]:
         return list(self.hf.encode(text, add_special_tokens=False))
+
+    def encode_text(self, text: str) -> list[int]:
+        """Token ids of `text` as plain text: a special token's spelling ("<eos>") is
+        characters, never the token (for values, constraints and chat content)."""
+        return list(self.hf.encode(text, add_special_tokens=False, split_special_tokens=True))
 
     def encode_prompt(self, text: str) -> list[int]:
         """Token ids as the model expects a prompt (with BOS where the tokenizer adds it)."""
@@ -139,7 +150,12 @@ class HFTokenizer:
         """llguidance's tokenizer for this vocabulary (seconds for a large one: cache it)."""
         import llguidance.hf
 
-        return llguidance.hf.from_tokenizer(self.hf, eos_token=sorted(self.eos_token_ids) or None)
+        from .constraints.vocabulary import with_special_tokens
+
+        eos = sorted(self.eos_token_ids)
+        base = llguidance.hf.from_tokenizer(self.hf, eos_token=eos or None)
+        return with_special_tokens(base, self.special_ids, eos, self.bos_token_id,
+                                   self.encode_text)
 
     def __repr__(self) -> str:
         return f"HFTokenizer({type(self.hf).__name__}, vocab_size={self.vocab_size})"

@@ -26,13 +26,14 @@ no other whitespace: free whitespace lets a model loop on spaces until max_token
 from __future__ import annotations
 
 import functools
-import json
+from typing import Any
 
 from .spec import ConstraintSpec
 
 INT_REGEX = r" ?-?(?:0|[1-9][0-9]*)"  # int() reads it; no leading zeros to loop on
 JSON_FORMAT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 ANY = "/(?s:.*)/"
+MAX_COUNT = 2**32 - 1
 _META = set("\\.+*?()|[]{}^$#&-~/")
 
 
@@ -63,7 +64,9 @@ def to_lark(spec: ConstraintSpec) -> str:
     if spec.integer:
         body.append(f"/{INT_REGEX}/")
     if spec.max_chars is not None:
-        body.append(f"/(?s:.{{0,{spec.max_chars}}})/")
+        # the regex engine counts to 2**32 - 1; a longer bound than that holds any text
+        # a model can produce, so it is that bound
+        body.append(f"/(?s:.{{0,{min(spec.max_chars, MAX_COUNT)}}})/")
     if spec.excludes:
         body.append(f"~/(?s:.*){_alternatives(spec.excludes)}(?s:.*)/")
     lines = ["start: RESPONSE", f"BODY: {' & '.join(body)}"]
@@ -88,41 +91,123 @@ def to_lark(spec: ConstraintSpec) -> str:
 
 @functools.lru_cache(maxsize=64)  # built by the option check, then again for the matcher
 def compile_grammar(spec: ConstraintSpec) -> str:
-    """The llguidance grammar (a string for `LLMatcher`) of a shaped spec."""
+    """The llguidance grammar (a string for `LLMatcher`) of a shaped spec.
+
+    ValueError for a JSON schema llguidance cannot compile (or nested too deeply to
+    convert).
+    """
     from llguidance import LLMatcher
 
     if spec.json_schema is not None:
-        return LLMatcher.grammar_from_json_schema(json.loads(spec.json_schema),
-                                                  overrides=JSON_FORMAT)
+        try:
+            return LLMatcher.grammar_from_json_schema(spec.json_schema, overrides=JSON_FORMAT)
+        except RecursionError:
+            raise ValueError("the schema is nested too deeply to compile") from None
     return LLMatcher.grammar_from_lark(to_lark(spec))
 
 
+def parser_limits() -> Any:
+    """llguidance's limits for every matcher: its defaults (more fuel lets thousands of
+    stop strings compile, but at seconds a step), and errors without the parser's state
+    (a dump of kilobytes that would bury the message)."""
+    from llguidance import LLParserLimits
+
+    return LLParserLimits(verbose_errors=False)
+
+
 def check_spec(spec: ConstraintSpec) -> None:
-    """Raise ValueError if a regex, the JSON schema or the combined grammar is invalid.
+    """Raise ValueError if a regex, the JSON schema or the combined grammar is invalid,
+    or too large for the constraint engine.
 
     Needs no tokenizer: it runs in `generate`'s option check, before a model loads.
     """
     from llguidance import LLMatcher
 
     for regex in spec.regexes:
-        error = LLMatcher.validate_grammar(LLMatcher.grammar_from_regex(regex))
+        error = LLMatcher.validate_grammar(LLMatcher.grammar_from_regex(regex),
+                                           limits=parser_limits())
         if error:
-            raise ValueError(f"invalid regex {regex!r}: {_detail(error)} (the syntax is "
-                             "Rust's: no look-around, no back-references)")
+            raise ValueError(f"invalid regex {shorten(regex)}: {_detail(error)} (the syntax "
+                             "is Rust's: no look-around, no back-references)")
     if not spec.shaped:
         return
+    what = "json_schema" if spec.json_schema is not None else "constraints"
     try:
         grammar = compile_grammar(spec)
     except ValueError as error:
-        raise ValueError(f"invalid json_schema: {error}") from None
-    error = LLMatcher.validate_grammar(grammar)
+        if "recursion limit" in str(error):
+            raise ValueError("json_schema is nested too deeply to compile (llguidance reads "
+                             "at most about 120 levels)") from None
+        raise ValueError(f"invalid json_schema: {shorten(str(error), 300)}") from None
+    error = LLMatcher.validate_grammar(grammar, limits=parser_limits()) or _probe(grammar)
     if error:
-        what = "json_schema" if spec.json_schema is not None else "constraints"
         raise ValueError(f"invalid {what}: {_detail(error)}")
 
 
+def shorten(text: str, limit: int = 80) -> str:
+    """`text` quoted, with its middle left out when it is longer than `limit`."""
+    if len(text) <= limit:
+        return repr(text)
+    half = limit // 2
+    return f"{text[:half]!r}...({len(text) - 2 * half} characters)...{text[-half:]!r}"
+
+
+# bytes the probe walks into a grammar: far enough for a lexer that blows up on its
+# first derivatives (counted repetitions nested into millions of states)
+_PROBE_BYTES = 4
+
+
+def _probe(grammar: str) -> str:
+    """The error llguidance meets on the first few bytes of a text `grammar` allows, over
+    a vocabulary of single bytes ("" if none): limits that only show once matching
+    starts fail here, before a model loads, instead of mid-generation."""
+    import llguidance
+    import numpy as np
+
+    matcher = llguidance.LLMatcher(_byte_tokenizer(), grammar, log_level=0,
+                                   limits=parser_limits())
+    for _ in range(_PROBE_BYTES):
+        if matcher.is_error():
+            break
+        allowed = np.flatnonzero(np.unpackbits(
+            np.frombuffer(matcher.compute_bitmask(), dtype=np.uint8), bitorder="little")[:256])
+        if matcher.is_error() or not len(allowed):
+            break
+        matcher.consume_token(int(allowed[0]))
+    error = matcher.get_error() if matcher.is_error() else ""
+    # only the engine's limits matter here; a grammar without solutions is found (and
+    # explained) when it is compiled for the model's tokenizer
+    return error if _over_limits(error) else ""
+
+
+def _over_limits(message: str) -> bool:
+    return any(word in message for word in ("fuel", "too many", "limit"))
+
+
+@functools.lru_cache(maxsize=1)
+def _byte_tokenizer() -> Any:
+    """An llguidance tokenizer whose tokens are the 256 bytes (and an end token)."""
+    import llguidance
+
+    from .vocabulary import SPECIAL_MARKER, Vocabulary
+
+    tokens = [bytes([b]) for b in range(256)] + [SPECIAL_MARKER + b"<end>"]
+    return llguidance.LLTokenizer(Vocabulary(tokens, [256], 256, None,
+                                             lambda text: list(text.encode("utf-8"))))
+
+
+# llguidance's advice names its own settings; lmql_nb's users can act on this instead
+_TOO_LARGE = ("too large for the constraint engine: use fewer or shorter stop strings and "
+              "choices, or simpler repetitions in regexes")
+
+
 def _detail(message: str) -> str:
-    """The informative line of an llguidance error (regex errors put it after a caret)."""
-    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    """The informative line of an llguidance error (regex errors put it after a caret),
+    in lmql_nb's words where llguidance's name its internals, at most 300 characters."""
+    lines = [line.strip() for line in message.strip().splitlines()
+             if line.strip() and not line.strip().startswith("<")]
     detail = [line for line in lines if line.startswith("error:")]
-    return detail[0][len("error:"):].strip() if detail else (lines[0] if lines else message)
+    text = detail[0][len("error:"):].strip() if detail else (lines[0] if lines else message)
+    if _over_limits(text):
+        return _TOO_LARGE
+    return text if len(text) <= 300 else text[:300] + "..."

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ConstraintError
 from ..tokenizer import Tokenizer
-from .grammar import compile_grammar
+from .grammar import _detail, compile_grammar, parser_limits, shorten
 from .spec import ConstraintSpec
 
 
@@ -30,6 +30,21 @@ class _Setup:
         ended = llguidance.LLMatcher(self.llg, llguidance.LLMatcher.grammar_from_regex(""))
         self.eos_only = ended.compute_bitmask()
         self.nothing = bytes(len(self.eos_only))
+        self._pieces = frozenset(self.llg.decode_bytes([token])
+                                 for token in range(self.llg.vocab_size)
+                                 if not self.llg.is_special_token(token)) - {b""}
+        self._longest = max(map(len, self._pieces), default=0)
+
+    def spellable(self, text: str) -> bool:
+        """True if some sequence of text tokens spells `text` exactly."""
+        data = text.encode("utf-8")
+        reached = [True] + [False] * len(data)
+        for start in range(len(data)):
+            if reached[start]:
+                for end in range(start + 1, min(len(data), start + self._longest) + 1):
+                    if not reached[end] and data[start:end] in self._pieces:
+                        reached[end] = True
+        return reached[-1]
 
 
 _setups: "weakref.WeakKeyDictionary[Tokenizer, _Setup]" = weakref.WeakKeyDictionary()
@@ -85,8 +100,8 @@ class SequenceMatcher:
     def advance(self, token_id: int) -> None:
         """Consume `token_id` and compute the next mask; ConstraintError if it cannot."""
         if not self._matcher.consume_token(token_id):
-            raise ConstraintError(f"the constraint rejected token {token_id}: "
-                                  f"{self._matcher.get_error()}")
+            raise ConstraintError(f"the constraint engine failed after token {token_id}: "
+                                  f"{_detail(self._matcher.get_error())}")
         self._update()
 
     def copy(self) -> "SequenceMatcher":
@@ -98,11 +113,14 @@ class SequenceMatcher:
 
     def _update(self) -> None:
         bits = self._matcher.compute_bitmask()
+        if self._matcher.is_error():
+            raise ConstraintError(f"the constraint engine failed: "
+                                  f"{_detail(self._matcher.get_error())}")
         self.forced_end = bits == self._setup.eos_only
         # a dead end also offers end-of-sequence alone, but is not accepting
         if bits == self._setup.nothing or (self.forced_end and not self.accepting):
-            raise ConstraintError("the constraint allows no token to continue "
-                                  "(no text satisfies it)")
+            raise ConstraintError("no token of this model continues the text in a way the "
+                                  "constraint allows")
         if self.forced_end:
             return
         # zero-padded if the model has more logits than the tokenizer has tokens
@@ -128,14 +146,27 @@ class Constraint:
 
         self.spec = spec
         setup = tokenizer_setup(tokenizer)
-        matcher = LLMatcher(setup.llg, compile_grammar(spec), log_level=0)
+        matcher = LLMatcher(setup.llg, compile_grammar(spec), log_level=0,
+                            limits=parser_limits())
         if matcher.is_error():
-            raise ValueError(f"invalid constraint: {matcher.get_error()}")
+            raise ValueError(f"invalid constraint: {_detail(matcher.get_error())}")
+        _check_spellable(spec, setup)
         try:
             self._initial = SequenceMatcher(matcher, setup, vocab_size)
-        except ConstraintError:
-            raise ValueError("no text satisfies these constraints (with this tokenizer)") from None
+        except ConstraintError as error:
+            raise ValueError(f"no text satisfies these constraints (with this model's "
+                             f"tokens): {error}") from None
 
     def start(self) -> SequenceMatcher:
         """A fresh matcher for one sequence."""
         return self._initial.copy()
+
+
+def _check_spellable(spec: ConstraintSpec, setup: _Setup) -> None:
+    """ValueError naming a choice that no sequence of this model's text tokens spells
+    (a character the vocabulary lacks), before generation could walk into it."""
+    for i, choice in enumerate(spec.choices or ()):
+        if not setup.spellable(choice):
+            raise ValueError(f"choices[{i}] {shorten(choice)} cannot be produced by this "
+                             "model: its tokens cannot spell it (a character outside the "
+                             "vocabulary?)")

@@ -128,6 +128,8 @@ def _json_schema(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False)  # key order matters: properties come in order
     except (TypeError, ValueError) as error:
         raise TypeError(f"json_schema is not JSON-serialisable: {error}") from None
+    except RecursionError:
+        raise ValueError("json_schema is nested too deeply to compile") from None
     return check_text(text, "json_schema")
 
 

@@ -91,16 +91,20 @@ def run_beam(model: LanguageModel, tokenizer: Tokenizer, request: Request) -> No
     start = _Beam((), 0.0, start_matcher(job),
                   IncrementalDecoder(tokenizer, job.context_ids)
                   if job.options.constraint and job.options.constraint.stops else None)
+    dead_ends: list[ConstraintError] = []
     if start.matcher is not None and start.matcher.forced_end and not job.forced_ids:
         finished = [_Hypothesis((), 0.0, "stop")]  # only the empty text satisfies it
     elif job.max_new_tokens > 0:
         beams, logits = model.start([job.context_ids], job.options.cache)
         try:
-            finished = _search(beams, logits, tokenizer, request, width, start)
+            finished = _search(beams, logits, tokenizer, request, width, start, dead_ends)
         finally:
             beams.close()
     else:
         finished = [_Hypothesis((), 0.0, job.length_reason)]
+    if not finished and dead_ends:  # the constraint, not the length, ended every beam
+        raise ValueError(f"beam search found no sequence that satisfies the constraints: "
+                         f"{dead_ends[-1]}")
     if not finished:
         raise ValueError(f"beam search found no sequence that satisfies the constraints "
                          f"within {job.max_new_tokens} tokens; allow more tokens")
@@ -115,7 +119,8 @@ def run_beam(model: LanguageModel, tokenizer: Tokenizer, request: Request) -> No
 
 
 def _search(beams: Rows, logits: np.ndarray, tokenizer: Tokenizer, request: Request,
-            width: int, start: _Beam) -> list[_Hypothesis]:
+            width: int, start: _Beam, dead_ends: list[ConstraintError]) -> list[_Hypothesis]:
+    """The finished hypotheses; the constraint's errors on dropped beams go to `dead_ends`."""
     job: GenerateJob = request.payload
     spec = job.options.constraint
     finished: list[_Hypothesis] = []
@@ -155,10 +160,11 @@ def _search(beams: Rows, logits: np.ndarray, tokenizer: Tokenizer, request: Requ
                                summaries.get(parent))
             try:
                 child, ended = beam.extend(stats, total, spec)
-            except ConstraintError:
+            except ConstraintError as error:
                 if forced is not None:
                     raise ValueError(f"the constraint does not allow the forced token "
                                      f"{token_id}") from None
+                dead_ends.append(error)
                 continue  # a beam that cannot be completed is dropped
             if ended:
                 if rank < width:

@@ -8,6 +8,7 @@ templates rely on it), and `decode` leaves special tokens out.
 from __future__ import annotations
 
 import ctypes
+import functools
 from typing import Any, Optional, Sequence
 
 from ..tokenizer import prompt_or_start, start_token
@@ -34,19 +35,23 @@ class LlamaTokenizer:
     def __repr__(self) -> str:
         return f"LlamaTokenizer(vocab_size={self.vocab_size})"
 
-    def _tokenize(self, text: str, add_special: bool) -> list[int]:
+    def _tokenize(self, text: str, add_special: bool, parse_special: bool = True) -> list[int]:
         data = text.encode("utf-8")
         capacity = len(data) + 8
         while True:
             buffer = (self._llama.llama_token * capacity)()
             count = self._llama.llama_tokenize(self._vocab, data, len(data), buffer, capacity,
-                                               add_special, True)
+                                               add_special, parse_special)
             if count >= 0:
                 return list(buffer[:count])
             capacity = -count  # too small: llama.cpp says how many it needs
 
     def encode(self, text: str) -> list[int]:
         return self._tokenize(text, add_special=False)
+
+    def encode_text(self, text: str) -> list[int]:
+        """Token ids of `text` as plain text: a special token's spelling is characters."""
+        return self._tokenize(text, add_special=False, parse_special=False)
 
     def encode_prompt(self, text: str) -> list[int]:
         """Token ids as the model expects a prompt (with BOS where the model adds it)."""
@@ -110,10 +115,22 @@ class LlamaTokenizer:
 
         import llguidance.llamacpp
 
+        from ..constraints.vocabulary import with_special_tokens
+
+        eos = sorted(self.eos_token_ids)
         with warnings.catch_warnings():  # it calls a deprecated alias once per token
             warnings.simplefilter("ignore", DeprecationWarning)
-            return llguidance.llamacpp.lltokenizer_from_vocab(
-                self._vocab, eos_token=sorted(self.eos_token_ids) or None)
+            base = llguidance.llamacpp.lltokenizer_from_vocab(self._vocab, eos_token=eos or None)
+        return with_special_tokens(base, self.special_ids, eos, self.bos_token_id,
+                                   self.encode_text)
+
+    @functools.cached_property
+    def special_ids(self) -> frozenset[int]:
+        """The tokens decoding leaves out (llama.cpp's control and unknown tokens; its
+        user-defined tokens, such as Gemma's "<b>", are text)."""
+        hidden = self._llama.LLAMA_TOKEN_ATTR_CONTROL | self._llama.LLAMA_TOKEN_ATTR_UNKNOWN
+        return frozenset(token for token in range(self.vocab_size)
+                         if self._llama.llama_vocab_get_attr(self._vocab, token) & hidden)
 
 
 def _token_or_none(token: int) -> Optional[int]:
