@@ -4,8 +4,9 @@
 
 bench_engine.py (lmql_nb against transformers by hand), bench_lmql.py (against LMQL
 0.7.3, caches and start-up), bench_constraints.py (constrained against unconstrained
-generation) and bench_llamacpp.py (the llama.cpp backend against `llama_cpp.Llama` by
-hand; needs llama-cpp-python). Each prints its own table of times and ratios.
+generation), bench_llamacpp.py (the llama.cpp backend against `llama_cpp.Llama` by
+hand; needs llama-cpp-python) and bench_query.py (a query program against the same calls
+by hand and against LMQL 0.7.3). Each prints its own table of times and ratios.
 """
 
 import argparse
@@ -14,7 +15,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_engine.py", "bench_lmql.py", "bench_constraints.py", "bench_llamacpp.py"]
+SCRIPTS = ["bench_engine.py", "bench_lmql.py", "bench_constraints.py", "bench_llamacpp.py",
+           "bench_query.py"]
 
 
 def main() -> int:

@@ -9,3 +9,20 @@ LONG_PROMPT = ("Here is a list of facts about European geography and history, on
 VALUES = [" Paris", " London", " Berlin", " Madrid", " Rome", " Vienna", " Lisbon",
           " a city", " not known", " the largest city in the country"]
 CONCURRENT = [f"Write a short story about animal number {i}:" for i in range(8)]
+
+# a chain-of-thought query program: 4 holes of (up to) 8 tokens and a 3-value distribution,
+# written once for lmql_nb and LMQL 0.7.3 alike ({question} differs per run)
+QUERY = '''argmax
+    "Q: {question}\\n"
+    "A: Let's think step by step.\\n"
+    "First,[STEP1]" where len(TOKENS(STEP1)) < 9
+    "\\nThen,[STEP2]" where len(TOKENS(STEP2)) < 9
+    "\\nSo,[STEP3]" where len(TOKENS(STEP3)) < 9
+    "\\nThus, the answer is[ANSWER]" where len(TOKENS(ANSWER)) < 9
+    "\\nIs this answer right?[CHECK]"
+distribution
+    CHECK in [" yes", " no", " maybe"]
+'''
+QUERY_QUESTION = "Anna has {n} apples and buys 3 more. How many apples does she have now?"
+QUERY_STEPS = ["First,", "\nThen,", "\nSo,", "\nThus, the answer is"]
+QUERY_CHECK = ("\nIs this answer right?", [" yes", " no", " maybe"])

@@ -405,3 +405,12 @@ def test_model_text_is_never_code(llm):
                               payload="{__import__('os').system('false')}")
     assert result == "str"
     assert math.isfinite(0.0)
+
+
+@pytest.mark.parametrize("source, message", [
+    ('"{:user} Hello [X]"', "chat roles"),
+    ('"Calc: [X: len]"', "tool actions"),
+])
+def test_unsupported_features_are_named(llm, source, message):
+    with pytest.raises((SyntaxError, ValueError), match=message):
+        lmql_nb.run_sync(source)

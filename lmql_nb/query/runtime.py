@@ -191,6 +191,9 @@ def hole_options(site: HoleSite, tactic: Any, operands: tuple) -> dict[str, Any]
         if where is not None:
             raise ValueError(f"[{site.name}: {tactic.__name__}] is typed by a JSON schema, which "
                              "alone decides its text: it takes no where constraints")
+    elif callable(tactic):
+        raise ValueError(f"[{site.name}: {getattr(tactic, '__name__', tactic)}]: tool actions "
+                         "(functions as hole types) are not supported by lmql_nb")
     else:
         raise TypeError(f"[{site.name}: {tactic!r}]: a hole's type must be int, str, a regex "
                         "string, a dataclass or a pydantic model class")

@@ -79,6 +79,9 @@ def parse_prompt(value: str) -> list[Part]:
         elif pair in ("{{", "}}"):
             text.append(pair)
             i += 2
+        elif pair == "{:":
+            raise PromptStringError("chat roles ({:user}, {:assistant}) are not supported by "
+                                    "lmql_nb (write the conversation as text)", i)
         elif c == "{":
             end = _closing(value, i, "{", "}")
             text.append(value[i:end + 1])

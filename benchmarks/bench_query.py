@@ -1,0 +1,86 @@
+"""A query program against the same calls by hand, and against LMQL 0.7.3.
+
+    python benchmarks/bench_query.py [--repeat 3] [--skip-lmql]
+
+The program (workloads.QUERY) is chain-of-thought: 4 holes of up to 8 tokens, then a
+3-value `distribution`. lmql_nb runs it as a query (holes continue one growing prompt)
+and as the same `generate`/`score` calls written by hand, on float32 `local:` and on
+`llama.cpp:`, with caches on (the prefix cache is what a query is meant to use) and a
+question no run has seen (so the result cache never answers). LMQL 0.7.3 runs the same
+program on the same float32 weights in its own environment (see bench_lmql.py).
+Targets (issue 18): query / by hand <= 1.15; LMQL / query >= 1.7 (float32) and >= 5
+(llama.cpp).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import subprocess
+from pathlib import Path
+
+import lmql_nb
+from lmql_nb.embedded import embedded_folder
+
+from bench_lmql import lmql_python
+from timing import timed
+from workloads import QUERY, QUERY_CHECK, QUERY_QUESTION, QUERY_STEPS
+
+HERE = Path(__file__).resolve().parent
+
+
+def by_hand(llm: lmql_nb.LLM, question: str) -> str:
+    """The program's calls, written out: each hole continues the prompt so far."""
+    prompt = f"Q: {question}\nA: Let's think step by step.\n"
+    for step in QUERY_STEPS:
+        prompt += step
+        prompt += llm.generate_sync(prompt, max_tokens=8)
+    text, values = QUERY_CHECK
+    prompt += text
+    scored = llm.score_sync(prompt, values)
+    return prompt + scored.argmax()
+
+
+def as_query(llm: lmql_nb.LLM, question: str) -> str:
+    return lmql_nb.run_sync(QUERY, question=question, model=llm).prompt
+
+
+def run_lmql(folder: str, repeat: int) -> dict:
+    out = subprocess.run([str(lmql_python()), str(HERE / "lmql_query_worker.py"), folder,
+                          str(repeat)], capture_output=True, text=True, cwd=HERE, timeout=3600)
+    if out.returncode != 0:
+        raise RuntimeError(f"LMQL 0.7.3 failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-lmql", action="store_true",
+                        help="time lmql_nb only (no LMQL 0.7.3 environment)")
+    args = parser.parse_args()
+    runs = itertools.count()
+    rows = {}
+    for model_id in ("local:gemma-3-270m", "llama.cpp:gemma-3-270m"):
+        llm = lmql_nb.model(model_id)
+        question = QUERY_QUESTION.format(n=1000)
+        # the same text both ways (a check, and the warm-up)
+        assert as_query(llm, question) == by_hand(llm, question), "query and calls differ"
+        hand = timed(lambda: by_hand(llm, QUERY_QUESTION.format(n=next(runs))), args.repeat)
+        query = timed(lambda: as_query(llm, QUERY_QUESTION.format(n=next(runs))), args.repeat)
+        rows[model_id] = (hand, query)
+    theirs = None if args.skip_lmql else run_lmql(str(embedded_folder()), args.repeat)["query"]
+
+    print(f"{'model':<26} {'by hand':>9} {'query':>9} {'query/hand':>11}  target <= 1.15x"
+          + ("" if theirs is None else f"   {'LMQL 0.7.3':>10} {'LMQL/query':>10}  target"))
+    for model_id, (hand, query) in rows.items():
+        line = f"{model_id:<26} {hand:>8.3f}s {query:>8.3f}s {query / hand:>10.2f}x"
+        if theirs is not None:
+            goal = ">= 5x" if model_id.startswith("llama.cpp") else ">= 1.7x"
+            line += f"   {'':>14} {theirs:>9.3f}s {theirs / query:>9.2f}x  {goal}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
