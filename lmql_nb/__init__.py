@@ -19,6 +19,7 @@ from .comparison import (Comparison, ScoreComparison, compare, compare_scores,
 from .llm import LLM
 from .query.functions import F, query, run, run_sync  # binds `query` to the decorator
 from .query.result import LMQLResult
+from .registry import register_backend
 from .result_cache import clear_cache, set_cache
 from .results import Alternative, Generation, TokenInfo
 from .scoring import ScoringResult, ScoringTable
@@ -57,5 +58,5 @@ __all__ = [
     "generate_sync", "score", "score_sync", "set_default_model", "get_default_model",
     "load_ipython_extension", "show", "set_cache", "clear_cache", "compare", "compare_sync",
     "Comparison", "compare_scores", "compare_scores_sync", "ScoreComparison", "query", "run",
-    "run_sync", "F", "LMQLResult",
+    "run_sync", "F", "LMQLResult", "register_backend",
 ]

@@ -5,10 +5,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from .endpoints import API_KEY_ENV
-from .options import DECODERS
+from .options import DECODERS, GENERATE_RULES
+from .validation import Rule
+
+#: the in-process backends' `threads=` option (see `lmql_nb.backends.local`)
+THREADS = Rule("int", minimum=1, optional=True)
+
+
+def _checked(name: str) -> Any:
+    """argparse's `type=` for `generate`'s option `name`: its declared rule and words."""
+    return GENERATE_RULES[name].argparse_type(name)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -18,14 +27,15 @@ def _parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser("generate", help="complete a prompt")
     generate.add_argument("prompt")
-    generate.add_argument("--max-tokens", type=int, default=32,
+    generate.add_argument("--max-tokens", type=_checked("max_tokens"), default=32,
                           help="tokens to generate at most (default 32; 0 or more)")
     generate.add_argument("--model", default=None,
                           help="model id (default: $LMQL_NB_DEFAULT_MODEL or local:gemma-3-270m)")
-    generate.add_argument("--decoder", choices=DECODERS, default="argmax")
-    generate.add_argument("-n", type=int, default=1, help="sequences (sample or beam)")
-    generate.add_argument("--temperature", type=float, default=None)
-    generate.add_argument("--seed", type=int, default=None)
+    generate.add_argument("--decoder", type=_checked("decoder"), default="argmax",
+                          metavar="{" + ",".join(DECODERS) + "}")
+    generate.add_argument("-n", type=_checked("n"), default=1, help="sequences (sample or beam)")
+    generate.add_argument("--temperature", type=_checked("temperature"), default=None)
+    generate.add_argument("--seed", type=_checked("seed"), default=None)
 
     demo = commands.add_parser("demo", help="generate and score on the default model")
     demo.add_argument("--model", default=None)
@@ -50,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"require this key (default: ${API_KEY_ENV}, which keeps it out "
                             "of the process list)")
     serve.add_argument("--dtype", default=None, help="model dtype: float32, bfloat16, ...")
-    serve.add_argument("--threads", type=int, default=None, help="the model's threads (torch or llama.cpp)")
+    serve.add_argument("--threads", type=THREADS.argparse_type("threads"), default=None,
+                       help="the model's threads (torch or llama.cpp)")
     serve.add_argument("--log-level", default="warning",
                        choices=["critical", "error", "warning", "info", "debug"])
     return parser

@@ -9,6 +9,7 @@ from typing import Any, Callable, Optional, Sequence, overload
 import numpy as np
 
 from .display_hooks import mimebundle
+from .validation import check_choice
 
 AGGREGATIONS = ("sum", "mean", "normalized")
 
@@ -93,15 +94,14 @@ class ScoringResult:
         - "mean": that sum divided by the value's token count;
         - "normalized": that sum divided by token count ** alpha.
         """
+        check_choice("agg", agg, AGGREGATIONS)
         sums = np.array([s.sum() for s in self.token_scores])
         lengths = np.array([max(len(s), 1) for s in self.token_scores], dtype=np.float64)
         if agg == "sum":
             return sums
         if agg == "mean":
             return sums / lengths
-        if agg == "normalized":
-            return sums / lengths ** alpha
-        raise ValueError(f"unknown aggregation {agg!r}; accepted: {', '.join(AGGREGATIONS)}")
+        return sums / lengths ** alpha  # normalized
 
     def logprobs(self, agg: str = "sum", alpha: float = 0.7) -> np.ndarray:
         """Log-softmax of the aggregated scores across the values."""

@@ -38,7 +38,7 @@ def test_score_prints_a_table_with_the_best_value(tiny_gpt2_path):
 def test_bad_input_is_a_clear_error_and_exit_code_2(tiny_gpt2_path):
     out = _run("generate", "Hi", "--max-tokens", "-3", "--model", f"local:{tiny_gpt2_path}")
     assert out.returncode == 2
-    assert "max_tokens must be >= 0" in out.stderr
+    assert "max_tokens must be an int >= 0" in out.stderr
     out = _run("score", "Hi", "x", "--model", "gpt2")
     assert out.returncode == 2
     assert "did you mean 'local:gpt2'" in out.stderr

@@ -253,7 +253,7 @@ def test_bad_ids_and_options_are_named(tmp_path):
         lmql_nb.model("llama.cpp:model.bin")
     with pytest.raises(FileNotFoundError, match="no GGUF file"):
         lmql_nb.model(f"llama.cpp:{tmp_path / 'missing.gguf'}")
-    with pytest.raises(TypeError, match="accepted: .*n_ctx"):
+    with pytest.raises(TypeError, match="accepted options are: .*n_ctx"):
         lmql_nb.model(MODEL, dtype="bfloat16")
     with pytest.raises(ValueError, match="parallel must be an int in \\[2, 256\\]"):
         lmql_nb.model(MODEL, parallel=1)

@@ -104,7 +104,7 @@ def test_aggregations():
     expected = np.exp([-1.0, -1.0, -2.4]) / np.exp([-1.0, -1.0, -2.4]).sum()
     np.testing.assert_allclose(probs, expected)
     np.testing.assert_allclose(result.logprobs("sum"), np.log(expected))
-    with pytest.raises(ValueError, match="accepted: sum, mean, normalized"):
+    with pytest.raises(ValueError, match="agg must be one of sum, mean, normalized, got 'max'"):
         result.scores("max")
 
 

@@ -13,25 +13,15 @@ from ..tokenizer import Tokenizer
 class Backend(abc.ABC):
     """One model that `LLM` talks to.
 
-    Construction is cheap and checks the options; `load` does the heavy work once, on
+    Construction is cheap (the registry has checked the options); `load` does the heavy work once, on
     a thread (never on the caller's event loop). `generate` and `score` are coroutines
     that may assume `load` has run.
     """
 
     #: a short name of the kind of backend, for reprs and errors
     kind: str = "backend"
-    #: the keyword options `lmql_nb.model(id, **options)` accepts for this backend
-    options: tuple[str, ...] = ()
     #: how many `score` calls `score_many` keeps in flight at once
     score_window: int = 8
-
-    @classmethod
-    def check_options(cls, model_id: str, options: dict) -> None:
-        """Raise a TypeError naming any option this backend does not accept."""
-        unknown = sorted(set(options) - set(cls.options))
-        if unknown:
-            raise TypeError(f"unknown option {', '.join(map(repr, unknown))} for {model_id!r}; "
-                            f"accepted: {', '.join(sorted(cls.options))}")
 
     @abc.abstractmethod
     def load(self) -> None:

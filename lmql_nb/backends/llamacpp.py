@@ -8,58 +8,66 @@ caching and serving behave alike; the numbers are the quantised model's own.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .local import InProcessBackend, check_threads, default_threads
+from ..validation import option
+from .local import InProcessBackend, InProcessOptions, default_threads
 
 DEFAULT_CONTEXT = 8192
 
 
-class LlamaCppBackend(InProcessBackend):
-    """A GGUF model served by llama.cpp from a worker thread.
+@dataclasses.dataclass(frozen=True)
+class LlamaCppOptions(InProcessOptions):
+    """The options of `llama.cpp:` models."""
 
-    Options:
-        n_ctx: key/value cache size in tokens, shared by all sequences decoded at once
-            (cached prompts' cells are shared with the rows that continue them). Default:
-            the model's training context, at most 8192.
-        threads: llama.cpp's thread count. None (the default) leaves one core free.
-        parallel: how many sequences (rows, beams, scored values) may be decoded at
-            once; default 64, at most 256.
-        gpu_layers: layers to offload to a GPU (needs a GPU build of llama.cpp).
-        batch_window: seconds the worker waits after a request for others to batch with.
-        throughput: False (default): concurrent calls take turns within each decode
-            step, so each call's numbers are what it gets alone. True: they share decode
-            calls (prompts, values and generation steps of different calls together),
-            faster, and each call's numbers then depend on what runs beside it (on the
-            embedded model about 0.01 in a log-probability for decode steps, up to about
-            0.2 for a prompt evaluated together with others; see `llama_model`).
-    """
+    n_ctx: Optional[int] = option(
+        None, "key/value cache size in tokens, shared by all sequences decoded at once "
+        "(None: the model's training context, at most 8192)", "int", minimum=16,
+        optional=True)
+    parallel: int = option(64, "sequences (rows, beams, scored values) decoded at once",
+                           "int", minimum=2, maximum=256)
+    gpu_layers: int = option(0, "layers to offload to a GPU (needs a GPU build of "
+                             "llama.cpp)", "int", minimum=0)
+    # on the embedded model about 0.01 in a log-probability for decode steps, up to
+    # about 0.2 for a prompt evaluated together with others (see `llama_model`)
+    throughput: bool = option(
+        False, "True: concurrent calls share decode calls (faster; each call's numbers "
+        "then depend on what runs beside it); False: they take turns within each step, "
+        "so each call's numbers are what it gets alone", "bool")
+
+
+def create(model_id: str, target: str, options: LlamaCppOptions) -> "LlamaCppBackend":
+    """The backend for `llama.cpp:<target>`: the embedded GGUF or a GGUF file."""
+    from ..embedded import EMBEDDED_NAME, embedded_gguf
+
+    if target == EMBEDDED_NAME:
+        return LlamaCppBackend(model_id, embedded_gguf, options)
+    path = Path(target).expanduser()
+    if path.suffix.lower() != ".gguf":
+        raise ValueError(f"model {model_id!r}: llama.cpp runs GGUF files; pass "
+                         f"'llama.cpp:<file>.gguf' or 'llama.cpp:{EMBEDDED_NAME}'")
+    if not path.is_file():
+        raise FileNotFoundError(f"model {model_id!r}: no GGUF file at {str(path)!r}")
+    return LlamaCppBackend(model_id, lambda: path, options)
+
+
+class LlamaCppBackend(InProcessBackend):
+    """A GGUF model served by llama.cpp from a worker thread (options: `LlamaCppOptions`;
+    `threads` is llama.cpp's thread count)."""
 
     kind = "llama.cpp"
-    options = ("n_ctx", "threads", "parallel", "gpu_layers", "batch_window", "throughput")
 
-    def __init__(self, model_id: str, locate: Callable[[], Path], n_ctx: Optional[int] = None,
-                 threads: Optional[int] = None, parallel: int = 64, gpu_layers: int = 0,
-                 batch_window: float = 0.005, throughput: bool = False):
-        for name, value, low, high in (("n_ctx", n_ctx, 16, None), ("parallel", parallel, 2, 256),
-                                       ("gpu_layers", gpu_layers, 0, None)):
-            if value is None and name == "n_ctx":
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < low \
-                    or (high is not None and value > high):
-                bounds = f"in [{low}, {high}]" if high is not None else f"at least {low}"
-                raise ValueError(f"{name} must be an int {bounds}; got {value!r}")
-        if not isinstance(throughput, bool):
-            raise TypeError(f"throughput must be True or False; got {throughput!r}")
-        super().__init__(model_id, batch_window)
-        self.throughput = throughput
+    def __init__(self, model_id: str, locate: Callable[[], Path],
+                 options: LlamaCppOptions = LlamaCppOptions()):
+        super().__init__(model_id, options)
+        self.throughput = options.throughput
         self._locate = locate
         self._path: Optional[Path] = None
-        self.n_ctx = n_ctx
-        self.threads = check_threads(threads)
-        self.parallel = parallel
-        self.gpu_layers = gpu_layers
+        self.n_ctx = options.n_ctx
+        self.parallel = options.parallel
+        self.gpu_layers = options.gpu_layers
         self._llama_model: Any = None
         self._tokenizer: Any = None
 

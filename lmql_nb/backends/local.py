@@ -9,6 +9,7 @@ the text API and the HTTP server both use.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import threading
 from typing import Any, Optional, Sequence
 
@@ -16,22 +17,19 @@ from .. import aio
 from ..options import GenerateOptions, ScoreOptions
 from ..results import Generation, TokenCallback, ValueScores
 from ..tokenizer import Tokenizer, common_prefix_length, split_continuation, token_pieces
+from ..validation import Options, option
 from .base import Backend
 
 
-def check_batch_window(batch_window: Any) -> float:
-    if isinstance(batch_window, bool) or not isinstance(batch_window, (int, float)) \
-            or not 0 <= batch_window <= 1:
-        raise ValueError(f"batch_window must be a number of seconds in [0, 1]; "
-                         f"got {batch_window!r}")
-    return float(batch_window)
+@dataclasses.dataclass(frozen=True)
+class InProcessOptions(Options):
+    """What every in-process backend accepts."""
 
-
-def check_threads(threads: Any) -> Optional[int]:
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                or threads < 1):
-        raise ValueError(f"threads must be a positive int or None; got {threads!r}")
-    return threads
+    threads: Optional[int] = option(None, "the model's thread count (None: all cores but "
+                                    "one)", "int", minimum=1, optional=True)
+    batch_window: float = option(0.005, "seconds the worker waits after a request for "
+                                 "others to batch with", "number", minimum=0, maximum=1,
+                                 unit="of seconds")
 
 
 def default_threads(available: Optional[int] = None) -> int:
@@ -67,9 +65,10 @@ class InProcessBackend(Backend):
     # two worker batches: one runs while the next gathers
     score_window = 64
 
-    def __init__(self, model_id: str, batch_window: float = 0.005):
+    def __init__(self, model_id: str, options: InProcessOptions):
         self.model_id = model_id
-        self.batch_window = check_batch_window(batch_window)
+        self.batch_window = options.batch_window
+        self.threads = options.threads
         self._lock = threading.RLock()
         self._model: Any = None  # a LanguageModel once loaded
         self._worker: Any = None

@@ -44,6 +44,7 @@ from ..errors import ApproximateScoreWarning, OpenAIBackendError, ScoringNotSupp
 from ..options import GenerateOptions, ScoreOptions
 from ..results import Alternative, Generation, TokenCallback, TokenInfo, ValueScores
 from ..tokenizer import common_prefix_length
+from ..validation import Options, option
 from .base import Backend
 
 log = logging.getLogger(__name__)
@@ -96,38 +97,77 @@ class _Capabilities:
     context_length: Optional[int] = None
 
 
-class OpenAIBackend(Backend):
-    """A model behind an OpenAI-compatible HTTP API.
+@dataclasses.dataclass(frozen=True)
+class OpenAIOptions(Options):
+    """The options of `openai/` models and of models at an `endpoint=`."""
 
-    Options:
-        api_key: the key (default `$OPENAI_API_KEY`; Azure: `$AZURE_OPENAI_API_KEY`).
-        base_url: the API root, e.g. "http://127.0.0.1:8080/v1" (default
-            `$OPENAI_BASE_URL`, else OpenAI's).
-        organization, project: OpenAI account options.
-        azure_endpoint, api_version, azure_deployment, azure_ad_token: Azure OpenAI
-            (`azure_endpoint` or `$AZURE_OPENAI_ENDPOINT` selects Azure; the model name is
-            the deployment unless `azure_deployment` is given).
-        chat: True for `/v1/chat/completions`, False for `/v1/completions`; default: chat
-            for OpenAI's and Azure's chat models, completions for every other server.
-        stop: stop strings for every `generate` call (str or tuple of str); the engine's
-            `stops_before`/`stops_at` options work per call.
-        scoring: "exact" (default) or "first-token-approximation" (opt-in, labelled).
-        timeout: seconds a request may take (default 120).
-        max_retries: retries after a 429, 5xx, timeout or dropped connection (default 4).
-        retry_max_wait: the longest `Retry-After` honoured; longer means fail now (60 s).
-        max_concurrency: requests in flight at once per event loop (default 8).
-    """
+    api_key: Optional[str] = option(
+        None, "the key (default `$OPENAI_API_KEY`; Azure: `$AZURE_OPENAI_API_KEY`); never "
+        "shown in reprs, logs or errors", "str", optional=True, allow_empty=True, secret=True)
+    base_url: Optional[str] = option(
+        None, "API root of an OpenAI-compatible server, e.g. \"http://127.0.0.1:8080/v1\" "
+        "(default `$OPENAI_BASE_URL`, else OpenAI's)", "str", optional=True, allow_empty=True)
+    organization: Optional[str] = option(None, "OpenAI account option", "str", optional=True)
+    project: Optional[str] = option(None, "OpenAI account option", "str", optional=True)
+    azure_endpoint: Optional[str] = option(
+        None, "selects Azure OpenAI (default `$AZURE_OPENAI_ENDPOINT`); the model name is "
+        "the deployment", "str", optional=True, allow_empty=True)
+    api_version: Optional[str] = option(None, "Azure OpenAI's API version (default "
+                                        "`$OPENAI_API_VERSION`)", "str", optional=True)
+    azure_deployment: Optional[str] = option(None, "Azure deployment, if not the model "
+                                             "name", "str", optional=True)
+    azure_ad_token: Optional[str] = option(None, "Azure AD token (never shown)", "str",
+                                           optional=True, secret=True)
+    chat: Optional[bool] = option(
+        None, "`/v1/chat/completions` (True) or `/v1/completions` (False); default: chat "
+        "for OpenAI's and Azure's chat models, completions for every other server", "bool",
+        optional=True)
+    stop: Optional[tuple[str, ...]] = option(
+        None, "stop strings for every call (per call: `stops_before=` / `stops_at=`)",
+        "strings", optional=True)
+    scoring: str = option("exact", "\"first-token-approximation\" opts into a labelled "
+                          "approximation where exact scoring is impossible", "choice",
+                          choices=SCORING_MODES)
+    timeout: float = option(120.0, "seconds a request may take", "number", minimum=1e-3,
+                            unit="of seconds")
+    max_retries: int = option(4, "retries after a 429, 5xx, timeout or dropped connection, "
+                              "with exponential backoff", "int", minimum=0)
+    retry_max_wait: float = option(60.0, "the longest `Retry-After` honoured; longer means "
+                                   "fail now", "number", minimum=0, unit="of seconds")
+    max_concurrency: int = option(8, "requests in flight at once per event loop", "int",
+                                  minimum=1)
+
+
+def create(model_id: str, name: str, options: OpenAIOptions) -> "OpenAIBackend":
+    """The backend for `openai/<name>`."""
+    return OpenAIBackend(model_id, name, options)
+
+
+def create_at_endpoint(model_id: str, endpoint: str, options: OpenAIOptions,
+                       connect: Optional[Callable[[], dict]] = None) -> "OpenAIBackend":
+    """The backend for `model(model_id, endpoint=...)`: "host:port" or a URL (a server
+    with the key `$LMQL_NB_API_KEY`), or a named endpoint whose `connect()` says where the
+    server is on first use."""
+    from ..endpoints import API_KEY_ENV, endpoint_url
+
+    if options.base_url is not None:
+        raise ValueError("pass either endpoint= or base_url=, not both")
+    if connect is not None:
+        return OpenAIBackend(model_id, model_id, options, connect=connect)
+    name = model_id[len("openai/"):] if model_id.startswith("openai/") else model_id
+    if options.api_key is None:
+        options = dataclasses.replace(options, api_key=os.environ.get(API_KEY_ENV))
+    options = dataclasses.replace(options, base_url=endpoint_url(endpoint))
+    return OpenAIBackend(model_id, name, options, key_env=API_KEY_ENV)
+
+
+class OpenAIBackend(Backend):
+    """A model behind an OpenAI-compatible HTTP API (options: `OpenAIOptions`)."""
 
     kind = "openai"
 
-    def __init__(self, model_id: str, model: str, *, api_key: Optional[str] = None,
-                 base_url: Optional[str] = None, organization: Optional[str] = None,
-                 project: Optional[str] = None, azure_endpoint: Optional[str] = None,
-                 api_version: Optional[str] = None, azure_deployment: Optional[str] = None,
-                 azure_ad_token: Optional[str] = None, chat: Optional[bool] = None,
-                 stop: Any = None, scoring: str = "exact", timeout: float = 120.0,
-                 max_retries: int = 4, retry_max_wait: float = 60.0,
-                 max_concurrency: int = 8, key_env: str = "OPENAI_API_KEY",
+    def __init__(self, model_id: str, model: str, options: OpenAIOptions = OpenAIOptions(), *,
+                 key_env: str = "OPENAI_API_KEY",
                  connect: Optional[Callable[[], dict]] = None):
         if not isinstance(model, str) or not model:
             raise ValueError(f"{model_id!r}: name a model after 'openai/', e.g. "
@@ -135,17 +175,9 @@ class OpenAIBackend(Backend):
         if importlib.util.find_spec("openai") is None:
             raise ImportError(f"{model_id!r} needs the 'openai' package: "
                               "pip install 'lmql_nb[openai]'")
-        if scoring not in SCORING_MODES:
-            raise ValueError(f"scoring must be one of {', '.join(SCORING_MODES)}; got {scoring!r}")
-        if chat is not None and not isinstance(chat, bool):
-            raise TypeError(f"chat must be True, False or None; got {chat!r}")
-        for name, value, low in (("timeout", timeout, 1e-3), ("retry_max_wait", retry_max_wait, 0)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
-                raise ValueError(f"{name} must be a number of seconds >= {low}; got {value!r}")
-        for name, value, low in (("max_retries", max_retries, 0),
-                                 ("max_concurrency", max_concurrency, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}; got {value!r}")
+        api_key, base_url, azure_endpoint = options.api_key, options.base_url, \
+            options.azure_endpoint
+        api_version, chat = options.api_version, options.chat
         self.model_id = model_id
         self.model = model
         self.azure_endpoint = azure_endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT") or None
@@ -153,13 +185,13 @@ class OpenAIBackend(Backend):
         if self.azure:
             key_env = "AZURE_OPENAI_API_KEY"
         self._api_key = _Secret(api_key if api_key is not None else os.environ.get(key_env))
-        self._azure_ad_token = _Secret(azure_ad_token)
+        self._azure_ad_token = _Secret(options.azure_ad_token)
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or None) if not self.azure \
             else base_url
-        self.organization = organization
-        self.project = project
+        self.organization = options.organization
+        self.project = options.project
         self.api_version = api_version or os.environ.get("OPENAI_API_VERSION")
-        self.azure_deployment = azure_deployment
+        self.azure_deployment = options.azure_deployment
         # `connect()` (the Jupyter extension) says where the server is, on first use
         self._connect = connect
         self.official = connect is None and (self.azure or _is_official(self.base_url))
@@ -170,12 +202,12 @@ class OpenAIBackend(Backend):
             raise ValueError("Azure OpenAI needs an api_version (or $OPENAI_API_VERSION), "
                              "e.g. api_version='2024-10-21'")
         self.chat = chat if chat is not None else (self.official and not _is_completion_model(model))
-        self.stop = _check_stop(stop)
-        self.scoring = scoring
-        self.timeout = float(timeout)
-        self.max_retries = max_retries
-        self.retry_max_wait = float(retry_max_wait)
-        self.max_concurrency = max_concurrency
+        self.stop = options.stop or ()
+        self.scoring = options.scoring
+        self.timeout = options.timeout
+        self.max_retries = options.max_retries
+        self.retry_max_wait = options.retry_max_wait
+        self.max_concurrency = options.max_concurrency
         self._clients: "weakref.WeakKeyDictionary[Any, tuple[Any, Any]]" = \
             weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
@@ -773,15 +805,6 @@ def _root_url(base_url: Optional[str]) -> str:
     """The server root (vLLM's /tokenize lives beside /v1, not under it)."""
     url = (base_url or OFFICIAL_URL).rstrip("/")
     return url[:-3] if url.endswith("/v1") else url
-
-
-def _check_stop(stop: Any) -> tuple[str, ...]:
-    if stop is None:
-        return ()
-    stops = (stop,) if isinstance(stop, str) else stop
-    if not isinstance(stops, (list, tuple)) or not all(isinstance(s, str) and s for s in stops):
-        raise TypeError(f"stop must be a non-empty str or a list of them; got {stop!r}")
-    return tuple(stops)
 
 
 def _retryable_status(status: int) -> bool:

@@ -8,41 +8,64 @@ file (converted once into the user cache), a hub id already in the user's own hu
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..tokenizer import HFTokenizer
-from .local import InProcessBackend, check_threads, default_threads
+from ..validation import option
+from .local import InProcessBackend, InProcessOptions, default_threads
 
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 
 
-class TransformersBackend(InProcessBackend):
-    """A transformers causal LM served from a worker thread.
+@dataclasses.dataclass(frozen=True)
+class TransformersOptions(InProcessOptions):
+    """The options of `local:` models (`threads` is torch's intra-op count, process-wide)."""
 
-    Options:
-        dtype: "float32" (default: reproduces transformers' reference numbers),
-            "bfloat16" (about twice as fast on CPUs with bf16 support), "float16", "auto".
-        threads: torch's intra-op thread count (process-wide). None (the default) leaves
-            one core free for the kernel and everything else.
-        batch_window: seconds the worker waits after a request for others to batch with.
-        device: a torch device string ("cpu", "cuda", ...); default "cpu".
-    """
+    dtype: str = option("float32", "float32 reproduces transformers' reference numbers; "
+                        "bfloat16 is about twice as fast on CPUs with bf16 support",
+                        "choice", choices=DTYPES)
+    device: str = option("cpu", "a torch device (\"cpu\", \"cuda\", ...)", "str")
+
+
+def create(model_id: str, target: str, options: TransformersOptions) -> "TransformersBackend":
+    """The backend for `local:<target>`: the embedded model, a `save_pretrained` folder, a
+    GGUF file (converted once) or a hub id already in the local cache."""
+    from ..embedded import EMBEDDED_NAME, embedded_folder
+
+    if target == EMBEDDED_NAME:
+        return TransformersBackend(model_id, lambda: str(embedded_folder()), options)
+    path = Path(target).expanduser()
+    if path.is_dir():
+        return TransformersBackend(model_id, lambda: str(path), options)
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise FileNotFoundError(f"model {model_id!r}: no GGUF file at {str(path)!r}")
+        from ..conversion import converted_folder, gguf_key
+
+        key = gguf_key(path)
+        return TransformersBackend(
+            model_id, lambda: str(converted_folder(lambda: path, key, path.stem)), options)
+    if target.startswith(("/", ".", "~")) or path.exists():
+        raise FileNotFoundError(f"model {model_id!r}: {str(path)!r} is not a model folder "
+                                "or .gguf file")
+    return TransformersBackend(model_id, lambda: target, options)  # a hub id, cached
+
+
+class TransformersBackend(InProcessBackend):
+    """A transformers causal LM served from a worker thread (options:
+    `TransformersOptions`)."""
 
     kind = "transformers"
-    options = ("dtype", "threads", "batch_window", "device")
 
-    def __init__(self, model_id: str, locate: Callable[[], str], dtype: str = "float32",
-                 threads: Optional[int] = None, batch_window: float = 0.005,
-                 device: str = "cpu"):
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
-        super().__init__(model_id, batch_window)
+    def __init__(self, model_id: str, locate: Callable[[], str],
+                 options: TransformersOptions = TransformersOptions()):
+        super().__init__(model_id, options)
         self._locate = locate
         self._location: Optional[str] = None
-        self.dtype = dtype
-        self.threads = check_threads(threads)
-        self.device = device
+        self.dtype = options.dtype
+        self.device = options.device
         self._tokenizer: Optional[HFTokenizer] = None
 
     def __repr__(self) -> str:

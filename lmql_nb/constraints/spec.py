@@ -14,6 +14,7 @@ import json
 from typing import Any, Optional
 
 from ..text import check_text
+from ..validation import check_strings
 from .where import parse_where
 
 CONSTRAINT_KEYS = ("stops_at", "stops_before", "choices", "regex", "type", "json_schema",
@@ -81,25 +82,11 @@ def parse_constraints(options: dict[str, Any]) -> Optional[ConstraintSpec]:
     return spec
 
 
-def _strings(name: str, value: Any, allow_empty_items: bool = False) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, (list, tuple)):
-        raise TypeError(f"{name} must be a str or a list of str, got {type(value).__name__}")
-    for i, item in enumerate(value):
-        if not isinstance(item, str):
-            raise TypeError(f"{name}[{i}] must be a str, got {type(item).__name__}")
-        if not item and not allow_empty_items:
-            raise ValueError(f"{name}[{i}] is empty: a stop string needs at least one character")
-        check_text(item, f"{name}[{i}]")
-    return tuple(dict.fromkeys(value))
-
-
 def _choices(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         raise TypeError("choices must be a list of str (a single str would be one choice; "
                         "pass [value] if that is meant)")
-    choices = _strings("choices", value, allow_empty_items=True)
+    choices = check_strings("choices", value, allow_empty_items=True)
     if not choices:
         raise ValueError("choices must not be empty")
     return choices
@@ -133,8 +120,8 @@ def _json_schema(value: Any) -> str:
     return check_text(text, "json_schema")
 
 
-_CHECKS = {"stops_at": lambda v: _strings("stops_at", v),
-           "stops_before": lambda v: _strings("stops_before", v),
+_CHECKS = {"stops_at": lambda v: check_strings("stops_at", v),
+           "stops_before": lambda v: check_strings("stops_before", v),
            "choices": _choices, "regex": _regex, "type": _type, "json_schema": _json_schema}
 
 

@@ -14,33 +14,16 @@ import dataclasses
 from typing import Any, Callable, Optional, Sequence
 
 from ..errors import MagicUsageError
-from ..options import DECODERS, MAX_TOP_LOGPROBS
+from ..options import DECODERS, GENERATE_RULES
 from ..scoring import AGGREGATIONS
+from ..validation import Rule
 
 FORMATS = ("widget", "text", "json")
 
 
-def _int_at_least(minimum: int, maximum: Optional[int] = None) -> Callable[[str], int]:
-    accepted = f"a whole number >= {minimum}" if maximum is None else \
-        f"a whole number from {minimum} to {maximum}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {accepted}, got {text!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f"expected {accepted}, got {value}")
-        return value
-
-    return parse
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+def _checked(name: str, rule: Optional[Rule] = None) -> Callable[[str], Any]:
+    """argparse's `type=` for `generate`'s option `name`: its declared rule, its words."""
+    return (rule or GENERATE_RULES[name]).argparse_type(name)
 
 
 def _python_type(text: str) -> type:
@@ -82,27 +65,28 @@ MODEL = Option(("-m", "--model"), "model", "model id (default: %config LmqlMagic
                "else lmql_nb's default model)", to_model=False, metavar="ID")
 OUT = Option(("-o", "--out"), "out", "store the result in this variable",
              type=_identifier, to_model=False, metavar="VAR")
-DECODER = Option(("--decoder",), "decoder", "decoding method", choices=DECODERS)
+DECODER = Option(("--decoder",), "decoder", "decoding method", _checked("decoder"),
+                 metavar="{" + ",".join(DECODERS) + "}")
 N = Option(("-n",), "n", "number of sequences (with --decoder sample or beam)",
-           _int_at_least(1), metavar="N")
-TEMPERATURE = Option(("--temperature",), "temperature", "sampling temperature", _number,
-                     metavar="T")
-SEED = Option(("--seed",), "seed", "random seed for sampling", _int_at_least(0), metavar="S")
+           _checked("n"), metavar="N")
+TEMPERATURE = Option(("--temperature",), "temperature", "sampling temperature",
+                     _checked("temperature"), metavar="T")
+SEED = Option(("--seed",), "seed", "random seed for sampling", _checked("seed"), metavar="S")
 TOP_LOGPROBS = Option(("--top-logprobs",), "top_logprobs", "alternatives per token shown on "
                       "hover (default: %config LmqlMagics.top_logprobs)",
-                      _int_at_least(0, MAX_TOP_LOGPROBS), metavar="K")
+                      _checked("top_logprobs"), metavar="K")
 
 GENERATE_OPTIONS: tuple[Option, ...] = (
     MODEL,
     Option(("--max-tokens",), "max_tokens", "tokens to generate at most "
-           "(default: %config LmqlMagics.max_tokens)", _int_at_least(0), metavar="N"),
+           "(default: %config LmqlMagics.max_tokens)", _checked("max_tokens"), metavar="N"),
     DECODER,
     N,
     TEMPERATURE,
-    Option(("--top-k",), "top_k", "sample from the K most likely tokens", _int_at_least(1),
+    Option(("--top-k",), "top_k", "sample from the K most likely tokens", _checked("top_k"),
            metavar="K"),
     Option(("--top-p",), "top_p", "sample from the smallest set with probability >= P",
-           _number, metavar="P"),
+           _checked("top_p"), metavar="P"),
     SEED,
     TOP_LOGPROBS,
     Option(("--stops-at",), "stops_at", "stop after this text, keeping it (repeatable)",
@@ -127,8 +111,8 @@ QUERY_OPTIONS: tuple[Option, ...] = (
     DECODER,
     N,
     TEMPERATURE,
-    Option(("--max-len",), "max_len", "tokens each hole generates at most", _int_at_least(1),
-           metavar="N"),
+    Option(("--max-len",), "max_len", "tokens each hole generates at most",
+           _checked("max_len", Rule("int", minimum=1)), metavar="N"),
     SEED,
     TOP_LOGPROBS,
     OUT,

@@ -37,7 +37,7 @@ def test_a_new_option_is_one_line():
 
 @pytest.mark.parametrize("argv, needles", [
     (["--max-tokens", "-1"], ["--max-tokens", ">= 0", "-1"]),
-    (["--top-logprobs", "21"], ["--top-logprobs", "0 to 20"]),
+    (["--top-logprobs", "21"], ["--top-logprobs", "[0, 20]"]),
     (["-o", "not a name"], ["variable name"]),
     (["--format", "html"], ["widget", "text", "json"]),
     (["--temperature", "warm"], ["number", "warm"]),

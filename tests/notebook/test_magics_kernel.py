@@ -125,7 +125,7 @@ def test_score_expands_list_variables_and_interpolates_the_prompt(run, tiny_llm)
     ("unknown_name", ["nowhere", "{{"]),
     ("bad_decoder", ["--decoder", "nope", "argmax", "sample", "beam"]),
     ("bad_temperature", ["temperature", "sample"]),
-    ("bad_int", ["--max-tokens", "whole number", "abc"]),
+    ("bad_int", ["--max-tokens", "an int", "abc"]),
     ("bad_flag", ["--bogus", "usage:", "--max-tokens"]),
     ("stray_brace", ["{{"]),
     ("score_list_prompt", ["prompt", "list"]),

@@ -13,7 +13,7 @@ import pytest
 import lmql_nb
 from lmql_nb.backends.openai import OpenAIBackend
 from lmql_nb.endpoints import endpoint_url
-from lmql_nb.registry import ACCEPTED_FORMS, create_backend
+from lmql_nb.registry import accepted_forms, create_backend
 
 
 def test_openai_ids_and_environment(monkeypatch):
@@ -47,7 +47,7 @@ def test_endpoint_shorthand(monkeypatch):
 
 
 def test_accepted_forms_name_the_remote_forms():
-    assert "openai/<model>" in ACCEPTED_FORMS and "endpoint=" in ACCEPTED_FORMS
+    assert "openai/<model>" in accepted_forms() and "endpoint=" in accepted_forms()
     with pytest.raises(ValueError, match="openai/<model>"):
         create_backend("no-such-form")
 
