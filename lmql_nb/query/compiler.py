@@ -23,6 +23,7 @@ import ast
 import builtins
 import copy
 import dataclasses
+import sys
 import types
 from typing import Any, Optional
 
@@ -50,7 +51,10 @@ class Origin:
         """A program (line, 0-based col) as the user's (line, 1-based col)."""
         return self.line + line - 1, col + (self.first_col if line == 1 else self.indent) + 1
 
-    def error(self, message: str, line: int, col: int, kind: type = SyntaxError) -> SyntaxError:
+    def error(self, message: str, line: int, col: int,
+              kind: type[Exception] = SyntaxError) -> Exception:
+        """A `kind` error at program (line, col): a SyntaxError carries the position as
+        Python's do; any other kind says it in its message."""
         user_line, user_col = self.position(line, col)
         if not issubclass(kind, SyntaxError):
             return kind(f"{message} (in {self.filename}, line {user_line}, column {user_col})")
@@ -105,18 +109,22 @@ class _Compiler:
         self.source = source
         self.origin = origin
         self.header = 0
+        self.python = ""  # what ast parses: the program with its LMQL clauses blanked
         self.sites: list[HoleSite] = []
         self.program_analysers: list[tuple[Analyser, list[Clause]]] = []
+        self.statement_clauses: dict[tuple[int, int], list[layout_module.Clause]] = {}
+        self.program_clauses: list[Clause] = []
+        self.distribution: Optional[tuple[str, ast.expr, layout_module.Clause]] = None
 
-    def error(self, message: str, line: int, col: int, kind: type = SyntaxError) -> SyntaxError:
+    def error(self, message: str, line: int, col: int,
+              kind: type[Exception] = SyntaxError) -> Exception:
         return self.origin.error(message, line - self.header, col, kind)
 
-    def clause_error(self, error: ClauseError, clause: layout_module.Clause,
-                     tree_line: int = 1) -> SyntaxError:
-        node = error.node
-        line = clause.line + getattr(node, "lineno", 1) - tree_line
-        col = getattr(node, "col_offset", 0) + (clause.col if getattr(node, "lineno", 1) == tree_line else 0)
-        return self.origin.error(str(error), line, col, ValueError)
+    def clause_error(self, error: ClauseError, clause: layout_module.Clause) -> Exception:
+        """A ValueError located at the clause's offending part."""
+        node_line = getattr(error.node, "lineno", 1)
+        col = getattr(error.node, "col_offset", 0) + (clause.col if node_line == 1 else 0)
+        return self.origin.error(str(error), clause.line + node_line - 1, col, ValueError)
 
     # -- the pieces ------------------------------------------------------------------------
 
@@ -129,6 +137,7 @@ class _Compiler:
         python = layout.python
         if layout.body_indented:
             python, self.header = "if 1:\n" + python, 1
+        self.python = python
         try:
             tree = ast.parse(python, mode="exec")
         except SyntaxError as error:
@@ -201,15 +210,20 @@ class _Compiler:
             col = (error.offset or 2) - 2 + (clause.col if (error.lineno or 1) == 1 else 0)
             raise self.origin.error(f"in the {clause.keyword} clause: {error.msg}", line,
                                     col) from None
-        # positions relative to the clause: the "(" shifted line 1 by one column
+        # positions relative to the clause's source: the "(" shifted line 1 by one column
         for node in ast.walk(tree):
-            if hasattr(node, "col_offset") and getattr(node, "lineno", 0) == 1:
-                node.col_offset -= 1
+            if getattr(node, "lineno", 0) == 1:
+                node.col_offset -= 1  # type: ignore[attr-defined]
+            if getattr(node, "end_lineno", 0) == 1:
+                node.end_col_offset -= 1  # type: ignore[attr-defined]
         return tree.body
 
+    @staticmethod
+    def analyser(clause: layout_module.Clause) -> Analyser:
+        return Analyser(lambda node: ast.get_source_segment(clause.source, node) or ast.dump(node))
+
     def analyse(self, expression: ast.expr, clause: layout_module.Clause) -> list[Clause]:
-        analyser = Analyser(lambda node: ast.get_source_segment(
-            "(" + clause.source + ")", node, padded=False) or ast.dump(node))
+        analyser = self.analyser(clause)
         try:
             clauses = analyser.clauses(expression)
         except ClauseError as error:
@@ -266,8 +280,7 @@ class _Compiler:
         for clause in clauses:
             expression = self.expression(clause)
             if clause.keyword == "where":
-                analyser = Analyser(lambda n, s=clause.source: ast.get_source_segment(
-                    "(" + s + ")", n) or ast.dump(n))
+                analyser = self.analyser(clause)
                 try:
                     found = analyser.clauses(expression)
                 except ClauseError as error:
@@ -306,11 +319,14 @@ class _Compiler:
             self.sites.append(HoleSite(part.name, renumbered,
                                        is_distribution or program_distribution, line - self.header))
             if is_distribution or program_distribution:
-                values = distribution[1] if is_distribution else self.distribution[1]
+                chosen = distribution if is_distribution else self.distribution
+                assert chosen is not None
+                values = chosen[1]
                 if mine:
                     raise self.error(f"{part.name} is a distribution variable: it takes no "
                                      "where constraints", line, col, ValueError)
-                call = _call("distribution", [ast.Constant(site), values])
+                call = _call("distribution", [ast.Constant(site),
+                                              _placed(copy.deepcopy(values), statement)])
             else:
                 tactic = self.tactic(part, node)
                 call = _call("hole", [ast.Constant(site), tactic,
@@ -365,22 +381,18 @@ class _Compiler:
     def locate(self, node: ast.expr, offset: int) -> tuple[int, int]:
         """The (line, col) of character `offset` of a string literal's value, where the
         literal's source shows it verbatim; else the literal's start."""
-        segment = ast.get_source_segment(self._python(), node) or ""
-        value = node.value if isinstance(node, ast.Constant) else ""
+        segment = ast.get_source_segment(self.python, node) or ""
+        value = node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else ""
         body_start = next((i for i, c in enumerate(segment) if c in "\"'"), 0)
         quote = 3 if segment[body_start:body_start + 3] in ('"""', "'''") else 1
         inner = segment[body_start + quote:]
-        if inner.startswith(value[:offset + 1]) and isinstance(value, str):
+        if inner.startswith(value[:offset + 1]):
             before = inner[:offset]
             lines = before.split("\n")
             if len(lines) == 1:
                 return node.lineno, node.col_offset + body_start + quote + offset
             return node.lineno + len(lines) - 1, len(lines[-1])
         return node.lineno, node.col_offset
-
-    def _python(self) -> str:
-        layout = layout_module.split(self.source)
-        return ("if 1:\n" if self.header else "") + layout.python
 
     def check_names(self, program_where: list[Clause], distribution) -> None:
         names = {site.name for site in self.sites}
@@ -400,11 +412,12 @@ class _Compiler:
             return ast.arguments(posonlyargs=[], args=[ast.arg(n) for n in names], vararg=None,
                                  kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])
 
+        extra: dict[str, Any] = {"type_params": []} if sys.version_info >= (3, 12) else {}
         inner = ast.AsyncFunctionDef(_INNER, arguments([RUNTIME] + parameters), body, [],
-                                     None, None, type_params=[])
+                                     None, None, **extra)
         outer = ast.FunctionDef(_OUTER, arguments(captured),
                                 [inner, ast.Return(ast.Name(_INNER, ast.Load()))], [], None,
-                                None, type_params=[])
+                                None, **extra)
         module = ast.Module([outer], type_ignores=[])
         for node in (inner, outer):
             node.lineno, node.col_offset = 1, 0
@@ -477,9 +490,9 @@ def _free_names(body: list[ast.stmt]) -> list[str]:
                     args = node.args
                     for arg in args.posonlyargs + args.args + args.kwonlyargs:
                         bound.add(arg.arg)
-                    for arg in (args.vararg, args.kwarg):
-                        if arg is not None:
-                            bound.add(arg.arg)
+                    for optional in (args.vararg, args.kwarg):
+                        if optional is not None:
+                            bound.add(optional.arg)
             elif isinstance(node, ast.Lambda):
                 for arg in node.args.args + node.args.kwonlyargs:
                     bound.add(arg.arg)
