@@ -99,10 +99,17 @@ export class View {
       else this.tooltip.hide();
       onHover(target);
     });
-    this.listen(container, "mouseleave", () => {
+    const leave = () => {
       current = null;
       this.tooltip.hide();
       onHover(null);
+    };
+    // an interactive tooltip (one with buttons) stays while the pointer moves into it
+    this.listen(container, "mouseleave", (event) => {
+      if (!this.tooltip.element.contains(event.relatedTarget)) leave();
+    });
+    this.listen(this.tooltip.element, "mouseleave", (event) => {
+      if (!container.contains(event.relatedTarget)) leave();
     });
   }
 

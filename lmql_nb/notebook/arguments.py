@@ -119,7 +119,9 @@ QUERY_OPTIONS: tuple[Option, ...] = (
 )
 
 SCORE_OPTIONS: tuple[Option, ...] = (
-    MODEL,
+    dataclasses.replace(MODEL, repeatable=True, help="model id; repeat to compare models "
+                        "in one heatmap (default: %config LmqlMagics.model, else lmql_nb's "
+                        "default model)"),
     Option(("--agg",), "agg", "aggregation shown first (default: %config LmqlMagics.agg)",
            choices=AGGREGATIONS, to_model=False),
     OUT,

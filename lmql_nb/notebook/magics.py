@@ -22,7 +22,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from ..errors import InterpolationError, MagicUsageError
 from ..options import MAX_TOP_LOGPROBS, check_values, parse_generate_options
 from ..results import Generation
-from ..scoring import AGGREGATIONS
+from ..scoring import AGGREGATIONS, ScoringResult
 from .arguments import FORMATS, GENERATE_OPTIONS, SCORE_OPTIONS, build_parser, model_kwargs
 from .interpolation import interpolate, interpolate_values
 from .running import Interrupted, run_with_ticks
@@ -95,7 +95,8 @@ class LmqlMagics(Magics):
             raise UsageError(f"%%lmql_generate: {error}") from None
         llm = self._llm(args.model)
         output = make_output(args.format or self.format, prompt, llm.model_identifier,
-                             options.n, options.decoder, lambda: getattr(llm, "loaded", True))
+                             options.n, options.decoder, lambda: getattr(llm, "loaded", True),
+                             model=llm, branch_options=kwargs)
         collector = TokenCollector(options.constraint)
         try:
             result = run_with_ticks(llm.generate(prompt, on_token=collector, **kwargs),
@@ -124,6 +125,9 @@ class LmqlMagics(Magics):
         Arguments are shell-quoted: `%lmql_score "The capital of France is" " Paris"
         " Berlin"`. `{name}` is filled from the notebook's variables; an argument that is
         just `{name}` of a list expands to its items. `-o VAR` stores the ScoringResult.
+        Several `-m ID` score under each model: one heatmap with a group per model, each
+        model's winner marked and disagreements highlighted (`-o` stores the
+        ScoreComparison).
         """
         args = _parse(SCORE_PARSER, line)
         namespace = self.shell.user_ns
@@ -137,8 +141,13 @@ class LmqlMagics(Magics):
             check_values(values)
         except (TypeError, ValueError) as error:
             raise UsageError(f"%lmql_score: {error}") from None
-        llm = self._llm(args.model)
-        result = run_with_ticks(llm.score(prompts[0], values), lambda: None, self.update_interval)
+        if args.model and len(args.model) > 1:
+            from ..comparison import compare_scores
+
+            scoring = compare_scores(prompts[0], values, [self._llm(m) for m in args.model])
+        else:
+            scoring = self._llm(args.model[0] if args.model else None).score(prompts[0], values)
+        result = run_with_ticks(scoring, lambda: None, self.update_interval)
         if args.out:
             namespace[args.out] = result
         _show_scores(result, args.agg or self.agg)
@@ -167,7 +176,7 @@ def _show_scores(result: Any, agg: str) -> None:
     from .display import in_kernel
     from .widgets import ScoringHeatmap
 
-    if not in_kernel():
+    if not in_kernel() or not isinstance(result, ScoringResult):
         print(repr(result))
         return
     data, metadata = ScoringHeatmap(result, agg=agg).mimebundle()

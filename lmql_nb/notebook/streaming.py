@@ -69,7 +69,8 @@ class WidgetOutput:
     text front ends see)."""
 
     def __init__(self, prompt: str, color_by: str = "prob",
-                 loaded: Callable[[], bool] = lambda: True, model_identifier: str = "") -> None:
+                 loaded: Callable[[], bool] = lambda: True, model_identifier: str = "",
+                 model: Any = None, branch_options: Optional[dict] = None) -> None:
         from IPython.display import display
 
         from .widgets import TokenView
@@ -78,7 +79,8 @@ class WidgetOutput:
         loading = not loaded()
         self.view = TokenView(prompt=prompt, status="loading" if loading else "generating",
                               color_by=color_by,
-                              stage=f"loading {model_identifier or 'the model'}" if loading else "")
+                              stage=f"loading {model_identifier or 'the model'}" if loading else "",
+                              model=model, branch_options=branch_options)
         self._started: Optional[float] = None if loading else time.monotonic()
         data, metadata = self.view.mimebundle("(generating)")
         self._handle = display(data, metadata=metadata, raw=True, display_id=True)
@@ -149,13 +151,16 @@ class JsonOutput:
 
 
 def make_output(format: str, prompt: str, model_identifier: str, n: int,
-                decoder: Optional[str], loaded: Callable[[], bool] = lambda: True) -> Any:
+                decoder: Optional[str], loaded: Callable[[], bool] = lambda: True,
+                model: Any = None, branch_options: Optional[dict] = None) -> Any:
     """The output for `--format` `format` (text where widgets cannot be shown);
-    `loaded()` tells whether the model is loaded yet (the widget says so until it is)."""
+    `loaded()` tells whether the model is loaded yet (the widget says so until it is); a
+    widget given the `model` (an `LLM`) offers branching with `branch_options`."""
     from .display import in_kernel
 
     if format == "json":
         return JsonOutput(model_identifier)
     if format == "widget" and in_kernel():
-        return WidgetOutput(prompt, loaded=loaded, model_identifier=model_identifier)
+        return WidgetOutput(prompt, loaded=loaded, model_identifier=model_identifier,
+                            model=model, branch_options=branch_options)
     return TextOutput(stream_sequences=(n == 1 and decoder != "beam"))

@@ -382,10 +382,16 @@ var View = class {
       else this.tooltip.hide();
       onHover(target);
     });
-    this.listen(container, "mouseleave", () => {
+    const leave = () => {
       current = null;
       this.tooltip.hide();
       onHover(null);
+    };
+    this.listen(container, "mouseleave", (event) => {
+      if (!this.tooltip.element.contains(event.relatedTarget)) leave();
+    });
+    this.listen(this.tooltip.element, "mouseleave", (event) => {
+      if (!container.contains(event.relatedTarget)) leave();
     });
   }
   /** Copying a selection inside `container` gives the text the marks stand for. */
@@ -553,12 +559,20 @@ var TokenView = class extends View {
       (span) => this.legend?.mark(span ? this.metricValue(Number(span.dataset.i)) : null)
     );
     this.exactCopy(this.sequences);
+    this.collapsed = /* @__PURE__ */ new Set();
+    this.listen(this.tooltip.element, "click", (event) => this.branchFrom(event.target.closest?.(".lmnb-branchable")));
+    this.listen(this.tooltip.element, "keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") this.branchFrom(event.target.closest?.(".lmnb-branchable"));
+    });
+    this.listen(this.sequences, "click", (event) => this.rowTool(event.target.closest?.("[data-tool]")));
     this.onChange("data", () => this.updateData());
     this.onChange("color_by", () => this.recolour());
     this.onChange("status", () => this.updateStatus());
     this.onChange("stage", () => this.updateStatus());
     this.onChange("finish_reasons", () => this.updateStatus());
     this.onChange("prompt", () => this.redraw());
+    this.onChange("notice", () => this.updateStatus());
+    this.onChange("can_branch", () => this.redraw());
     this.updateData();
     this.recolour();
     this.timer = setInterval(() => this.tick(), 1e3);
@@ -592,6 +606,12 @@ var TokenView = class extends View {
     this.altStart = prefixSums(d.alt_count ?? []);
     this.allowedStart = prefixSums(d.allowed_count ?? []);
     const many = lengths.length > 1;
+    const parents = d.row_parent ?? new Int32Array(lengths.length).fill(-1);
+    if (this.rows.some((row, s) => s >= lengths.length || row.parent !== parents[s] || row.position !== d.row_position?.[s])) {
+      for (const row of this.rows) row.element.remove();
+      this.rows = [];
+      this.collapsed.clear();
+    }
     for (let s = 0; s < lengths.length; s++) {
       let row = this.rows[s];
       if (!row) {
@@ -606,12 +626,28 @@ var TokenView = class extends View {
         appendText(prompt, tail.slice(-PROMPT_TAIL), { markers: this.markers });
         prompt.title = "the end of the prompt";
         const tokens = h("span", "lmnb-sequence-tokens");
-        text.append(prompt, tokens);
+        const head = h("div", "lmnb-branch-head");
+        head.dataset.copy = "skip";
+        head.hidden = true;
+        if (parents[s] >= 0) prompt.hidden = true;
+        text.append(head, prompt, tokens);
         const totals = h("div", "lmnb-sequence-totals");
         totals.dataset.copy = "skip";
-        element.append(label, text, totals);
+        const tools = h("div", "lmnb-row-tools");
+        tools.dataset.copy = "skip";
+        element.append(label, text, totals, tools);
         this.sequences.appendChild(element);
-        row = this.rows[s] = { element, label, tokens, totals, rendered: 0 };
+        row = this.rows[s] = {
+          element,
+          label,
+          head,
+          tokens,
+          totals,
+          tools,
+          rendered: 0,
+          parent: parents[s],
+          position: d.row_position?.[s] ?? -1
+        };
       }
       row.label.hidden = !many;
       if (lengths[s] < row.rendered) {
@@ -624,18 +660,133 @@ var TokenView = class extends View {
       row.tokens.appendChild(fragment);
       row.rendered = lengths[s];
       this.updateTotals(row, s);
+      this.updateBranch(row, s);
     }
     for (const row of this.rows.splice(lengths.length)) row.element.remove();
+    this.layoutTree();
     this.updateStatus();
+  }
+  /** The children of each row (branches, in the order they were made). */
+  children() {
+    const parents = this.columns.row_parent ?? [];
+    const children = this.rows.map(() => []);
+    parents.forEach((p, s) => {
+      if (p >= 0) children[p].push(s);
+    });
+    return children;
+  }
+  /** Rows in tree order (each followed by its branches), indented by depth; the
+      branches of a collapsed row hidden. */
+  layoutTree() {
+    const parents = this.columns.row_parent ?? [];
+    const children = this.children();
+    const visit = (s, depth, hidden) => {
+      const row = this.rows[s];
+      row.element.style.marginLeft = depth ? `${1.5 * depth}em` : "";
+      row.element.hidden = hidden;
+      this.sequences.appendChild(row.element);
+      this.updateTools(row, s, children[s].length);
+      for (const child of children[s]) visit(child, depth + 1, hidden || this.collapsed.has(s));
+    };
+    this.rows.forEach((_, s) => {
+      if (!(parents[s] >= 0)) visit(s, 0, false);
+    });
+  }
+  updateTools(row, s, childCount) {
+    const tools = [];
+    if (childCount > 0) {
+      const folded = this.collapsed.has(s);
+      const toggle = h("button", "lmnb-fold", `${folded ? "\u25B8" : "\u25BE"} ${childCount}`);
+      toggle.type = "button";
+      toggle.dataset.tool = "fold";
+      toggle.dataset.row = String(s);
+      toggle.title = `${folded ? "show" : "hide"} the ${childCount} branch${childCount === 1 ? "" : "es"} of #${s + 1}`;
+      toggle.setAttribute("aria-expanded", String(!folded));
+      tools.push(toggle);
+    }
+    if ((this.columns.row_parent?.[s] ?? -1) >= 0 && this.get("can_branch")) {
+      const remove = h("button", "lmnb-remove", "\xD7");
+      remove.type = "button";
+      remove.dataset.tool = "remove";
+      remove.dataset.row = String(s);
+      remove.title = `remove branch #${s + 1} (and the branches grown from it)`;
+      remove.setAttribute("aria-label", remove.title);
+      tools.push(remove);
+    }
+    row.tools.replaceChildren(...tools);
+    row.tools.hidden = tools.length === 0;
+  }
+  rowTool(button) {
+    if (!button) return;
+    const s = Number(button.dataset.row);
+    if (button.dataset.tool === "fold") {
+      if (this.collapsed.has(s)) this.collapsed.delete(s);
+      else this.collapsed.add(s);
+      this.layoutTree();
+    } else if (button.dataset.tool === "remove") {
+      this.model.send({ type: "remove", row: s });
+    }
+  }
+  /** The label of a branch row: where it departs, with which token, and how it went. */
+  updateBranch(row, s) {
+    const d = this.columns;
+    const p = d.row_parent?.[s] ?? -1;
+    row.element.classList.toggle("lmnb-is-branch", p >= 0);
+    row.head.hidden = p < 0;
+    if (p < 0) return;
+    const position = d.row_position[s];
+    const replaced = d.text[this.sequenceStart[p] + position];
+    const status = d.row_status[s];
+    row.head.replaceChildren(`\u21B3 from #${p + 1} at token ${position + 1}: `);
+    const was = h("code");
+    appendText(was, replaced, { markers: true });
+    row.head.append(was, " \u2192 ");
+    if (d.seq_length[s] > 0) {
+      const now = h("code");
+      appendText(now, d.text[this.sequenceStart[s]], { markers: true });
+      row.head.append(now);
+    } else {
+      row.head.append("\u2026");
+    }
+    if (status === "generating") row.head.append(" \xB7 generating\u2026");
+    else if (status !== "done") row.head.append(h("span", "lmnb-branch-failed", ` \xB7 ${status}`));
+  }
+  /** The flat index of token `i`'s row and its position in it. */
+  locate(i) {
+    let s = 0;
+    while (s + 1 < this.sequenceStart.length - 1 && this.sequenceStart[s + 1] <= i) s++;
+    return { row: s, position: i - this.sequenceStart[s] };
+  }
+  branchFrom(target) {
+    if (!target) return;
+    this.model.send({
+      type: "branch",
+      row: Number(target.dataset.row),
+      position: Number(target.dataset.position),
+      token_id: Number(target.dataset.tokenId)
+    });
+    this.tooltip.hide();
   }
   updateTotals(row, s) {
     const d = this.columns;
     const many = (d.seq_length?.length ?? 0) > 1;
     row.totals.hidden = !many;
     if (!many) return;
-    let sum = 0;
+    const own = (r) => {
+      let sum2 = 0;
+      for (let i = this.sequenceStart[r]; i < this.sequenceStart[r + 1]; i++) sum2 += d.logprob[i];
+      return sum2;
+    };
+    const sum = own(s);
     const n = d.seq_length[s];
-    for (let i = this.sequenceStart[s]; i < this.sequenceStart[s + 1]; i++) sum += d.logprob[i];
+    const p = d.row_parent?.[s] ?? -1;
+    if (p >= 0) {
+      const total = d.row_shared_logprob[s] + sum;
+      const parentTotal = d.row_shared_logprob[p] + own(p);
+      row.totals.textContent = `\u03A3 logprob ${formatNumber(total, 2)} \xB7 #${p + 1}: ${formatNumber(parentTotal, 2)}`;
+      row.totals.title = `log-probability of the whole text of this branch (the tokens it shares with #${p + 1} included), and of #${p + 1}`;
+      return;
+    }
     row.totals.textContent = n ? `\u03A3 logprob ${formatNumber(sum, 2)} \xB7 perplexity ${formatNumber(Math.exp(-sum / n), 2)}` : "";
     row.totals.title = "sum of the tokens' log-probabilities (the model's own), and exp(\u2212mean)";
   }
@@ -681,6 +832,8 @@ var TokenView = class extends View {
     if (status === "loading" || status === "generating" && total === 0) {
       parts.push(`${Math.round((Date.now() - this.statusSince) / 1e3)} s`);
     }
+    const notice = this.get("notice");
+    if (notice) parts.push(notice);
     this.status.textContent = parts.join(" \xB7 ");
     this.root.classList.toggle("lmnb-generating", status === "generating" || status === "loading");
   }
@@ -689,7 +842,28 @@ var TokenView = class extends View {
     if (status === "loading" || status === "generating") this.updateStatus();
   }
   describe(i) {
-    return describeToken(this.columns, this.altStart, this.allowedStart, i);
+    const box = describeToken(this.columns, this.altStart, this.allowedStart, i);
+    const { row, position } = this.locate(i);
+    const branchable = this.get("can_branch") && this.columns.row_status?.[row] === "done";
+    this.tooltip.element.classList.toggle("lmnb-interactive", branchable);
+    if (!branchable) return box;
+    const mark2 = (selector, start, ids) => {
+      box.querySelectorAll(`${selector} tr.lmnb-alternative`).forEach((tr, k) => {
+        const tokenId = ids[start + k];
+        if (tr.classList.contains("lmnb-chosen") || !(tokenId >= 0)) return;
+        tr.classList.add("lmnb-branchable");
+        tr.tabIndex = 0;
+        tr.setAttribute("role", "button");
+        tr.title = "branch here: continue with this token instead";
+        Object.assign(tr.dataset, { row: String(row), position: String(position), tokenId: String(tokenId) });
+      });
+    };
+    mark2(".lmnb-model-top", this.altStart[i], this.columns.alt_token_id);
+    mark2(".lmnb-allowed", this.allowedStart[i], this.columns.allowed_token_id);
+    if (box.querySelector(".lmnb-branchable")) {
+      box.appendChild(h("div", "lmnb-tip-note", "click an alternative to branch from here"));
+    }
+    return box;
   }
 };
 var token_view_default = defineView(TokenView);

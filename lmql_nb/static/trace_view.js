@@ -365,10 +365,16 @@ var View = class {
       else this.tooltip.hide();
       onHover(target);
     });
-    this.listen(container, "mouseleave", () => {
+    const leave = () => {
       current = null;
       this.tooltip.hide();
       onHover(null);
+    };
+    this.listen(container, "mouseleave", (event) => {
+      if (!this.tooltip.element.contains(event.relatedTarget)) leave();
+    });
+    this.listen(this.tooltip.element, "mouseleave", (event) => {
+      if (!container.contains(event.relatedTarget)) leave();
     });
   }
   /** Copying a selection inside `container` gives the text the marks stand for. */

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import math
+import threading
+import time
 from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import traitlets
 
+from ... import aio
 from ...results import Generation, TokenInfo
 from . import static
 from .base import LmqlWidget
+from .branching import BRANCH_COLUMNS, Branch, Rows
+
+STREAM_INTERVAL = 0.1  # seconds between two updates of a streaming branch
 
 # "logprob" is an older name of "prob": both colour by the log-probability scale
 COLOR_METRICS = ("prob", "logprob", "entropy", "rank")
@@ -109,6 +117,13 @@ def totals(tokens: Sequence[TokenInfo]) -> str:
             f"{static.format_number(math.exp(-total / len(tokens)), 2)}")
 
 
+def branch_label(row: Any, parent: int) -> str:
+    """Where a branch departs: "from #2 at token 5: 'the' → 'a'" (as the view labels it)."""
+    replaced = row.parent.tokens[row.position].text
+    chosen = row.tokens[0].text if row.tokens else "…"
+    return f"from #{parent + 1} at token {row.position + 1}: {replaced!r} → {chosen!r}"
+
+
 class TokenView(LmqlWidget):
     """Generated tokens, one row per sequence, coloured by `color_by`.
 
@@ -116,10 +131,16 @@ class TokenView(LmqlWidget):
     token's rank and the entropy of the distribution it was drawn from. Build one with
     `lmql_nb.show(generation)` from `generate(..., return_details=True)`; the magic
     `%%lmql_generate` fills one as tokens arrive.
+
+    With the `model` the generations came from (`show(generation, model=m)`; the magic
+    passes it), clicking an alternative in a tooltip branches there (`LLM.branch`): the
+    branch streams into a row beneath, can be branched again or removed, and is
+    available as `view.branches`; `branch()` and `remove_branch()` do the same from
+    Python. `branch_options` are passed to every branch (e.g. the decoder).
     """
 
     view = "token_view"
-    columns = COLUMNS
+    columns = {**COLUMNS, **BRANCH_COLUMNS}
     _page_traits = ("prompt", "color_by", "status", "finish_reasons", "elapsed")
 
     prompt = traitlets.Unicode("").tag(sync=True)
@@ -130,16 +151,36 @@ class TokenView(LmqlWidget):
     #: seconds spent generating the tokens shown (for tokens per second; 0: unknown)
     elapsed = traitlets.Float(0.0).tag(sync=True)
     finish_reasons = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    #: True when clicking an alternative branches (a model is attached)
+    can_branch = traitlets.Bool(False).tag(sync=True)
+    #: why the last click could not branch ("" when it could)
+    notice = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, generations: Union[Generation, Iterable[Generation]] = (), *,
-                 prompt: str | None = None, **kwargs: Any):
+                 prompt: str | None = None, model: Any = None,
+                 branch_options: Optional[dict] = None, **kwargs: Any):
         super().__init__(**kwargs)
-        self._sequences: list[list[TokenInfo]] = []
+        self._rows = Rows()
+        self._lock = threading.RLock()
+        self._running: dict[int, concurrent.futures.Future] = {}
+        self.attach_model(model, branch_options)
         generations = [generations] if isinstance(generations, Generation) else list(generations)
         if generations:
             self.set_generations(generations)
         if prompt is not None:
             self.prompt = prompt
+        self.on_msg(self._on_message)
+
+    def attach_model(self, model: Any, branch_options: Optional[dict] = None) -> None:
+        """Branch with `model` (an `lmql_nb.LLM`; None: no branching) and `branch_options`."""
+        from ...llm import LLM
+
+        if model is not None and not isinstance(model, LLM):
+            raise TypeError(f"model must be an lmql_nb.LLM, got {type(model).__name__}")
+        self.model = model
+        self.branch_options = {k: v for k, v in (branch_options or {}).items()
+                               if k not in ("n", "return_details", "max_tokens")}
+        self.can_branch = model is not None
 
     def set_generations(self, generations: Sequence[Generation], status: str = "done",
                         elapsed: Optional[float] = None) -> None:
@@ -147,19 +188,120 @@ class TokenView(LmqlWidget):
         if generations and not self.prompt:
             self.prompt = generations[0].prompt
         self.set_tokens([g.tokens for g in generations], status,
-                        [g.finish_reason for g in generations], elapsed)
+                        [g.finish_reason for g in generations], elapsed, generations)
 
     def set_tokens(self, sequences: Sequence[Sequence[TokenInfo]], status: str = "generating",
-                   finish_reasons: Sequence[str] = (), elapsed: Optional[float] = None) -> None:
+                   finish_reasons: Sequence[str] = (), elapsed: Optional[float] = None,
+                   generations: Sequence[Generation] = ()) -> None:
         """Show `sequences` of tokens so far (in one message to the front end);
-        `elapsed`: the seconds they took."""
-        self._sequences = [list(s) for s in sequences]
+        `elapsed`: the seconds they took. Branches shown before are dropped."""
+        with self._lock:
+            self._rows.set_sequences(sequences, generations)
         with self.hold_sync():
-            self.data = self.pack(_columns(self._sequences))
+            self._push()
             self.status = status
             self.finish_reasons = list(finish_reasons)
             if elapsed is not None:
                 self.elapsed = float(elapsed)
+
+    def _push(self) -> None:
+        with self._lock:
+            self.data = self.pack({**_columns(self._rows.sequences()), **self._rows.columns()})
+
+    @property
+    def _sequences(self) -> list[list[TokenInfo]]:
+        return self._rows.originals
+
+    # branching ----------------------------------------------------------------------
+
+    @property
+    def branches(self) -> list[Branch]:
+        """The branches shown: `Branch(row, parent, position, token_id, status, tokens,
+        generation)`, in the order they were made."""
+        with self._lock:
+            return self._rows.branches()
+
+    def branch(self, row: int, position: int, token: Any,
+               max_tokens: Optional[int] = None,
+               **options: Any) -> "concurrent.futures.Future[Branch]":
+        """Branch row `row` at token `position` with `token` (an `Alternative`, a token
+        id or a one-token text), as clicking an alternative does: a new row streams in
+        beneath. Returns a future of the finished `Branch` (failed branches show their
+        error in the row). `max_tokens` defaults to the rest of the row's length (at
+        least 16)."""
+        from ...results import Alternative
+
+        if self.model is None:
+            raise ValueError("this view has no model to branch with: show it with "
+                             "lmql_nb.show(generation, model=llm)")
+        token_id = token.token_id if isinstance(token, Alternative) else \
+            token if isinstance(token, int) and not isinstance(token, bool) else -1
+        with self._lock:
+            source = self._rows.row(row)
+            new = self._rows.add_branch(row, position, token_id)
+            generation = source.generation
+        limit = max_tokens if max_tokens is not None else max(len(source.tokens) - position, 16)
+        options = {**self.branch_options, **options}
+        self._push()
+        last = [0.0]
+
+        def on_token(index: int, info: TokenInfo) -> None:
+            with self._lock:
+                new.tokens.append(info)
+            now = time.monotonic()
+            if now - last[0] > STREAM_INTERVAL:
+                last[0] = now
+                self._push()
+
+        async def run() -> Branch:
+            try:
+                result = await self.model.branch(generation, position, token, limit,
+                                                 on_token=on_token, **options)
+                with self._lock:
+                    new.generation = result
+                    new.tokens = list(result.tokens)
+                    new.token_id = result.tokens[0].token_id if result.tokens else token_id
+                    new.status = "done"
+            except BaseException as error:
+                with self._lock:
+                    new.status = "cancelled" if isinstance(error, (asyncio.CancelledError,
+                        concurrent.futures.CancelledError)) else f"failed: {error}"
+                raise
+            finally:
+                self._running.pop(new.key, None)
+                self._push()
+            with self._lock:
+                return self._rows.snapshot(new)
+
+        future = aio.submit(run())
+        self._running[new.key] = future
+        return future
+
+    def remove_branch(self, row: int) -> None:
+        """Remove branch row `row` and the branches grown from it (stopping any that
+        are still generating)."""
+        with self._lock:
+            self._rows.remove(row)
+            kept = self._rows.keys()
+        for key in [key for key in self._running if key not in kept]:
+            future = self._running.pop(key, None)
+            if future is not None:
+                future.cancel()
+        self._push()
+
+    def _on_message(self, _: Any, content: Any, buffers: Any) -> None:
+        """Clicks in the front end: {"type": "branch", row, position, token_id} or
+        {"type": "remove", row}. A bad request shows in the status line, never raises."""
+        try:
+            if not isinstance(content, dict):
+                return
+            if content.get("type") == "branch":
+                self.branch(content.get("row"), content.get("position"),
+                            content.get("token_id"))
+            elif content.get("type") == "remove":
+                self.remove_branch(content.get("row"))
+        except (TypeError, ValueError) as error:
+            self.notice = f"cannot branch: {error}"
 
     def text(self) -> str:
         """The generated text: the one completion, or each under a "[i]" header."""
@@ -171,20 +313,35 @@ class TokenView(LmqlWidget):
     def static_html(self) -> str:
         """The tokens as coloured spans (numbers and alternatives in `title`s), the end of
         the prompt in grey, per-sequence totals for several sequences."""
-        many = len(self._sequences) > 1
+        with self._lock:
+            all_rows = list(self._rows._rows)
+            order = self._rows.tree_order()
+            shared = [self._rows.shared_logprob(r) for r in all_rows]
+        many = len(all_rows) > 1
         tail = self.prompt[-PROMPT_TAIL:]
         prompt = (f'<span style="{static.MUTED}; opacity: 0.55" title="the end of the prompt">'
                   f'{"…" if len(self.prompt) > PROMPT_TAIL else ""}{static.text_html(tail)}</span>')
         rows = []
-        for index, tokens in enumerate(self._sequences, 1):
-            spans = "".join(token_html(t) for t in tokens)
-            label = (f'<div style="{static.MUTED}; {static.CODE}; min-width: 2em">#{index}</div>'
+        for index in order:
+            row = all_rows[index]
+            spans = "".join(token_html(t) for t in row.tokens)
+            label = (f'<div style="{static.MUTED}; {static.CODE}; min-width: 2em">#{index + 1}'
+                     f'</div>' if many else "")
+            total = (f'<div style="{static.MUTED}; white-space: nowrap">{totals(row.tokens)}</div>'
                      if many else "")
-            total = (f'<div style="{static.MUTED}; white-space: nowrap">{totals(tokens)}</div>'
-                     if many else "")
-            rows.append(f'<div style="display: flex; gap: 8px; padding: 3px 0">{label}'
+            head = prompt
+            indent = ""
+            if row.parent is not None:
+                parent = all_rows.index(row.parent)
+                indent = f"margin-left: {1.5 * self._rows.depth(row):g}em; "
+                head = (f'<div style="{static.MUTED}">↳ {static.escape(branch_label(row, parent))}'
+                        f'</div>')
+                total = (f'<div style="{static.MUTED}; white-space: nowrap">Σ logprob '
+                         f'{static.format_number(shared[index] + sum(t.logprob for t in row.tokens), 2)}'
+                         f' (#{parent + 1}: {static.format_number(shared[parent] + sum(t.logprob for t in row.parent.tokens), 2)})</div>')
+            rows.append(f'<div style="display: flex; gap: 8px; padding: 3px 0; {indent}">{label}'
                         f'<div style="flex: 1; {static.CODE}; white-space: pre-wrap; '
-                        f'overflow-wrap: break-word; line-height: 1.7">{prompt}{spans}</div>'
+                        f'overflow-wrap: break-word; line-height: 1.7">{head}{spans}</div>'
                         f'{total}</div>')
         count = sum(len(s) for s in self._sequences)
         reasons = ", ".join(dict.fromkeys(self.finish_reasons))
