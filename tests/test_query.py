@@ -14,6 +14,7 @@ import math
 import pytest
 
 import lmql_nb
+from installed import dev_package
 from lmql_nb import aio
 from lmql_nb.query.trace import (DistributionSegment, HoleFinished, HoleSegment,
                                  SequenceFinished, SequenceStarted, TextAppended, TokenAppended,
@@ -414,3 +415,48 @@ def test_model_text_is_never_code(llm):
 def test_unsupported_features_are_named(llm, source, message):
     with pytest.raises((SyntaxError, ValueError), match=message):
         lmql_nb.run_sync(source)
+
+
+def test_models_from_clause_option_and_default(llm, tiny_llama_path):
+    other = lmql_nb.model(f"local:{tiny_llama_path}")
+    program = '"Hi[X]" where len(TOKENS(X)) < 3'
+    expected = other.generate_sync("Hi", max_tokens=2, cache=False)
+    # an LLM object in the from clause (a name of the defining scope), as model=, as default
+    from_clause = lmql_nb.query(f"argmax\n    {program}\nfrom\n    other", is_async=False)
+    assert from_clause().variables["X"] == expected
+    assert lmql_nb.run_sync(program, model=other).variables["X"] == expected
+    assert lmql_nb.run_sync(program).variables["X"] == llm.generate_sync("Hi", max_tokens=2,
+                                                                         cache=False)
+    assert from_clause(model=llm).variables["X"] != expected or expected == llm.generate_sync(
+        "Hi", max_tokens=2, cache=False)  # the call's model wins over the from clause
+
+
+def test_beam_replay_keeps_print_quiet(llm, capsys):
+    results = lmql_nb.run_sync('print("start")\n"A[X]" where len(TOKENS(X)) < 3\n'
+                               'print("after", len(X))\n"B[Y]" where len(TOKENS(Y)) < 3',
+                               decoder="beam", n=2)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed.count("start") == 1  # forked states replay the program silently
+    assert len(results) == 2
+
+
+def test_runs_under_trio(llm):
+    trio = dev_package("trio")
+
+    async def main():
+        return await lmql_nb.run('"A[X]" where len(TOKENS(X)) < 3', decoder="sample", n=2,
+                                 seed=3)
+
+    results = trio.run(main)
+    assert len(results) == 2
+
+
+def test_syntax_error_column_in_an_indented_string_program():
+    with pytest.raises(SyntaxError) as caught:
+        lmql_nb.query('''
+        "a [X]"
+        if X = 3:
+            "b"
+        ''')
+    assert caught.value.lineno == 3
+    assert caught.value.text[caught.value.offset - 1:].startswith("X = 3")

@@ -267,8 +267,11 @@ def _from_source(source: str, config: dict[str, Any], is_async: bool, depth: int
     if not isinstance(source, str):
         raise TypeError(f"a query program must be a str, got {type(source).__name__}")
     scope, captured = _caller(depth + 1)
-    program = compile_program(textwrap.dedent(source), Origin(lines=tuple(source.split("\n"))),
-                              None, ())
+    dedented = textwrap.dedent(source)
+    removed = next((len(a) - len(b) for a, b in zip(source.split("\n"), dedented.split("\n"))
+                    if a.strip()), 0)
+    origin = Origin(line=1, first_col=removed, indent=removed, lines=tuple(source.split("\n")))
+    program = compile_program(dedented, origin, None, ())
     defined = set(captured) | set(scope)
     program.parameters = [n for n in program.parameters if n not in defined] + \
         [n for n in program.parameters if n in defined]
