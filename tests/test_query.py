@@ -460,3 +460,19 @@ def test_syntax_error_column_in_an_indented_string_program():
         ''')
     assert caught.value.lineno == 3
     assert caught.value.text[caught.value.offset - 1:].startswith("X = 3")
+
+
+def test_a_program_in_a_namespace(llm):
+    from lmql_nb.query.functions import query_in_namespace
+
+    namespace = {"topic": "cats"}
+    cell = query_in_namespace('"About {topic}:[X]" where len(TOKENS(X)) < 3', namespace)
+    import asyncio
+
+    (outcome,) = asyncio.run(cell.outcomes())
+    assert outcome.result.prompt.startswith("About cats:")
+    namespace["topic"] = "dogs"  # read when called, not when compiled
+    assert asyncio.run(cell.run()).prompt.startswith("About dogs:")
+    with pytest.raises(SyntaxError) as caught:
+        query_in_namespace('"a"\nif x = 1:\n    "b"', namespace, filename="<cell 3>", first_line=2)
+    assert (caught.value.filename, caught.value.lineno) == ("<cell 3>", 3)

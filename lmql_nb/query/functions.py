@@ -278,6 +278,20 @@ def _from_source(source: str, config: dict[str, Any], is_async: bool, depth: int
     return QueryFunction(program, scope, captured, None, is_async, config, name, returns)
 
 
+def query_in_namespace(source: str, namespace: dict[str, Any], *, filename: str = "<cell>",
+                       first_line: int = 1, **options: Any) -> QueryFunction:
+    """A query function for `source` that reads its names from `namespace` (e.g. a
+    notebook's user namespace) when called, with no arguments. Its syntax errors point at
+    `filename`, counting lines from `first_line` (a cell's magic line). For tools such as
+    the `%%lmql` magic: `await f.outcomes()` gives each execution's value and result."""
+    if not isinstance(source, str):
+        raise TypeError(f"a query program must be a str, got {type(source).__name__}")
+    origin = Origin(filename, first_line, 0, 0, tuple(source.split("\n")))
+    program = compile_program(source, origin, None, ())
+    return QueryFunction(program, namespace, {}, None, True, _config(options, "%%lmql"),
+                         "cell")
+
+
 def query(function: Union[Callable, str, None] = None, *, is_async: Optional[bool] = None,
           **options: Any) -> Any:
     """Make a query function: `@query` / `@query(model=..., decoder=...)` on a `def` or
@@ -336,4 +350,5 @@ def F(template: str, constraints: Optional[str] = None, is_async: bool = False,
     return _from_source(source, config, is_async, 1, returns="F", name="F")
 
 
-__all__ = ["query", "run", "run_sync", "F", "QueryFunction", "LMQLResult"]
+__all__ = ["query", "run", "run_sync", "F", "QueryFunction", "LMQLResult",
+           "query_in_namespace"]
