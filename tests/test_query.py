@@ -476,3 +476,9 @@ def test_a_program_in_a_namespace(llm):
     with pytest.raises(SyntaxError) as caught:
         query_in_namespace('"a"\nif x = 1:\n    "b"', namespace, filename="<cell 3>", first_line=2)
     assert (caught.value.filename, caught.value.lineno) == ("<cell 3>", 3)
+
+
+@pytest.mark.parametrize("options", [{}, dict(decoder="sample", n=2), dict(decoder="beam", n=2)])
+def test_a_failing_program_raises_its_own_error(llm, options):
+    with pytest.raises(ZeroDivisionError):
+        lmql_nb.run_sync('"A[X]" where len(TOKENS(X)) < 3\nx = 1 / 0', **options)

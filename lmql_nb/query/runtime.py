@@ -18,10 +18,11 @@ Decoders act on whole programs, as in LMQL:
 from __future__ import annotations
 
 import builtins
+import contextlib
 import dataclasses
 import json
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, AsyncIterator, Callable, Optional
 
 import anyio
 
@@ -62,6 +63,22 @@ class Outcome:
     value: Any
     result: LMQLResult
     logprob: float
+
+
+@contextlib.asynccontextmanager
+async def _task_group() -> AsyncIterator[Any]:
+    """An anyio task group whose failure is the first error of the program, not an
+    exception group (k executions of one program fail alike)."""
+    try:
+        async with anyio.create_task_group() as group:
+            yield group
+    except BaseException as error:
+        first = error
+        while getattr(first, "exceptions", None):
+            first = first.exceptions[0]  # type: ignore[attr-defined]
+        if first is error:
+            raise
+        raise first from None
 
 
 class BeamDropped(Exception):
@@ -276,7 +293,7 @@ class Runner:
         if self.settings.n == 1:
             await one(0)
         else:
-            async with anyio.create_task_group() as group:
+            async with _task_group() as group:
                 for slot in range(self.settings.n):
                     group.start_soon(one, slot)
         return [o for o in outcomes if o is not None]
@@ -395,7 +412,7 @@ class _Beam:
             return verdict
 
         runner.fill = fill  # type: ignore[method-assign]
-        async with anyio.create_task_group() as group:
+        async with _task_group() as group:
             self.start(group, Execution(runner, 0))
             while True:
                 await self.settled.wait()
@@ -433,7 +450,7 @@ class _Beam:
             generations = await self.runner.generate(execution, site, options, stream=False)
             candidates[i] = [_segment(site, g, tactic) for g in generations]
 
-        async with anyio.create_task_group() as inner:
+        async with _task_group() as inner:
             for i, (execution, (site, request, _)) in enumerate(waiting):
                 inner.start_soon(expand_one, i, execution, site, request)
         pool: list[tuple[float, Any, Any]] = [(o.logprob, e, None) for e, o in self.finished]
