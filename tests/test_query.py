@@ -376,6 +376,8 @@ def test_syntax_errors_point_into_the_docstring():
     ('f"Hello [X]"', SyntaxError, "drop the f prefix"),
     ('"Hello [X"', SyntaxError, "unclosed"),
     ('"Hello {x"', SyntaxError, "unclosed"),
+    ('"Hello [X]" where REGEX(X, "[a-")', ValueError, r"constraints of \[X\].*invalid regex"),
+    ('"Hello [X]" where STOPS_AT(X, "a") and STOPS_BEFORE(X, "a")', ValueError, "both"),
 ])
 def test_program_errors_before_any_generation(source, error, message):
     with pytest.raises(error, match=message):

@@ -72,6 +72,7 @@ class QueryFunction:
         self.__qualname__ = name
         outer = _function(program.outer, scope)
         self._function = outer(*[captured[n] for n in program.captures])
+        _check_constraints(program)
 
     def __repr__(self) -> str:
         return f"<lmql_nb query {self.__name__}({', '.join(self.program.parameters)})>"
@@ -188,6 +189,23 @@ class QueryFunction:
         namespace = {"lmql": lmql_nb, "lmql_nb": lmql_nb, **self.scope, **self.captured}
         value = eval(compile(source, self.program.origin.filename, "eval"), namespace)  # the user's own from clause
         return _as_llm(value, "the from clause")
+
+
+def _check_constraints(program: Program) -> None:
+    """Check each hole's constraints that are written as literals now, before any
+    generation (an invalid regex, empty choices, a stop kept and dropped at once)."""
+    from ..constraints import parse_constraints
+    from .runtime import hole_options
+
+    for site in program.sites:
+        if any(kind == "operand" for c in site.clauses for kind, _ in c.arguments):
+            continue
+        try:
+            parse_constraints(hole_options(site, None, ()))
+        except (TypeError, ValueError) as error:
+            line = program.origin.position(site.line, 0)[0]
+            raise type(error)(f"the constraints of [{site.name}] ({program.origin.filename}, "
+                              f"line {line}): {error}") from None
 
 
 def _function(code: Any, scope: dict[str, Any]) -> Callable:
