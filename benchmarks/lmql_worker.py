@@ -1,6 +1,7 @@
 """Runs inside LMQL 0.7.3's own virtual environment (see bench_lmql.py); prints JSON.
 
-Usage: python lmql_worker.py MODEL_FOLDER REPEAT
+Usage: python lmql_worker.py MODEL_FOLDER REPEAT [rows N]
+(with `rows N`: only the dataset workload, N review prompts x 3 labels scored concurrently)
 Every timed call uses a prompt LMQL has not seen (its caches stay at their defaults).
 All async work runs in one asyncio.run: LMQL 0.7.3 hangs on a second one.
 """
@@ -13,7 +14,7 @@ import time
 
 import lmql
 
-from workloads import CONCURRENT, LONG_PROMPT, PROMPT, VALUES
+from workloads import CONCURRENT, LONG_PROMPT, PROMPT, SENTIMENTS, VALUES, reviews
 
 
 async def timed(make_call, repeat):
@@ -24,6 +25,14 @@ async def timed(make_call, repeat):
         await make_call(run)
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+async def score_rows(folder, repeat, count):
+    model = lmql.model(f"local:{folder}", cuda=False)
+    prompts = reviews(count)
+    seconds = await timed(lambda run: asyncio.gather(*[model.score(f"{run}. {p}", SENTIMENTS)
+                                                       for p in prompts]), repeat)
+    print(json.dumps({"rows": seconds}))
 
 
 async def main(folder, repeat):
@@ -42,4 +51,7 @@ async def main(folder, repeat):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    if sys.argv[3:4] == ["rows"]:
+        asyncio.run(score_rows(sys.argv[1], int(sys.argv[2]), int(sys.argv[4])))
+    else:
+        asyncio.run(main(sys.argv[1], int(sys.argv[2])))

@@ -26,3 +26,15 @@ distribution
 QUERY_QUESTION = "Anna has {n} apples and buys 3 more. How many apples does she have now?"
 QUERY_STEPS = ["First,", "\nThen,", "\nSo,", "\nThus, the answer is"]
 QUERY_CHECK = ("\nIs this answer right?", [" yes", " no", " maybe"])
+
+# classification at dataset scale: short reviews of varied length against three labels
+SENTIMENTS = [" positive", " negative", " neutral"]
+_OPINIONS = ["The food was great", "The service was slow and the room was cold",
+             "Nothing special, an ordinary place", "I loved every minute of it",
+             "Terrible, we left after ten minutes", "The staff were friendly but the view was not"]
+
+
+def reviews(n: int) -> list[str]:
+    """`n` distinct short review prompts (about 15-30 tokens each)."""
+    return [f"Review {i}: {_OPINIONS[i % len(_OPINIONS)]}"
+            f"{', really' * (i % 4)}.\nSentiment:" for i in range(n)]

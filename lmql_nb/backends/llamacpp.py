@@ -31,7 +31,7 @@ class LlamaCppOptions(InProcessOptions):
     gpu_layers: int = option(0, "layers to offload to a GPU (needs a GPU build of "
                              "llama.cpp)", "int", minimum=0)
     # on the embedded model about 0.01 in a log-probability for decode steps, up to
-    # about 0.2 for a prompt evaluated together with others (see `llama_model`)
+    # about 0.4 for a prompt evaluated together with others (see `llama_model`)
     throughput: bool = option(
         False, "True: concurrent calls share decode calls (faster; each call's numbers "
         "then depend on what runs beside it); False: they take turns within each step, "

@@ -14,7 +14,8 @@ llama_decode, and a call's result never depends on what else runs at the same ti
 Concurrent calls take turns within a step. In throughput mode (an option, off by
 default) different calls share each llama_decode instead: faster, and each call's
 numbers then depend on what runs beside it (about 0.01 for decode steps; up to about
-0.2 for a prompt evaluated with other prompts: " Paris" -2.52 against -2.35 alone).
+0.4 for a prompt evaluated with other prompts, whose decode call then takes other
+kernels: " Paris" -2.52 against -2.35 alone).
 
 Cells are never freed one sequence at a time: a finished row's cells stay until the
 call ends (the whole cache is cleared then) or until sequence ids run out (the live rows

@@ -21,6 +21,9 @@ from typing import Any, Callable, Hashable, Optional, Sequence
 
 log = logging.getLogger(__name__)
 
+# a burst of requests is gathered for at most this many batch windows
+GATHER_WINDOWS = 20
+
 
 @dataclasses.dataclass(eq=False)
 class Request:
@@ -75,9 +78,13 @@ class ModelWorker:
         return request
 
     def _take_batch(self) -> list[Request]:
+        """The next request, and those that follow it with gaps of at most the batch
+        window (a burst, such as `score_many`'s rows being tokenised and sent, stays
+        together), for at most `GATHER_WINDOWS` windows in all."""
         first = self._queue.get()
         batch = [first]
-        deadline = time.monotonic() + self._batch_window
+        started = time.monotonic()
+        deadline = started + self._batch_window
         while len(batch) < self._max_batch:
             remaining = deadline - time.monotonic()
             try:
@@ -85,6 +92,8 @@ class ModelWorker:
                              else self._queue.get_nowait())
             except queue.Empty:
                 break
+            deadline = min(time.monotonic() + self._batch_window,
+                           started + GATHER_WINDOWS * self._batch_window)
         return batch
 
     def _loop(self) -> None:
