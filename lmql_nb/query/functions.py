@@ -22,13 +22,15 @@ import inspect
 import linecache
 import sys
 import textwrap
-from typing import Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from .. import aio
 from ..llm import LLM
-from .compiler import Origin, Program, compile_program
 from .result import LMQLResult
-from .runtime import DEFAULT_MAX_LEN, Outcome, Runner, Settings
+
+if TYPE_CHECKING:  # the compiler and runtime load with the first query
+    from .compiler import Origin, Program
+    from .runtime import Outcome, Settings
 
 #: keyword options a query call accepts besides the program's own arguments
 OPTIONS = ("model", "decoder", "n", "temperature", "top_k", "top_p", "seed", "max_len",
@@ -105,6 +107,8 @@ class QueryFunction:
         options = _config(options, f"{self.__name__}()")
         arguments = self._arguments(args, kwargs)
         settings = self._settings({**self.config, **options})
+        from .runtime import Runner
+
         return await Runner(self.program, self._function, arguments, settings).run()
 
     def _arguments(self, args: tuple, kwargs: dict) -> dict[str, Any]:
@@ -139,6 +143,8 @@ class QueryFunction:
         return values
 
     def _settings(self, options: dict[str, Any]) -> Settings:
+        from .runtime import DEFAULT_MAX_LEN, Settings
+
         program = self.program
         decoder = options.get("decoder")
         arguments = dict(program.decoder_arguments) if decoder is None else {}
@@ -225,6 +231,8 @@ def _caller(depth: int) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _docstring_program(function: Callable) -> tuple[str, Origin]:
     """The raw docstring of `function` (escapes unprocessed, as written) and where it is."""
+    from .compiler import Origin
+
     try:
         lines, first = inspect.getsourcelines(function)
         filename = inspect.getsourcefile(function) or "<lmql>"
@@ -268,6 +276,8 @@ def _strip_marker(program: str) -> str:
 
 
 def _from_function(function: Callable, config: dict[str, Any], depth: int) -> QueryFunction:
+    from .compiler import compile_program
+
     scope, captured = _caller(depth + 1)
     source, origin = _docstring_program(function)
     signature = inspect.signature(function)
@@ -282,6 +292,8 @@ def _from_function(function: Callable, config: dict[str, Any], depth: int) -> Qu
 
 def _from_source(source: str, config: dict[str, Any], is_async: bool, depth: int,
                  returns: str = "program", name: str = "query") -> QueryFunction:
+    from .compiler import Origin, compile_program
+
     if not isinstance(source, str):
         raise TypeError(f"a query program must be a str, got {type(source).__name__}")
     scope, captured = _caller(depth + 1)
@@ -302,6 +314,8 @@ def query_in_namespace(source: str, namespace: dict[str, Any], *, filename: str 
     notebook's user namespace) when called, with no arguments. Its syntax errors point at
     `filename`, counting lines from `first_line` (a cell's magic line). For tools such as
     the `%%lmql` magic: `await f.outcomes()` gives each execution's value and result."""
+    from .compiler import Origin, compile_program
+
     if not isinstance(source, str):
         raise TypeError(f"a query program must be a str, got {type(source).__name__}")
     origin = Origin(filename, first_line, 0, 0, tuple(source.split("\n")))
