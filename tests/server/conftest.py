@@ -167,6 +167,8 @@ class FaultProxy:
         self.abandoned = 0  # stalled requests the client closed
         self.stalled = 0  # stalled requests open now
         self.max_stalled = 0  # the most open at once
+        self.forwarding = 0  # forwarded requests open now
+        self.max_forwarding = 0  # the most open at once
         self._abandoned_event = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
@@ -224,7 +226,12 @@ class FaultProxy:
                     self.abandoned += 1
                     self._abandoned_event.set()
                     return
-                await self._forward(head, body, writer)
+                self.forwarding += 1
+                self.max_forwarding = max(self.max_forwarding, self.forwarding)
+                try:
+                    await self._forward(head, body, writer)
+                finally:
+                    self.forwarding -= 1
                 return
         finally:
             writer.transport.abort() if writer.transport.is_closing() else writer.close()
