@@ -484,3 +484,17 @@ def test_a_program_in_a_namespace(llm):
 def test_a_failing_program_raises_its_own_error(llm, options):
     with pytest.raises(ZeroDivisionError):
         lmql_nb.run_sync('"A[X]" where len(TOKENS(X)) < 3\nx = 1 / 0', **options)
+
+
+def test_a_pydantic_typed_hole(llm):
+    from pydantic import BaseModel
+
+    class Flag(BaseModel):
+        ok: bool
+
+    result = lmql_nb.run_sync('"Is it?[F: Flag]"', Flag=Flag)
+    assert isinstance(result.variables["F"], Flag)
+    assert result.variables["F"] == Flag.model_validate_json(result.prompt[len("Is it?"):])
+    check_trace(llm, result.trace, {"F": {"json_schema": {
+        "properties": {"ok": {"title": "Ok", "type": "boolean"}}, "required": ["ok"],
+        "title": "Flag", "type": "object", "additionalProperties": False}}})
