@@ -125,6 +125,12 @@ class Comparison:
 
     __str__ = __repr__
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        """In a notebook, the comparison view; `text/plain` stays the text form above."""
+        from .notebook.display import mimebundle
+
+        return mimebundle(self)
+
 
 def _rank(token: TokenInfo) -> float:
     return math.nan if token.rank is None else float(token.rank)
@@ -248,6 +254,12 @@ class ScoreComparison:
         return "\n".join(lines)
 
     __str__ = __repr__
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        """In a notebook, one heatmap with a group of rows per model."""
+        from .notebook.display import mimebundle
+
+        return mimebundle(self)
 
 
 async def compare_scores(prompt: str, values: Union[str, list[str]],

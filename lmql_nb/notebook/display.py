@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Union
 
+from ..comparison import Comparison, ScoreComparison
 from ..query.result import LMQLResult
 from ..results import Generation
 from ..scoring import ScoringResult
 
-Showable = Union[Generation, list, tuple, ScoringResult, LMQLResult]
+Showable = Union[Generation, list, tuple, ScoringResult, LMQLResult, Comparison,
+                 ScoreComparison]
 
 
 def show(result: Showable, **options: Any) -> Any:
@@ -18,16 +20,23 @@ def show(result: Showable, **options: Any) -> Any:
     - a `Generation` or a list of them (from `generate(..., return_details=True)`): a
       `TokenView` (option: `color_by`);
     - an `LMQLResult` or a list of them (from a query program): a `TraceView`, one row
-      per result.
+      per result;
+    - a `Comparison` (from `compare`): a `ComparisonView`;
+    - a `ScoreComparison` (from `compare_scores`): a `ScoringHeatmap` with a group of
+      rows per model.
+
+    A `TokenView` given `model=` (the `LLM` the generation came from) offers branching.
     """
     try:
-        from .widgets import ScoringHeatmap, TokenView, TraceView
+        from .widgets import ComparisonView, ScoringHeatmap, TokenView, TraceView
     except ImportError as error:
         raise ImportError(f"lmql_nb's widgets need the notebook extra ({error}): "
                           "pip install 'lmql_nb[notebook]'") from error
 
-    if isinstance(result, ScoringResult):
+    if isinstance(result, (ScoringResult, ScoreComparison)):
         return ScoringHeatmap(result, **options)
+    if isinstance(result, Comparison):
+        return ComparisonView(result, **options)
     if isinstance(result, Generation):
         return TokenView(result, **options)
     if isinstance(result, (list, tuple)) and result and all(
@@ -41,7 +50,8 @@ def show(result: Showable, **options: Any) -> Any:
         raise TypeError("show() needs per-token data, which plain text does not have: "
                         "call generate(..., return_details=True) and show its result")
     raise TypeError(f"show() accepts a ScoringResult, a Generation or a list of Generations, "
-                    f"an LMQLResult or a list of LMQLResults; got {type(result).__name__}")
+                    f"an LMQLResult or a list of LMQLResults, a Comparison or a "
+                    f"ScoreComparison; got {type(result).__name__}")
 
 
 def in_kernel() -> bool:

@@ -22,7 +22,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from ..errors import InterpolationError, MagicUsageError
 from ..options import MAX_TOP_LOGPROBS, check_values, parse_generate_options
 from ..results import Generation
-from ..scoring import AGGREGATIONS, ScoringResult
+from ..scoring import AGGREGATIONS
 from .arguments import FORMATS, GENERATE_OPTIONS, SCORE_OPTIONS, build_parser, model_kwargs
 from .interpolation import interpolate, interpolate_values
 from .running import Interrupted, run_with_ticks
@@ -176,7 +176,7 @@ def _show_scores(result: Any, agg: str) -> None:
     from .display import in_kernel
     from .widgets import ScoringHeatmap
 
-    if not in_kernel() or not isinstance(result, ScoringResult):
+    if not in_kernel():
         print(repr(result))
         return
     data, metadata = ScoringHeatmap(result, agg=agg).mimebundle()

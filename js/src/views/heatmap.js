@@ -67,6 +67,7 @@ class Heatmap extends View {
     this.onChange("sort", () => this.applySort());
     this.onChange("prompt", () => this.updatePrompt());
     this.onChange("model_identifier", () => this.updatePrompt());
+    this.onChange("group_labels", () => this.build());
     this.updatePrompt();
     this.build();
   }
@@ -99,7 +100,24 @@ class Heatmap extends View {
     const fragment = document.createDocumentFragment();
     for (let v = 0; v < n; v++) fragment.appendChild(this.rowElement(v));
     this.body.replaceChildren(fragment);
-    this.status.textContent = `${n} value${n === 1 ? "" : "s"}`;
+    // a comparison of models: a group of rows per model, under a header row
+    const labels = this.get("group_labels") || [];
+    this.groupOf = d.group ?? new Int32Array(n);
+    this.groupHeads = labels.map((label, g) => {
+      const row = h("tr", "lmnb-group-row");
+      const cell = h("th", "lmnb-group-head");
+      cell.colSpan = COLUMNS.length;
+      cell.append("model ", h("code", "", label));
+      const verdict = h("span", "lmnb-group-verdict");
+      cell.appendChild(verdict);
+      row.appendChild(cell);
+      row.dataset.group = String(g);
+      return { row, verdict };
+    });
+    const values = labels.length ? n / labels.length : n;
+    this.status.textContent = labels.length
+      ? `${values} value${values === 1 ? "" : "s"} · ${labels.length} models`
+      : `${n} value${n === 1 ? "" : "s"}`;
     this.updateAggregation();
   }
 
@@ -158,10 +176,34 @@ class Heatmap extends View {
     this.headers.prob.title = `softmax of the ${agg} scores across the values; click to sort`;
     for (const [key] of AGGREGATIONS) this.headers[key].classList.toggle("lmnb-agg-active", key === agg);
     const scores = this.scores(agg);
-    this.probs = softmax(scores);
-    let best = -1;
-    for (let v = 0; v < scores.length; v++) if (best < 0 || scores[v] > scores[best]) best = v;
+    // probabilities and the winner within each group (each model on its own)
+    const groups = new Map();
+    scores.forEach((_, v) => {
+      const g = this.groupOf[v];
+      if (!groups.has(g)) groups.set(g, []);
+      groups.get(g).push(v);
+    });
+    this.probs = new Array(scores.length);
+    const winners = new Set();
+    const winnerTexts = new Map();
+    for (const [g, members] of groups) {
+      const probs = softmax(members.map((v) => scores[v]));
+      members.forEach((v, k) => { this.probs[v] = probs[k]; });
+      let top = members[0];
+      for (const v of members) if (scores[v] > scores[top]) top = v;
+      winners.add(top);
+      winnerTexts.set(g, this.columns.value[top]);
+    }
+    const disagree = new Set(winnerTexts.values()).size > 1;
+    for (const [g, head] of (this.groupHeads ?? []).entries()) {
+      head.verdict.textContent = disagree ? " · the models disagree" : "";
+      head.row.classList.toggle("lmnb-disagree", disagree);
+    }
     this.rowElements.forEach(({ row, fill, text }, v) => {
+      const best = winners.has(v) ? v : -1;
+      row.classList.toggle("lmnb-disputed", disagree && [...winnerTexts.values()].includes(this.columns.value[v]));
+      if (row.classList.contains("lmnb-disputed")) row.title = "a value the models disagree on: one of them picks it";
+      else row.removeAttribute("title");
       fill.style.width = `${(100 * this.probs[v]).toFixed(2)}%`;
       text.textContent = formatPercent(this.probs[v]);
       text.title = `softmax of the ${agg} scores across the values: ${this.probs[v]}`;
@@ -210,7 +252,17 @@ class Heatmap extends View {
       });
     }
     const fragment = document.createDocumentFragment();
-    for (const v of order) fragment.appendChild(this.rowElements[v].row);
+    const heads = this.groupHeads ?? [];
+    // sorting stays within each model's group
+    if (heads.length) order.sort((a, b) => this.groupOf[a] - this.groupOf[b]);
+    let group = -1;
+    for (const v of order) {
+      if (heads.length && this.groupOf[v] !== group) {
+        group = this.groupOf[v];
+        fragment.appendChild(heads[group].row);
+      }
+      fragment.appendChild(this.rowElements[v].row);
+    }
     this.body.appendChild(fragment);
   }
 
