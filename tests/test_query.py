@@ -498,3 +498,60 @@ def test_a_pydantic_typed_hole(llm):
     check_trace(llm, result.trace, {"F": {"json_schema": {
         "properties": {"ok": {"title": "Ok", "type": "boolean"}}, "required": ["ok"],
         "title": "Flag", "type": "object", "additionalProperties": False}}})
+
+
+# -- LMQL's Python API and decoding documentation, as written there ---------------------------
+
+def test_python_api_documentation_examples(llm):
+    import re
+
+    a = 12
+
+    @lmql_nb.query
+    def query():
+        r'''lmql
+        # access 'a' from the global namespace
+        "Tell me a fun fact about {a}: [FACT]" where len(TOKENS(FACT)) < 4
+        # use imported 're' module
+        return re.sub(r'\d+', '[NUMBER]', FACT)
+        '''
+
+    fact = llm.generate_sync("Tell me a fun fact about 12: ", max_tokens=3, cache=False)
+    assert query() == re.sub(r"\d+", "[NUMBER]", fact)
+
+    chain_of_thought = lmql_nb.query("""
+        "Q: {question}\\n"
+        "A: Let's think step by step.\\n"
+        "[ANSWER]" where len(TOKENS(ANSWER)) < 3
+    """, is_async=False)
+    result = chain_of_thought("What is 2x3?")
+    assert result.prompt == "Q: What is 2x3?\nA: Let's think step by step.\n" + \
+        result.variables["ANSWER"]
+
+    number = lmql_nb.F("A random number: [JOKE: int]", "len(TOKENS(JOKE)) < 3")
+    numbers = number(decoder="sample", n=2)
+    assert len(numbers) == 2 and all(isinstance(n, int) for n in numbers)
+
+    joke = lmql_nb.query("""
+        "Q: Tell me a joke about plants\\n"
+        "A: [JOKE]" where len(TOKENS(JOKE)) < 3
+    """, is_async=False)
+    assert set(joke().variables) == {"JOKE"}
+
+
+def test_decoding_documentation_example(llm):
+    @lmql_nb.query(decoder="sample", temperature=1.8, seed=5)
+    def tell_a_joke():
+        '''lmql
+        """A list good dad joke. A indicates the punchline:
+        Q:[JOKE]
+        A:[PUNCHLINE]""" where STOPS_AT(JOKE, "?") and  STOPS_AT(PUNCHLINE, "\n") and len(TOKENS(JOKE)) < 5 and len(TOKENS(PUNCHLINE)) < 5
+        '''
+
+    sampled = tell_a_joke()  # the decoder given to @query
+    assert isinstance(sampled, lmql_nb.LMQLResult)
+    beams = tell_a_joke(decoder="beam", n=2)  # the call's decoder wins
+    assert len(beams) == 2
+    assert beams[0].trace.logprob >= beams[1].trace.logprob
+    for result in beams:
+        assert result.prompt.startswith("A list good dad joke. A indicates the punchline:\nQ:")

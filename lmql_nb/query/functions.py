@@ -86,13 +86,9 @@ class QueryFunction:
 
     async def run(self, *args: Any, **kwargs: Any) -> Any:
         """Run the program; its return value(s) or `LMQLResult`(s)."""
-        outcomes = await self.outcomes(*args, **kwargs)
+        outcomes, settings = await self._execute(args, kwargs)
         values = [self._shape(o) for o in outcomes]
-        return values[0] if len(values) == 1 and self._single(kwargs) else values
-
-    def _single(self, kwargs: dict) -> bool:
-        settings_n = kwargs.get("n", self.config.get("n", self.program.decoder_arguments.get("n", 1)))
-        return settings_n == 1
+        return values[0] if settings.n == 1 else values
 
     def _shape(self, outcome: Outcome) -> Any:
         if self.returns == "F":
@@ -103,13 +99,16 @@ class QueryFunction:
 
     async def outcomes(self, *args: Any, **kwargs: Any) -> list[Outcome]:
         """Run the program; one `Outcome` per output (best first for beams)."""
+        return (await self._execute(args, kwargs))[0]
+
+    async def _execute(self, args: tuple, kwargs: dict) -> tuple[list[Outcome], Settings]:
         options = {k: kwargs.pop(k) for k in list(kwargs) if k in OPTIONS or k in _REFUSED}
         options = _config(options, f"{self.__name__}()")
         arguments = self._arguments(args, kwargs)
-        settings = self._settings({**self.config, **options})
+        settings = self._settings(options)
         from .runtime import Runner
 
-        return await Runner(self.program, self._function, arguments, settings).run()
+        return await Runner(self.program, self._function, arguments, settings).run(), settings
 
     def _arguments(self, args: tuple, kwargs: dict) -> dict[str, Any]:
         if self.signature is not None:
@@ -142,15 +141,28 @@ class QueryFunction:
                                     "program reads it and it is defined nowhere)")
         return values
 
-    def _settings(self, options: dict[str, Any]) -> Settings:
+    def _settings(self, call: dict[str, Any]) -> Settings:
+        """The run's settings from the program's clauses, the decorator and the call (each
+        overriding the one before). Decoder options given below the layer that chose the
+        decoder are dropped where they do not apply to it (`@query(temperature=...)`
+        called with `decoder="beam"`); given with it or above, they must apply."""
         from .runtime import DEFAULT_MAX_LEN, Settings
 
         program = self.program
-        decoder = options.get("decoder")
-        arguments = dict(program.decoder_arguments) if decoder is None else {}
-        if decoder is None:
-            decoder = program.decoder
-        merged = {**arguments, **{k: v for k, v in options.items() if k != "decoder"}}
+        layers = [dict(program.decoder_arguments, **({"decoder": program.decoder}
+                                                     if program.decoder else {})),
+                  self.config, call]
+        deciding = max((i for i, layer in enumerate(layers) if layer.get("decoder")),
+                       default=None)
+        decoder = layers[deciding]["decoder"] if deciding is not None else None
+        merged: dict[str, Any] = {}
+        for i, layer in enumerate(layers):
+            for key, value in layer.items():
+                if key == "decoder" or (deciding is not None and i < deciding
+                                        and not _applies(key, decoder)):
+                    continue
+                merged[key] = value
+        options = merged
         temperature = merged.get("temperature")
         if decoder is None:  # LMQL's rule: a non-zero temperature means sampling
             decoder = "sample" if temperature else "argmax"
@@ -195,6 +207,15 @@ class QueryFunction:
         namespace = {"lmql": lmql_nb, "lmql_nb": lmql_nb, **self.scope, **self.captured}
         value = eval(compile(source, self.program.origin.filename, "eval"), namespace)  # the user's own from clause
         return _as_llm(value, "the from clause")
+
+
+def _applies(key: str, decoder: Any) -> bool:
+    """Whether option `key` means something to `decoder`."""
+    if key == "n":
+        return decoder in ("sample", "beam")
+    if key in ("temperature", "top_k", "top_p", "seed"):
+        return decoder == "sample"
+    return True
 
 
 def _check_constraints(program: Program) -> None:
