@@ -13,7 +13,7 @@ import lmql_nb
 from lmql_nb.constraints import ConstraintSpec, parse_constraints
 from lmql_nb.constraints.matcher import Constraint
 from lmql_nb.errors import ConstraintError
-from lmql_nb.constraints.openai_params import to_server_params
+from lmql_nb.backends.openai.dialect import to_server_params
 from lmql_nb.constraints.stops import cut_stop, new_stop, stop_cut
 from lmql_nb.options import parse_generate_options
 from lmql_nb.results import TokenInfo
@@ -221,18 +221,34 @@ def test_openai_params():
 
 @pytest.mark.parametrize("flavour, options, message", [
     ("vllm", {"stops_at": ["a"], "stops_before": ["b"]}, "not both"),
-    ("vllm", {"regex": "[a-z]+", "choices": ["ab"]}, "regex '\\[a-z\\]\\+' and choices together"),
+    ("vllm", {"regex": "[a-z]+", "choices": ["ab"]}, "choices and regex '\\[a-z\\]\\+' together"),
     ("vllm", {"type": int, "where": "len(RESPONSE) < 3"}, "type=int and len\\(RESPONSE\\)"),
+    ("vllm", {"where": 'not "x" in RESPONSE'}, "vLLM server cannot enforce not ... in RESPONSE"),
     ("openai", {"regex": "[0-9]"}, "cannot enforce regex"),
     ("openai", {"choices": ["a"]}, "cannot enforce choices"),
     ("openai", {"type": int}, "cannot enforce type=int"),
     ("openai", {"stops_at": ["."]}, "cannot enforce stops_at"),
     ("openai", {"stops_before": list("abcde")}, "at most 4 stop strings"),
-    ("azure", {"regex": "a"}, "unknown server flavour"),
+    ("azure", {"regex": "a"}, "unknown server dialect"),
 ])
 def test_what_a_server_cannot_enforce_is_an_error(flavour, options, message):
     with pytest.raises(ValueError, match=message):
         to_server_params(_spec(**options), flavour)
+
+
+def test_every_constraint_field_travels_or_is_refused():
+    import dataclasses
+
+    from lmql_nb.backends.openai import dialect
+
+    fields = {f.name for f in dataclasses.fields(ConstraintSpec)}
+    for table in dialect._FIELDS.values():
+        assert set(table) == fields
+    # a field nobody mapped is refused, not dropped from the request
+    Spec = dataclasses.make_dataclass("Spec", [("new_keyword", bool, False)],
+                                      bases=(ConstraintSpec,), frozen=True)
+    with pytest.raises(ValueError, match="'new_keyword' has no mapping"):
+        to_server_params(Spec(new_keyword=True), "vllm")
 
 
 def test_validation_needs_neither_torch_nor_a_model():

@@ -3,7 +3,8 @@
 `spec` validates `generate`'s constraint options (and `where`, parsed by `where`) into a
 `ConstraintSpec`; `grammar` turns it into an llguidance grammar; `matcher` keeps the
 per-sequence state the decode loops mask logits with; `stops` cuts a finished text at its
-stop string; `openai_params` maps a spec onto what an OpenAI-compatible server accepts.
+stop string. (What an OpenAI-compatible server accepts for a spec is the OpenAI backend's
+`dialect`.)
 Only `spec` and `where` are imported eagerly (they need neither torch nor llguidance).
 """
 

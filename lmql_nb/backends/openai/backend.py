@@ -1,0 +1,359 @@
+"""`OpenAIBackend`: a model behind an OpenAI-compatible HTTP API.
+
+This file decides what to ask; the rest of the package says how: `transport` (clients,
+retries, secrets), `dialect` (the request body for OpenAI or vLLM), `parsing` (responses,
+streams and scores), `tokenizer` (the server's /tokenize). Work on token ids (a prompt
+given as ids, many prompts scored in one bounded stream of requests) belongs here too: a
+vLLM-style server takes `prompt=[ids]` on /v1/completions (see `_exact_scores`), and
+`transport.request` bounds requests in flight per event loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+import threading
+import warnings
+from typing import Any, Awaitable, Callable, Optional
+
+from ...errors import ApproximateScoreWarning, BackendError, ScoringNotSupported
+from ...options import GenerateOptions, ScoreOptions
+from ...results import Generation, TokenCallback, ValueScores
+from ...tokenizer import common_prefix_length
+from ..base import Backend
+from . import dialect, parsing
+from .options import OpenAIOptions
+from .tokenizer import RemoteTokenizer
+from .transport import Secret, Transport, gather, is_official
+
+#: OpenAI's legacy completion models (everything else official is a chat model)
+COMPLETION_MODELS = ("gpt-3.5-turbo-instruct", "davinci-002", "babbage-002")
+#: how many first-token candidates the approximation reads (OpenAI's chat maximum)
+APPROXIMATION_CANDIDATES = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Capabilities:
+    """What the server was found to offer (probed once)."""
+
+    tokenize: bool
+    context_length: Optional[int] = None
+
+
+def create(model_id: str, name: str, options: OpenAIOptions) -> "OpenAIBackend":
+    """The backend for `openai/<name>`."""
+    return OpenAIBackend(model_id, name, options)
+
+
+def create_at_endpoint(model_id: str, endpoint: str, options: OpenAIOptions,
+                       connect: Optional[Callable[[], dict]] = None) -> "OpenAIBackend":
+    """The backend for `model(model_id, endpoint=...)`: "host:port" or a URL (a server
+    with the key `$LMQL_NB_API_KEY`), or a named endpoint whose `connect()` says where the
+    server is on first use."""
+    from ...endpoints import API_KEY_ENV, endpoint_url
+
+    if options.base_url is not None:
+        raise ValueError("pass either endpoint= or base_url=, not both")
+    if connect is not None:
+        return OpenAIBackend(model_id, model_id, options, connect=connect)
+    name = model_id[len("openai/"):] if model_id.startswith("openai/") else model_id
+    if options.api_key is None:
+        options = dataclasses.replace(options, api_key=os.environ.get(API_KEY_ENV))
+    options = dataclasses.replace(options, base_url=endpoint_url(endpoint))
+    return OpenAIBackend(model_id, name, options, key_env=API_KEY_ENV)
+
+
+class OpenAIBackend(Backend):
+    """A model behind an OpenAI-compatible HTTP API (options: `OpenAIOptions`).
+
+    Completion models use `/v1/completions` with the prompt as is; chat models use
+    `/v1/chat/completions` with the prompt as the single user message. Scoring is exact
+    where the server returns prompt log-probabilities for token-id prompts (`echo` with
+    `max_tokens=0`: vLLM, `python -m lmql_nb serve`), the prompt/value boundary computed
+    here from the server's `/tokenize`; elsewhere it raises `ScoringNotSupported` naming
+    what would work, unless `scoring="first-token-approximation"` opts into a labelled
+    approximation.
+    """
+
+    kind = "openai"
+
+    def __init__(self, model_id: str, model: str, options: OpenAIOptions = OpenAIOptions(), *,
+                 key_env: str = "OPENAI_API_KEY",
+                 connect: Optional[Callable[[], dict]] = None):
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"{model_id!r}: name a model after 'openai/', e.g. "
+                             "'openai/gpt-4o-mini'")
+        if importlib.util.find_spec("openai") is None:
+            raise ImportError(f"{model_id!r} needs the 'openai' package: "
+                              "pip install 'lmql_nb[openai]'")
+        self.model_id = model_id
+        azure_endpoint = options.azure_endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT") or None
+        if azure_endpoint is not None:
+            key_env = "AZURE_OPENAI_API_KEY"
+            base_url = options.base_url
+        else:
+            base_url = options.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        self.transport = Transport(
+            model, base_url=base_url,
+            api_key=options.api_key if options.api_key is not None else os.environ.get(key_env),
+            azure_endpoint=azure_endpoint,
+            api_version=options.api_version or os.environ.get("OPENAI_API_VERSION"),
+            azure_deployment=options.azure_deployment, azure_ad_token=options.azure_ad_token,
+            organization=options.organization, project=options.project,
+            timeout=options.timeout, max_retries=options.max_retries,
+            retry_max_wait=options.retry_max_wait, max_concurrency=options.max_concurrency)
+        # `connect()` (the Jupyter extension) says where the server is, on first use
+        self._connect = connect
+        self.official = connect is None and (self.azure or is_official(base_url))
+        if self.official and not (self.transport.api_key or self.transport.azure_ad_token):
+            raise ValueError(f"{model_id!r} needs an API key: pass api_key=... or set "
+                             f"${key_env}")
+        if self.azure and not self.transport.api_version:
+            raise ValueError("Azure OpenAI needs an api_version (or $OPENAI_API_VERSION), "
+                             "e.g. api_version='2024-10-21'")
+        self.chat = options.chat if options.chat is not None else (
+            self.official and not model.startswith(COMPLETION_MODELS))
+        self.stop = options.stop or ()
+        self.scoring = options.scoring
+        self._lock = threading.Lock()
+        self._capabilities: Optional[Capabilities] = None
+        self._tokenizer: Optional[RemoteTokenizer] = None
+
+    # identity ---------------------------------------------------------------------------
+
+    @property
+    def model(self) -> str:
+        """The model's name on the server."""
+        return self.transport.model
+
+    @property
+    def url(self) -> str:
+        """Where requests go (never with credentials)."""
+        return self.transport.url
+
+    @property
+    def base_url(self) -> Optional[str]:
+        """The API root given (or found through a named endpoint); None: OpenAI's."""
+        return self.transport.base_url
+
+    @property
+    def azure(self) -> bool:
+        return self.transport.azure
+
+    @property
+    def _api_key(self) -> Secret:
+        return self.transport.api_key
+
+    def __repr__(self) -> str:
+        return (f"OpenAIBackend({self.model!r}, url={self.url!r}, "
+                f"endpoint={'chat' if self.chat else 'completions'!r})")
+
+    def identity(self) -> str:
+        return f"openai:{self.url}:{self.model}:{'chat' if self.chat else 'completions'}"
+
+    # capabilities -----------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Check the server once: that it serves the model, and what it offers."""
+        self._probe()
+
+    def _probe(self) -> Capabilities:
+        with self._lock:
+            if self._capabilities is not None:
+                return self._capabilities
+            if self._connect is not None:
+                info = self._connect()
+                self.transport.connect_to(info["base_url"], info["name"], info.get("api_key"))
+                self._connect = None
+        capabilities = Capabilities(tokenize=False) if self.official else self._probe_server()
+        with self._lock:
+            self._capabilities = capabilities
+        return capabilities
+
+    def _probe_server(self) -> Capabilities:
+        import openai
+
+        client = self.transport.sync_client()
+        try:
+            listing = client.models.list()
+        except openai.APIStatusError as error:
+            raise self.transport.failure(error, 1) from None
+        except openai.APIError as error:
+            raise self.transport.failure(error, 1, "; is the server running?") from None
+        models = tuple(m.id for m in listing.data)
+        card = next((m for m in listing.data if m.id == self.model), None)
+        if models and card is None:
+            raise BackendError(f"{self.url} does not serve a model named {self.model!r}; "
+                               f"it serves: {', '.join(models)}")
+        context = getattr(card, "max_model_len", None)
+        try:
+            body = self.transport.post_sync("/tokenize", {"prompt": "a"})
+            tokenize = isinstance(body, dict) and isinstance(body.get("tokens"), list)
+        except BackendError:
+            tokenize = False
+        return Capabilities(tokenize, context if isinstance(context, int) else None)
+
+    @property
+    def context_length(self) -> Optional[int]:
+        return self._capabilities.context_length if self._capabilities else None
+
+    def _server(self) -> dialect.Server:
+        """What requests are built for (probes the server the first time)."""
+        vllm_like = not self.official and self._probe().tokenize
+        return dialect.Server(self.model, self.url, self.chat, self.official, vllm_like,
+                              self.stop)
+
+    def get_tokenizer(self) -> RemoteTokenizer:
+        if not self._probe().tokenize:
+            raise BackendError(self._no_tokenizer_reason())
+        with self._lock:
+            if self._tokenizer is None:
+                self._tokenizer = RemoteTokenizer(self.transport)
+            return self._tokenizer
+
+    def _no_tokenizer_reason(self) -> str:
+        if self.official:
+            return (f"{self.url} offers no tokenizer endpoint: token-level work (exact "
+                    "scoring, get_tokenizer) needs a server with /tokenize, such as vLLM or "
+                    "`python -m lmql_nb serve`")
+        return (f"{self.url} has no /tokenize endpoint (llama.cpp's server, for one, has "
+                "none), so lmql_nb cannot tokenise for it; vLLM and `python -m lmql_nb "
+                "serve` offer one")
+
+    async def _tokenize(self, text: str, special: bool = True) -> list[int]:
+        body = await self.transport.post("/tokenize", {"prompt": text,
+                                                       "add_special_tokens": special})
+        if not isinstance(body, dict) or not isinstance(body.get("tokens"), list):
+            raise BackendError(f"{self.url}/tokenize answered without a token list")
+        return [int(t) for t in body["tokens"]]
+
+    # generation -------------------------------------------------------------------------
+
+    async def generate(self, prompt: str, options: GenerateOptions,
+                       on_token: Optional[TokenCallback] = None) -> list[Generation]:
+        params = dialect.request_parameters(
+            options, self._server(), tokens=options.return_details or on_token is not None)
+        if self.chat:
+            params["messages"] = [{"role": "user", "content": prompt}]
+        else:
+            params["prompt"] = prompt
+        generations = await self._generate_once(params, prompt, options, on_token)
+        missing = options.n - len(generations)
+        if missing > 0 and options.decoder == "sample":
+            # a server that ignores n (llama.cpp's does): ask for the rest one at a time
+            more = await gather(*(self._generate_once(
+                {**params, "n": 1, **({"seed": options.seed + len(generations) + i}
+                                      if options.seed is not None else {})},
+                prompt, options, _shifted(on_token, len(generations) + i))
+                for i in range(missing)))
+            generations += [g for batch in more for g in batch[:1]]
+        if len(generations) != options.n:
+            raise BackendError(f"{self.url} returned {len(generations)} sequences for "
+                               f"n={options.n}")
+        return generations
+
+    async def _generate_once(self, params: dict, prompt: str, options: GenerateOptions,
+                             on_token: Optional[TokenCallback]) -> list[Generation]:
+        body = params if on_token is None else {**params, "stream": True}
+
+        def create(client: Any) -> Awaitable[Any]:
+            endpoint = client.chat.completions if self.chat else client.completions
+            return endpoint.create(**body)
+
+        k = options.top_logprobs
+        if on_token is None:
+            response = await self.transport.request(create)
+            return [parsing.generation(choice, prompt, k, self.chat)
+                    for choice in sorted(response.choices, key=lambda c: c.index)]
+        async with self.transport.slot():  # the slot is held while the stream lasts
+            stream = await self.transport.request(create, slot=False)
+            return await parsing.read_stream(stream, prompt, k, self.chat, on_token,
+                                             self._broke_off, f"{self.url} (model "
+                                                              f"{self.model!r})")
+
+    def _broke_off(self, error: BaseException, received: int) -> BackendError:
+        return BackendError(self.transport.redact(
+            f"the stream from {self.url} (model {self.model!r}) broke off after {received} "
+            f"tokens: {self.transport.describe(error)}"))
+
+    # scoring ----------------------------------------------------------------------------
+
+    async def score(self, prompt: str, values: list[str], options: ScoreOptions) -> list[ValueScores]:
+        if self.scoring == "first-token-approximation":
+            return await self._approximate_scores(prompt, values)
+        self._check_exact_scoring()
+        return await self._exact_scores(prompt, values)
+
+    async def _exact_scores(self, prompt: str, values: list[str]) -> list[ValueScores]:
+        """The values' tokens scored in one request: the joint token ids of prompt + value
+        as prompts, echoed with their log-probabilities (`max_tokens=0`)."""
+        prompt_ids = await self._tokenize(prompt)
+        joints = await gather(*(self._tokenize(prompt + value) for value in values))
+        splits = []
+        for value, joint in zip(values, joints):
+            shared = common_prefix_length(prompt_ids, joint)
+            if shared == 0:
+                raise ValueError(f"cannot score {value!r} after an empty prompt with this "
+                                 "model (its tokenizer adds no start token); pass a prompt")
+            splits.append((joint, len(joint) - shared))
+        response = await self.transport.request(lambda client: client.completions.create(
+            model=self.model, prompt=[joint for joint, _ in splits], max_tokens=0, echo=True,
+            logprobs=0, temperature=0.0))
+        return parsing.echoed_scores(response, splits, self.url, self._what_scores())
+
+    def _what_scores(self) -> str:
+        return ("Exact scoring works with vLLM (`vllm serve MODEL`) and `python -m lmql_nb "
+                "serve`, which return prompt log-probabilities for token-id prompts, and with "
+                "local: models; or pass scoring='first-token-approximation' to "
+                "lmql_nb.model(...) for a labelled approximation from the first token's "
+                "top-20 log-probabilities.")
+
+    def _check_exact_scoring(self) -> None:
+        if self.official:
+            why = ("OpenAI's chat models return no prompt log-probabilities (there is no echo)"
+                   if self.chat else
+                   "OpenAI's completions endpoint refuses echo with logprobs for "
+                   "gpt-3.5-turbo-instruct, and lmql_nb cannot tokenise for OpenAI's models")
+            raise ScoringNotSupported(f"{self.model!r} cannot score exactly: {why}. "
+                                      + self._what_scores())
+        if self.chat:
+            raise ScoringNotSupported(f"{self.model!r} is used through /v1/chat/completions, "
+                                      "which returns no prompt log-probabilities; pass "
+                                      "chat=False to score through /v1/completions. "
+                                      + self._what_scores())
+        if not self._probe().tokenize:
+            raise ScoringNotSupported(
+                f"{self.model!r} cannot score exactly: {self._no_tokenizer_reason()}, so the "
+                "prompt/value token boundary cannot be fixed. (llama.cpp's server also takes "
+                "max_tokens=0 as 'no limit' and echoes prompt log-probabilities only when "
+                "started with --logits_all True.) " + self._what_scores())
+
+    async def _approximate_scores(self, prompt: str, values: list[str]) -> list[ValueScores]:
+        """Each value's score from the first token's top-k candidates (see
+        `parsing.approximate_scores`), with a warning that says so."""
+        warnings.warn(
+            f"{self.model!r}: scores are a first-token approximation (the log-probability of "
+            "the first token of each value, from the top-20 candidates), not exact "
+            "log-probabilities of the values", ApproximateScoreWarning, stacklevel=3)
+        k = APPROXIMATION_CANDIDATES if self.chat or not self.official \
+            else dialect.OFFICIAL_COMPLETIONS_MAX_LOGPROBS
+        if self.chat:
+            response = await self.transport.request(lambda client: client.chat.completions.create(
+                model=self.model, messages=[{"role": "user", "content": prompt}], max_tokens=1,
+                temperature=0.0, logprobs=True, top_logprobs=k))
+        else:
+            response = await self.transport.request(lambda client: client.completions.create(
+                model=self.model, prompt=prompt, max_tokens=1, temperature=0.0, logprobs=k))
+        candidates = parsing.first_token_candidates(response, self.chat)
+        if not candidates:
+            raise BackendError(f"{self.url} returned no first-token log-probabilities to "
+                               "approximate scores with")
+        return parsing.approximate_scores(values, candidates, k)
+
+
+def _shifted(on_token: Optional[TokenCallback], offset: int) -> Optional[TokenCallback]:
+    """`on_token` for a sequence requested on its own, reporting its index in the call."""
+    if on_token is None:
+        return None
+    return lambda index, token: on_token(index + offset, token)
