@@ -125,3 +125,28 @@ def run_sync(coroutine_function: Callable[..., Awaitable[T]], *args: Any, **kwar
     except KeyboardInterrupt:
         future.cancel()
         raise
+
+
+async def gather(*awaitables: Awaitable[Any]) -> list:
+    """Await all, concurrently, on asyncio or trio; results in order. The first failure
+    is raised itself (not inside an exception group)."""
+    import anyio
+
+    results: list = [None] * len(awaitables)
+
+    async def run(index: int, awaitable: Awaitable[Any]) -> None:
+        results[index] = await awaitable
+
+    try:
+        async with anyio.create_task_group() as group:
+            for index, awaitable in enumerate(awaitables):
+                group.start_soon(run, index, awaitable)
+    except Exception as error:
+        raise first_failure(error) from None
+    return results
+
+
+def first_failure(error: BaseException) -> BaseException:
+    """The first error inside an exception group (a task group's failure), else `error`."""
+    inner = getattr(error, "exceptions", None)
+    return inner[0] if inner else error

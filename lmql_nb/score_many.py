@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Union
 
+from . import aio
 from .options import check_prompt, check_values
 from .scoring import ScoringTable
 
@@ -101,10 +102,7 @@ async def fill(llm: "LLM", table: ScoringTable, window: int, bar: Any,
                     await slots.acquire()
                     group.start_soon(row, index)
     except Exception as error:  # an exception group: raise the first failure itself
-        inner = getattr(error, "exceptions", None)
-        if inner:
-            raise inner[0] from None
-        raise
+        raise aio.first_failure(error) from None
     return table
 
 

@@ -133,3 +133,8 @@ def gemma():
         if saved is not None:
             os.environ[paths.CACHE_ENV] = saved
     return llm
+
+
+# real servers and a fault proxy, shared by tests/server and tests/backends
+from servers import (fault_proxy, gpt2_local, gpt2_server, llama_local,  # noqa: E402,F401
+                     llama_server, long_gpt2_path, server_process)

@@ -17,6 +17,7 @@ import threading
 import warnings
 from typing import Any, Awaitable, Callable, Optional
 
+from ...aio import gather
 from ...errors import ApproximateScoreWarning, BackendError, ScoringNotSupported
 from ...options import GenerateOptions, ScoreOptions
 from ...results import Generation, TokenCallback, ValueScores
@@ -25,7 +26,7 @@ from ..base import Backend
 from . import dialect, parsing
 from .options import OpenAIOptions
 from .tokenizer import RemoteTokenizer
-from .transport import Secret, Transport, gather, is_official
+from .transport import Secret, Transport, is_official
 
 #: OpenAI's legacy completion models (everything else official is a chat model)
 COMPLETION_MODELS = ("gpt-3.5-turbo-instruct", "davinci-002", "babbage-002")

@@ -286,27 +286,6 @@ async def sleep(seconds: float) -> None:
     await anyio.sleep(seconds)
 
 
-async def gather(*awaitables: Awaitable[Any]) -> list:
-    """Await all, concurrently, on asyncio or trio; results in order."""
-    import anyio
-
-    results: list = [None] * len(awaitables)
-
-    async def run(index: int, awaitable: Awaitable[Any]) -> None:
-        results[index] = await awaitable
-
-    try:
-        async with anyio.create_task_group() as group:
-            for index, awaitable in enumerate(awaitables):
-                group.start_soon(run, index, awaitable)
-    except Exception as error:  # an exception group: raise the first failure itself
-        inner = getattr(error, "exceptions", None)
-        if inner:
-            raise inner[0] from None
-        raise
-    return results
-
-
 def _retryable_status(status: int) -> bool:
     return status in (408, 409, 429) or status >= 500
 

@@ -1,4 +1,5 @@
-"""Fixtures for the model server tests: real servers on 127.0.0.1, and a fault proxy.
+"""Real model servers on 127.0.0.1 and a fault proxy, for the server's tests (tests/server)
+and the client's (tests/backends); tests/conftest.py makes the fixtures available to both.
 
 Servers are started the way a user starts one (`python -m lmql_nb serve ... --port 0`,
 the API key in the environment) and read the port from the line the server prints once

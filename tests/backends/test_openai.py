@@ -117,6 +117,21 @@ def test_remote_tokenizer(remote_gpt2, gpt2_local):
     assert remote.decode(local.encode(PROMPTS[1])) == PROMPTS[1]
 
 
+def test_remote_tokenize_asks_for_each_distinct_token_once(fault_proxy, gpt2_server,
+                                                          gpt2_local):
+    llm = lmql_nb.model("openai/tiny-gpt2", base_url=fault_proxy.base_url,
+                        api_key=gpt2_server.api_key)
+    remote, local = llm.get_tokenizer(), gpt2_local.get_tokenizer()
+    text = "the the capital of the country"
+    ids = local.encode(text)
+    before = len(fault_proxy.requests)
+    assert remote.tokenize(text) == [local.decode([i]) for i in ids]
+    assert len(fault_proxy.requests) - before == 1 + len(set(ids))  # /tokenize + /detokenize
+    before = len(fault_proxy.requests)
+    assert remote.tokenize(text) == [local.decode([i]) for i in ids]
+    assert len(fault_proxy.requests) - before == 1  # the pieces are known now
+
+
 def test_scoring_that_cannot_be_exact_says_what_works(gpt2_server):
     chat = lmql_nb.model("openai/tiny-gpt2", base_url=gpt2_server.base_url,
                          api_key=gpt2_server.api_key, chat=True)
