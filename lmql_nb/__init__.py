@@ -35,7 +35,8 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def show(result: Any, **options: Any) -> Any:
-    """The notebook widget for a `ScoringResult`, `Generation`(s) or `LMQLResult`(s);
+    """The notebook widget for a `ScoringResult`, `ScoringTable`, `Generation`(s) or
+    `LMQLResult`(s);
     see `lmql_nb.notebook.display.show`."""
     from .notebook.display import show as show_widget
 

@@ -261,3 +261,7 @@ class ScoringTable(Sequence[ScoringResult]):
             f"{head}\naccuracy: {self.accuracy():.3f}"
 
     __str__ = __repr__
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        """In a notebook, the dataset view; `text/plain` stays the text form above."""
+        return mimebundle(self)

@@ -7,16 +7,17 @@ from typing import Any, Union
 from ..comparison import Comparison, ScoreComparison
 from ..query.result import LMQLResult
 from ..results import Generation
-from ..scoring import ScoringResult
+from ..scoring import ScoringResult, ScoringTable
 
-Showable = Union[Generation, list, tuple, ScoringResult, LMQLResult, Comparison,
-                 ScoreComparison]
+Showable = Union[Generation, list, tuple, ScoringResult, ScoringTable, LMQLResult,
+                 Comparison, ScoreComparison]
 
 
 def show(result: Showable, **options: Any) -> Any:
     """The widget for `result`.
 
     - a `ScoringResult` (from `score`): a `ScoringHeatmap` (options: `agg`, `alpha`, `sort`);
+    - a `ScoringTable` (from `score_many`): a `DatasetView` (options: `agg`, `alpha`, `sort`);
     - a `Generation` or a list of them (from `generate(..., return_details=True)`): a
       `TokenView` (option: `color_by`);
     - an `LMQLResult` or a list of them (from a query program): a `TraceView`, one row
@@ -28,7 +29,7 @@ def show(result: Showable, **options: Any) -> Any:
     A `TokenView` given `model=` (the `LLM` the generation came from) offers branching.
     """
     try:
-        from .widgets import ComparisonView, ScoringHeatmap, TokenView, TraceView
+        from .widgets import ComparisonView, DatasetView, ScoringHeatmap, TokenView, TraceView
     except ImportError as error:
         raise ImportError(f"lmql_nb's widgets need the notebook extra ({error}): "
                           "pip install 'lmql_nb[notebook]'") from error
@@ -37,6 +38,8 @@ def show(result: Showable, **options: Any) -> Any:
         return ScoringHeatmap(result, **options)
     if isinstance(result, Comparison):
         return ComparisonView(result, **options)
+    if isinstance(result, ScoringTable):
+        return DatasetView(result, **options)
     if isinstance(result, Generation):
         return TokenView(result, **options)
     if isinstance(result, (list, tuple)) and result and all(
@@ -49,9 +52,9 @@ def show(result: Showable, **options: Any) -> Any:
                                    and all(isinstance(g, str) for g in result)):
         raise TypeError("show() needs per-token data, which plain text does not have: "
                         "call generate(..., return_details=True) and show its result")
-    raise TypeError(f"show() accepts a ScoringResult, a Generation or a list of Generations, "
-                    f"an LMQLResult or a list of LMQLResults, a Comparison or a "
-                    f"ScoreComparison; got {type(result).__name__}")
+    raise TypeError(f"show() accepts a ScoringResult, a ScoringTable, a Generation or a list "
+                    f"of Generations, an LMQLResult or a list of LMQLResults, a Comparison or "
+                    f"a ScoreComparison; got {type(result).__name__}")
 
 
 def in_kernel() -> bool:

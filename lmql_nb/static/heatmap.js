@@ -303,6 +303,18 @@ var View = class {
       if (!container.contains(event.relatedTarget)) leave();
     });
   }
+  /** Make a table header sort: `sort()` on a click, or on Enter or Space when focused. */
+  sortable(th, sort) {
+    th.title = "click to sort";
+    th.tabIndex = 0;
+    this.listen(th, "click", sort);
+    this.listen(th, "keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        sort();
+      }
+    });
+  }
   /** Copying a selection inside `container` gives the text the marks stand for. */
   exactCopy(container) {
     this.listen(container, "copy", (event) => {
@@ -447,15 +459,7 @@ var Heatmap = class extends View {
       th.appendChild(h("span", "", title));
       th.appendChild(h("span", "lmnb-sort-mark"));
       th.dataset.key = key;
-      th.title = "click to sort";
-      th.tabIndex = 0;
-      this.listen(th, "click", () => this.toggleSort(key));
-      this.listen(th, "keydown", (event) => {
-        if (event.key === "Enter" || event.key === " ") {
-          event.preventDefault();
-          this.toggleSort(key);
-        }
-      });
+      this.sortable(th, () => this.toggleSort(key));
       this.headers[key] = th;
       headRow.appendChild(th);
     }

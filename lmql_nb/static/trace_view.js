@@ -377,6 +377,18 @@ var View = class {
       if (!container.contains(event.relatedTarget)) leave();
     });
   }
+  /** Make a table header sort: `sort()` on a click, or on Enter or Space when focused. */
+  sortable(th, sort) {
+    th.title = "click to sort";
+    th.tabIndex = 0;
+    this.listen(th, "click", sort);
+    this.listen(th, "keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        sort();
+      }
+    });
+  }
   /** Copying a selection inside `container` gives the text the marks stand for. */
   exactCopy(container) {
     this.listen(container, "copy", (event) => {

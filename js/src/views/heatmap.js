@@ -44,12 +44,7 @@ class Heatmap extends View {
       th.appendChild(h("span", "", title));
       th.appendChild(h("span", "lmnb-sort-mark"));
       th.dataset.key = key;
-      th.title = "click to sort";
-      th.tabIndex = 0;
-      this.listen(th, "click", () => this.toggleSort(key));
-      this.listen(th, "keydown", (event) => {
-        if (event.key === "Enter" || event.key === " ") { event.preventDefault(); this.toggleSort(key); }
-      });
+      this.sortable(th, () => this.toggleSort(key));
       this.headers[key] = th;
       headRow.appendChild(th);
     }
