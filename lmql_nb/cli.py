@@ -55,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
                             "folder name)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1; any other needs an API key)")
-    serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: a free one)")
+    serve.add_argument("--port", type=_port, default=8080,
+                       help="port (default 8080; 0: a free one)")
     serve.add_argument("--api-key", default=None,
                        help=f"require this key (default: ${API_KEY_ENV}, which keeps it out "
                             "of the process list)")
@@ -79,8 +80,8 @@ def _run_generate(args: argparse.Namespace) -> None:
     completions = result if isinstance(result, list) else [result]
     for i, text in enumerate(completions):
         label = f"[{i}] " if len(completions) > 1 else ""
-        print(f"{label}{args.prompt}\033[1m{text}\033[0m" if sys.stdout.isatty()
-              else f"{label}{args.prompt}{text}")
+        _print(f"{label}{args.prompt}\033[1m{text}\033[0m" if sys.stdout.isatty()
+               else f"{label}{args.prompt}{text}")
 
 
 def _run_score(args: argparse.Namespace) -> None:
@@ -89,12 +90,12 @@ def _run_score(args: argparse.Namespace) -> None:
     result = api.score_sync(args.prompt, args.values, model=args.model)
     best = result.argmax()
     width = max(len(repr(v)) for v in result.continuations)
-    print(f"{'value':<{width}}  {'tokens':>6}  {'logprob':>9}  {'mean':>8}  {'prob':>6}")
+    _print(f"{'value':<{width}}  {'tokens':>6}  {'logprob':>9}  {'mean':>8}  {'prob':>6}")
     for value, tokens, total, mean, prob in zip(result.continuations, result.tokens,
                                                 result.scores("sum"), result.scores("mean"),
                                                 result.probs("sum")):
         mark = "  <- best" if value == best else ""
-        print(f"{value!r:<{width}}  {len(tokens):>6}  {total:>9.4f}  {mean:>8.4f}  {prob:>6.1%}{mark}")
+        _print(f"{value!r:<{width}}  {len(tokens):>6}  {total:>9.4f}  {mean:>8.4f}  {prob:>6.1%}{mark}")
 
 
 def _run_serve(args: argparse.Namespace) -> None:
@@ -109,21 +110,54 @@ def _run_serve(args: argparse.Namespace) -> None:
 
 def _run_demo(args: argparse.Namespace) -> None:
     prompt = "The capital of France is"
-    print(f"$ python -m lmql_nb generate {prompt!r} --max-tokens 24")
+    _print(f"$ python -m lmql_nb generate {prompt!r} --max-tokens 24")
     _run_generate(_parser().parse_args(["generate", prompt, "--max-tokens", "24"]
                                        + (["--model", args.model] if args.model else [])))
     values = [" Paris", " London", " Berlin", " Madrid"]
-    print(f"\n$ python -m lmql_nb score {prompt!r} " + " ".join(repr(v) for v in values))
+    _print(f"\n$ python -m lmql_nb score {prompt!r} " + " ".join(repr(v) for v in values))
     _run_score(_parser().parse_args(["score", prompt, *values]
                                     + (["--model", args.model] if args.model else [])))
 
 
+def _print(line: str) -> None:
+    """Print `line`; where stdout's encoding cannot write it (PYTHONIOENCODING=ascii, a
+    legacy code page), its UTF-8 bytes, so the result is never lost."""
+    try:
+        print(line)
+    except UnicodeEncodeError:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(line.encode("utf-8") + b"\n")
+        sys.stdout.buffer.flush()
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port in [0, 65535] (0: a free one), "
+                                         f"got {text!r}")
+    return port
+
+
+#: the exit code of a command whose reader went away (128 + SIGPIPE, as the shell has it)
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point; returns the process exit code."""
+    if hasattr(sys.stderr, "reconfigure"):  # messages quote input: never fail to show one
+        sys.stderr.reconfigure(errors="backslashreplace")
     args = _parser().parse_args(argv)
     try:
         {"generate": _run_generate, "score": _run_score, "serve": _run_serve,
          "demo": _run_demo}[args.command](args)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `... | head`: the reader has what it wanted
+        # the interpreter flushes stdout again at exit; point it where that cannot fail
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except (TypeError, ValueError, FileNotFoundError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -29,8 +29,20 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 def filter_logits(logits: np.ndarray, temperature: float, top_k: Optional[int],
                   top_p: Optional[float]) -> np.ndarray:
     """Apply temperature, top-k and nucleus (top-p) filtering to rows of logits (a new
-    array; `logits` is left as it is)."""
-    logits = logits / np.float32(temperature)
+    float64 array; `logits` is left as it is).
+
+    Every temperature > 0 is computed, by the limit where float arithmetic has none: the
+    logits are shifted so each row's best is 0 and divided in float64, so a temperature
+    too small to divide by leaves the best tokens at 0 and the rest at -inf (the most
+    likely token, ties drawn evenly), and an infinite one leaves every allowed token at 0
+    (uniform over what the constraint allows).
+    """
+    shifted = logits.astype(np.float64) - logits.max(-1, keepdims=True)
+    if np.isinf(temperature):
+        logits = np.where(np.isneginf(shifted), -np.inf, 0.0)
+    else:
+        with np.errstate(over="ignore"):
+            logits = shifted / temperature
     if top_k is not None and top_k < logits.shape[-1]:
         kth = np.partition(logits, -top_k, axis=-1)[..., -top_k][..., None]
         logits[logits < kth] = -np.inf
@@ -51,8 +63,7 @@ def sample(logits: np.ndarray, temperature: float, top_k: Optional[int],
     """Draw one token per row; temperature 0 means the most likely token."""
     if temperature == 0:
         return logits.argmax(-1)
-    probs = np.exp(log_softmax(filter_logits(logits, temperature, top_k, top_p))
-                   .astype(np.float64))
+    probs = np.exp(log_softmax(filter_logits(logits, temperature, top_k, top_p)))
     cumulative = np.cumsum(probs, -1)
     totals = cumulative[:, -1]
     # below the total even when rounding of random() * total would reach it

@@ -47,16 +47,19 @@ def check_binding(host: str, api_key: Optional[str]) -> None:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on (host, port); port 0 picks a free one."""
+    """A socket bound to (host, port), not yet listening (port 0 picks a free one), so a
+    port that cannot be had fails before the model loads."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be an int in [0, 65535] (0: a free one), got {port!r}")
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host.strip("[]"), port))
-    except OSError as error:
+    except (OSError, OverflowError) as error:
         sock.close()
-        raise ValueError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
-    sock.listen(128)
+        reason = getattr(error, "strerror", None) or error
+        raise ValueError(f"cannot listen on {host}:{port}: {reason}") from None
     sock.set_inheritable(True)
     return sock
 
@@ -79,9 +82,15 @@ def serve(model_id: str, name: Optional[str] = None, host: str = "127.0.0.1", po
     from .bridge import ServedModel
 
     check_binding(host, api_key)
-    served = ServedModel(api.model(model_id, **model_options), name or default_name(model_id))
-    served.load()
     sock = bind(host, port)
+    try:
+        served = ServedModel(api.model(model_id, **model_options),
+                             name or default_name(model_id))
+        served.load()
+    except BaseException:
+        sock.close()
+        raise
+    sock.listen(128)  # only now: a client that connects earlier is refused, not kept waiting
     bound_host, bound_port = sock.getsockname()[:2]
     shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
     config = uvicorn.Config(create_app(served, api_key), log_level=log_level,
