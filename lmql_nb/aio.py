@@ -103,10 +103,29 @@ class _Portal:
 
 
 _portal = _Portal()
+_thread_state = threading.local()
+
+
+def mark_callback_thread() -> None:
+    """Mark the current thread as one that runs `on_token` callbacks (a model worker):
+    lmql_nb calls made from it fail at once instead of waiting for the thread itself."""
+    _thread_state.runs_callbacks = True
+
+
+def reentrant_call_error() -> RuntimeError:
+    """The error for an lmql_nb call made from an `on_token` callback."""
+    return RuntimeError("lmql_nb was called from inside an on_token callback, which runs "
+                        "on the model's own thread: the call would wait for itself forever. "
+                        "Collect what you need in the callback and make the call after "
+                        "the generation returns (or from another thread)")
 
 
 def submit(coroutine: Awaitable[T]) -> "concurrent.futures.Future[T]":
     """Schedule `coroutine` on lmql_nb's private event loop; return a future of it."""
+    if getattr(_thread_state, "runs_callbacks", False):
+        if asyncio.iscoroutine(coroutine):
+            coroutine.close()  # never awaited: no "was never awaited" warning
+        raise reentrant_call_error()
     if _portal.in_portal_thread():
         raise RuntimeError("a _sync function was called from inside an lmql_nb coroutine; "
                            "await the async version instead")

@@ -10,6 +10,7 @@ step.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import dataclasses
 import itertools
@@ -17,12 +18,18 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from typing import Any, Callable, Hashable, Optional, Sequence
+
+from .. import aio
 
 log = logging.getLogger(__name__)
 
 # a burst of requests is gathered for at most this many batch windows
 GATHER_WINDOWS = 20
+_STOP = object()  # put on a queue, it ends the worker's loop
+# seconds the interpreter's exit waits for a worker to finish the step it is in
+EXIT_WAIT = 30.0
 
 
 @dataclasses.dataclass(eq=False)
@@ -66,18 +73,38 @@ class ModelWorker:
     def __init__(self, runner: Runner, name: str, batch_window: float = 0.005,
                  max_batch: int = 32):
         self._runner = runner
-        self._queue: "queue.Queue[Request]" = queue.Queue()
+        self._queue: "queue.Queue[Any]" = queue.Queue()
         self._batch_window = batch_window
         self._max_batch = max_batch
+        self._running: list[Request] = []
+        self._stopped = False
         self._thread = threading.Thread(target=self._loop, name=f"lmql_nb-worker-{name}",
                                         daemon=True)
         self._thread.start()
+        _workers.add(self)
 
     def submit(self, request: Request) -> Request:
+        """Queue `request`; RuntimeError from the worker's own thread (an `on_token`
+        callback calling its model would wait for itself forever)."""
+        if threading.current_thread() is self._thread:
+            raise aio.reentrant_call_error()
+        if self._stopped:
+            raise RuntimeError("the model has shut down (the interpreter is exiting)")
         self._queue.put(request)
         return request
 
-    def _take_batch(self) -> list[Request]:
+    def stop(self, timeout: Optional[float] = None) -> None:
+        """Cancel what is queued or running and end the thread (at interpreter exit: a
+        thread left inside torch or llama.cpp while the interpreter finalises can abort
+        the process)."""
+        self._stopped = True
+        for request in list(self._running):
+            request.cancel()
+        self._queue.put(_STOP)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def _take_batch(self) -> list[Any]:
         """The next request, and those that follow it with gaps of at most the batch
         window (a burst, such as `score_many`'s rows being tokenised and sent, stays
         together), for at most `GATHER_WINDOWS` windows in all."""
@@ -85,7 +112,7 @@ class ModelWorker:
         batch = [first]
         started = time.monotonic()
         deadline = started + self._batch_window
-        while len(batch) < self._max_batch:
+        while len(batch) < self._max_batch and first is not _STOP:
             remaining = deadline - time.monotonic()
             try:
                 batch.append(self._queue.get(timeout=max(remaining, 0)) if remaining > 0
@@ -97,9 +124,16 @@ class ModelWorker:
         return batch
 
     def _loop(self) -> None:
+        aio.mark_callback_thread()
         while True:
+            batch = self._take_batch()
+            if _STOP in batch or self._stopped:
+                for request in batch:
+                    if request is not _STOP:
+                        request.finish(error=concurrent.futures.CancelledError())
+                return
             groups: dict[Hashable, list[Request]] = {}
-            for request in sorted(self._take_batch(), key=lambda r: r.sequence):
+            for request in sorted(batch, key=lambda r: r.sequence):
                 if request.cancelled.is_set():
                     request.finish(error=concurrent.futures.CancelledError())
                     continue
@@ -108,13 +142,26 @@ class ModelWorker:
                 self._run(group)
 
     def _run(self, group: list[Request]) -> None:
+        self._running = group
         try:
             self._runner(group)
         except BaseException as error:  # the worker must survive any request
             log.debug("batch failed", exc_info=True)
             for request in group:
                 request.finish(error=error)
+        finally:
+            self._running = []
         for request in group:
             if not request.future.done():
                 request.finish(error=RuntimeError("lmql_nb internal error: the runner left "
                                                   "a request unanswered"))
+
+
+_workers: "weakref.WeakSet[ModelWorker]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_workers() -> None:
+    """End every worker thread before the interpreter finalises."""
+    for worker in list(_workers):
+        worker.stop(EXIT_WAIT)
