@@ -4,6 +4,11 @@ re-entrant callbacks, bounded rows, damaged caches, clean exits."""
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+from typing import Optional
 
 import pytest
 
@@ -69,3 +74,171 @@ def test_a_length_bound_beyond_any_text_is_no_bound(tiny_gpt2_path):
     # the same as a bound the six tokens cannot reach (both keep the text valid UTF-8)
     assert huge == llm.generate_sync("Once upon", max_tokens=6, where="len(RESPONSE) < 1000",
                                      cache=False)
+
+
+# temperatures: every one that can be computed, by its limit where floats have none ------
+
+def test_tiny_temperatures_sample_the_most_likely_token(tiny_gpt2_path):
+    llm = lmql_nb.model(f"local:{tiny_gpt2_path}")
+    greedy = reference.greedy(tiny_gpt2_path, "Once upon", 6)
+    for temperature in (1e-50, 5e-324):
+        assert llm.generate_sync("Once upon", max_tokens=6, decoder="sample", seed=3,
+                                 temperature=temperature, cache=False) == greedy
+
+
+def test_an_infinite_temperature_draws_evenly_from_what_is_allowed(tiny_gpt2_path):
+    llm = lmql_nb.model(f"local:{tiny_gpt2_path}")
+    drawn = llm.generate_sync("Once upon", max_tokens=4, decoder="sample", n=60, seed=1,
+                              temperature=float("inf"), choices=["x", "y", "z"],
+                              cache=False)
+    # one token each: uniform draws give each about 20 of 60 (the model's own
+    # preferences are far from even)
+    assert all(8 <= drawn.count(text) <= 32 for text in ("x", "y", "z"))
+    own = llm.score_sync("Once upon", ["x", "y", "z"]).probs("sum")
+    assert max(own) > 3 * min(own)
+    free = llm.generate_sync("Once upon", max_tokens=3, decoder="sample", seed=1,
+                             temperature=float("inf"), cache=False)
+    assert isinstance(free, str)
+
+
+@pytest.mark.parametrize("temperature, message", [
+    (float("nan"), "temperature must be a number, got NaN"),
+    (-0.5, "temperature must be >= 0"),
+])
+def test_temperatures_without_a_meaning_are_named(tmp_path, temperature, message):
+    with pytest.raises(ValueError, match=message):
+        lmql_nb.model(f"local:{tmp_path}").generate_sync("Hi", decoder="sample",
+                                                         temperature=temperature)
+
+
+# the command line: closed pipes, bad ports, encodings, temperatures ---------------------
+
+def _cli(*args: str, env: Optional[dict] = None, stdout=subprocess.PIPE,
+         timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lmql_nb", *args], stdout=stdout,
+                          stderr=subprocess.PIPE, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def test_a_closed_pipe_ends_quietly(tiny_gpt2_path):
+    # the reader closes its end at once: every write fails with a broken pipe
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        out = _cli("generate", "Once upon", "--max-tokens", "3", "--model",
+                   f"local:{tiny_gpt2_path}", stdout=writer)
+    finally:
+        os.close(writer)
+    assert out.returncode == 141, out.stderr
+    assert b"Traceback" not in out.stderr and b"BrokenPipe" not in out.stderr
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_a_bad_port_fails_before_the_model_loads(port):
+    # the model does not exist: loading it would fail with another message
+    out = _cli("serve", "local:/no/such/model", "--port", port, timeout=60)
+    assert out.returncode == 2
+    assert b"expected a port in [0, 65535]" in out.stderr and b"Traceback" not in out.stderr
+
+
+def test_a_port_in_use_fails_before_the_model_loads():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        out = _cli("serve", "local:/no/such/model", "--port", str(port), timeout=60)
+    assert out.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}".encode() in out.stderr
+
+
+def test_a_result_an_ascii_terminal_cannot_show_is_written_as_utf8(tiny_gpt2_path):
+    model_id = f"local:{tiny_gpt2_path}"
+    prompt = "Ünïcödé, 日本語"
+    out = _cli("generate", prompt, "--max-tokens", "4", "--model", model_id,
+               env={"PYTHONIOENCODING": "ascii"})
+    assert out.returncode == 0, out.stderr
+    expected = lmql_nb.model(model_id).generate_sync(prompt, max_tokens=4)
+    assert out.stdout.decode("utf-8") == f"{prompt}{expected}\n"
+
+
+def test_cli_temperatures(tiny_gpt2_path):
+    model_id = f"local:{tiny_gpt2_path}"
+    out = _cli("generate", "Once upon", "--max-tokens", "6", "--model", model_id,
+               "--decoder", "sample", "--temperature", "1e-50", "--seed", "2")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.decode() == f"Once upon{reference.greedy(tiny_gpt2_path, 'Once upon', 6)}\n"
+    out = _cli("generate", "Hi", "--model", model_id, "--decoder", "sample",
+               "--temperature", "nan")
+    assert out.returncode == 2 and b"temperature must be a number, got NaN" in out.stderr
+
+
+# re-entrant calls from on_token callbacks: a clear error at once, never a hang ----------
+
+@pytest.mark.timeout(120)
+def test_a_callback_that_calls_the_model_fails_at_once_and_the_model_stays_usable(
+        tiny_gpt2_path):
+    import asyncio
+
+    llm = lmql_nb.model(f"local:{tiny_gpt2_path}")
+    other = lmql_nb.model(f"local:{tiny_gpt2_path}", batch_window=0.01)  # another worker
+    attempts = [lambda: llm.generate_sync("Inner", max_tokens=1, cache=False),
+                lambda: other.score_sync("Inner", [" x"], cache=False),
+                lambda: asyncio.run(llm.generate("Inner", max_tokens=1, cache=False))]
+    for attempt in attempts:
+        with pytest.raises(RuntimeError, match="called from inside an on_token callback"):
+            llm.generate_sync("Outer", max_tokens=3, cache=False,
+                              on_token=lambda i, token: attempt())
+    assert llm.generate_sync("Once upon", max_tokens=6, cache=False) == \
+        reference.greedy(tiny_gpt2_path, "Once upon", 6)
+
+
+# bounded memory: rows per call, checked before any work --------------------------------
+
+def test_rows_beyond_the_limit_are_refused_before_work(tiny_gpt2_path, monkeypatch):
+    from lmql_nb.backends.local import ROW_BYTES_PER_LOGIT, available_memory
+    from lmql_nb.engine import beam, generation
+
+    llm = lmql_nb.model(f"local:{tiny_gpt2_path}", max_rows=8)
+    assert len(llm.generate_sync("Hi", max_tokens=1, decoder="sample", n=8, cache=False)) == 8
+    # by default the limit is what half the available memory holds
+    default = lmql_nb.model(f"local:{tiny_gpt2_path}")
+    default.generate_sync("Hi", max_tokens=1, cache=False)
+    limit = default.backend.max_rows
+    vocab = default.backend._model.vocab_size
+    assert limit == pytest.approx(available_memory() / 2 / (ROW_BYTES_PER_LOGIT * vocab),
+                                  rel=0.2)
+    monkeypatch.setattr(generation, "run_generate", lambda *a: pytest.fail("generation ran"))
+    monkeypatch.setattr(beam, "run_beam", lambda *a: pytest.fail("beam search ran"))
+    for decoder in ("sample", "beam"):
+        with pytest.raises(ValueError, match=r"n=9 is more sequences than this model decodes "
+                                             r"at once \(8\); .* larger max_rows="):
+            llm.generate_sync("Hi", max_tokens=1, decoder=decoder, n=9, cache=False)
+    with pytest.raises(ValueError, match=f"n={limit + 1} is more sequences"):
+        default.generate_sync("Hi", max_tokens=1, decoder="sample", n=limit + 1, cache=False)
+
+
+# clean exits: worker threads end before the interpreter finalises -----------------------
+
+EXIT_SCRIPT = """
+import sys, threading, time
+import lmql_nb
+
+llm = lmql_nb.model(sys.argv[1])
+assert len(llm.generate_sync("Once upon a time", max_tokens=3, decoder="sample", n=256,
+                             seed=1)) == 256
+# calls still running at exit, on a thread nobody waits for
+def forever():
+    while True:
+        llm.generate_sync("Once", cache=False)
+
+threading.Thread(target=forever, daemon=True).start()
+time.sleep(1)
+sys.exit(3)
+"""
+
+
+def test_a_process_exits_with_its_own_code_after_a_large_batch(tiny_gpt2_path):
+    out = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, f"local:{tiny_gpt2_path}"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 3, out.stderr
+    assert "terminate called" not in out.stderr and "Traceback" not in out.stderr

@@ -58,6 +58,7 @@ class LlamaCppBackend(InProcessBackend):
     `threads` is llama.cpp's thread count)."""
 
     kind = "llama.cpp"
+    rows_option = "parallel"
 
     def __init__(self, model_id: str, locate: Callable[[], Path],
                  options: LlamaCppOptions = LlamaCppOptions()):

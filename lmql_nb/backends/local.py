@@ -32,6 +32,40 @@ class InProcessOptions(Options):
                                  unit="of seconds")
 
 
+#: share of the memory available at load time that the rows of one batch may take
+ROWS_MEMORY_SHARE = 0.5
+#: what one row costs per token of vocabulary in a decode step: its logits and their
+#: log-softmax (float32), the float64 copies sampling filters, exponentiates and sums
+#: (measured on Gemma 3 270M: about 7.6 MB a row for its 262k vocabulary)
+ROW_BYTES_PER_LOGIT = 32
+
+
+def available_memory() -> Optional[int]:
+    """Bytes of memory available to this process now (None where it cannot be read)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    import os
+
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def default_max_rows(vocab_size: int, available: Optional[int] = None) -> Optional[int]:
+    """How many rows (sequences: n x prompts, beams) may be decoded at once: what half the
+    available memory holds at `ROW_BYTES_PER_LOGIT` bytes per logit (None if unknown)."""
+    available = available_memory() if available is None else available
+    if available is None:
+        return None
+    return max(1, int(available * ROWS_MEMORY_SHARE) // (ROW_BYTES_PER_LOGIT * vocab_size))
+
+
 def default_threads(available: Optional[int] = None) -> int:
     """Threads for the model's matrix work: all cores but one (at least one), at most
     `available`. On a 2-core machine one thread gave 2-3x faster decode steps than two
@@ -121,6 +155,23 @@ class InProcessBackend(Backend):
             raise ValueError(f"{what} is {tokens} tokens long, more than the model's context "
                              f"of {limit} tokens; shorten it")
 
+    @property
+    def max_rows(self) -> Optional[int]:
+        """How many sequences the model decodes at once (None: no limit known)."""
+        return self._model.max_rows if self._model is not None else None
+
+    def check_rows(self, rows: int, what: Optional[str] = None) -> None:
+        """ValueError if one call asks for more sequences than the model decodes at once
+        (`what` describes them; default "n=<rows>")."""
+        limit = self.max_rows
+        if limit is not None and rows > limit:
+            raise ValueError(f"{what or f'n={rows}'} is more sequences than this model "
+                             f"decodes at once ({limit}); ask for fewer, or load the model "
+                             f"with a larger {self.rows_option}= (more memory)")
+
+    #: the `lmql_nb.model(...)` option that sets `max_rows`
+    rows_option = "max_rows"
+
     async def _submit(self, batch_key, payload, on_progress=None) -> Any:
         from ..engine.worker import Request
 
@@ -158,11 +209,7 @@ class InProcessBackend(Backend):
         prompt_ids = list(prompt_ids)
         context = len(prompt_ids) + len(prefix_ids)
         self.check_length(context + len(forced_ids), "the prompt")
-        limit = self._model.max_rows
-        if limit is not None and options.n > limit:
-            raise ValueError(f"n={options.n} is more sequences than this model decodes at "
-                             f"once ({limit}); ask for fewer, or load it with a larger "
-                             "parallel=")
+        self.check_rows(options.n)
         room = self.context_length - context if self.context_length else None
         if options.max_tokens is None and room is None:
             raise ValueError("this model does not say how long its context is, so "

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 
 from ..tokenizer import HFTokenizer
 from ..validation import option
-from .local import InProcessBackend, InProcessOptions, default_threads
+from .local import InProcessBackend, InProcessOptions, default_max_rows, default_threads
 
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 
@@ -27,6 +27,10 @@ class TransformersOptions(InProcessOptions):
                         "bfloat16 is about twice as fast on CPUs with bf16 support",
                         "choice", choices=DTYPES)
     device: str = option("cpu", "a torch device (\"cpu\", \"cuda\", ...)", "str")
+    max_rows: Optional[int] = option(
+        None, "sequences (n x prompts, beams) decoded at once; a call asking for more is a "
+        "ValueError, concurrent calls beyond it wait their turn (None: what half the "
+        "memory available at load time holds)", "int", minimum=1, optional=True)
 
 
 def create(model_id: str, target: str, options: TransformersOptions) -> "TransformersBackend":
@@ -66,6 +70,7 @@ class TransformersBackend(InProcessBackend):
         self._location: Optional[str] = None
         self.dtype = options.dtype
         self.device = options.device
+        self.rows = options.max_rows
         self._tokenizer: Optional[HFTokenizer] = None
 
     def __repr__(self) -> str:
@@ -109,8 +114,10 @@ class TransformersBackend(InProcessBackend):
                                  self.location(), dtype=dtype, local_files_only=True)
         model.to(self.device).eval()
         pad_id = tokenizer.hf.pad_token_id
-        return TorchModel(model, _context_length(model.config, tokenizer),
-                          pad_id if pad_id is not None else 0)
+        loaded = TorchModel(model, _context_length(model.config, tokenizer),
+                            pad_id if pad_id is not None else 0)
+        loaded.max_rows = self.rows or default_max_rows(loaded.vocab_size)
+        return loaded
 
     def identity(self) -> str:
         """The model's weights as result caches should know them: a fingerprint of the

@@ -62,6 +62,8 @@ def _endpoint(handler: Handler, api_key: Optional[str], protected: bool = True) 
             return _error_response(error)
         except ClientGone:
             return Response(status_code=499)
+        except ValueError as error:  # the engine's checks on input (rows, constraints)
+            return _error_response(bad_request(str(error)))
         except Exception as error:  # the engine failed (or a bug): say what, no traceback
             log.exception("request failed")
             return _error_response(APIError(500, f"internal server error: "
@@ -178,6 +180,8 @@ class Routes:
         self._check_model(sampling.model)
         options = self._options(sampling)
         prompts = [self._prompt(p, parsed.add_special_tokens) for p in parsed.prompts]
+        self.model.check_rows(len(prompts) * sampling.rows, f"{len(prompts)} prompt(s) x "
+                              f"{sampling.rows} sequence(s)")
         if sampling.stream:
             return _event_stream(self._stream_completion(prompts, sampling, options, parsed))
         want_prompt_scores = parsed.prompt_logprobs is not None or (

@@ -77,6 +77,20 @@ class ServedModel:
             raise bad_request(f"the chat template failed: {error}", "chat_template") from None
         return self.tokenizer.encode(text)  # the template writes its own special tokens
 
+    def check_rows(self, rows: int, what: str) -> None:
+        """A 400 if one request asks for more sequences than the server decodes for one
+        request (`MAX_N`) or the model decodes at once."""
+        from .protocol import MAX_N
+
+        if rows > MAX_N:
+            raise bad_request(f"{what} is {rows} sequences; this server decodes at most "
+                              f"{MAX_N} for one request: send fewer prompts or a smaller n",
+                              "n")
+        try:
+            self._backend.check_rows(rows, what)
+        except ValueError as error:
+            raise bad_request(str(error), "n") from None
+
     # generation ---------------------------------------------------------------------------
 
     def options(self, max_tokens: Optional[int], **kwargs: Any) -> GenerateOptions:

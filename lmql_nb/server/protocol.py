@@ -85,6 +85,11 @@ class Sampling:
         return options
 
     @property
+    def rows(self) -> int:
+        """How many sequences the engine decodes per prompt."""
+        return self.n if (self.beam or self.temperature > 0) else 1
+
+    @property
     def copies(self) -> int:
         """How many identical copies an argmax request returns (OpenAI allows n>1 there)."""
         return self.n if (not self.beam and self.temperature == 0) else 1
