@@ -102,8 +102,8 @@ def test_an_infinite_temperature_draws_evenly_from_what_is_allowed(tiny_gpt2_pat
 
 
 @pytest.mark.parametrize("temperature, message", [
-    (float("nan"), "temperature must be a number, got NaN"),
-    (-0.5, "temperature must be >= 0"),
+    (float("nan"), "temperature must be a number >= 0, got nan"),
+    (-0.5, "temperature must be a number >= 0, got -0.5"),
 ])
 def test_temperatures_without_a_meaning_are_named(tmp_path, temperature, message):
     with pytest.raises(ValueError, match=message):
@@ -169,7 +169,7 @@ def test_cli_temperatures(tiny_gpt2_path):
     assert out.stdout.decode() == f"Once upon{reference.greedy(tiny_gpt2_path, 'Once upon', 6)}\n"
     out = _cli("generate", "Hi", "--model", model_id, "--decoder", "sample",
                "--temperature", "nan")
-    assert out.returncode == 2 and b"temperature must be a number, got NaN" in out.stderr
+    assert out.returncode == 2 and b"temperature must be a number >= 0, got nan" in out.stderr
 
 
 # re-entrant calls from on_token callbacks: a clear error at once, never a hang ----------
