@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 from . import aio
 from .alignment import Segment, align, token_spans
+from .display_hooks import mimebundle
 from .options import check_prompt, check_values, parse_generate_options
 from .results import TokenInfo
 from .scoring import ScoringResult
@@ -127,8 +128,6 @@ class Comparison:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
         """In a notebook, the comparison view; `text/plain` stays the text form above."""
-        from .notebook.display import mimebundle
-
         return mimebundle(self)
 
 
@@ -257,8 +256,6 @@ class ScoreComparison:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
         """In a notebook, one heatmap with a group of rows per model."""
-        from .notebook.display import mimebundle
-
         return mimebundle(self)
 
 
