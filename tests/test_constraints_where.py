@@ -25,6 +25,9 @@ from lmql_nb.constraints.where import parse_where
     ('INT(RESPONSE) and (len(RESPONSE) < 4 and STOPS_AT(RESPONSE, "x"))',
      [("type", int), ("max_chars", 3), ("stops_at", ("x",))]),
     ("  INT(RESPONSE)\n", [("type", int)]),
+    ('RESPONSE in ["a", "b"] or RESPONSE in ("b", "c")', [("choices", ("a", "b", "c"))]),
+    ('STOPS_AT(RESPONSE, ".") or stops_at(RESPONSE, "!")',
+     [("stops_at", (".",)), ("stops_at", ("!",))]),
     ('not "\\n" in RESPONSE and "ab" not in RESPONSE',
      [("excludes", ("\n",)), ("excludes", ("ab",))]),
 ])

@@ -1,7 +1,9 @@
-"""LMQL's `where` expressions over `RESPONSE`, parsed (never evaluated) into constraints.
+"""LMQL's `where` expressions, parsed (never evaluated) into constraints.
 
-A `where` expression is a conjunction (`and`) of clauses; each clause becomes one
-`(option, value)` pair in the vocabulary of `generate`'s keyword options:
+One parser serves `generate(where=...)` (over the variable `RESPONSE`) and query
+programs (over their holes' names). A `where` expression is a conjunction (`and`) of
+clauses, each about one variable; `parse_where` turns each into one `(option, value)`
+pair in the vocabulary of `generate`'s keyword options:
 
     STOPS_AT(RESPONSE, "s")        -> ("stops_at", ("s",))
     STOPS_BEFORE(RESPONSE, "s")    -> ("stops_before", ("s",))
@@ -13,59 +15,85 @@ A `where` expression is a conjunction (`and`) of clauses; each clause becomes on
     len(RESPONSE) < n              -> ("max_chars", n - 1)
 
 `<=` is accepted wherever `<` is, and the comparison may be written either way round
-(`n > len(RESPONSE)`). The text is parsed with Python's `ast` module; anything outside
-this vocabulary is a ValueError that quotes the part it cannot express.
+(`n > len(RESPONSE)`). `or` joins clauses about one variable when they are all `in` (the
+union of the values) or all stopping phrases (stop at any of them). The text is parsed
+with Python's `ast` module; anything outside this vocabulary is a ValueError that quotes
+the part it cannot express. Query programs may also write an argument as a Python
+expression of the program (`X in backpack`): the parser then records it as an operand,
+which the program evaluates when the hole is reached (`WhereParser(operands=True)`).
 """
 
 from __future__ import annotations
 
 import ast
-from typing import Any
+import dataclasses
+from typing import Any, Callable, Optional
 
 from ..text import check_text
 
 VARIABLE = "RESPONSE"
 _CALLS = {"STOPS_AT": "stops_at", "STOPS_BEFORE": "stops_before", "REGEX": "regex",
-          "INT": "type"}
-_SUPPORTED = ('STOPS_AT(RESPONSE, "s"), STOPS_BEFORE(RESPONSE, "s"), INT(RESPONSE), '
-              'REGEX(RESPONSE, r"..."), RESPONSE in [...], not "s" in RESPONSE, '
-              'len(TOKENS(RESPONSE)) < n, len(RESPONSE) < n, combined with "and"')
+          "INT": "int"}
+_STOPS = ("stops_at", "stops_before")
 # the inclusive limit is the bound minus this; `n > len(...)` is read as `len(...) < n`
 _UPPER = {ast.Lt: 1, ast.LtE: 0}
 _MIRRORED = {ast.Gt: ast.Lt, ast.GtE: ast.LtE}
 
+#: a clause argument: ("literal", value), or ("operand", index into the operands)
+Argument = tuple[str, Any]
 
-def parse_where(source: Any) -> list[tuple[str, Any]]:
-    """Parse a `where` expression into `(option, value)` pairs (see the module docstring).
 
-    Raises TypeError if `source` is not a string, and ValueError naming the offending
-    part if it is malformed or uses something outside the supported vocabulary.
+@dataclasses.dataclass(frozen=True)
+class Clause:
+    """One constraint on variable `subject`: `kind` is stops_at, stops_before, int,
+    regex, choices, excludes, max_tokens or max_chars. For the length bounds the
+    arguments are (bound, 1 for `<` or 0 for `<=`)."""
+
+    subject: str
+    kind: str
+    arguments: tuple[Argument, ...]
+
+
+class ClauseError(ValueError):
+    """An unsupported or malformed where clause; `node` is the offending part."""
+
+    def __init__(self, message: str, node: ast.AST):
+        super().__init__(message)
+        self.node = node
+
+
+def supported(variable: str) -> str:
+    """The vocabulary, for error messages."""
+    x = variable
+    return (f'STOPS_AT({x}, "s"), STOPS_BEFORE({x}, "s"), INT({x}), REGEX({x}, r"..."), '
+            f'{x} in [...], not "s" in {x}, len(TOKENS({x})) < n, len({x}) < n, combined '
+            f'with "and" ("or" between "in" clauses or between stopping phrases)')
+
+
+class WhereParser:
+    """Parses where expressions into `Clause`s.
+
+    `variable`: the only variable clauses may name (None: any name). `operands`: whether
+    an argument may be a Python expression (collected in `self.operands`) rather than a
+    literal. `source_of(node)` quotes a part of the source in errors.
     """
-    if not isinstance(source, str):
-        raise TypeError(f"where must be a str, got {type(source).__name__}")
-    try:
-        tree = ast.parse(source.strip(), mode="eval")
-    except SyntaxError as error:
-        raise ValueError(f"malformed where expression {source!r}: {error.msg} "
-                         f"(column {error.offset})") from None
-    except (ValueError, RecursionError) as error:  # a null byte; absurd nesting
-        raise ValueError(f"malformed where expression {source!r}: {error}") from None
-    return _Parser(source.strip()).conjunction(tree.body)
 
+    def __init__(self, source_of: Callable[[ast.AST], str], variable: Optional[str] = None,
+                 operands: bool = False):
+        self.source_of = source_of
+        self.variable = variable
+        self.allow_operands = operands
+        self.operands: list[ast.expr] = []
 
-class _Parser:
-    def __init__(self, source: str):
-        self.source = source
+    def fail(self, node: ast.AST, why: str) -> ClauseError:
+        return ClauseError(f"where: cannot express {self.source_of(node)!r}: {why}. "
+                           f"Supported: {supported(self.variable or 'X')}", node)
 
-    def fail(self, node: ast.AST, why: str) -> ValueError:
-        part = ast.get_source_segment(self.source, node) or ast.dump(node)
-        return ValueError(f"where: cannot express {part!r}: {why}. Supported: {_SUPPORTED}")
-
-    def conjunction(self, node: ast.AST) -> list[tuple[str, Any]]:
+    def clauses(self, node: ast.AST) -> list[Clause]:
+        if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
+            return [c for value in node.values for c in self.clauses(value)]
         if isinstance(node, ast.BoolOp):
-            if not isinstance(node.op, ast.And):
-                raise self.fail(node, "only 'and' combines constraints ('or' is not supported)")
-            return [clause for value in node.values for clause in self.conjunction(value)]
+            return self.disjunction(node)
         if isinstance(node, ast.Call):
             return [self.call(node)]
         if isinstance(node, ast.Compare):
@@ -75,11 +103,48 @@ class _Parser:
             if isinstance(inner, ast.Compare) and len(inner.ops) == 1 \
                     and isinstance(inner.ops[0], ast.In):
                 return [self.excludes(inner.left, inner.comparators[0])]
-            raise self.fail(node, "'not' applies only to '\"s\" in RESPONSE'")
+            raise self.fail(node, f"'not' applies only to '\"s\" in {self.variable or 'X'}'")
         raise self.fail(node, "not a constraint")
 
-    def call(self, node: ast.Call) -> tuple[str, Any]:
-        name = node.func.id if isinstance(node.func, ast.Name) else None
+    def disjunction(self, node: ast.BoolOp) -> list[Clause]:
+        parts = [c for value in node.values for c in self.clauses(value)]
+        subjects = {c.subject for c in parts}
+        kinds = {c.kind for c in parts}
+        if len(subjects) == 1 and kinds == {"choices"}:
+            return [Clause(parts[0].subject, "choices",
+                           tuple(a for c in parts for a in c.arguments))]
+        if len(subjects) == 1 and kinds <= set(_STOPS):
+            return parts  # stopping at any of several phrases is what several stops mean
+        raise self.fail(node, "'or' is not supported here: it joins only 'in' clauses, or "
+                              "stopping phrases, of one variable")
+
+    def subject(self, node: ast.AST) -> str:
+        if self.variable is not None:
+            if not (isinstance(node, ast.Name) and node.id == self.variable):
+                raise self.fail(node, f"constraints apply to the variable {self.variable}")
+        elif not isinstance(node, ast.Name):
+            raise self.fail(node, "a constraint applies to a variable's name")
+        return node.id  # type: ignore[attr-defined]
+
+    def operand(self, node: ast.expr, why: str) -> Argument:
+        if not self.allow_operands:
+            raise self.fail(node, why)
+        self.operands.append(node)
+        return "operand", len(self.operands) - 1
+
+    def string(self, node: ast.expr, empty: Optional[str] = None) -> Argument:
+        """A string argument: a literal (checked now) or an operand."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            value = check_text(node.value, f"the string {node.value!r} in where")
+            if empty and not value:
+                raise self.fail(node, empty)
+            return "literal", value
+        if isinstance(node, ast.Constant):
+            raise self.fail(node, "expected a string literal")
+        return self.operand(node, "expected a string literal")
+
+    def call(self, node: ast.Call) -> Clause:
+        name = node.func.id.upper() if isinstance(node.func, ast.Name) else None
         if name not in _CALLS:
             raise self.fail(node, "unsupported function")
         if node.keywords:
@@ -87,72 +152,96 @@ class _Parser:
         arity = 1 if name == "INT" else 2
         if len(node.args) != arity:
             raise self.fail(node, f"{name} takes {arity} argument(s)")
-        self.variable(node.args[0])
+        subject = self.subject(node.args[0])
         if name == "INT":
-            return "type", int
-        text = self.string(node.args[1])
-        if name == "REGEX":
-            return "regex", text
-        if not text:
-            raise self.fail(node.args[1], "a stop string must not be empty")
-        return _CALLS[name], (text,)
+            return Clause(subject, "int", ())
+        empty = None if name == "REGEX" else "a stop string must not be empty"
+        return Clause(subject, _CALLS[name], (self.string(node.args[1], empty),))
 
-    def compare(self, node: ast.Compare) -> tuple[str, Any]:
+    def compare(self, node: ast.Compare) -> Clause:
         if len(node.ops) != 1:
             raise self.fail(node, "chained comparisons are not supported")
         op, left, right = node.ops[0], node.left, node.comparators[0]
         if isinstance(op, ast.NotIn):
             return self.excludes(left, right)
         if isinstance(op, ast.In):
-            self.variable(left)
-            if not isinstance(right, (ast.List, ast.Tuple, ast.Set)):
-                raise self.fail(right, "'in' needs a literal list of strings")
-            if not right.elts:
-                raise self.fail(right, "the list of choices is empty")
-            return "choices", tuple(dict.fromkeys(self.string(e) for e in right.elts))
-        if type(op) in _MIRRORED and self.is_length(right):
+            return Clause(self.subject(left), "choices", (self.choices(right),))
+        if type(op) in _MIRRORED and _is_len(right):
             op, left, right = _MIRRORED[type(op)](), right, left
-        if not self.is_length(left):
-            raise self.fail(node, "only len(RESPONSE) and len(TOKENS(RESPONSE)) can be "
-                                  "compared, with an integer")
+        if not _is_len(left):
+            x = self.variable or "X"
+            raise self.fail(node, f"only len({x}) and len(TOKENS({x})) can be compared, "
+                                  "with an integer")
         if type(op) not in _UPPER:
             raise self.fail(node, "only upper bounds (<, <=) on lengths are supported")
-        option = self.length(left)
-        bound = right.value if isinstance(right, ast.Constant) else None
-        if isinstance(bound, bool) or not isinstance(bound, int):
-            raise self.fail(right, "a length bound must be an integer literal")
-        limit = bound - _UPPER[type(op)]
-        if limit < 0:
-            raise self.fail(node, "no text is that short")
-        return option, limit
+        inner = left.args[0]  # type: ignore[attr-defined]
+        kind = "max_chars"
+        if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name) \
+                and inner.func.id == "TOKENS" and len(inner.args) == 1 and not inner.keywords:
+            kind, inner = "max_tokens", inner.args[0]
+        subject = self.subject(inner)
+        strict = _UPPER[type(op)]
+        if isinstance(right, ast.Constant):
+            bound = right.value
+            if isinstance(bound, bool) or not isinstance(bound, int):
+                raise self.fail(right, "a length bound must be an integer literal")
+            if bound - strict < 0:
+                raise self.fail(node, "no text is that short")
+            argument: Argument = ("literal", bound)
+        else:
+            argument = self.operand(right, "a length bound must be an integer literal")
+        return Clause(subject, kind, (argument, ("literal", strict)))
 
-    def excludes(self, text: ast.AST, variable: ast.AST) -> tuple[str, Any]:
-        self.variable(variable)
-        value = self.string(text)
-        if not value:
-            raise self.fail(text, "an excluded string must not be empty")
-        return "excludes", (value,)
+    def choices(self, node: ast.expr) -> Argument:
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set)) and all(
+                isinstance(e, ast.Constant) for e in node.elts):
+            if not node.elts:
+                raise self.fail(node, "the list of choices is empty")
+            return "literal", tuple(dict.fromkeys(self.string(e)[1] for e in node.elts))
+        return self.operand(node, "'in' needs a literal list of strings")
 
-    @staticmethod
-    def is_length(node: ast.AST) -> bool:
-        return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                and node.func.id == "len" and len(node.args) == 1 and not node.keywords)
+    def excludes(self, text: ast.expr, variable: ast.expr) -> Clause:
+        subject = self.subject(variable)
+        return Clause(subject, "excludes",
+                      (self.string(text, "an excluded string must not be empty"),))
 
-    def length(self, node: ast.Call) -> str:
-        """`len(RESPONSE)` -> "max_chars"; `len(TOKENS(RESPONSE))` -> "max_tokens"."""
-        inner = node.args[0]
-        if (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name)
-                and inner.func.id == "TOKENS" and len(inner.args) == 1 and not inner.keywords):
-            self.variable(inner.args[0])
-            return "max_tokens"
-        self.variable(inner)
-        return "max_chars"
 
-    def variable(self, node: ast.AST) -> None:
-        if not (isinstance(node, ast.Name) and node.id == VARIABLE):
-            raise self.fail(node, f"constraints apply to the variable {VARIABLE}")
+def _is_len(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id == "len" and len(node.args) == 1 and not node.keywords)
 
-    def string(self, node: ast.AST) -> str:
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            return check_text(node.value, f"the string {node.value!r} in where")
-        raise self.fail(node, "expected a string literal")
+
+def parse_where(source: Any) -> list[tuple[str, Any]]:
+    """Parse a `where` expression over `RESPONSE` into `(option, value)` pairs (see the
+    module docstring).
+
+    Raises TypeError if `source` is not a string, and ValueError naming the offending
+    part if it is malformed or uses something outside the supported vocabulary.
+    """
+    if not isinstance(source, str):
+        raise TypeError(f"where must be a str, got {type(source).__name__}")
+    text = source.strip()
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as error:
+        raise ValueError(f"malformed where expression {source!r}: {error.msg} "
+                         f"(column {error.offset})") from None
+    except (ValueError, RecursionError) as error:  # a null byte; absurd nesting
+        raise ValueError(f"malformed where expression {source!r}: {error}") from None
+    parser = WhereParser(lambda node: ast.get_source_segment(text, node) or ast.dump(node),
+                         VARIABLE)
+    return [_option(clause) for clause in parser.clauses(tree.body)]
+
+
+def _option(clause: Clause) -> tuple[str, Any]:
+    """A literal clause as `generate`'s (option, value)."""
+    values = [value for _, value in clause.arguments]
+    if clause.kind == "int":
+        return "type", int
+    if clause.kind == "regex":
+        return "regex", values[0]
+    if clause.kind == "choices":
+        return "choices", tuple(dict.fromkeys(c for v in values for c in v))
+    if clause.kind in ("max_tokens", "max_chars"):
+        return clause.kind, values[0] - values[1]
+    return clause.kind, (values[0],)  # stops_at, stops_before, excludes

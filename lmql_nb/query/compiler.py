@@ -28,7 +28,7 @@ import types
 from typing import Any, Optional
 
 from . import layout as layout_module
-from .clauses import Analyser, Clause, ClauseError
+from ..constraints.where import Clause, ClauseError, WhereParser
 from .strings import HolePart, PromptStringError, TextPart, parse_prompt
 
 RUNTIME = "__lmql__"
@@ -111,7 +111,7 @@ class _Compiler:
         self.header = 0
         self.python = ""  # what ast parses: the program with its LMQL clauses blanked
         self.sites: list[HoleSite] = []
-        self.program_analysers: list[tuple[Analyser, list[Clause]]] = []
+        self.program_analysers: list[tuple[WhereParser, list[Clause]]] = []
         self.statement_clauses: dict[tuple[int, int], list[layout_module.Clause]] = {}
         self.program_clauses: list[Clause] = []
         self.distribution: Optional[tuple[str, ast.expr, layout_module.Clause]] = None
@@ -219,8 +219,9 @@ class _Compiler:
         return tree.body
 
     @staticmethod
-    def analyser(clause: layout_module.Clause) -> Analyser:
-        return Analyser(lambda node: ast.get_source_segment(clause.source, node) or ast.dump(node))
+    def analyser(clause: layout_module.Clause) -> WhereParser:
+        return WhereParser(lambda node: ast.get_source_segment(clause.source, node)
+                           or ast.dump(node), operands=True)
 
     def analyse(self, expression: ast.expr, clause: layout_module.Clause) -> list[Clause]:
         analyser = self.analyser(clause)
@@ -338,7 +339,7 @@ class _Compiler:
         return out
 
     @staticmethod
-    def operands_for(clauses: tuple[Clause, ...], analysers: list[tuple[Analyser, list[Clause]]]
+    def operands_for(clauses: tuple[Clause, ...], analysers: list[tuple[WhereParser, list[Clause]]]
                      ) -> tuple[list[ast.expr], tuple[Clause, ...]]:
         """The operand expressions of `clauses` (to evaluate where the hole is reached),
         and the clauses with their operands renumbered 0.. in that order."""
