@@ -70,10 +70,9 @@ class ScoreOptions(Options):
 GENERATE_RULES: dict[str, Rule] = {f.name: f.metadata["rule"] for f in GenerateOptions.fields()}
 
 
-def generate_keywords() -> set[str]:
-    """Every keyword `generate` accepts: its options and the constraint keywords
-    registered now."""
-    return set(GENERATE_RULES) | set(CONSTRAINT_KEYS)
+#: every keyword `generate` accepts
+GENERATE_KEYWORDS = ({f.name for f in dataclasses.fields(GenerateOptions)} - {"constraint"}
+                     | set(CONSTRAINT_KEYS))
 
 
 def check_prompt(prompt: Any, name: str = "prompt") -> str:
@@ -102,10 +101,9 @@ def check_values(values: Any) -> list[str]:
 
 def parse_generate_options(max_tokens: Any = None, **kwargs: Any) -> GenerateOptions:
     """Check `generate`'s keyword options and return them as a `GenerateOptions`."""
-    accepted = generate_keywords()
-    unknown = set(kwargs) - accepted
+    unknown = set(kwargs) - GENERATE_KEYWORDS
     if unknown:
-        raise unknown_options("generate()", unknown, accepted)
+        raise unknown_options("generate()", unknown, GENERATE_KEYWORDS)
     if kwargs.get("decoder") is None:  # LMQL's rule: a non-zero temperature samples
         kwargs.pop("decoder", None)
         temperature = kwargs.get("temperature")

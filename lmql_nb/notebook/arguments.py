@@ -111,7 +111,8 @@ QUERY_OPTIONS: tuple[Option, ...] = (
     DECODER,
     N,
     TEMPERATURE,
-    Option(("--max-len",), "max_len", "tokens each hole generates at most",
+    Option(("--max-len",), "max_len", "the program's length in tokens at most (prompt and "
+           "holes: LMQL's max_len)",
            _checked("max_len", Rule("int", minimum=1)), metavar="N"),
     SEED,
     TOP_LOGPROBS,

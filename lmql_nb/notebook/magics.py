@@ -1,7 +1,11 @@
-"""`%%lmql_generate` and `%lmql_score`, and their `%config` defaults.
+"""`%%lmql`, `%%lmql_generate` and `%lmql_score`, and their `%config` defaults.
 
     %load_ext lmql_nb
     %config LmqlMagics.max_tokens = 16
+
+    %%lmql -o result
+    "Q: What is the capital of {country}?\n"
+    "A: [ANSWER]" where STOPS_AT(ANSWER, "\n")
 
     %%lmql_generate --max-tokens 8 -o answer
     The capital of {country} is
@@ -23,12 +27,14 @@ from ..errors import InterpolationError, MagicUsageError
 from ..options import MAX_TOP_LOGPROBS, check_values, parse_generate_options
 from ..results import Generation
 from ..scoring import AGGREGATIONS
-from .arguments import FORMATS, GENERATE_OPTIONS, SCORE_OPTIONS, build_parser, model_kwargs
+from .arguments import (FORMATS, GENERATE_OPTIONS, QUERY_OPTIONS, SCORE_OPTIONS,
+                        build_parser, model_kwargs)
 from .interpolation import interpolate, interpolate_values
 from .running import Interrupted, run_with_ticks
 from .streaming import TokenCollector, make_output
 
 GENERATE_PARSER = build_parser("%%lmql_generate", GENERATE_OPTIONS)
+QUERY_PARSER = build_parser("%%lmql", QUERY_OPTIONS)
 SCORE_PARSER = build_parser("%lmql_score", SCORE_OPTIONS, [
     ("prompt", "the prompt (quote it if it has spaces)", None),
     ("values", "the values to score; {name} of a list expands to several", "+"),
@@ -72,6 +78,41 @@ class LmqlMagics(Magics):
 
         model_id = model_id or self.model
         return lmql_nb.model(model_id) if model_id else lmql_nb.get_default_model()
+
+    @no_var_expand
+    @cell_magic
+    @_with_usage(QUERY_PARSER)
+    def lmql(self, line: str, cell: str) -> None:
+        """Run the cell as an LMQL query program and show its trace while it runs: the
+        whole prompt as the program writes it, each hole labelled with its name and its
+        tokens coloured by probability (alternatives on hover), each `distribution` as
+        probability bars, one row per sample or beam.
+
+        The program reads the notebook's variables (`{name}` and any name it uses);
+        afterwards each hole (and `distribution` variable) is a notebook variable, from
+        the first output when the decoder gives several. `-o VAR` stores what the program
+        returns: its `return` value, else its `LMQLResult` (a list of them for n > 1).
+        `-m`, `--decoder`, `-n`, ... override the program's `from` and decoder clauses;
+        `%config LmqlMagics.model` is used when the program has no `from` clause.
+        """
+        from .query_cell import compile_cell, run_cell
+
+        args = _parse(QUERY_PARSER, line)
+        options = model_kwargs(QUERY_OPTIONS, args)
+        options.setdefault("top_logprobs", self.top_logprobs)
+        try:
+            function = compile_cell(line, cell, self.shell.user_ns)
+        except (SyntaxError, NameError, TypeError, ValueError) as error:
+            raise error.with_traceback(None) from None  # about the cell, not lmql_nb's code
+        model_id = args.model or ("" if function.program.model_source else self.model)
+        if model_id:
+            options["model"] = self._llm(model_id)
+        try:  # the options against the program's own clauses, before anything runs
+            settings = function._settings(options)
+        except (TypeError, ValueError) as error:
+            raise UsageError(f"%%lmql: {error}") from None
+        run_cell(function, options, settings, self.shell.user_ns, args.out,
+                 self.update_interval)
 
     @no_var_expand
     @cell_magic

@@ -77,7 +77,7 @@ def trace_text(traces: Sequence[tr.Trace]) -> str:
 
 class TraceWidgetOutput:
     """Shows a `TraceView` that grows while the program runs; at the end its text/plain
-    fallback becomes `text` (what nbval and text front ends see)."""
+    fallback becomes the whole text (what nbval and text front ends see)."""
 
     def __init__(self, model_identifier: str, decoder: str) -> None:
         from IPython.display import display
@@ -96,10 +96,10 @@ class TraceWidgetOutput:
             self._version = version
             self.view.set_traces(traces, "running")
 
-    def finish(self, traces: Sequence[tr.Trace], text: str, status: str = "done") -> None:
+    def finish(self, traces: Sequence[tr.Trace], status: str = "done") -> None:
         self.view.set_traces(traces, status)
         if self._handle is not None:
-            data, metadata = self.view.mimebundle(text)
+            data, metadata = self.view.mimebundle()
             self._handle.update(data, metadata=metadata, raw=True)
 
 
@@ -109,7 +109,7 @@ class TraceTextOutput:
     def update(self, collector: TraceCollector) -> None:
         pass
 
-    def finish(self, traces: Sequence[tr.Trace], text: str, status: str = "done") -> None:
+    def finish(self, traces: Sequence[tr.Trace], status: str = "done") -> None:
         sys.stdout.write(trace_text(traces) + ("\n" if status == "done" else f"\n({status})\n"))
         sys.stdout.flush()
 

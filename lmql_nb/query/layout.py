@@ -52,8 +52,9 @@ def _tokens(source: str) -> list[tokenize.TokenInfo]:
                 if t.type != tokenize.ENCODING]
     except tokenize.TokenError as error:
         message, (line, col) = error.args
-        raise SyntaxError(message.replace("EOF", "end of query"),
-                          ("<lmql>", line, col + 1, None)) from None
+        raise SyntaxError(message.replace("EOF", "end of query"), ("<lmql>", line, col + 1, None)) from None
+    except IndentationError:
+        raise
 
 
 def _logical_lines(tokens: list[tokenize.TokenInfo]) -> list[list[tokenize.TokenInfo]]:

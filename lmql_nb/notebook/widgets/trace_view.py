@@ -94,10 +94,9 @@ class TraceView(LmqlWidget):
 
     def text(self) -> str:
         """Each row's whole text (prompt and holes), under "[i]" headers for several."""
-        texts = ["".join(s.text for s in t.segments) for t in self._traces]
-        if len(texts) == 1:
-            return texts[0]
-        return "\n".join(f"[{i}] {text}" for i, text in enumerate(texts, 1))
+        from ..trace_streaming import trace_text
+
+        return trace_text(self._traces)
 
     def static_html(self) -> str:
         """Each row's prompt text with its holes' tokens coloured (numbers in `title`s) and

@@ -1,0 +1,79 @@
+"""`%%lmql`: a cell run as a query program in the notebook's namespace, its trace shown
+while it runs.
+
+The program reads the notebook's variables (`{x}`, and any name it uses); afterwards
+each hole and `distribution` variable is a notebook variable, as a normal cell's
+assignments are (from the first output when the decoder gives several).
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any, MutableMapping, Optional, Sequence
+
+from ..query.compiler import Origin, compile_program
+from ..query.functions import QueryFunction
+from ..query.runtime import Settings
+from ..query.trace import DistributionSegment, HoleSegment, Trace
+from .running import run_with_ticks
+from .trace_streaming import TraceCollector, make_trace_output
+
+CELL_FILENAME = "<%%lmql cell>"
+
+
+def compile_cell(line: str, cell: str, namespace: MutableMapping[str, Any]) -> QueryFunction:
+    """The cell as a query function over `namespace`. Errors in the program are
+    `SyntaxError`s whose line numbers count the `%%lmql` line as line 1, as the notebook
+    shows the cell; a name the program reads that the notebook does not define is a
+    `NameError`, before anything runs."""
+    source = cell.removesuffix("\n")
+    lines = (f"%%lmql {line}".rstrip(), *source.split("\n"))
+    program = compile_program(source, Origin(CELL_FILENAME, line=2, lines=lines))
+    missing = [name for name in program.parameters
+               if name not in namespace and not hasattr(builtins, name)]
+    if missing:
+        raise NameError(f"name {missing[0]!r} is not defined: the query reads it; define it "
+                        "in the notebook first (or write [[ ]] / {{ }} for literal brackets "
+                        "and braces)")
+    return QueryFunction(program, namespace, {}, None, True, {}, "%%lmql")  # type: ignore[arg-type]
+
+
+def run_cell(function: QueryFunction, options: dict[str, Any], settings: Settings,
+             namespace: MutableMapping[str, Any], out: Optional[str], interval: float) -> None:
+    """Run `function` with query `options` (which `settings` resolved), showing its trace
+    as it grows; then set the holes as notebook variables and store what the program
+    returns in `out` (a list when the decoder gives n > 1, as a query call returns).
+
+    An interrupt (or an error) keeps the trace so far on screen and the holes filled so
+    far as variables, then propagates.
+    """
+    collector = TraceCollector()
+    decoder = settings.decoder if settings.n == 1 else f"{settings.decoder}(n={settings.n})"
+    output = make_trace_output(settings.model.model_identifier, decoder)
+    try:
+        outcomes = run_with_ticks(function.outcomes(on_event=collector, **options),
+                                  lambda: output.update(collector), interval)
+    except BaseException as error:
+        _, traces = collector.snapshot()
+        output.finish(traces, "interrupted" if isinstance(error, KeyboardInterrupt) else "failed")
+        if traces:
+            assign_holes(namespace, traces[0], function.program.hole_names)
+        raise
+    traces = [o.result.trace for o in outcomes]
+    output.finish(traces)
+    assign_holes(namespace, traces[0], function.program.hole_names)
+    if out:
+        values = [o.value if function.program.has_return else o.result for o in outcomes]
+        namespace[out] = values[0] if settings.n == 1 else values
+
+
+def assign_holes(namespace: MutableMapping[str, Any], trace: Trace,
+                 names: Sequence[str]) -> None:
+    """Set each hole and distribution variable of `trace` in `namespace` (the last value
+    of a hole filled several times, as a loop's assignments leave it)."""
+    wanted = set(names)
+    for segment in trace.segments:
+        if isinstance(segment, HoleSegment) and segment.name in wanted:
+            namespace[segment.name] = segment.value
+        elif isinstance(segment, DistributionSegment) and segment.name in wanted:
+            namespace[segment.name] = segment.chosen
