@@ -5,6 +5,9 @@
     m.generate_sync("Hello", max_tokens=10)
     m.score_sync("The capital of France is", [" Paris", " London"])
 
+LMQL query programs run on the same engine: `@lmql_nb.query`, `lmql_nb.run`,
+`lmql_nb.F` (see `lmql_nb.query.functions`).
+
 Importing lmql_nb is cheap: torch and transformers load with the first `local:` model;
 `llama.cpp:` models never import them, and `openai/` or served models run no model here.
 """

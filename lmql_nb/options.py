@@ -70,9 +70,10 @@ class ScoreOptions(Options):
 GENERATE_RULES: dict[str, Rule] = {f.name: f.metadata["rule"] for f in GenerateOptions.fields()}
 
 
-#: every keyword `generate` accepts
-GENERATE_KEYWORDS = ({f.name for f in dataclasses.fields(GenerateOptions)} - {"constraint"}
-                     | set(CONSTRAINT_KEYS))
+def generate_keywords() -> set[str]:
+    """Every keyword `generate` accepts: its options and the constraint keywords
+    registered now."""
+    return set(GENERATE_RULES) | set(CONSTRAINT_KEYS)
 
 
 def check_prompt(prompt: Any, name: str = "prompt") -> str:
@@ -101,9 +102,10 @@ def check_values(values: Any) -> list[str]:
 
 def parse_generate_options(max_tokens: Any = None, **kwargs: Any) -> GenerateOptions:
     """Check `generate`'s keyword options and return them as a `GenerateOptions`."""
-    unknown = set(kwargs) - GENERATE_KEYWORDS
+    accepted = generate_keywords()
+    unknown = set(kwargs) - accepted
     if unknown:
-        raise unknown_options("generate()", unknown, GENERATE_KEYWORDS)
+        raise unknown_options("generate()", unknown, accepted)
     if kwargs.get("decoder") is None:  # LMQL's rule: a non-zero temperature samples
         kwargs.pop("decoder", None)
         temperature = kwargs.get("temperature")

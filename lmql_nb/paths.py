@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -44,3 +45,26 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
 
+
+
+#: bytes read from each end of a file for its `file_fingerprint`
+FINGERPRINT_SPAN = 1 << 20
+
+
+def file_fingerprint(path: Path) -> list:
+    """[size, sha256 of the first and last MiB]: cheap to recompute on every use (no
+    gigabytes read), and it tells a truncated or overwritten file from the one written."""
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        digest.update(file.read(FINGERPRINT_SPAN))
+        if size > FINGERPRINT_SPAN:
+            file.seek(max(FINGERPRINT_SPAN, size - FINGERPRINT_SPAN))
+            digest.update(file.read())
+    return [size, digest.hexdigest()[:32]]
+
+
+def folder_fingerprints(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, list]:
+    """`file_fingerprint` of every file under `folder` (by relative path), but `skip`."""
+    return {str(path.relative_to(folder)): file_fingerprint(path)
+            for path in sorted(folder.rglob("*")) if path.is_file() and path.name not in skip}

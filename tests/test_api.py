@@ -59,7 +59,7 @@ def test_backend_options_are_checked():
         lmql_nb.model("local:gemma-3-270m", dtype="int3")
     with pytest.raises(TypeError, match="model 'local:gemma-3-270m' got unknown option "
                                         "'colour'; accepted options are: batch_window, "
-                                        "device, dtype, threads"):
+                                        "device, dtype, max_rows, threads"):
         lmql_nb.model("local:gemma-3-270m", colour="red")
 
 

@@ -242,3 +242,69 @@ def test_a_process_exits_with_its_own_code_after_a_large_batch(tiny_gpt2_path):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 3, out.stderr
     assert "terminate called" not in out.stderr and "Traceback" not in out.stderr
+
+
+# damaged caches: detected by the completion marker's sizes and hashes, and rebuilt ------
+
+def test_a_damaged_converted_model_is_converted_again(tiny_llama_path, tmp_path, monkeypatch):
+    import shutil
+    import warnings
+
+    from lmql_nb import conversion
+
+    conversions = []
+
+    def convert(gguf_path, folder, label):  # the tiny model stands in for a GGUF's weights
+        conversions.append(label)
+        for item in tiny_llama_path.iterdir():
+            shutil.copy(item, folder / item.name)
+
+    monkeypatch.setattr(conversion, "_convert", convert)
+    gguf = tmp_path / "little.gguf"
+    gguf.write_bytes(b"GGUF")
+    expected = reference.greedy(tiny_llama_path, "Once upon", 5)
+    assert lmql_nb.model(f"local:{gguf}").generate_sync("Once upon", max_tokens=5) == expected
+    folder = conversion.converted_folder(lambda: gguf, conversion.gguf_key(gguf), "little")
+    assert conversions == ["little"]
+    weights = folder / "model.safetensors"
+    with open(weights, "r+b") as file:  # truncated under a completed marker
+        file.truncate(weights.stat().st_size // 2)
+    with pytest.warns(UserWarning, match=f"the converted model in '{folder}' is damaged "
+                                         r"\(model.safetensors is \d+ bytes, its header "
+                                         r"says \d+\); converting it again"):
+        again = lmql_nb.model(f"local:{gguf}", dtype="float32")  # a new instance
+        assert again.generate_sync("Once upon", max_tokens=5, cache=False) == expected
+    assert conversions == ["little", "little"]
+    # the same size, other bytes: the recorded end hashes tell
+    config = folder / "config.json"
+    config.write_text(config.read_text().replace("  ", "\t "))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        conversion.converted_folder(lambda: gguf, conversion.gguf_key(gguf), "little")
+    assert "config.json differs from the file written" in str(caught[0].message)
+
+
+def test_a_damaged_folder_that_is_not_ours_is_named_with_the_remedy(tiny_gpt2_path, tmp_path):
+    import shutil
+
+    folder = tmp_path / "mine"
+    shutil.copytree(tiny_gpt2_path, folder)
+    weights = folder / "model.safetensors"
+    with open(weights, "r+b") as file:
+        file.truncate(weights.stat().st_size - 100)
+    with pytest.raises(ValueError, match=f"cannot load .* from the folder '{folder}'.*"
+                                         "damaged or incomplete: restore them"):
+        lmql_nb.model(f"local:{folder}").generate_sync("Hi", max_tokens=1)
+
+
+def test_a_damaged_cached_gguf_is_assembled_again(tmp_path, monkeypatch):
+    from lmql_nb import embedded, paths
+
+    monkeypatch.setenv(paths.CACHE_ENV, str(tmp_path))
+    gguf = embedded.embedded_gguf()
+    size = gguf.stat().st_size
+    with open(gguf, "r+b") as file:
+        file.truncate(size - 1000)
+    with pytest.warns(UserWarning, match=r"is damaged \(\d+ bytes, \d+ expected\); "
+                                         "assembling it again"):
+        assert embedded.embedded_gguf().stat().st_size == size

@@ -427,6 +427,8 @@ def test_models_from_clause_option_and_default(llm, tiny_llama_path):
     from_clause = lmql_nb.query(f"argmax\n    {program}\nfrom\n    other", is_async=False)
     assert from_clause().variables["X"] == expected
     assert lmql_nb.run_sync(program, model=other).variables["X"] == expected
+    standalone = f'argmax\n    {program}\nfrom\n    lmql.model("local:{tiny_llama_path}")'
+    assert lmql_nb.run_sync(standalone).variables["X"] == expected
     assert lmql_nb.run_sync(program).variables["X"] == llm.generate_sync("Hi", max_tokens=2,
                                                                          cache=False)
     assert from_clause(model=llm).variables["X"] != expected or expected == llm.generate_sync(

@@ -176,6 +176,14 @@ def _load_or_explain(load: Callable, model_id: str, location: str, **kwargs: Any
             "in your local Hugging Face cache. lmql_nb never downloads weights at run time; "
             "download the model yourself, or pass a folder saved with save_pretrained, or a "
             ".gguf file") from error
+    except Exception as error:  # a folder with damaged files (safetensors, config, ...)
+        if not Path(location).is_dir():
+            raise
+        raise ValueError(
+            f"cannot load {model_id!r} from the folder {location!r}: "
+            f"{type(error).__name__}: {str(error)[:300]}. Its files are damaged or "
+            "incomplete: restore them, or, for a model lmql_nb converted into its cache, "
+            "delete that folder and it is converted again") from error
     finally:
         if bars_were_on:
             hf_logging.enable_progress_bar()

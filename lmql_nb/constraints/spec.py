@@ -1,7 +1,8 @@
 """The validated constraint of one `generate` call, built from its keyword options.
 
-`stops_at`, `stops_before`, `choices`, `regex`, `type`, `json_schema` and `where` all
-become one `ConstraintSpec`; `where` clauses merge with the keywords as if they had been
+The constraint keywords (`stops_at`, `stops_before`, `choices`, `regex`, `type`,
+`json_schema`, `where` and any registered since: see `keywords`) become clauses, and the
+clauses one `ConstraintSpec`; `where` clauses merge with the keywords as if they had been
 passed as keywords too (stop strings add up, choices intersect, regexes must all match,
 length bounds take the smallest). The spec is frozen and hashable: it is part of the
 result cache's key.
@@ -10,15 +11,12 @@ result cache's key.
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any, Optional
 
-from ..text import check_text
-from ..validation import check_strings
-from .where import parse_where
+from .keywords import KEYWORD_NAMES, clauses_of
 
-CONSTRAINT_KEYS = ("stops_at", "stops_before", "choices", "regex", "type", "json_schema",
-                   "where")
+#: the constraint keywords of `generate` (a live view of `keywords`' registry)
+CONSTRAINT_KEYS = KEYWORD_NAMES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,12 +65,7 @@ def parse_constraints(options: dict[str, Any]) -> Optional[ConstraintSpec]:
     Raises TypeError/ValueError for a wrong type, empty choices, an invalid regex or
     JSON schema, a malformed `where`, or constraints that cannot be combined.
     """
-    clauses: list[tuple[str, Any]] = []
-    for key in CONSTRAINT_KEYS[:-1]:
-        if key in options:
-            clauses.append((key, _CHECKS[key](options[key])))
-    if "where" in options:
-        clauses.extend(parse_where(options["where"]))
+    clauses = clauses_of(options)
     if not clauses:
         return None
     spec = _merge(clauses)
@@ -82,47 +75,9 @@ def parse_constraints(options: dict[str, Any]) -> Optional[ConstraintSpec]:
     return spec
 
 
-def _choices(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        raise TypeError("choices must be a list of str (a single str would be one choice; "
-                        "pass [value] if that is meant)")
-    choices = check_strings("choices", value, allow_empty_items=True)
-    if not choices:
-        raise ValueError("choices must not be empty")
-    return choices
-
-
-def _regex(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"regex must be a str, got {type(value).__name__}")
-    return check_text(value, "regex")
-
-
-def _type(value: Any) -> type:
-    if value is not int:
-        raise ValueError(f"type={value!r} is not supported; type=int is (for other shapes "
-                         "use regex= or json_schema=)")
-    return int
-
-
-def _json_schema(value: Any) -> str:
-    if isinstance(value, type) and callable(getattr(value, "model_json_schema", None)):
-        value = value.model_json_schema()  # a pydantic model class
-    if not isinstance(value, dict):
-        raise TypeError("json_schema must be a dict (a JSON Schema) or a pydantic model "
-                        f"class, got {type(value).__name__}")
-    try:
-        text = json.dumps(value, ensure_ascii=False)  # key order matters: properties come in order
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"json_schema is not JSON-serialisable: {error}") from None
-    except RecursionError:
-        raise ValueError("json_schema is nested too deeply to compile") from None
-    return check_text(text, "json_schema")
-
-
-_CHECKS = {"stops_at": lambda v: check_strings("stops_at", v),
-           "stops_before": lambda v: check_strings("stops_before", v),
-           "choices": _choices, "regex": _regex, "type": _type, "json_schema": _json_schema}
+#: the clauses keywords lower to (see `keywords`)
+CLAUSES = ("stops_at", "stops_before", "choices", "regex", "type", "json_schema", "max_chars",
+           "max_tokens", "excludes")
 
 
 def _merge(clauses: list[tuple[str, Any]]) -> ConstraintSpec:
@@ -143,9 +98,12 @@ def _merge(clauses: list[tuple[str, Any]]) -> ConstraintSpec:
             fields["integer"] = True
         elif key == "json_schema":
             fields["json_schema"] = value
-        else:  # max_chars, max_tokens
+        elif key in ("max_chars", "max_tokens"):
             previous = fields.get(key)
             fields[key] = value if previous is None else min(previous, value)
+        else:  # a keyword that lowered to something no spec field holds
+            raise ValueError(f"unknown constraint clause {key!r}; the clauses are: "
+                             f"{', '.join(CLAUSES)}")
     spec = ConstraintSpec(**fields)
     both = set(spec.stops_at) & set(spec.stops_before)
     if both:

@@ -82,13 +82,11 @@ class Program:
     outer: types.CodeType
     captures: list[str]  # the outer function's parameters, in order
     parameters: list[str]  # the query function's parameters (after the runtime)
-    free_names: list[str]  # names read and never assigned, in order of first use
     sites: list[HoleSite]
     decoder: Optional[str]
     decoder_arguments: dict[str, Any]
     model_source: Optional[str]  # the `from` clause's expression
     has_return: bool
-    distribution_name: Optional[str] = None
 
     @property
     def hole_names(self) -> list[str]:
@@ -161,9 +159,8 @@ class _Compiler:
         module = self.wrap(body, parameters, captured)
         code = compile(module, self.origin.filename, "exec", dont_inherit=True)
         outer = next(c for c in code.co_consts if isinstance(c, types.CodeType) and c.co_name == _OUTER)
-        return Program(self.source, self.origin, outer, captured, parameters, free, self.sites,
-                       decoder, decoder_arguments, model_source, _has_return(body),
-                       distribution[0] if distribution else None)
+        return Program(self.source, self.origin, outer, captured, parameters, self.sites,
+                       decoder, decoder_arguments, model_source, _has_return(body))
 
     def decoder(self, clause: Optional[layout_module.Clause]) -> tuple[Optional[str], dict]:
         if clause is None:

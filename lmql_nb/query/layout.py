@@ -52,9 +52,8 @@ def _tokens(source: str) -> list[tokenize.TokenInfo]:
                 if t.type != tokenize.ENCODING]
     except tokenize.TokenError as error:
         message, (line, col) = error.args
-        raise SyntaxError(message.replace("EOF", "end of query"), ("<lmql>", line, col + 1, None)) from None
-    except IndentationError:
-        raise
+        raise SyntaxError(message.replace("EOF", "end of query"),
+                          ("<lmql>", line, col + 1, None)) from None
 
 
 def _logical_lines(tokens: list[tokenize.TokenInfo]) -> list[list[tokenize.TokenInfo]]:

@@ -6,12 +6,12 @@ import pytest
 from lmql_nb.errors import MagicUsageError
 from lmql_nb.notebook.arguments import (GENERATE_OPTIONS, SCORE_OPTIONS, Option,
                                         build_parser, model_kwargs)
-from lmql_nb.options import GENERATE_KEYWORDS
+from lmql_nb.options import generate_keywords
 
 
 def test_every_option_passed_to_generate_is_a_generate_option():
     passed = {o.dest for o in GENERATE_OPTIONS if o.to_model}
-    assert passed <= GENERATE_KEYWORDS
+    assert passed <= generate_keywords()
     assert {"max_tokens", "decoder", "n", "temperature", "top_k", "stops_at", "regex",
             "choices", "json_schema", "where"} <= passed
 

@@ -117,6 +117,8 @@ class OpenAIBackend(Backend):
             self.official and not model.startswith(COMPLETION_MODELS))
         self.stop = options.stop or ()
         self.scoring = options.scoring
+        # score_many keeps as many rows in flight as requests may be: the slots stay full
+        self.score_window = options.max_concurrency
         self._lock = threading.Lock()
         self._capabilities: Optional[Capabilities] = None
         self._tokenizer: Optional[RemoteTokenizer] = None
