@@ -557,3 +557,25 @@ def test_decoding_documentation_example(llm):
     assert beams[0].trace.logprob >= beams[1].trace.logprob
     for result in beams:
         assert result.prompt.startswith("A list good dad joke. A indicates the punchline:\nQ:")
+
+
+def test_beam_events_describe_rows(llm):
+    from lmql_nb.query.trace import SequenceDropped
+
+    events = []
+    results = lmql_nb.run_sync(BRANCHING, decoder="beam", n=2,
+                               on_event=lambda i, e: events.append((i, e)))
+    rows: dict[int, Trace] = {}
+    dropped: set[int] = set()
+    for index, event in events:
+        if isinstance(event, SequenceStarted):
+            assert event.parent is None or event.parent in rows
+            rows[index] = event.trace.copy()
+            dropped.discard(index)
+        elif isinstance(event, SequenceDropped):
+            dropped.add(index)
+        elif isinstance(event, SequenceFinished):
+            rows[index] = event.trace
+    assert max(rows) < 2 * 2  # slots are reused: rows stay few
+    finished = [rows[i].prompt for i in rows if i not in dropped]
+    assert sorted(finished) == sorted(r.prompt for r in results)
