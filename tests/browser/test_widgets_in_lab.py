@@ -20,6 +20,11 @@ def literal(shown: str) -> str:
                       else chr(int(m.group()[2:], 16)), shown)
 
 
+DATASET_PROMPTS = [f"Review {i}: the capital of" for i in range(6)]
+DATASET_VALUES = [" France", " Germany", " river"]
+DATASET_GOLD = [DATASET_VALUES[i % 3] for i in range(6)]
+
+
 def _cells(model: str) -> list[str]:
     return [
         f"import lmql_nb\nfrom lmql_nb import Alternative, Generation, TokenInfo\n"
@@ -32,6 +37,8 @@ def _cells(model: str) -> list[str]:
         "lmql_nb.show(fake)",
         "%load_ext lmql_nb",
         f'%lmql_score -m {model} "The capital of France is" " Paris" " Berlin" "{XSS}"',
+        f"table = m.score_many_sync({DATASET_PROMPTS!r}, {DATASET_VALUES!r}, "
+        f"gold={DATASET_GOLD!r})\ntable",
         f"%%lmql_generate -m {model} --max-tokens 120\nA long story",
     ]
 
@@ -59,7 +66,9 @@ def expected(tiny_gpt2_path):
     values = [" Paris", " Berlin", XSS]
     scores = m.score_sync("The capital of France is", values)
     sums = [float(np.sum(s)) for s in scores.token_scores]
+    table = [m.score_sync(p, DATASET_VALUES).scores() for p in DATASET_PROMPTS]
     return {"generation": generation, "values": values, "argmax": values[int(np.argmax(sums))],
+            "dataset_argmax": [DATASET_VALUES[int(np.argmax(s))] for s in table],
             "stream": m.generate_sync("A long story", max_tokens=120, return_details=True)}
 
 
@@ -78,9 +87,12 @@ def _run_all(page, lab, name):
     page.goto(lab.notebook_url(name))
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
-    page.wait_for_timeout(1000)
     dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
-    if dialog.count():  # JupyterLab may ask although the notebook names its kernel
+    try:  # JupyterLab may ask although the notebook names its kernel (late, under load)
+        dialog.wait_for(state="visible", timeout=5000)
+    except Exception:
+        pass
+    if dialog.count():
         dialog.locator("button.jp-mod-accept").click()
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
     page.evaluate(RECORD_STREAM)
@@ -204,6 +216,22 @@ def test_generation_streamed_into_the_view(lab_page, expected):
     assert len(partial) >= 1, counts  # the view grew while tokens arrived
 
 
+def test_score_many_shows_a_progress_bar_and_the_dataset_view(lab_page, expected, screenshots):
+    view = lab_page.locator(".lmnb-dataset").first
+    rows = view.locator(".lmnb-dataset-table tbody tr")
+    assert rows.count() == len(DATASET_PROMPTS)
+    shown = [literal(t) for t in view.locator("tbody .lmnb-col-label .lmnb-value-text")
+             .all_text_contents()]
+    assert shown[0::2] == expected["dataset_argmax"]  # argmax, gold alternate per row
+    correct = sum(a == g for a, g in zip(expected["dataset_argmax"], DATASET_GOLD))
+    assert f"({correct} of {len(DATASET_PROMPTS)})" in view.locator(".lmnb-toolbar .lmnb-status").text_content()
+    assert view.locator(".lmnb-confusion-table").count() == 1
+    # tqdm's notebook bar, in the same output area, ran to the end
+    cell = lab_page.locator(".jp-Cell", has=lab_page.locator(".lmnb-dataset"))
+    assert f"{len(DATASET_PROMPTS)}/{len(DATASET_PROMPTS)}" in cell.inner_text()
+    view.screenshot(path=str(screenshots / "dataset-lab-light.png"))
+
+
 def test_dark_theme(lab, browser, screenshots):
     lab.set_theme("JupyterLab Dark")
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
@@ -218,6 +246,7 @@ def test_dark_theme(lab, browser, screenshots):
         assert tooltip_bg == "rgb(17, 17, 17)"  # the widget follows the theme's variables
         page.locator(".lmnb-tokens").first.screenshot(path=str(screenshots / "token-view-dark.png"))
         page.locator(".lmnb-heatmap").first.screenshot(path=str(screenshots / "heatmap-dark.png"))
+        page.locator(".lmnb-dataset").first.screenshot(path=str(screenshots / "dataset-lab-dark.png"))
     finally:
         lab.set_theme("JupyterLab Light")
         context.close()
