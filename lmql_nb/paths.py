@@ -21,7 +21,12 @@ def cache_dir(*parts: str) -> Path:
 
         root = platformdirs.user_cache_dir("lmql_nb", appauthor=False)
     path = Path(root, *parts)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file in the way, no permission, a read-only disk
+        raise OSError(f"lmql_nb's cache folder {str(path)!r} cannot be created or used "
+                      f"({error.strerror or error}); set {CACHE_ENV} to a writable "
+                      "folder") from None
     return path
 
 

@@ -308,3 +308,40 @@ def test_a_damaged_cached_gguf_is_assembled_again(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match=r"is damaged \(\d+ bytes, \d+ expected\); "
                                          "assembling it again"):
         assert embedded.embedded_gguf().stat().st_size == size
+
+
+# small ones: a cancelled score leaves no noise; an unusable cache folder is named -------
+
+def test_a_cancelled_score_leaves_no_unretrieved_future(tiny_gpt2_path, caplog):
+    import asyncio
+    import gc
+    import logging
+
+    llm = lmql_nb.model(f"local:{tiny_gpt2_path}")
+    values = [f" {i} word" * 8 for i in range(400)]
+
+    async def cancel_a_score() -> None:
+        task = asyncio.ensure_future(llm.score(" ".join(["Hi"] * 30), values, cache=False))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.5)  # the worker finishes the request with its cancellation
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        asyncio.run(cancel_a_score())
+        gc.collect()
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+    assert llm.score_sync("Hi", [" x"], cache=False).continuations == [" x"]
+
+
+def test_clear_cache_with_an_unusable_folder_names_it(tmp_path, monkeypatch):
+    from lmql_nb import paths
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv(paths.CACHE_ENV, str(blocker))
+    with pytest.raises(OSError, match=f"lmql_nb's cache folder '{blocker}.*' cannot be "
+                                      "created or used .*; set LMQL_NB_CACHE_DIR to a "
+                                      "writable folder"):
+        lmql_nb.clear_cache()
