@@ -23,6 +23,30 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
                  "--disable-sync", "--disable-quic"]
 
 
+# JupyterLab may ask for the kernel although the notebook names one, at any moment while
+# it connects: accept its choice (the notebook's own kernel) whenever it asks
+ACCEPT_KERNEL = """new MutationObserver(() => {
+  for (const dialog of document.querySelectorAll('.jp-Dialog')) {
+    if (dialog.textContent.includes('Select Kernel')) dialog.querySelector('button.jp-mod-accept')?.click();
+  }
+}).observe(document, {childList: true, subtree: true});"""
+
+
+def run_all(page) -> None:
+    """Run all cells; again if a kernel that was still connecting dropped the request."""
+    for _ in range(3):
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        try:
+            page.wait_for_function(
+                "[...document.querySelectorAll('.jp-InputPrompt')].some(p => /\\[(\\*|\\d+)\\]/"
+                ".test(p.textContent))", timeout=15_000)
+            return
+        except Exception:
+            page.wait_for_timeout(2000)
+    raise AssertionError("JupyterLab ran no cell")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -57,6 +81,13 @@ def jupyter_server(module: str, root: Path, log_path: Path, extra_args=(), env=N
     """Start `python -m <module>` (jupyterlab or notebook) on 127.0.0.1 with a random port
     and token; yield (url, token) once it answers; stop it afterwards."""
     port, token = _free_port(), secrets.token_hex(16)
+    # lmql_nb's own server config, as installing the package puts it under etc/jupyter
+    # (an editable install may hold an older copy)
+    config = log_path.parent / f"{module}-config"
+    (config / "jupyter_server_config.d").mkdir(parents=True, exist_ok=True)
+    shipped = ROOT / "jupyter-config" / "jupyter_server_config.d" / "lmql_nb.json"
+    (config / "jupyter_server_config.d" / "lmql_nb.json").write_text(shipped.read_text())
+    env = {**(env or os.environ), "JUPYTER_CONFIG_DIR": str(config)}
     log = open(log_path, "w")
     process = subprocess.Popen(
         [sys.executable, "-m", module, "--no-browser", "--ip=127.0.0.1", f"--port={port}",
@@ -94,6 +125,12 @@ def lab(tmp_path_factory):
     # no news or update checks: no network, no pop-ups over the notebook
     (folder / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # start the notebook's own kernel without asking (a late "Select Kernel" dialog
+    # would cancel a "Run All" under way)
+    docmanager = settings / "@jupyterlab" / "docmanager-extension"
+    docmanager.mkdir(parents=True)
+    (docmanager / "plugin.jupyterlab-settings").write_text(
+        json.dumps({"autoStartDefaultKernel": True}))
     env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings),
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path_factory.mktemp("lab-workspaces"))}
     with jupyter_server("jupyterlab", root, root.parent / "lab.log",

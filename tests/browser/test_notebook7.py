@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import nbformat
 import pytest
-from conftest import jupyter_server, require_chromium
+from conftest import ACCEPT_KERNEL, jupyter_server, require_chromium, run_all
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +34,14 @@ def test_widgets_draw_and_hover_in_notebook_7(notebook_server, browser, tiny_gpt
     expected = lmql_nb.model(model).generate_sync("The capital of France is", max_tokens=8,
                                                   return_details=True)
     context = browser.new_context(viewport={"width": 1200, "height": 900})
+    context.add_init_script(ACCEPT_KERNEL)
     page = context.new_page()
     try:
         page.goto(f"{url}/notebooks/nb7.ipynb?token={token}")
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
                                timeout=60_000)
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        run_all(page)
         page.wait_for_selector(".lmnb-token", timeout=90_000)
         page.wait_for_selector(".lmnb-heatmap-table tbody tr",
                                timeout=90_000)
@@ -54,5 +54,43 @@ def test_widgets_draw_and_hover_in_notebook_7(notebook_server, browser, tiny_gpt
         tooltip.wait_for(state="visible", timeout=10_000)
         assert "rank" in tooltip.inner_text()
         page.screenshot(path=str(screenshots / "notebook7.png"), full_page=True)
+        page.mouse.move(0, 0)
+        page.locator(".jp-Notebook").first.click()
+        page.keyboard.press("Control+S")
+        page.wait_for_function("!document.title.startsWith('*')", timeout=30_000)
+        page.wait_for_timeout(1000)
+    finally:
+        context.close()
+    _reopen_without_a_kernel(url, token, root, browser, expected, screenshots)
+
+
+def _reopen_without_a_kernel(url, token, root, browser, expected, screenshots):
+    """Saved, closed, its kernel stopped, reopened: the static renderings, never
+    "model not found"."""
+    import json
+    import urllib.request
+
+    from test_widgets_in_lab import literal
+
+    saved = nbformat.read(root / "nb7.ipynb", as_version=4)
+    ours = [o for c in saved.cells for o in c.get("outputs", []) if "lmql_nb" in o.get("metadata", {})]
+    assert len(ours) == 2 and all("text/html" in o["data"] and
+                                  "application/vnd.jupyter.widget-view+json" not in o["data"]
+                                  for o in ours)
+    for session in json.load(urllib.request.urlopen(f"{url}/api/sessions?token={token}")):
+        urllib.request.urlopen(urllib.request.Request(
+            f"{url}/api/sessions/{session['id']}?token={token}", method="DELETE"))
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(f"{url}/notebooks/nb7.ipynb?token={token}")
+        page.wait_for_selector(".jp-OutputArea-output .lmnb-static", timeout=60_000)
+        page.wait_for_timeout(1500)
+        text = page.locator(".jp-Notebook").inner_text()
+        assert "model not found" not in text.lower() and "Error displaying widget" not in text
+        spans = page.locator(".lmnb-static").first.locator("span[title^='p ']")
+        shown = [literal(t) for t in spans.evaluate_all("els => els.map(e => e.textContent)")]
+        assert shown == [t.text for t in expected.tokens]
+        page.screenshot(path=str(screenshots / "notebook7-reopened.png"), full_page=True)
     finally:
         context.close()

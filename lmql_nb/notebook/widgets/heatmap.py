@@ -98,7 +98,8 @@ class ScoringHeatmap(LmqlWidget):
         number in its `title`), the totals, P(value) under `agg`, the argmax starred; for
         a comparison a group of rows per model, disagreements marked."""
         agg = self.agg
-        cell = "padding: 3px 8px; border-bottom: 1px solid rgba(128,128,128,0.3); vertical-align: top"
+        cell = ("padding: 3px 8px; border-bottom: 1px solid rgba(128,128,128,0.3); "
+                "vertical-align: top; text-align: left")
         number = f"{cell}; text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums"
         head = "".join(f'<th style="{cell}; text-align: left">{static.escape(title)}</th>'
                        for title in ("value", "tokens", "sum", "mean", "normalized",
