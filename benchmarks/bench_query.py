@@ -20,12 +20,12 @@ import json
 import subprocess
 from pathlib import Path
 
-import lmql_nb
-from lmql_nb.embedded import embedded_folder
-
 from bench_lmql import lmql_python
 from timing import timed
 from workloads import QUERY, QUERY_CHECK, QUERY_QUESTION, QUERY_STEPS
+
+import lmql_nb
+from lmql_nb.embedded import embedded_folder
 
 HERE = Path(__file__).resolve().parent
 
@@ -68,8 +68,9 @@ def main() -> None:
         question = QUERY_QUESTION.format(n=1000)
         # the same text both ways (a check, and the warm-up)
         assert as_query(llm, question) == by_hand(llm, question), "query and calls differ"
-        hand = timed(lambda: by_hand(llm, QUERY_QUESTION.format(n=next(runs))), args.repeat)
-        query = timed(lambda: as_query(llm, QUERY_QUESTION.format(n=next(runs))), args.repeat)
+        hand = timed(lambda m=llm: by_hand(m, QUERY_QUESTION.format(n=next(runs))), args.repeat)
+        query = timed(lambda m=llm: as_query(m, QUERY_QUESTION.format(n=next(runs))),
+                      args.repeat)
         rows[model_id] = (hand, query)
     theirs = None if args.skip_lmql else run_lmql(str(embedded_folder()), args.repeat)["query"]
 

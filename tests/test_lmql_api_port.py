@@ -10,6 +10,7 @@ import pytest
 
 import lmql_nb as lmql
 
+
 @pytest.fixture
 def anyio_backend():
     return "asyncio"

@@ -14,11 +14,12 @@ import math
 import pytest
 
 import lmql_nb
-from installed import dev_package
 from lmql_nb import aio
 from lmql_nb.query.trace import (DistributionSegment, HoleFinished, HoleSegment,
                                  SequenceFinished, SequenceStarted, TextAppended, TokenAppended,
                                  Trace)
+
+from installed import dev_package
 
 
 @pytest.fixture
@@ -302,7 +303,7 @@ GLOBAL_TOPIC = "the sea"
 
 
 def test_query_decorator_sync_async_and_scope(llm):
-    suffix = "!"
+    suffix = "!"  # noqa: F841 (read by the query program)
 
     @lmql_nb.query
     def chain(question):
@@ -507,7 +508,7 @@ def test_a_pydantic_typed_hole(llm):
 def test_python_api_documentation_examples(llm):
     import re
 
-    a = 12
+    a = 12  # noqa: F841 (read by the query program)
 
     @lmql_nb.query
     def query():

@@ -27,8 +27,8 @@ import sys
 import types
 from typing import Any, Optional
 
-from . import layout as layout_module
 from ..constraints.where import Clause, ClauseError, WhereParser
+from . import layout as layout_module
 from .strings import HolePart, PromptStringError, TextPart, parse_prompt
 
 RUNTIME = "__lmql__"

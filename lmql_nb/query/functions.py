@@ -299,7 +299,7 @@ def _strip_marker(program: str) -> str:
 def _from_function(function: Callable, config: dict[str, Any], depth: int) -> QueryFunction:
     from .compiler import compile_program
 
-    scope, captured = _caller(depth + 1)
+    _, captured = _caller(depth + 1)  # the function's own globals serve as its scope
     source, origin = _docstring_program(function)
     signature = inspect.signature(function)
     parameters = list(signature.parameters)

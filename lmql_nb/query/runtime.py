@@ -28,8 +28,8 @@ import anyio
 
 from .. import aio
 from ..llm import LLM
-from .compiler import HoleSite, Program
 from .clauses import where_source
+from .compiler import HoleSite, Program
 from .result import LMQLResult
 from .trace import (DistributionScored, DistributionSegment, Event, EventCallback, HoleFinished,
                     HoleSegment, HoleStarted, SequenceDropped, SequenceFinished, SequenceStarted,
