@@ -132,3 +132,29 @@ def test_a_toy_view_draws_from_its_own_bundle(page, tmp_path):
     assert page.locator(".lmnb-tooltip").text_content() == "score -6"
     assert page.locator(".lmnb-static").count() == 0  # replaced by the live view
     assert page.dialogs == [] and page.errors == []
+
+
+def test_heatmap_fits_a_narrow_output(browser, tmp_path, screenshots):
+    """At 400 px, six values of 1 to 9 tokens: values and tokens wrap, every number and
+    percentage stays whole and visible, nothing scrolls sideways."""
+    context = browser.new_context(viewport={"width": 400, "height": 700})
+    page = context.new_page()
+    page.route("http*://**", lambda route: route.abort())
+    try:
+        lengths = [1, 2, 3, 5, 7, 9]
+        values = [" " + " ".join(f"w{j}" for j in range(n)) for n in lengths]
+        result = ScoringResult("Topic:", values, [[f" w{j}" for j in range(n)] for n in lengths],
+                               [list(range(n)) for n in lengths],
+                               [[-1.0 - 0.5 * j for j in range(n)] for n in lengths], "m")
+        path = ScoringHeatmap(result).save_html(tmp_path / "narrow.html")
+        page.goto(path.as_uri())
+        page.wait_for_selector(".lmnb-heatmap tbody .lmnb-row")
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        clipped = page.locator(".lmnb-num, .lmnb-prob-text").evaluate_all(
+            "els => els.filter(e => e.scrollWidth > e.clientWidth + 1 || "
+            "e.getBoundingClientRect().right > window.innerWidth).map(e => e.textContent)")
+        assert clipped == []
+        assert page.locator("tbody .lmnb-row").count() == 6
+        page.screenshot(path=str(screenshots / "heatmap-400px.png"), full_page=True)
+    finally:
+        context.close()
