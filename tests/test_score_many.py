@@ -184,3 +184,11 @@ def test_cancelled_rows_are_kept_in_the_result_cache(llm, monkeypatch):
     seen = _in_flight(monkeypatch)
     table = llm.score_many_sync(prompts, LABELS, progress=False)
     assert table.complete and 0 < seen["calls"] < 100
+
+
+def test_a_failing_row_names_itself(llm):
+    too_long = "word " * 400  # beyond the tiny model's 128 positions
+    with pytest.raises(ValueError, match="context") as error:
+        llm.score_many_sync(["short", too_long, "short too"], LABELS, cache=False,
+                            progress=False)
+    assert "while scoring prompts[1] of score_many" in error.value.__notes__
