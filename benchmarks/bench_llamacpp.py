@@ -4,7 +4,9 @@
 
 On the embedded Gemma 3 270M GGUF as it is (Q4_K_M): greedy 32 tokens; scoring 10 short
 values after a ~400-token prompt (by hand: the prompt evaluated once, each value after it
-by rewinding `n_tokens`); and the cost of a constraint on greedy generation. Both sides
+by rewinding `n_tokens`); the cost of a constraint on greedy generation; and 8
+concurrent generate calls with `throughput=True` against the default, where calls take
+turns within each step. Both sides
 use the same threads and flash attention (lmql_nb always runs it). Medians of
 `--repeat` runs; result caches are off.
 """
@@ -12,6 +14,7 @@ use the same threads and flash attention (lmql_nb always runs it). Medians of
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 
 import numpy as np
@@ -20,7 +23,7 @@ import lmql_nb
 from lmql_nb.embedded import embedded_gguf
 
 from timing import timed
-from workloads import LONG_PROMPT, PROMPT, VALUES
+from workloads import CONCURRENT, LONG_PROMPT, PROMPT, VALUES
 
 
 def main() -> None:
@@ -35,6 +38,7 @@ def main() -> None:
                               flash_attn=True, n_threads=args.threads,
                               n_threads_batch=args.threads, verbose=False)
     llm = lmql_nb.model("llama.cpp:gemma-3-270m", threads=args.threads)
+    together = lmql_nb.model("llama.cpp:gemma-3-270m", threads=args.threads, throughput=True)
 
     def greedy_by_hand():
         by_hand.reset()
@@ -69,9 +73,18 @@ def main() -> None:
         return llm.generate_sync(PROMPT, max_tokens=32, cache=False,
                                  regex="[A-Za-z0-9 ,.;:'\"!?()\\n-]*")
 
+    def gathered(model):
+        async def run():
+            return await asyncio.gather(*[model.generate(p, max_tokens=16, cache=False)
+                                          for p in CONCURRENT])
+        return asyncio.run(run())
+
     rows = [
         ("greedy 32 tokens", timed(greedy_ours, args.repeat), timed(greedy_by_hand, args.repeat),
          "llama_cpp.Llama by hand"),
+        ("8 concurrent generates x 16, throughput=True", timed(lambda: gathered(together),
+                                                               args.repeat),
+         timed(lambda: gathered(llm), args.repeat), "the same, default (calls take turns)"),
         (f"score {len(VALUES)} values after {len(prompt_ids)} tokens",
          timed(score_ours, args.repeat), timed(score_by_hand, args.repeat),
          "llama_cpp.Llama by hand, prompt once"),
@@ -80,9 +93,9 @@ def main() -> None:
     ]
     print(f"llama.cpp backend, Gemma 3 270M Q4_K_M, {args.threads} thread(s), "
           f"median of {args.repeat}")
-    print(f"{'task':<42} {'lmql_nb':>10} {'reference':>10} {'ratio':>7}  reference")
+    print(f"{'task':<46} {'lmql_nb':>10} {'reference':>10} {'ratio':>7}  reference")
     for task, ours, reference, what in rows:
-        print(f"{task:<42} {ours * 1000:>8.0f}ms {reference * 1000:>8.0f}ms "
+        print(f"{task:<46} {ours * 1000:>8.0f}ms {reference * 1000:>8.0f}ms "
               f"{ours / reference:>6.2f}x  {what}")
 
 
