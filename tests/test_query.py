@@ -580,3 +580,13 @@ def test_beam_events_describe_rows(llm):
     assert max(rows) < 2 * 2  # slots are reused: rows stay few
     finished = [rows[i].prompt for i in rows if i not in dropped]
     assert sorted(finished) == sorted(r.prompt for r in results)
+
+
+def test_beam_names_a_program_that_replays_differently(llm):
+    # one candidate for X, two for Z: the second Z state is forked, and its replay sees
+    # `calls` grown, so it heads for Y where its parent had reached Z
+    program = ('"A[X]" where X in [" a"]\ncalls.append(1)\n'
+               'if len(calls) > 1:\n    "B[Y]" where len(TOKENS(Y)) < 3\n'
+               'else:\n    "B[Z]" where len(TOKENS(Z)) < 3')
+    with pytest.raises(RuntimeError, match="must take the same path"):
+        lmql_nb.run_sync(program, calls=[], decoder="beam", n=2)

@@ -98,7 +98,11 @@ class _Replay:
 
     def next(self, name: str) -> Any:
         segment = self.segments[self.position]
-        assert segment.name == name, "a replayed program took another path"
+        if segment.name != name:
+            raise RuntimeError(f"beam search re-ran the program to fork a state, and it reached "
+                               f"{name} where it had reached {segment.name}: under beam(), a "
+                               "program's Python must take the same path given the same hole "
+                               "values (no randomness or outside state in its control flow)")
         self.position += 1
         return segment
 
