@@ -488,7 +488,6 @@ var Tooltip = class {
 };
 
 // src/views/comparison.js
-var DOMAIN = [-2, 2];
 var PROMPT_TAIL = 60;
 var ComparisonView = class extends View {
   constructor(model, el) {
@@ -509,6 +508,7 @@ var ComparisonView = class extends View {
     this.exactCopy(this.text);
     this.onChange("data", () => this.draw());
     this.onChange("labels", () => this.draw());
+    this.onChange("difference_range", () => this.draw());
     this.draw();
   }
   draw() {
@@ -520,10 +520,12 @@ var ComparisonView = class extends View {
     this.altStart = prefixSums(d.alt_count ?? []);
     this.allowedStart = prefixSums(d.allowed_count ?? []);
     const [a, b] = labels;
+    const end = this.get("difference_range") || 2;
+    this.domain = [-end, end];
     this.legend = legend({
-      domain: DOMAIN,
+      domain: this.domain,
       label: b ? `log-probability under ${b} minus under ${a}, per piece of text (nats)` : "",
-      ticks: [[-2, "\u2264 \u22122"], [-1, "\u22121"], [0, "0"], [1, "+1"], [2, "\u2265 +2"]]
+      ticks: [[-end, `\u2212${end}`], [0, "0"], [end, `+${end}`]]
     });
     const caption = h(
       "span",
@@ -546,7 +548,7 @@ var ComparisonView = class extends View {
       const span = h("span", "lmnb-token lmnb-segment");
       span.dataset.k = String(k);
       appendText(span, texts[k]);
-      paint(span, d.seg_difference[k], DOMAIN);
+      paint(span, d.seg_difference[k], this.domain);
       fragment.appendChild(span);
     }
     this.text.replaceChildren(fragment);

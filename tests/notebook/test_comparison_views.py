@@ -33,6 +33,7 @@ def test_comparison_view_sends_aligned_pieces_with_every_models_numbers():
     assert columns["text"] == [" ab", "c", " a", "bc", XSS, XSS]  # segment, then model
     assert columns["alt_count"].tolist() == [2, 0, 0, 0, 0, 0]
     assert view.labels == ["A", "B"] and not view.same_tokens
+    assert view.difference_range == 2.0  # the first range that holds |-1.25|
     html = view.static_html()
     assert "aligned on character spans" in html and XSS not in html
     assert "A: Σ logprob −3.50" in html and "B: Σ logprob −5.00" in html

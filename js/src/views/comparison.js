@@ -7,7 +7,6 @@ import { appendMarkedText, appendText, formatNumber, h } from "../dom.js";
 import { describeToken, prefixSums } from "../tokens.js";
 import { View, defineView } from "../view.js";
 
-const DOMAIN = [-2, 2];  // nats; as DIFFERENCE_DOMAIN in comparison.py
 const PROMPT_TAIL = 60;
 
 class ComparisonView extends View {
@@ -25,6 +24,7 @@ class ComparisonView extends View {
     this.exactCopy(this.text);
     this.onChange("data", () => this.draw());
     this.onChange("labels", () => this.draw());
+    this.onChange("difference_range", () => this.draw());
     this.draw();
   }
 
@@ -37,10 +37,13 @@ class ComparisonView extends View {
     this.altStart = prefixSums(d.alt_count ?? []);
     this.allowedStart = prefixSums(d.allowed_count ?? []);
     const [a, b] = labels;
+    // ± the range Python chose: the first of 0.05, 0.1, ... that holds every difference
+    const end = this.get("difference_range") || 2;
+    this.domain = [-end, end];
     this.legend = legend({
-      domain: DOMAIN,
+      domain: this.domain,
       label: b ? `log-probability under ${b} minus under ${a}, per piece of text (nats)` : "",
-      ticks: [[-2, "≤ −2"], [-1, "−1"], [0, "0"], [1, "+1"], [2, "≥ +2"]],
+      ticks: [[-end, `−${end}`], [0, "0"], [end, `+${end}`]],
     });
     const caption = h("span", "lmnb-legend-caption",
       b ? `${b} − ${a}: dark where ${b} finds the text less likely, light where more` : "");
@@ -61,7 +64,7 @@ class ComparisonView extends View {
       const span = h("span", "lmnb-token lmnb-segment");
       span.dataset.k = String(k);
       appendText(span, texts[k]);
-      paint(span, d.seg_difference[k], DOMAIN);
+      paint(span, d.seg_difference[k], this.domain);
       fragment.appendChild(span);
     }
     this.text.replaceChildren(fragment);

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import traitlets
@@ -12,8 +12,8 @@ from . import static
 from .base import LmqlWidget
 from .token_view import TOKEN_COLUMNS, token_columns, token_title
 
-#: the difference (nats) at the ends of the colour scale
-DIFFERENCE_DOMAIN = (-2.0, 2.0)
+#: the ends of the colour scale (± nats): the first that holds every difference
+DIFFERENCE_RANGES = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 COLUMNS = {**TOKEN_COLUMNS, "seg_text": "str", "seg_difference": "f8",
            "seg_model_logprob": "f8", "seg_model_tokens": "i4"}
@@ -40,14 +40,20 @@ def _columns(comparison: Comparison) -> dict[str, Any]:
     }
 
 
-def difference_colour_value(difference: float) -> float:
-    """The log-probability whose colour the shared scale gives to `difference` (the
-    difference domain mapped onto the scale's)."""
+def difference_range(differences: Sequence[float]) -> float:
+    """The colour scale's end for these differences: ± the first of `DIFFERENCE_RANGES`
+    that holds them all (so small differences still show; the legend says the range)."""
+    largest = max((abs(d) for d in differences), default=0.0)
+    return next((r for r in DIFFERENCE_RANGES if largest <= r), DIFFERENCE_RANGES[-1])
+
+
+def difference_colour_value(difference: float, end: float) -> float:
+    """The log-probability whose colour the shared scale gives to `difference` on
+    [-end, end] (that range mapped onto the scale's domain)."""
     from .colours import scale
 
     lo, hi = scale()["domain"]
-    d_lo, d_hi = DIFFERENCE_DOMAIN
-    return lo + (difference - d_lo) / (d_hi - d_lo) * (hi - lo)
+    return lo + (difference + end) / (2 * end) * (hi - lo)
 
 
 class ComparisonView(LmqlWidget):
@@ -58,11 +64,13 @@ class ComparisonView(LmqlWidget):
 
     view = "comparison"
     columns = COLUMNS
-    _page_traits = ("prompt", "labels", "same_tokens")
+    _page_traits = ("prompt", "labels", "same_tokens", "difference_range")
 
     prompt = traitlets.Unicode("").tag(sync=True)
     labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
     same_tokens = traitlets.Bool(True).tag(sync=True)
+    #: the colour scale runs from -difference_range to +difference_range nats
+    difference_range = traitlets.Float(2.0).tag(sync=True)
 
     def __init__(self, comparison: Comparison, **kwargs: Any):
         if not isinstance(comparison, Comparison):
@@ -73,7 +81,9 @@ class ComparisonView(LmqlWidget):
         self.prompt = comparison.prompt
         self.labels = comparison.labels
         self.same_tokens = comparison.same_tokens
-        self.data = self.pack(_columns(comparison))
+        columns = _columns(comparison)
+        self.difference_range = difference_range(columns["seg_difference"].tolist())
+        self.data = self.pack(columns)
 
     def text(self) -> str:
         return repr(self.comparison)
@@ -98,15 +108,17 @@ class ComparisonView(LmqlWidget):
                 lines += [f"  {t.text!r}: {token_title(t).splitlines()[0]}" for t in tokens]
             title = "\n".join(lines)
             spans.append(static.coloured(static.text_html(c.text[segment.start:segment.end]),
-                                         difference_colour_value(differences[k]), title,
+                                         difference_colour_value(differences[k],
+                                                                 self.difference_range), title,
                                          "box-shadow: inset -1px 0 0 rgba(128,128,128,0.55)"))
         totals = " · ".join(f"{static.escape(label)}: Σ logprob {static.format_number(total, 2)}"
                             for label, total in c.totals().items())
         note = ("" if c.same_tokens else
                 " · tokenizers differ: aligned on character spans")
         heading = (f"colour: logprob of {static.escape(c.labels[1])} minus "
-                   f"{static.escape(c.labels[0])} (dark: less likely, light: more likely, "
-                   f"grey: the same)" if len(c.labels) > 1 else "")
+                   f"{static.escape(c.labels[0])}, from −{self.difference_range:g} (dark: less "
+                   f"likely) through 0 (grey) to +{self.difference_range:g} nats (light: more "
+                   f"likely)" if len(c.labels) > 1 else "")
         return (f'<div class="lmnb-static" style="{static.FONT}">'
                 f'<div style="{static.MUTED}">{heading}</div>'
                 f'<div style="{static.CODE}; white-space: pre-wrap; overflow-wrap: break-word; '
