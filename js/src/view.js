@@ -196,7 +196,7 @@ function anchorRect(anchor, event) {
  * One floating tooltip per view. It is `position: fixed` (so scrolling containers do not
  * clip it) and placed inside the output area: below the anchor, or above it when there
  * is no room below, moved left to stay inside the right edge. An output area too small
- * for it lends it the visible part of the notebook instead.
+ * for it lends it the visible part of the notebook instead; it never covers its anchor.
  */
 export class Tooltip {
   constructor(root) {
@@ -237,7 +237,9 @@ export class Tooltip {
     let top;
     if (fits.below) top = target.bottom + GAP;
     else if (fits.above) top = target.top - GAP - height;
-    else top = Math.max(area.top, area.bottom - height);  // taller than the area: cover
+    // taller than the room on either side: the roomier side, never over the anchor
+    else if (area.bottom - target.bottom >= target.top - area.top) top = target.bottom + GAP;
+    else top = target.top - GAP - height;
     let left = Math.min(target.left, box.right - width - GAP);
     left = Math.max(left, box.left + GAP);
     style.left = `${left - origin.left}px`;

@@ -476,7 +476,8 @@ var Tooltip = class {
     let top;
     if (fits.below) top = target.bottom + GAP;
     else if (fits.above) top = target.top - GAP - height;
-    else top = Math.max(area.top, area.bottom - height);
+    else if (area.bottom - target.bottom >= target.top - area.top) top = target.bottom + GAP;
+    else top = target.top - GAP - height;
     let left = Math.min(target.left, box.right - width - GAP);
     left = Math.max(left, box.left + GAP);
     style.left = `${left - origin.left}px`;
