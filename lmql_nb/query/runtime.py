@@ -281,6 +281,7 @@ class Runner:
         self.arguments = arguments
         self.settings = settings
         self._tokenizer: Any = None
+        self.beam: Optional[_Beam] = None
 
     def emit(self, slot: int, event: Event) -> None:
         if self.settings.on_event is not None:
@@ -288,7 +289,8 @@ class Runner:
 
     async def run(self) -> list[Outcome]:
         if self.settings.decoder == "beam":
-            return await _Beam(self).run()
+            self.beam = _Beam(self)
+            return await self.beam.run()
         outcomes: list[Optional[Outcome]] = [None] * self.settings.n
 
         async def one(slot: int) -> None:
@@ -302,8 +304,10 @@ class Runner:
                     group.start_soon(one, slot)
         return [o for o in outcomes if o is not None]
 
-    async def execute(self, execution: Execution) -> Outcome:
-        self.emit(execution.slot, SequenceStarted(execution.trace.copy()))
+    async def execute(self, execution: Execution, announce: bool = True) -> Outcome:
+        """Run the program once in `execution` (`announce`: emit its SequenceStarted)."""
+        if announce:
+            self.emit(execution.slot, SequenceStarted(execution.trace.copy()))
         value = await self.function(execution, **self.arguments)
         self.emit(execution.slot, SequenceFinished(execution.trace))
         return Outcome(value, execution.result(), execution.logprob)
@@ -351,7 +355,10 @@ class Runner:
 
     async def fill(self, execution: Execution, site: HoleSite, options: dict[str, Any],
                    tactic: Any) -> HoleSegment:
-        """The hole's segment: one completion of the prompt so far."""
+        """The hole's segment: one completion of the prompt so far (under beam search,
+        the completion the beam keeps for this state)."""
+        if self.beam is not None:
+            return await self.beam.fill(execution, site, options, tactic)
         generation = (await self.generate(execution, site, options, stream=True))[0]
         return _segment(site, generation, tactic)
 
@@ -388,36 +395,30 @@ def _token_forwarder(runner: Runner, slot: int, name: str) -> Callable:
 
 
 class _Beam:
-    """Program-level beam search (see the module docstring)."""
+    """Program-level beam search (see the module docstring).
+
+    Executions run as tasks; one that reaches a hole waits there (`fill`). When every
+    live execution waits or has finished, `expand` asks each waiting one's hole for its
+    k best completions, keeps the k best states (finished ones included) by total
+    log-probability, resumes the waiting executions whose candidates survive (with their
+    best one), forks an execution for each further surviving candidate (replaying its
+    parent's choices) and drops the rest. Rows (slots) of dropped states are reused.
+    """
 
     def __init__(self, runner: Runner):
         self.runner = runner
         self.width = runner.settings.n
         self.finished: list[tuple[Execution, Outcome]] = []
-        self.waiting: dict[Execution, tuple[HoleSite, tuple, anyio.Event]] = {}
+        self.waiting: dict[Execution, tuple[HoleSite, dict, Any, anyio.Event]] = {}
         self.verdicts: dict[Execution, Any] = {}
         self.running = 0
         self.settled = anyio.Event()
         self.free_slots: list[int] = []
+        self.slots = 1
 
     async def run(self) -> list[Outcome]:
-        runner = self.runner
-        beam = self
-
-        async def fill(execution: Execution, site: HoleSite, options: dict,
-                       tactic: Any) -> HoleSegment:
-            event = anyio.Event()
-            beam.waiting[execution] = (site, (options, tactic), event)
-            beam.pause()
-            await event.wait()
-            verdict = beam.verdicts.pop(execution)
-            if isinstance(verdict, BaseException):
-                raise verdict
-            return verdict
-
-        runner.fill = fill  # type: ignore[method-assign]
         async with _task_group() as group:
-            self.start(group, Execution(runner, 0))
+            self.start(group, Execution(self.runner, 0), announce=True)
             while True:
                 await self.settled.wait()
                 self.settled = anyio.Event()
@@ -427,12 +428,24 @@ class _Beam:
         self.finished.sort(key=lambda item: -item[1].logprob)
         return [outcome for _, outcome in self.finished[:self.width]]
 
-    def start(self, group: Any, execution: Execution) -> None:
+    async def fill(self, execution: Execution, site: HoleSite, options: dict,
+                   tactic: Any) -> HoleSegment:
+        """Wait at a hole until `expand` decides: its segment, or BeamDropped."""
+        event = anyio.Event()
+        self.waiting[execution] = (site, options, tactic, event)
+        self.pause()
+        await event.wait()
+        verdict = self.verdicts.pop(execution)
+        if isinstance(verdict, BaseException):
+            raise verdict
+        return verdict
+
+    def start(self, group: Any, execution: Execution, announce: bool) -> None:
         self.running += 1
 
         async def go() -> None:
             try:
-                outcome = await self.runner.execute(execution)
+                outcome = await self.runner.execute(execution, announce)
                 self.finished.append((execution, outcome))
             except BeamDropped:
                 pass
@@ -445,77 +458,54 @@ class _Beam:
         if self.running == 0:
             self.settled.set()
 
+    def drop(self, execution: Execution) -> None:
+        self.runner.emit(execution.slot, SequenceDropped())
+        self.free_slots.append(execution.slot)
+
     async def expand(self, group: Any) -> None:
         waiting = list(self.waiting.items())
-        candidates: list[list] = [[] for _ in waiting]
+        self.waiting.clear()
+        candidates: list[list[HoleSegment]] = [[] for _ in waiting]
 
-        async def expand_one(i: int, execution: Execution, site: HoleSite, request: tuple) -> None:
-            options, tactic = request
+        async def expand_one(i: int, execution: Execution, site: HoleSite, options: dict,
+                             tactic: Any) -> None:
             generations = await self.runner.generate(execution, site, options, stream=False)
             candidates[i] = [_segment(site, g, tactic) for g in generations]
 
         async with _task_group() as inner:
-            for i, (execution, (site, request, _)) in enumerate(waiting):
-                inner.start_soon(expand_one, i, execution, site, request)
-        pool: list[tuple[float, Any, Any]] = [(o.logprob, e, None) for e, o in self.finished]
+            for i, (execution, (site, options, tactic, _)) in enumerate(waiting):
+                inner.start_soon(expand_one, i, execution, site, options, tactic)
+        pool: list[tuple[float, Execution, Optional[HoleSegment]]] = [
+            (outcome.logprob, execution, None) for execution, outcome in self.finished]
         for (execution, _), segments in zip(waiting, candidates):
             pool += [(execution.logprob + s.logprob, execution, s) for s in segments]
         pool.sort(key=lambda item: -item[0])
         kept = pool[:self.width]
         kept_finished = {id(e) for _, e, s in kept if s is None}
-        for execution, _ in list(self.finished):
-            if id(execution) not in kept_finished:
-                self.finished.remove((execution, _))
-                self.runner.emit(execution.slot, SequenceDropped())
-                self.free_slots.append(execution.slot)
-        continued: set[int] = set()
-        children: list[tuple[Execution, Any]] = []
+        for item in list(self.finished):
+            if id(item[0]) not in kept_finished:
+                self.finished.remove(item)
+                self.drop(item[0])
+        children: list[tuple[Execution, HoleSegment]] = []
         for _, execution, segment in kept:
             if segment is None:
                 continue
-            if id(execution) not in continued:
-                continued.add(id(execution))
-                self.verdicts[execution] = segment
-            else:
+            if execution in self.verdicts:
                 children.append((execution, segment))
-        resumed = []
-        for execution, (_, _, event) in waiting:
-            if id(execution) not in continued:
+            else:
+                self.verdicts[execution] = segment  # the state itself goes on
+        for execution, _ in waiting:
+            if execution not in self.verdicts:
                 self.verdicts[execution] = BeamDropped()
-                self.runner.emit(execution.slot, SequenceDropped())
-                self.free_slots.append(execution.slot)
-            resumed.append(event)
-        self.waiting.clear()
-        self.running += len(resumed)
-        next_slot = max([e.slot for e in self._all(waiting)] + [-1]) + 1
+                self.drop(execution)
         for parent, segment in children:
-            slot = self.free_slots.pop(0) if self.free_slots else next_slot
-            if slot == next_slot:
-                next_slot += 1
-            child = Execution(self.runner, slot, parent.choices + [segment])
+            slot = self.free_slots.pop(0) if self.free_slots else self.slots
+            self.slots = max(self.slots, slot + 1)
             trace = parent.trace.copy()
             trace.segments.append(segment)
             self.runner.emit(slot, SequenceStarted(trace, parent.slot))
-            child.runner = self.runner
-            self.start_child(group, child)
-        for event in resumed:
+            self.start(group, Execution(self.runner, slot, parent.choices + [segment]),
+                       announce=False)
+        self.running += len(waiting)
+        for _, (_, _, _, event) in waiting:
             event.set()
-
-    def _all(self, waiting) -> list[Execution]:
-        return [e for e, _ in waiting] + [e for e, _ in self.finished]
-
-    def start_child(self, group: Any, execution: Execution) -> None:
-        self.running += 1
-
-        async def go() -> None:
-            try:
-                value = await self.runner.function(execution, **self.runner.arguments)
-                self.runner.emit(execution.slot, SequenceFinished(execution.trace))
-                self.finished.append((execution, Outcome(value, execution.result(),
-                                                         execution.logprob)))
-            except BeamDropped:
-                pass
-            self.pause()
-
-        group.start_soon(go)
-
