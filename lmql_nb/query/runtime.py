@@ -159,20 +159,14 @@ class Execution:
         site = self.runner.program.sites[site_index]
         values = _distribution_values(site.name, values)
         if self.replay.active:
-            segment = self.replay.next(site.name)
-            self._add(segment)
-            self.variables[f"P({site.name})"] = list(zip(segment.values, segment.probs))
-            self.scored = segment
-            return segment.chosen
-        else:
-            scored = await self.runner.settings.model.score(self.prompt, values,
-                                                            cache=self.runner.settings.cache)
-            probs = tuple(float(p) for p in scored.probs())
-            best = max(range(len(values)), key=lambda i: probs[i])
-            segment = DistributionSegment(site.name, tuple(values), probs, values[best])
+            self._add(self.replay.next(site.name))
+            return self.variables[site.name]
+        scored = await self.runner.settings.model.score(self.prompt, values,
+                                                        cache=self.runner.settings.cache)
+        probs = tuple(float(p) for p in scored.probs())
+        best = max(range(len(values)), key=lambda i: probs[i])
+        segment = DistributionSegment(site.name, tuple(values), probs, values[best])
         self._add(segment)
-        self.variables[f"P({site.name})"] = list(zip(segment.values, segment.probs))
-        self.scored = segment
         self.emit(DistributionScored(segment))
         return segment.chosen
 
@@ -181,11 +175,16 @@ class Execution:
             builtins.print(*args, **kwargs)
 
     def _add(self, segment: Any) -> None:
+        """Append a hole's or distribution's segment: prompt, trace and variables."""
         self.trace.segments.append(segment)
         self.prompt += segment.text
-        self.variables[segment.name] = segment.value if isinstance(segment, HoleSegment) \
-            else segment.chosen
         self.choices.append(segment)
+        if isinstance(segment, HoleSegment):
+            self.variables[segment.name] = segment.value
+        else:
+            self.variables[segment.name] = segment.chosen
+            self.variables[f"P({segment.name})"] = list(zip(segment.values, segment.probs))
+            self.scored = segment
 
     def result(self) -> LMQLResult:
         distribution = self.scored
