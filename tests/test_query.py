@@ -590,3 +590,28 @@ def test_beam_names_a_program_that_replays_differently(llm):
                'else:\n    "B[Z]" where len(TOKENS(Z)) < 3')
     with pytest.raises(RuntimeError, match="must take the same path"):
         lmql_nb.run_sync(program, calls=[], decoder="beam", n=2)
+
+
+def test_constraints_documentation_examples(llm):
+    things = lmql_nb.run_sync('''
+sample(temperature=0.8, seed=2)
+   "A list of things not to forget when going to the sea (not travelling): \\n"
+   "- Sunglasses \\n"
+   for i in range(2):
+      "- [THING] \\n"
+where
+   THING in set(["Volleyball", "Sunscreen", "Bathing Suit"])
+''')
+    picked = [s.text for s in things.trace.holes()]
+    assert len(picked) == 2 and set(picked) <= {"Volleyball", "Sunscreen", "Bathing Suit"}
+
+    hello = lmql_nb.run_sync('argmax\n   "Hello [NAME]"\nwhere\n    len(NAME) < 10')
+    assert len(hello.variables["NAME"]) < 10
+    check_trace(llm, hello.trace, {"NAME": {"where": "len(RESPONSE) < 10"}})
+
+    date = lmql_nb.run_sync('''"It's the last day of June so today is [DATE]" \\
+   where REGEX(DATE, r"[0-9]{2}/[0-9]{2}")''')
+    import re
+
+    assert re.fullmatch(r"[0-9]{2}/[0-9]{2}", date.variables["DATE"])
+    check_trace(llm, date.trace, {"DATE": {"regex": r"[0-9]{2}/[0-9]{2}"}})
