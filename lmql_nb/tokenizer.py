@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Optional, Protocol, Sequence
 
 REPLACEMENT_CHAR = "\ufffd"
@@ -36,6 +37,8 @@ class EngineTokenizer(Tokenizer, Protocol):
 
     def convert_ids_to_tokens(self, ids: Sequence[int]) -> list[str]: ...
 
+    def special_spellings(self) -> dict[str, int]: ...
+
     @property
     def has_chat_template(self) -> bool: ...
 
@@ -63,13 +66,71 @@ def split_continuation(tokenizer: Tokenizer, prompt: str, value: str) -> tuple[l
     "... is " + "Paris" and "... is" + " Paris" score the same tokens.
     """
     joint = tokenizer.encode_prompt(prompt + value)
-    shared = common_prefix_length(tokenizer.encode_prompt(prompt), joint)
+    own = tokenizer.encode_prompt(prompt)
+    shared = common_prefix_length(own, joint)
+    special = getattr(tokenizer, "special_ids", None)
+    if special and any(token in special for token in joint[shared:]):
+        # the value spells a special token ("<eos>"): a value is text, so it is read as
+        # text, after the prompt's own tokens (see `special_token_policy`)
+        joint, shared = own + tokenizer.encode_text(value), len(own)
     if shared == 0:  # an empty prompt and a tokenizer that adds no BOS
         if tokenizer.start_token_id is None:
             raise ValueError(f"cannot score {value!r} after an empty prompt: this tokenizer "
                              "has no start token to condition on; pass a non-empty prompt")
         return [tokenizer.start_token_id], joint
     return joint[:shared], joint[shared:]
+
+
+SPECIAL_TOKEN_POLICY = """\
+Text that spells a special token ("<eos>", "<start_of_turn>") is read as that token only
+in a prompt (the `prompt` of generate and score, a /v1/completions prompt, /tokenize):
+as the tokenizer reads it, so hand-written chat turns work. Everywhere else it is text:
+score values, constraint strings (choices, stops, regexes, where) and chat message
+content are the characters they spell, so a value "<eos>" is scored as five characters
+and a chat message cannot end its turn or open another one. A chat template's own
+markup stays special."""
+
+
+def encode_chat(tokenizer: "EngineTokenizer", messages: list[dict], template: Optional[str],
+                add_generation_prompt: bool) -> list[int]:
+    """The token ids of a conversation through its chat template, the messages' content
+    read as text (`SPECIAL_TOKEN_POLICY`): a content that spells a turn marker gets the
+    marker's characters, never the marker.
+
+    The template's output is split at the special tokens the template itself wrote
+    (where the tokenizer splits it too) and each piece is read as text.
+    """
+    spellings: dict[str, int] = tokenizer.special_spellings()
+    text = tokenizer.apply_chat_template(messages, template, add_generation_prompt)
+    contents = [str(m.get("content", "")) for m in messages]
+    found = [s for s in spellings if any(s in content for content in contents)]
+    if not found:
+        return tokenizer.encode(text)
+    # each spelling in a content becomes a private-use character the template passes on
+    marks = {spelling: chr(0xF0000 + i) for i, spelling in enumerate(found)}
+    unmark = {mark: spelling for spelling, mark in marks.items()}
+
+    def escape(content: str) -> str:
+        for spelling, mark in marks.items():
+            content = content.replace(spelling, mark)
+        return content
+
+    escaped = [dict(m, content=escape(content)) for m, content in zip(messages, contents)]
+    text = tokenizer.apply_chat_template(escaped, template, add_generation_prompt)
+    pattern = re.compile("|".join(re.escape(s) for s in sorted(spellings, key=len,
+                                                                reverse=True)))
+    restore = re.compile("|".join(map(re.escape, unmark)))
+    ids: list[int] = []
+    position = 0
+    for match in [*pattern.finditer(text), None]:
+        end = match.start() if match is not None else len(text)
+        piece = restore.sub(lambda m: unmark[m.group()], text[position:end])
+        if piece:
+            ids += tokenizer.encode_text(piece)
+        if match is not None:
+            ids.append(spellings[match.group()])
+            position = match.end()
+    return ids
 
 
 def start_token(tokenizer: Any) -> Optional[int]:
@@ -109,6 +170,7 @@ class HFTokenizer:
         self.special_ids: frozenset[int] = frozenset(hf_tokenizer.all_special_ids) | frozenset(
             token for token, added in getattr(hf_tokenizer, "added_tokens_decoder", {}).items()
             if getattr(added, "special", False))
+        self._spellings: Optional[dict[str, int]] = None
 
     def encode(self, text: str) -> list[int]:
         return list(self.hf.encode(text, add_special_tokens=False))
@@ -117,6 +179,13 @@ class HFTokenizer:
         """Token ids of `text` as plain text: a special token's spelling ("<eos>") is
         characters, never the token (for values, constraints and chat content)."""
         return list(self.hf.encode(text, add_special_tokens=False, split_special_tokens=True))
+
+    def special_spellings(self) -> dict[str, int]:
+        """The text of each special token, and its id."""
+        if self._spellings is None:
+            ids = sorted(self.special_ids)
+            self._spellings = dict(zip(self.convert_ids_to_tokens(ids), ids))
+        return self._spellings
 
     def encode_prompt(self, text: str) -> list[int]:
         """Token ids as the model expects a prompt (with BOS where the tokenizer adds it)."""

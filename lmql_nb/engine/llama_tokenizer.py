@@ -124,6 +124,11 @@ class LlamaTokenizer:
         return with_special_tokens(base, self.special_ids, eos, self.bos_token_id,
                                    self.encode_text)
 
+    def special_spellings(self) -> dict[str, int]:
+        """The text of each special token, and its id."""
+        ids = sorted(self.special_ids)
+        return dict(zip(self.convert_ids_to_tokens(ids), ids))
+
     @functools.cached_property
     def special_ids(self) -> frozenset[int]:
         """The tokens decoding leaves out (llama.cpp's control and unknown tokens; its

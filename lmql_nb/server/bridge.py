@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 from ..llm import LLM
 from ..options import GenerateOptions, parse_generate_options
 from ..results import Generation, TokenCallback
-from ..tokenizer import common_prefix_length
+from ..tokenizer import common_prefix_length, encode_chat
 from .errors import bad_request
 
 
@@ -72,10 +72,10 @@ class ServedModel:
                               "(a Jinja string), or use /v1/completions with a text prompt",
                               "messages")
         try:
-            text = self.tokenizer.apply_chat_template(messages, template, add_generation_prompt)
+            # the template writes its own special tokens; the content is text
+            return encode_chat(self.tokenizer, messages, template, add_generation_prompt)
         except Exception as error:  # a broken template is the client's input
             raise bad_request(f"the chat template failed: {error}", "chat_template") from None
-        return self.tokenizer.encode(text)  # the template writes its own special tokens
 
     def check_rows(self, rows: int, what: str) -> None:
         """A 400 if one request asks for more sequences than the server decodes for one
