@@ -16,10 +16,10 @@ import urllib.request
 import nbformat
 import numpy as np
 import pytest
-
-from lmql_nb.notebook.widgets.colours import logprob_colour
 from conftest import ACCEPT_KERNEL, run_all
 from test_widgets_in_lab import literal
+
+from lmql_nb.notebook.widgets.colours import logprob_colour
 
 PROMPT = "Once upon a time"
 CHOICES = [" yes", " no", " maybe"]
@@ -29,13 +29,13 @@ VALUES = [" Paris", " Berlin", " a small town by the sea"]
 
 def _cells(model: str) -> list[str]:
     return [
-        f"import lmql_nb\nm = lmql_nb.model({model!r})\n"
-        f"story = m.generate_sync({PROMPT!r}, max_tokens=200, return_details=True)\nstory",
-        f"answer = m.generate_sync({QUESTION!r}, choices={CHOICES!r}, top_logprobs=5, "
-        "return_details=True)\nanswer",
+        (f"import lmql_nb\nm = lmql_nb.model({model!r})\n"
+         f"story = m.generate_sync({PROMPT!r}, max_tokens=200, return_details=True)\nstory"),
+        (f"answer = m.generate_sync({QUESTION!r}, choices={CHOICES!r}, top_logprobs=5, "
+         "return_details=True)\nanswer"),
         "%load_ext lmql_nb",
-        "%lmql_score -m " + model + " \"The capital of France is\" " +
-        " ".join(f'"{v}"' for v in VALUES),
+        ("%lmql_score -m " + model + " \"The capital of France is\" "
+         + " ".join(f'"{v}"' for v in VALUES)),
     ]
 
 

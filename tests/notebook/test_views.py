@@ -5,20 +5,22 @@ toy view that plugs in without editing anything else."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
 import subprocess
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
+from toy.views import TOY, bundle, make_toy_view
 
 from lmql_nb import Alternative, Generation, TokenInfo
 from lmql_nb.notebook import saving
 from lmql_nb.notebook.widgets import ScoringHeatmap, TokenView
 from lmql_nb.notebook.widgets.base import STATIC, VIEWS, LmqlWidget
 from lmql_nb.notebook.widgets.colours import logprob_colour, scale, table
-from toy.views import TOY, bundle, make_toy_view
 
 ROOT = Path(__file__).resolve().parents[2]
 JS = ROOT / "js"
@@ -58,7 +60,7 @@ def test_js_views_read_exactly_the_declared_columns(name):
 
 def test_a_view_sends_only_declared_columns():
     class Sloppy(TokenView):
-        columns = {"text": "str"}
+        columns: ClassVar[dict[str, str]] = {"text": "str"}
     with pytest.raises(ValueError, match=r"undeclared \['allowed_count'"):
         Sloppy(Generation("a", (TokenInfo(1, "a", -1.0),), "stop"))
 
@@ -81,7 +83,7 @@ def test_the_colour_scale_is_sequential_in_lightness_and_legible():
         r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
         return 0.2126 * r + 0.7152 * g + 0.0722 * b
     backgrounds = [bg for bg, _ in table()]
-    assert all(lightness(a) < lightness(b) for a, b in zip(backgrounds, backgrounds[1:]))
+    assert all(lightness(a) < lightness(b) for a, b in itertools.pairwise(backgrounds))
     assert backgrounds[0] == scale()["stops"][0] and backgrounds[-1] == scale()["stops"][-1]
     # white text on the dark end, dark text on the light end
     assert table()[0][1] == "#ffffff" and table()[-1][1] == "#111111"

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -35,7 +36,7 @@ def make_toy_view(tmp_path: Path) -> type[LmqlWidget]:
 
     class ToyView(LmqlWidget):
         view = "toy_view"
-        columns = {"word": "str", "score": "f8"}
+        columns: ClassVar[dict[str, str]] = {"word": "str", "score": "f8"}
         _esm = esm
 
         def __init__(self, words: dict[str, float]):

@@ -111,7 +111,7 @@ class LmqlWidget(anywidget.AnyWidget):
     def mimebundle(self, text: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """This view's display (data, metadata): the live widget, its static rendering
         (text/html) and `text` (default: `self.text()`) as text/plain."""
-        data, metadata = super()._repr_mimebundle_()
+        data, metadata = super()._repr_mimebundle_() or ({}, {})
         data = {**data, "text/html": self.static_html(),
                 "text/plain": self.text() if text is None else text}
         return data, {**(metadata or {}), METADATA_KEY: {"view": self.view}}
