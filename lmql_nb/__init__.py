@@ -15,8 +15,8 @@ Importing lmql_nb is cheap: torch and transformers load with the first `local:` 
 from typing import Any
 
 from . import display_hooks
-from .api import (generate, generate_sync, get_default_model, model, score, score_sync,
-                  set_default_model)
+from .api import (generate, generate_sync, get_default_model, model, score, score_many,
+                  score_many_sync, score_sync, set_default_model)
 from .comparison import (Comparison, ScoreComparison, compare, compare_scores,
                          compare_scores_sync, compare_sync)
 from .llm import LLM
@@ -58,8 +58,9 @@ display_hooks.register_display(_notebook_display)
 
 
 __all__ = [
-    "LLM", "ScoringResult", "ScoringTable", "Generation", "TokenInfo", "Alternative", "model", "generate",
-    "generate_sync", "score", "score_sync", "set_default_model", "get_default_model",
+    "LLM", "ScoringResult", "ScoringTable", "Generation", "TokenInfo", "Alternative", "model",
+    "generate", "generate_sync", "score", "score_sync", "score_many", "score_many_sync",
+    "set_default_model", "get_default_model",
     "load_ipython_extension", "show", "set_cache", "clear_cache", "compare", "compare_sync",
     "Comparison", "compare_scores", "compare_scores_sync", "ScoreComparison", "query", "run",
     "run_sync", "F", "LMQLResult", "register_backend",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Optional, Union
+from typing import Any, Iterable, Optional, Union
 
 from . import aio
 from .llm import LLM, GenerateResult
 from .registry import create_backend, shared_instance
-from .scoring import ScoringResult
+from .scoring import ScoringResult, ScoringTable
 
 DEFAULT_MODEL_ENV = "LMQL_NB_DEFAULT_MODEL"
 
@@ -86,3 +86,16 @@ def score_sync(prompt: str, values: Union[str, list[str]],
                model: Union[str, LLM, None] = None, **kwargs: Any) -> ScoringResult:
     """Synchronous `score`."""
     return aio.run_sync(score, prompt, values, model, **kwargs)
+
+
+async def score_many(prompts: Iterable[str], values: Any, model: Union[str, LLM, None] = None,
+                     **kwargs: Any) -> ScoringTable:
+    """Score a dataset: each prompt against `values`. See `LLM.score_many`."""
+    return await _resolve(model).score_many(prompts, values, **kwargs)
+
+
+def score_many_sync(prompts: Iterable[str], values: Any, model: Union[str, LLM, None] = None,
+                    **kwargs: Any) -> ScoringTable:
+    """Synchronous `score_many` (an interrupt returns the rows finished so far). See
+    `LLM.score_many_sync`."""
+    return _resolve(model).score_many_sync(prompts, values, **kwargs)

@@ -192,3 +192,16 @@ def test_a_failing_row_names_itself(llm):
         llm.score_many_sync(["short", too_long, "short too"], LABELS, cache=False,
                             progress=False)
     assert "while scoring prompts[1] of score_many" in error.value.__notes__
+
+
+def test_the_module_level_functions_use_the_given_model(llm, tiny_gpt2_path):
+    table = lmql_nb.score_many_sync(PROMPTS[:2], LABELS, model=f"local:{tiny_gpt2_path}",
+                                    cache=False, progress=False)
+    np.testing.assert_allclose([r.scores() for r in table],
+                               [llm.score_sync(p, LABELS, cache=False).scores()
+                                for p in PROMPTS[:2]], rtol=0, atol=1e-5)
+
+    async def main():
+        return await lmql_nb.score_many(PROMPTS[:2], LABELS, model=llm, progress=False)
+
+    assert asyncio.run(main()).complete
