@@ -20,6 +20,7 @@ from .api import (generate, generate_sync, get_default_model, model, score, scor
 from .comparison import (Comparison, ScoreComparison, compare, compare_scores,
                          compare_scores_sync, compare_sync)
 from .llm import LLM
+from .query.builder import QueryBuilder
 from .query.functions import F, query, run, run_sync  # binds `query` to the decorator
 from .query.result import LMQLResult
 from .registry import register_backend
@@ -63,5 +64,5 @@ __all__ = [
     "set_default_model", "get_default_model",
     "load_ipython_extension", "show", "set_cache", "clear_cache", "compare", "compare_sync",
     "Comparison", "compare_scores", "compare_scores_sync", "ScoreComparison", "query", "run",
-    "run_sync", "F", "LMQLResult", "register_backend",
+    "run_sync", "F", "LMQLResult", "QueryBuilder", "register_backend",
 ]

@@ -615,3 +615,23 @@ where
 
     assert re.fullmatch(r"[0-9]{2}/[0-9]{2}", date.variables["DATE"])
     check_trace(llm, date.trace, {"DATE": {"regex": r"[0-9]{2}/[0-9]{2}"}})
+
+
+def test_query_builder(llm, tiny_gpt2_path):
+    query = (lmql_nb.QueryBuilder()
+             .set_decoder("argmax")
+             .set_prompt("What is the capital of France? [ANSWER]")
+             .set_model(f"local:{tiny_gpt2_path}")
+             .set_where("len(TOKENS(ANSWER)) < 4")
+             .set_where('STOPS_AT(ANSWER, ".")')
+             .set_distribution("ANSWER", '[" Paris", " London"]')
+             .build())
+    with pytest.raises(ValueError, match="distribution variable"):
+        query.run_sync()  # a distribution variable takes no where constraints
+    query = (lmql_nb.QueryBuilder().set_prompt("Q: [[x]] [ANSWER]")
+             .set_where("len(TOKENS(ANSWER)) < 3").build())
+    result = query.run_sync()
+    assert result.prompt == "Q: [x] " + llm.generate_sync("Q: [x] ", max_tokens=2, cache=False)
+    assert (lmql_nb.QueryBuilder().set_prompt("Which? [A]")
+            .set_distribution("A", '[" a", " b"]').build().run_sync()
+            .variables["A"]) in (" a", " b")

@@ -1,0 +1,94 @@
+"""`QueryBuilder`: a standalone LMQL query assembled from parts, as LMQL offers it.
+
+    query = (lmql_nb.QueryBuilder()
+             .set_decoder("argmax")
+             .set_prompt("What is the capital of France? [ANSWER]")
+             .set_where("len(TOKENS(ANSWER)) < 10")
+             .build())
+    query.run_sync()
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from .layout import DECODERS
+
+
+class QueryExecution:
+    """A built query: `await run(**variables)` or `run_sync(**variables)`."""
+
+    def __init__(self, source: str):
+        self.query_string = source
+
+    async def run(self, *args: Any, **kwargs: Any) -> Any:
+        from .functions import run
+
+        return await run(self.query_string, *args, **kwargs)
+
+    def run_sync(self, *args: Any, **kwargs: Any) -> Any:
+        from .functions import run_sync
+
+        return run_sync(self.query_string, *args, **kwargs)
+
+
+class QueryBuilder:
+    """Builds the standalone form `DECODER "PROMPT" from "MODEL" where ... distribution
+    X in [...]`; `set_where` may be called several times (the clauses join with `and`)."""
+
+    def __init__(self) -> None:
+        self.decoder: tuple[str, dict[str, Any]] = ("argmax", {})
+        self.prompt: Optional[str] = None
+        self.model: Optional[str] = None
+        self.where: Optional[str] = None
+        self.distribution: Optional[tuple[str, str]] = None
+
+    def set_decoder(self, decoder: str = "argmax", **kwargs: Any) -> "QueryBuilder":
+        if decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {decoder!r}; accepted decoders are: "
+                             f"{', '.join(DECODERS)}")
+        self.decoder = (decoder, kwargs)
+        return self
+
+    def set_prompt(self, prompt: str) -> "QueryBuilder":
+        if not isinstance(prompt, str):
+            raise TypeError(f"the prompt must be a str, got {type(prompt).__name__}")
+        if self.prompt is not None:
+            raise ValueError("the prompt is set already: give the whole prompt in one "
+                             "set_prompt call")
+        self.prompt = prompt
+        return self
+
+    def set_model(self, model: str) -> "QueryBuilder":
+        if not isinstance(model, str):
+            raise TypeError(f"the model must be an id str, got {type(model).__name__} "
+                            "(pass an LLM object as run(model=...) instead)")
+        self.model = model
+        return self
+
+    def set_where(self, where: str) -> "QueryBuilder":
+        if not isinstance(where, str):
+            raise TypeError(f"where must be a str, got {type(where).__name__}")
+        self.where = where if self.where is None else f"({self.where}) and ({where})"
+        return self
+
+    def set_distribution(self, variable: str, values: str) -> "QueryBuilder":
+        """`values` is the source of a Python expression, e.g. '["A", "B"]'."""
+        if not isinstance(variable, str) or not variable.isidentifier():
+            raise ValueError(f"the distribution variable must be a name, got {variable!r}")
+        self.distribution = (variable, values)
+        return self
+
+    def build(self) -> QueryExecution:
+        if self.prompt is None:
+            raise ValueError("a query needs a prompt: call set_prompt first")
+        name, arguments = self.decoder
+        parts = [name + (f"({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"
+                         if arguments else ""), repr(self.prompt)]
+        if self.model is not None:
+            parts.append(f"from {self.model!r}")
+        if self.where is not None:
+            parts.append(f"where {self.where}")
+        if self.distribution is not None:
+            parts.append(f"distribution {self.distribution[0]} in {self.distribution[1]}")
+        return QueryExecution(" ".join(parts))
