@@ -4,6 +4,7 @@ thousands of tokens."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -95,6 +96,12 @@ def test_long_generation_page_renders_every_token(page, tmp_path, screenshots):
     assert seconds < 15  # loose: a loaded 2-core CI machine; a hang or stall still fails
     page.locator(".lmnb-token").nth(2).hover()  # " sat" (nth(3) is a bare line break)
     assert page.locator(".lmnb-tooltip .lmnb-alternative").count() == 5
+    # each sequence's total log-probability and perplexity, computed here independently
+    for row, generation in zip(page.locator(".lmnb-sequence-totals").all(), sequences):
+        total = sum(t.logprob for t in generation.tokens)
+        perplexity = np.exp(-total / len(generation.tokens))
+        assert row.text_content() == (f"Σ logprob {total:.2f} · perplexity {perplexity:.2f}"
+                                      .replace("-", "−"))
     assert page.errors == []
     page.screenshot(path=str(screenshots / "standalone-tokens.png"))
 
@@ -158,3 +165,13 @@ def test_heatmap_fits_a_narrow_output(browser, tmp_path, screenshots):
         page.screenshot(path=str(screenshots / "heatmap-400px.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_a_loading_view_says_what_it_waits_for(page, tmp_path):
+    _open(page, TokenView(prompt="p", status="loading", stage="loading local:m"), tmp_path,
+          "loading")
+    status = page.locator(".lmnb-status")
+    assert re.fullmatch(r"loading local:m… · \d+ s", status.text_content())
+    page.wait_for_timeout(2200)  # the seconds count up while it waits
+    assert int(status.text_content().split("· ")[1].split()[0]) >= 2
+    assert page.errors == []

@@ -141,7 +141,7 @@ class TokenView(LmqlWidget):
 
     view = "token_view"
     columns = {**COLUMNS, **BRANCH_COLUMNS}
-    _page_traits = ("prompt", "color_by", "status", "finish_reasons", "elapsed")
+    _page_traits = ("prompt", "color_by", "status", "stage", "finish_reasons", "elapsed")
 
     prompt = traitlets.Unicode("").tag(sync=True)
     color_by = traitlets.Enum(COLOR_METRICS, default_value="prob").tag(sync=True)
