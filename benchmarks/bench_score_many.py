@@ -12,7 +12,9 @@ On the embedded Gemma 3 270M (transformers float32, and llama.cpp on the Q4_K_M 
   cache; target: within 1.3x), against `llama_cpp.Llama` by hand (each prompt evaluated,
   each value after it), and against LMQL 0.7.3 scoring rows concurrently (target: at
   least 10x faster; LMQL scores `--lmql-rows` rows and its time is scaled to `--rows`;
-  0 skips it). Result caches are off; medians of `--repeat` runs after a warm-up.
+  0 skips it). Result caches are off; medians of `--repeat` runs (the many-row
+  workloads without a warm-up run of their own: the models are warm from the checks of
+  their numbers that come first).
 """
 
 from __future__ import annotations
@@ -183,13 +185,14 @@ def main() -> None:
           f"{largest_difference(many(llm, rows[:64]), by_hand(rows[:64])):.2e}")
     print(f"largest difference, gathered against one by one: "
           f"{largest_difference(gather_scores(llm, short), one_by_one(llm, short)):.2e}")
-    ours_many = timed(lambda: many(llm, rows), args.repeat)
+    ours_many = timed(lambda: many(llm, rows), args.repeat, warm_up=False)
     table += [
         ("16 prompts x 3 values, gather", timed(lambda: gather_scores(llm, short), args.repeat),
          "the same 16 one by one", timed(lambda: one_by_one(llm, short), args.repeat),
          ">= 3x faster"),
         (f"{args.rows} prompts x 3 values, score_many", ours_many,
-         "transformers by hand, batched", timed(lambda: by_hand(rows), args.repeat),
+         "transformers by hand, batched", timed(lambda: by_hand(rows), args.repeat,
+                                                        warm_up=False),
          "within 1.3x"),
     ]
     if args.lmql_rows:
@@ -209,7 +212,7 @@ def main() -> None:
           f"{largest_difference(many(taking_turns, rows[:16]), llama_hand(rows[:16])):.2e} "
           f"(throughput mode: "
           f"{largest_difference(many(together, rows[:16]), llama_hand(rows[:16])):.2e})")
-    hand_rows = timed(lambda: llama_hand(rows), args.repeat)
+    hand_rows = timed(lambda: llama_hand(rows), args.repeat, warm_up=False)
     table += [
         ("llama.cpp 16 x 3, gather", timed(lambda: gather_scores(taking_turns, short),
                                            args.repeat),
@@ -219,10 +222,11 @@ def main() -> None:
                                                        args.repeat),
          "the same 16 one by one", timed(lambda: one_by_one(together, short), args.repeat), ""),
         (f"llama.cpp {args.rows} x 3, score_many", timed(lambda: many(taking_turns, rows),
-                                                         args.repeat),
+                                                         args.repeat, warm_up=False),
          "llama_cpp.Llama by hand", hand_rows, ""),
         (f"llama.cpp {args.rows} x 3, score_many, throughput",
-         timed(lambda: many(together, rows), args.repeat), "llama_cpp.Llama by hand",
+         timed(lambda: many(together, rows), args.repeat, warm_up=False),
+         "llama_cpp.Llama by hand",
          hand_rows, ""),
     ]
 
