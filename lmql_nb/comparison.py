@@ -139,22 +139,27 @@ async def model_tokens(llm: "LLM", prompt: str, continuation: str, top_logprobs:
                        cache: bool = True) -> tuple[TokenInfo, ...]:
     """`continuation`'s tokens under `llm` after `prompt`, with their numbers.
 
-    In-process models are fed the tokens one by one (teacher forcing), which gives ranks
-    and alternatives; other models give what `score` gives (log-probabilities only).
+    Models that take token ids (in process, and servers such as `lmql_nb serve` and vLLM)
+    are fed the tokens one by one (teacher forcing), which gives ranks and alternatives;
+    other models give what `score` gives (log-probabilities only).
     """
     from .backends.base import Backend
 
     backend = await llm._ready()
-    if type(backend).generate_ids is Backend.generate_ids:  # no token-id generation
-        scored = await llm.score(prompt, continuation, cache=cache)
-        return tuple(TokenInfo(token_id, text, float(logprob)) for token_id, text, logprob
-                     in zip(scored.token_ids[0], scored.tokens[0], scored.token_scores[0]))
-    context, value = await aio.wait(aio.run_in_thread(
-        split_continuation, backend.get_tokenizer(), prompt, continuation))
-    options = parse_generate_options(len(value), return_details=True,
-                                     top_logprobs=top_logprobs, cache=cache)
-    generations = await backend.generate_ids(context, prompt, options, forced_ids=value)
-    return generations[0].tokens
+    if type(backend).generate_ids is not Backend.generate_ids:
+        try:
+            context, value = await aio.wait(aio.run_in_thread(
+                split_continuation, backend.get_tokenizer(), prompt, continuation))
+            options = parse_generate_options(len(value), return_details=True,
+                                             top_logprobs=top_logprobs, cache=cache)
+            generations = await backend.generate_ids(context, prompt, options,
+                                                     forced_ids=value)
+            return generations[0].tokens
+        except NotImplementedError:  # this model takes no token-id prompts
+            pass
+    scored = await llm.score(prompt, continuation, cache=cache)
+    return tuple(TokenInfo(token_id, text, float(logprob)) for token_id, text, logprob
+                 in zip(scored.token_ids[0], scored.tokens[0], scored.token_scores[0]))
 
 
 def _labels(llms: Sequence["LLM"], labels: Optional[Sequence[str]]) -> list[str]:

@@ -250,7 +250,7 @@ async def _chosen_id(backend: Backend, original: TokenInfo,
         return token.token_id
     if isinstance(token, int) and not isinstance(token, bool):
         vocabulary = backend.get_tokenizer().vocab_size
-        if not 0 <= token < vocabulary:
+        if token < 0 or 0 < vocabulary <= token:  # a server's tokenizer may not say (-1)
             raise ValueError(f"token id {token} is outside the vocabulary [0, {vocabulary})")
         return token
     if isinstance(token, str):

@@ -15,12 +15,12 @@ import importlib.util
 import os
 import threading
 import warnings
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional, Sequence
 
-from ...aio import gather
+from ...aio import gather, run_in_thread, wait
 from ...errors import ApproximateScoreWarning, BackendError, ScoringNotSupported
 from ...options import GenerateOptions, ScoreOptions
-from ...results import Generation, TokenCallback, ValueScores
+from ...results import Generation, TokenCallback, TokenInfo, ValueScores
 from ...tokenizer import common_prefix_length
 from ..base import Backend
 from . import dialect, parsing
@@ -279,6 +279,92 @@ class OpenAIBackend(Backend):
         return BackendError(self.transport.redact(
             f"the stream from {self.url} (model {self.model!r}) broke off after {received} "
             f"tokens: {self.transport.describe(error)}"))
+
+    # token ids (branches) ----------------------------------------------------------------
+
+    def _require_token_ids(self) -> None:
+        """NotImplementedError unless this server takes token-id prompts (vLLM-style
+        /v1/completions)."""
+        if self.chat:
+            raise NotImplementedError(
+                f"{self.model!r} is used through /v1/chat/completions, whose prompts are "
+                "messages, not token ids; pass chat=False to use /v1/completions")
+        if not self._server().vllm_like:
+            raise NotImplementedError(self._no_tokenizer_reason())
+
+    async def encode_prompt(self, prompt: str) -> list[int]:
+        self._require_token_ids()
+        return await self._tokenize(prompt)
+
+    async def generate_ids(self, prompt_ids: Sequence[int], prompt: str,
+                           options: GenerateOptions,
+                           on_token: Optional[TokenCallback] = None, *,
+                           prefix_ids: Sequence[int] = (),
+                           forced_ids: Sequence[int] = ()) -> list[Generation]:
+        """On the server: one request with the ids as the prompt for what follows, and
+        for each forced token its distribution (top-k) and its own log-probability
+        (echoed). Tokens come back named by id and are detokenised in context. A
+        constraint other than stop strings applies only to the server's own completion,
+        so it is refused after a prefix. Tokens reach `on_token` once the answer is in."""
+        self._require_token_ids()
+        spec = options.constraint
+        if spec is not None and spec.shaped and (prefix_ids or forced_ids):
+            raise ValueError(
+                "over HTTP a constraint (choices, regex, type, json_schema, where) applies to "
+                "the server's own completion only, not to tokens given before it, so it "
+                "cannot continue after a prefix; use an in-process model (local:, "
+                "llama.cpp:) or stop strings")
+        if options.max_tokens is not None and options.max_tokens < len(forced_ids):
+            raise ValueError(f"max_tokens={options.max_tokens} leaves no room for the "
+                             f"{len(forced_ids)} forced token(s); allow at least that many")
+        context = [int(t) for t in prompt_ids] + [int(t) for t in prefix_ids]
+        k = options.top_logprobs
+        forced = [await self._forced_token(context + list(forced_ids[:i]), token_id, k)
+                  for i, token_id in enumerate(forced_ids)]
+        remaining = None if options.max_tokens is None else options.max_tokens - len(forced)
+        if remaining == 0:
+            completions = [Generation("", (), "length", prompt)] * options.n
+        else:
+            params = dialect.with_token_ids(dialect.request_parameters(
+                dataclasses.replace(options, max_tokens=remaining), self._server()))
+            params["prompt"] = context + list(forced_ids)
+            response = await self.transport.request(
+                lambda client: client.completions.create(**params))
+            completions = [parsing.generation(choice, prompt, k, False)
+                           for choice in sorted(response.choices, key=lambda c: c.index)]
+        tokenizer = self.get_tokenizer()
+        results = []
+        for index, completion in enumerate(completions):
+            tokens = await wait(run_in_thread(parsing.with_texts, forced + list(completion.tokens),
+                                              tokenizer, context, name="lmql_nb-detokenize"))
+            results.append(Generation("".join(t.text for t in tokens), tokens,
+                                      completion.finish_reason, prompt, tuple(prefix_ids)))
+            if on_token is not None:
+                for token in tokens:
+                    on_token(index, token)
+        return results
+
+    async def _forced_token(self, context: list[int], token_id: int, k: int) -> TokenInfo:
+        """`token_id` after `context`: its log-probability (echoed) and the top `k` of the
+        distribution it is taken from (the first token of a one-token completion)."""
+        def ask(**body: Any) -> Any:
+            body = dialect.with_token_ids({"model": self.model, "temperature": 0.0, **body})
+            return self.transport.request(lambda client: client.completions.create(**body))
+
+        echoed = await ask(prompt=context + [token_id], max_tokens=0, echo=True, logprobs=0)
+        logprobs = echoed.choices[0].logprobs
+        scores = list(logprobs.token_logprobs or []) if logprobs else []
+        if len(scores) < len(context) + 1 or scores[len(context)] is None:
+            raise BackendError(f"{self.url} did not echo the log-probability of a token-id "
+                               "prompt, so it cannot continue from token ids")
+        top: tuple = ()
+        if k:
+            first = await ask(prompt=context, max_tokens=1, logprobs=k)
+            generated = parsing.completion_tokens(first.choices[0].logprobs, k)
+            top = generated[0].top if generated else ()
+        logprob = float(scores[len(context)])
+        rank = next((r for r, a in enumerate(top, 1) if a.token_id == token_id), None)
+        return TokenInfo(token_id, f"token_id:{token_id}", logprob, rank, None, top)
 
     # scoring ----------------------------------------------------------------------------
 

@@ -88,6 +88,13 @@ def request_parameters(options: GenerateOptions, server: Server, tokens: bool = 
     return params
 
 
+def with_token_ids(params: dict) -> dict:
+    """`params` asking a vLLM-style server to name tokens by id ("token_id:N" labels, its
+    `return_tokens_as_token_ids`), so that results carry the ids a branch continues from."""
+    return {**params, "extra_body": {**params.get("extra_body", {}),
+                                     "return_tokens_as_token_ids": True}}
+
+
 def _decoder(options: GenerateOptions, server: Server, params: dict, extra: dict) -> None:
     if options.decoder == "argmax":
         params["temperature"] = 0.0

@@ -173,3 +173,20 @@ def chat_token(entry: Any, k: int) -> TokenInfo:
     logprob = float(entry.logprob)
     return TokenInfo(UNKNOWN_TOKEN_ID, entry.token, logprob,
                      _rank(logprob, alternatives) if k else None, None, alternatives)
+
+
+def with_texts(tokens: Sequence[TokenInfo], tokenizer: Any,
+               context_ids: Sequence[int]) -> tuple[TokenInfo, ...]:
+    """Tokens named by id ("token_id:N") with their texts in context (after
+    `context_ids`), alternatives too, through `tokenizer` (the server's /detokenize)."""
+    import dataclasses
+
+    from ...tokenizer import IncrementalDecoder
+
+    decoder = IncrementalDecoder(tokenizer, context_ids)
+    result = []
+    for token in tokens:
+        top = tuple(dataclasses.replace(a, text=decoder.peek(a.token_id)) for a in token.top
+                    if a.token_id >= 0)
+        result.append(dataclasses.replace(token, text=decoder.add(token.token_id), top=top))
+    return tuple(result)
