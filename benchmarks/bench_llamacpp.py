@@ -7,7 +7,7 @@ values after a ~400-token prompt (by hand: the prompt evaluated once, each value
 by rewinding `n_tokens`); the cost of a constraint on greedy generation; and 8
 concurrent generate calls with `throughput=True` against the default, where calls take
 turns within each step. Both sides
-use the same threads and flash attention (lmql_nb always runs it). Medians of
+use the same threads and flash attention (on: lmql_nb's default). Medians of
 `--repeat` runs; result caches are off.
 """
 

@@ -6,8 +6,9 @@ bench_engine.py (lmql_nb against transformers by hand), bench_lmql.py (against L
 0.7.3, caches and start-up), bench_constraints.py (constrained against unconstrained
 generation), bench_llamacpp.py (the llama.cpp backend against `llama_cpp.Llama` by
 hand; needs llama-cpp-python), bench_query.py (a query program against the same calls
-by hand and against LMQL 0.7.3) and bench_score_many.py (scoring at dataset scale against
-transformers and llama.cpp by hand and LMQL 0.7.3). Each prints its own table of times
+by hand and against LMQL 0.7.3), bench_score_many.py (scoring at dataset scale against
+transformers and llama.cpp by hand and LMQL 0.7.3) and bench_flash_attention.py
+(llama.cpp's flash attention on and off: distance from float32, speed). Each prints its own table of times
 and ratios.
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["bench_engine.py", "bench_lmql.py", "bench_constraints.py", "bench_llamacpp.py",
-           "bench_query.py", "bench_score_many.py"]
+           "bench_query.py", "bench_score_many.py", "bench_flash_attention.py"]
 
 
 def main() -> int:

@@ -354,3 +354,25 @@ def test_score_many_rows_equal_the_calls_alone(llm):
         assert result.scores().tolist() == llm.score_sync(prompt, CITIES,
                                                           cache=False).scores().tolist()
     assert list(table.to_pandas()["argmax"]) == [" Paris"] * 6
+
+
+def test_flash_attention_is_an_option(llm):
+    import llama_cpp
+
+    from lmql_nb.embedded import embedded_gguf
+
+    plain = lmql_nb.model(MODEL, flash_attn=False)
+    # the backend's key/value cache is llama.cpp's default (F16), which matters here: with
+    # flash attention off an F32 cache moves " Paris" by 0.24
+    by_hand = llama_cpp.Llama(model_path=str(embedded_gguf()), n_ctx=1024, logits_all=True,
+                              n_threads=1, n_threads_batch=1, flash_attn=False, verbose=False)
+    prompt_ids = by_hand.tokenize(PROMPT.encode())
+    scores = plain.score_sync(PROMPT, CITIES, cache=False).scores()
+    for city, score in zip(CITIES, scores):
+        joint = by_hand.tokenize((PROMPT + city).encode())
+        logprobs = chunked_logprobs(by_hand, prompt_ids, joint[len(prompt_ids):])
+        expected = sum(logprobs[i - 1, joint[i]] for i in range(len(prompt_ids), len(joint)))
+        assert score == pytest.approx(expected, abs=1e-3)
+    flash = llm.score_sync(PROMPT, CITIES, cache=False).scores()  # the default: on
+    assert np.abs(np.array(scores) - flash).max() > 1e-3  # a different computation
+    assert plain.backend.identity() != llm.backend.identity()  # cached apart

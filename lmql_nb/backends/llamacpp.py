@@ -32,6 +32,13 @@ class LlamaCppOptions(InProcessOptions):
                              "llama.cpp)", "int", minimum=0)
     # on the embedded model about 0.01 in a log-probability for decode steps, up to
     # about 0.4 for a prompt evaluated together with others (see `llama_model`)
+    # measured by benchmarks/bench_flash_attention.py on the embedded model: on, scores
+    # lie as close to the float32 reference after a short prompt and closer after a long
+    # one (0.11 against 0.19 on average), at the same speed or slightly faster
+    flash_attn: bool = option(
+        True, "llama.cpp's flash attention kernels (True: closer to the float32 reference "
+        "on the embedded model and no slower; False: llama.cpp's other attention path)",
+        "bool")
     throughput: bool = option(
         False, "True: concurrent calls share decode calls (faster; each call's numbers "
         "then depend on what runs beside it); False: they take turns within each step, "
@@ -64,6 +71,7 @@ class LlamaCppBackend(InProcessBackend):
                  options: LlamaCppOptions = LlamaCppOptions()):
         super().__init__(model_id, options)
         self.throughput = options.throughput
+        self.flash_attn = options.flash_attn
         self._locate = locate
         self._path: Optional[Path] = None
         self.n_ctx = options.n_ctx
@@ -107,7 +115,7 @@ class LlamaCppBackend(InProcessBackend):
         trained = llama_library().llama_model_n_ctx_train(weights)
         context = self.n_ctx or min(trained, DEFAULT_CONTEXT) or DEFAULT_CONTEXT
         return LlamaModel(weights, context, self.threads or default_threads(), self.parallel,
-                          self.throughput)
+                          self.throughput, self.flash_attn)
 
     def identity(self) -> str:
         """The GGUF file as result caches should know it: path, size, modification time
@@ -115,4 +123,6 @@ class LlamaCppBackend(InProcessBackend):
         from ..conversion import gguf_key
 
         # throughput mode's numbers depend on the company a call had: cached apart
-        return f"llama.cpp|{gguf_key(self.path())}" + ("|throughput" if self.throughput else "")
+        # flash attention changes the numbers too
+        return (f"llama.cpp|{gguf_key(self.path())}" + ("|throughput" if self.throughput else "")
+                + ("|flash" if self.flash_attn else ""))

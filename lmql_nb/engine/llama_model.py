@@ -113,7 +113,7 @@ class LlamaModel(LanguageModel):
     """
 
     def __init__(self, model: Any, context_tokens: int, threads: int, sequences: int,
-                 throughput: bool = False):
+                 throughput: bool = False, flash_attn: bool = False):
         self.llama = llama_library()
         # calls share decode calls (generation steps, score prompts and values)
         self.batches_calls = throughput
@@ -125,9 +125,9 @@ class LlamaModel(LanguageModel):
         params.n_threads = params.n_threads_batch = threads
         params.kv_unified = True  # sequences share cells: forks and cached prompts are free
         params.swa_full = True  # sliding-window layers keep every cell, so forks stay exact
-        # flash attention on, as `Llama(flash_attn=True)` runs in the tests and benchmarks
-        # (its numbers differ from flash attention off by about 0.045 on this model)
-        params.flash_attn_type = 1
+        # flash attention as asked (1 on, 0 off; not llama.cpp's -1, "auto", which would
+        # make the numbers depend on the machine)
+        params.flash_attn_type = 1 if flash_attn else 0
         self.context = self.llama.llama_init_from_model(model, params)
         if not self.context:
             raise RuntimeError(f"llama.cpp could not create a context of {context_tokens} "
