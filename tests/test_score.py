@@ -142,8 +142,9 @@ def test_prefix_cache_runs_only_new_tokens_and_gives_the_same_scores(tiny_llama_
     forwarded.clear()
     again = llm.score_sync(prompt, [" The capital", " Numbers"])
     longer = llm.score_sync(prompt + " Once", [" upon"])
-    # neither ran the prompt again: the longer one ran only its new tokens
-    assert len(forwarded) == 3 and all(shape[1] < prompt_tokens for shape in forwarded)
+    # neither ran the prompt again: the values of the second call, then the longer
+    # prompt's new token only (its one-token value needs no pass of its own)
+    assert len(forwarded) == 2 and all(shape[1] < prompt_tokens for shape in forwarded)
     for result in (first, again, longer):
         expected = [reference.continuation_logprob(tiny_llama_path, result.prompt, v)
                     for v in result.continuations]
@@ -151,3 +152,24 @@ def test_prefix_cache_runs_only_new_tokens_and_gives_the_same_scores(tiny_llama_
     forwarded.clear()
     llm.score_sync(prompt, [" The", " A"], cache=False)  # every cache off: the prompt runs
     assert forwarded[0][1] == prompt_tokens
+
+
+def test_one_token_values_cost_only_the_prompt_pass(tiny_gpt2_path, monkeypatch):
+    from lmql_nb.engine.torch_model import TorchModel
+
+    llm = lmql_nb.model(f"local:{tiny_gpt2_path}")
+    _, tokenizer = reference.load(tiny_gpt2_path)
+    values = [v for v in [" a", " the", " 4", " of"]
+              if len(tokenizer(v).input_ids) == 1]
+    assert len(values) >= 2
+    llm.score_sync("warm", values, cache=False)
+    passes = []
+    original = TorchModel.forward
+    monkeypatch.setattr(TorchModel, "forward",
+                        lambda self, ids, *a, **k: (passes.append(ids.shape),
+                                                    original(self, ids, *a, **k))[1])
+    result = llm.score_sync("The capital of", values, cache=False)
+    assert len(passes) == 1  # the prompt's
+    expected = [reference.continuation_logprob(tiny_gpt2_path, "The capital of", v)
+                for v in values]
+    np.testing.assert_allclose(result.scores(), expected, atol=1e-4)

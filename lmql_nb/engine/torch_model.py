@@ -111,12 +111,15 @@ class TorchModel(LanguageModel):
                         use_prefix_cache: bool = True,
                         cancelled: Callable[[], bool] = lambda: False) -> list[list[float]]:
         """The prefix runs once; its cache is repeated for batches of suffixes, which run
-        together (right-padded, with an attention mask over prefix + suffix)."""
+        together (right-padded, with an attention mask over prefix + suffix). A one-token
+        suffix needs nothing but the prefix's log-probabilities."""
         prefix_cache, first_logprobs = self.prefill(list(prefix), use_prefix_cache)
-        results: list[list[float]] = [[] for _ in suffixes]
+        results: list[list[float]] = [[float(first_logprobs[s[0]])] if len(s) == 1 else []
+                                      for s in suffixes]
         longest = max(len(s) for s in suffixes)
         per_batch = max(1, MAX_LOGITS_PER_BATCH // (self.vocab_size * longest))
-        order = sorted(range(len(suffixes)), key=lambda i: len(suffixes[i]))
+        order = sorted((i for i in range(len(suffixes)) if len(suffixes[i]) > 1),
+                       key=lambda i: len(suffixes[i]))
         for start in range(0, len(order), per_batch):
             if cancelled():
                 raise concurrent.futures.CancelledError()
