@@ -84,6 +84,8 @@ class WidgetOutput:
         self._started: Optional[float] = None if loading else time.monotonic()
         data, metadata = self.view.mimebundle("(generating)")
         self._handle = display(data, metadata=metadata, raw=True, display_id=True)
+        if self._handle is not None:  # branches update this display too
+            self.view.display_handles.append(self._handle)
         self._version = 0
 
     def _elapsed(self) -> Optional[float]:

@@ -77,3 +77,25 @@ def test_bad_requests_say_why_and_raise_nothing(llm, generation):
         plain.branch(0, 1, 1)
     with pytest.raises(TypeError, match="model must be an lmql_nb.LLM"):
         TokenView(generation, model="local:x")
+
+
+def test_the_displayed_view_gains_the_branches_so_a_saved_notebook_shows_them(tiny_gpt2_path):
+    """In a real kernel: a view shown as a cell's value is updated when a branch is made
+    later, so its static rendering (what a saved notebook keeps) has the branch, and no
+    empty Out[] is left behind."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {
+        "name": "python3", "display_name": "Python 3", "language": "python"}})
+    notebook.cells = [nbformat.v4.new_code_cell(code) for code in [
+        f"import lmql_nb\nm = lmql_nb.model('local:{tiny_gpt2_path}')\n"
+        "g = m.generate_sync('Once upon a time', max_tokens=6, return_details=True)\n"
+        "view = lmql_nb.show(g, model=m)\nview",
+        "view.branch(0, 2, g.tokens[2].top[1], max_tokens=4).result().status",
+    ]]
+    NotebookClient(notebook, timeout=120).execute()
+    [shown] = notebook.cells[0].outputs
+    assert shown["output_type"] == "display_data"
+    assert "↳ from #1 at token 3" in shown["data"]["text/html"]
+    assert notebook.cells[1].outputs[0]["data"]["text/plain"] == "'done'"

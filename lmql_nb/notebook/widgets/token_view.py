@@ -117,6 +117,23 @@ def totals(tokens: Sequence[TokenInfo]) -> str:
             f"{static.format_number(math.exp(-total / len(tokens)), 2)}")
 
 
+def _suppress_next_empty_result() -> None:
+    """Have the kernel not send the next execute_result if it is empty (the value whose
+    view was displayed instead), where the kernel allows such a hook."""
+    from IPython import get_ipython
+
+    hook_owner = getattr(get_ipython(), "displayhook", None)
+    if not hasattr(hook_owner, "register_hook"):
+        return
+
+    def hook(message: Any) -> Any:
+        hook_owner.unregister_hook(hook)
+        data = message.get("content", {}).get("data", {})
+        return None if data == {"text/plain": ""} else message
+
+    hook_owner.register_hook(hook)
+
+
 def branch_label(row: Any, parent: int) -> str:
     """Where a branch departs: "from #2 at token 5: 'the' → 'a'" (as the view labels it)."""
     replaced = row.parent.tokens[row.position].text
@@ -163,6 +180,9 @@ class TokenView(LmqlWidget):
         self._rows = Rows()
         self._lock = threading.RLock()
         self._running: dict[int, concurrent.futures.Future] = {}
+        #: the displays showing this view, updated when its branches change (so that
+        #: their static rendering, what a saved notebook keeps, shows the branches)
+        self.display_handles: list[Any] = []
         self.attach_model(model, branch_options)
         generations = [generations] if isinstance(generations, Generation) else list(generations)
         if generations:
@@ -270,6 +290,7 @@ class TokenView(LmqlWidget):
             finally:
                 self._running.pop(new.key, None)
                 self._push()
+                self._refresh_displays()
             with self._lock:
                 return self._rows.snapshot(new)
 
@@ -288,7 +309,30 @@ class TokenView(LmqlWidget):
             if future is not None:
                 future.cancel()
         self._push()
+        self._refresh_displays()
 
+    def _refresh_displays(self) -> None:
+        """Give every display of this view its current static rendering and text."""
+        for handle in list(self.display_handles):
+            data, metadata = self.mimebundle()
+            handle.update(data, metadata=metadata, raw=True)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """As every view; a view that can branch, shown as a cell's value in a kernel,
+        shows itself as an updatable display instead (a cell's value cannot be updated
+        later, and its static rendering must gain the branches) and leaves the value's
+        own output empty."""
+        from ..display import in_kernel
+
+        if self.model is None or not in_kernel():
+            return super()._repr_mimebundle_(**kwargs)
+        from IPython.display import display
+
+        data, metadata = self.mimebundle()
+        self.display_handles.append(display(data, metadata=metadata, raw=True,
+                                            display_id=True))
+        _suppress_next_empty_result()
+        return {"text/plain": ""}, {}
     def _on_message(self, _: Any, content: Any, buffers: Any) -> None:
         """Clicks in the front end: {"type": "branch", row, position, token_id} or
         {"type": "remove", row}. A bad request shows in the status line, never raises."""
