@@ -101,6 +101,23 @@ def test_an_infinite_temperature_draws_evenly_from_what_is_allowed(tiny_gpt2_pat
     assert isinstance(free, str)
 
 
+def test_magic_temperatures_reach_generate_as_typed(tiny_gpt2_path):
+    from lmql_nb.notebook.arguments import GENERATE_OPTIONS, build_parser, model_kwargs
+
+    parser = build_parser("%%lmql_generate", GENERATE_OPTIONS)
+    llm = lmql_nb.model(f"local:{tiny_gpt2_path}")
+
+    def magic(*argv: str):
+        return llm.generate_sync("Once upon", cache=False, seed=2, **model_kwargs(
+            GENERATE_OPTIONS, parser.parse_args(["--max-tokens", "6", "--decoder", "sample",
+                                                 *argv])))
+
+    assert magic("--temperature", "1e-50") == reference.greedy(tiny_gpt2_path, "Once upon", 6)
+    assert isinstance(magic("--temperature", "inf"), str)
+    with pytest.raises(ValueError, match="temperature must be a number >= 0, got nan"):
+        magic("--temperature", "nan")
+
+
 @pytest.mark.parametrize("temperature, message", [
     (float("nan"), "temperature must be a number >= 0, got nan"),
     (-0.5, "temperature must be a number >= 0, got -0.5"),

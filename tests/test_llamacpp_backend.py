@@ -59,6 +59,16 @@ def chunked_logprobs(by_hand, prompt_ids: list[int], value_ids: list[int]) -> np
     return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
 
 
+def value_score(by_hand, prompt: str, value: str) -> float:
+    """`value`'s log-probability after `prompt` by llama.cpp's own API: the prompt
+    evaluated, then the value's tokens of the joint tokenisation."""
+    prompt_ids = by_hand.tokenize(prompt.encode())
+    joint = by_hand.tokenize((prompt + value).encode())
+    assert joint[:len(prompt_ids)] == prompt_ids
+    logprobs = chunked_logprobs(by_hand, prompt_ids, joint[len(prompt_ids):])
+    return float(sum(logprobs[i - 1, joint[i]] for i in range(len(prompt_ids), len(joint))))
+
+
 def stepwise_logprobs(by_hand, prompt_ids: list[int], generated: list[int]) -> np.ndarray:
     """log-softmax of llama.cpp's logits before each generated token, evaluating one
     token at a time as a generation loop does (a batched evaluation of the same tokens
@@ -79,13 +89,8 @@ def test_scores_equal_llama_cpp_evaluation_and_paris_wins(llm, by_hand):
     assert result.argmax() == " Paris"
     values = CITIES + [" Paris, the city of light", " a city on the Seine"]
     result = llm.score_sync(PROMPT, values, cache=False)
-    prompt_ids = by_hand.tokenize(PROMPT.encode())
     for city, score in zip(values, result.scores()):
-        joint = by_hand.tokenize((PROMPT + city).encode())
-        assert joint[:len(prompt_ids)] == prompt_ids
-        logprobs = chunked_logprobs(by_hand, prompt_ids, joint[len(prompt_ids):])
-        expected = sum(logprobs[i - 1, joint[i]] for i in range(len(prompt_ids), len(joint)))
-        assert score == pytest.approx(expected, abs=1e-3)
+        assert score == pytest.approx(value_score(by_hand, PROMPT, city), abs=1e-3)
 
 
 def test_greedy_equals_llama_cpp_completion(llm, by_hand):
@@ -366,13 +371,9 @@ def test_flash_attention_is_an_option(llm):
     # flash attention off an F32 cache moves " Paris" by 0.24
     by_hand = llama_cpp.Llama(model_path=str(embedded_gguf()), n_ctx=1024, logits_all=True,
                               n_threads=1, n_threads_batch=1, flash_attn=False, verbose=False)
-    prompt_ids = by_hand.tokenize(PROMPT.encode())
     scores = plain.score_sync(PROMPT, CITIES, cache=False).scores()
     for city, score in zip(CITIES, scores):
-        joint = by_hand.tokenize((PROMPT + city).encode())
-        logprobs = chunked_logprobs(by_hand, prompt_ids, joint[len(prompt_ids):])
-        expected = sum(logprobs[i - 1, joint[i]] for i in range(len(prompt_ids), len(joint)))
-        assert score == pytest.approx(expected, abs=1e-3)
+        assert score == pytest.approx(value_score(by_hand, PROMPT, city), abs=1e-3)
     flash = llm.score_sync(PROMPT, CITIES, cache=False).scores()  # the default: on
     assert np.abs(np.array(scores) - flash).max() > 1e-3  # a different computation
     assert plain.backend.identity() != llm.backend.identity()  # cached apart

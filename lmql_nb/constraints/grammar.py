@@ -26,7 +26,7 @@ no other whitespace: free whitespace lets a model loop on spaces until max_token
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, cast
 
 from .spec import ConstraintSpec
 
@@ -139,9 +139,9 @@ def check_spec(spec: ConstraintSpec) -> None:
             raise ValueError("json_schema is nested too deeply to compile (llguidance reads "
                              "at most about 120 levels)") from None
         raise ValueError(f"invalid json_schema: {shorten(str(error), 300)}") from None
-    error = LLMatcher.validate_grammar(grammar, limits=parser_limits()) or _probe(grammar)
-    if error:
-        raise ValueError(f"invalid {what}: {_detail(error)}")
+    problem = LLMatcher.validate_grammar(grammar, limits=parser_limits()) or _probe(grammar)
+    if problem:
+        raise ValueError(f"invalid {what}: {_detail(problem)}")
 
 
 def shorten(text: str, limit: int = 80) -> str:
@@ -192,8 +192,8 @@ def _byte_tokenizer() -> Any:
     from .vocabulary import SPECIAL_MARKER, Vocabulary
 
     tokens = [bytes([b]) for b in range(256)] + [SPECIAL_MARKER + b"<end>"]
-    return llguidance.LLTokenizer(Vocabulary(tokens, [256], 256, None,
-                                             lambda text: list(text.encode("utf-8"))))
+    return llguidance.LLTokenizer(cast(Any, Vocabulary(tokens, [256], 256, None,
+                                                       lambda text: list(text.encode()))))
 
 
 # llguidance's advice names its own settings; lmql_nb's users can act on this instead

@@ -13,7 +13,7 @@ special marker.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Collection, Optional, Sequence
+from typing import Any, Callable, Collection, Optional, Sequence, cast
 
 SPECIAL_MARKER = b"\xff"  # llguidance's prefix for a special token's bytes
 
@@ -71,4 +71,5 @@ def with_special_tokens(base: Any, special_ids: Collection[int], eos: Sequence[i
         return base
     vocabulary = Vocabulary(tokens, special, min(eos) if eos else base.eos_token, bos, encode,
                             base.greedy_tokenize)
-    return llguidance.LLTokenizer(vocabulary, eos_token=list(eos) or None)
+    # llguidance checks the protocol (`is_tokenizer_wrapper`), not the class
+    return llguidance.LLTokenizer(cast(Any, vocabulary), eos_token=list(eos) or None)
