@@ -63,3 +63,29 @@ def test_heatmap_of_several_models_groups_rows_and_marks_disagreement():
     assert list(view.to_pandas().columns) == ["value", "A", "prob A", "B", "prob B"]
     agreeing = ScoreComparison(["A", "B"], [scores("a", [-1.0, -3.0, -9.0])] * 2)
     assert "disagree" not in ScoringHeatmap(agreeing).static_html()
+
+
+def test_the_score_magic_with_two_models_shows_one_grouped_heatmap(tiny_gpt2_path,
+                                                                     tiny_llama_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    models = [f"local:{tiny_gpt2_path}", f"local:{tiny_llama_path}"]
+    expected = lmql_nb.compare_scores_sync("The capital of France is", [" Paris", " Berlin"],
+                                           models)
+    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {
+        "name": "python3", "display_name": "Python 3", "language": "python"}})
+    notebook.cells = [nbformat.v4.new_code_cell(code) for code in [
+        "%load_ext lmql_nb",
+        f'%lmql_score -m {models[0]} -m {models[1]} -o both "The capital of France is" '
+        '" Paris" " Berlin"',
+        "print(type(both).__name__, both.winners() == dict(zip(both.labels, "
+        f"{[expected.winners()[m] for m in models]!r})))",
+    ]]
+    NotebookClient(notebook, timeout=120).execute()
+    [shown] = notebook.cells[1].outputs
+    html = shown["data"]["text/html"]
+    assert html.count("<th colspan=\"6\"") == 2  # a group of rows per model
+    assert html.count("★") == 2
+    assert ("the models disagree" in html) == (not expected.agree())
+    assert notebook.cells[2].outputs[0]["text"] == "ScoreComparison True\n"
