@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve", help="serve a model over an OpenAI-compatible HTTP API",
         description="Serve MODEL at http://HOST:PORT/v1 (/v1/completions, "
-                    "/v1/chat/completions, /v1/models, /tokenize, /detokenize, /health).")
+                    "/v1/chat/completions, /v1/models, /tokenize, /detokenize, /tokenizer_info, "
+                    "/health).")
     serve.add_argument("model", metavar="MODEL", help="model id, e.g. local:gemma-3-270m")
     serve.add_argument("--name", default=None,
                        help="the model name clients ask for (default: the model's file or "
@@ -65,6 +66,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="the model's threads (torch or llama.cpp)")
     serve.add_argument("--log-level", default="warning",
                        choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--max-body-bytes", type=int, default=None,
+                       help="refuse request bodies larger than this with a 413 (default "
+                            "8 MiB)")
+    serve.add_argument("--trust-request-chat-template", action="store_true",
+                       help="run chat templates that requests bring (chat_template); they "
+                            "run sandboxed with a time budget, but they are code from the "
+                            "client: off by default, as in vLLM")
     return parser
 
 
@@ -105,7 +113,8 @@ def _run_serve(args: argparse.Namespace) -> None:
                if v is not None}
     serve(args.model, name=args.name, host=args.host, port=args.port,
           api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
-          log_level=args.log_level, **options)
+          log_level=args.log_level, max_body_bytes=args.max_body_bytes,
+          trust_request_chat_template=args.trust_request_chat_template, **options)
 
 
 def _run_demo(args: argparse.Namespace) -> None:

@@ -83,6 +83,9 @@ class Generation:
     finish_reason: str
     prompt: str = ""
     prefix_ids: tuple[int, ...] = ()
+    #: the end-of-sequence token that ended the sequence, if one did: outside `text` and
+    #: `tokens`, reported by the server as OpenAI-compatible servers report it
+    end_token: Optional[TokenInfo] = None
 
     @property
     def logprob(self) -> float:

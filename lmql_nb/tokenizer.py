@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Optional, Protocol, Sequence
+from typing import Any, Callable, Optional, Protocol, Sequence
 
 REPLACEMENT_CHAR = "\ufffd"
 
@@ -92,16 +92,23 @@ markup stays special."""
 
 
 def encode_chat(tokenizer: "EngineTokenizer", messages: list[dict], template: Optional[str],
-                add_generation_prompt: bool) -> list[int]:
+                add_generation_prompt: bool,
+                render: Optional[Callable[[list[dict]], str]] = None) -> list[int]:
     """The token ids of a conversation through its chat template, the messages' content
     read as text (`SPECIAL_TOKEN_POLICY`): a content that spells a turn marker gets the
     marker's characters, never the marker.
 
     The template's output is split at the special tokens the template itself wrote
-    (where the tokenizer splits it too) and each piece is read as text.
+    (where the tokenizer splits it too) and each piece is read as text. `render`, if
+    given, renders the messages instead of the tokenizer (the server's sandbox for
+    templates that requests bring).
     """
+    if render is None:
+        def render(messages: list[dict]) -> str:
+            return tokenizer.apply_chat_template(messages, template, add_generation_prompt)
+
     spellings: dict[str, int] = tokenizer.special_spellings()
-    text = tokenizer.apply_chat_template(messages, template, add_generation_prompt)
+    text = render(messages)
     contents = [str(m.get("content", "")) for m in messages]
     found = [s for s in spellings if any(s in content for content in contents)]
     if not found:
@@ -116,7 +123,7 @@ def encode_chat(tokenizer: "EngineTokenizer", messages: list[dict], template: Op
         return content
 
     escaped = [dict(m, content=escape(content)) for m, content in zip(messages, contents)]
-    text = tokenizer.apply_chat_template(escaped, template, add_generation_prompt)
+    text = render(escaped)
     pattern = re.compile("|".join(re.escape(s) for s in sorted(spellings, key=len,
                                                                 reverse=True)))
     restore = re.compile("|".join(map(re.escape, unmark)))

@@ -97,15 +97,18 @@ def server_process():
 
 @pytest.fixture(scope="session")
 def gpt2_server(tiny_gpt2_path: Path):
-    """The tiny GPT-2 served with an API key, for the whole session."""
-    server = ServerProcess(f"local:{tiny_gpt2_path}", "tiny-gpt2")
+    """The tiny GPT-2 served with an API key, for the whole session; it has no chat
+    template of its own, so it runs the ones requests bring."""
+    server = ServerProcess(f"local:{tiny_gpt2_path}", "tiny-gpt2",
+                           extra=("--trust-request-chat-template",))
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
 def llama_server(tiny_llama_path: Path):
-    """The tiny Llama (BOS, byte fallback) served without a key."""
+    """The tiny Llama (BOS, byte fallback) served without a key (and without
+    --trust-request-chat-template)."""
     server = ServerProcess(f"local:{tiny_llama_path}", "tiny-llama", api_key=None)
     yield server
     server.stop()

@@ -282,3 +282,13 @@ class InProcessBackend(Backend):
         job = ScoreJob(list(prefix), [list(s) for s in suffixes], list(value_lengths),
                        use_prefix_cache=use_cache)
         return await self._submit(("score",), job)
+
+    async def score_ids_top(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]],
+                            top_logprobs: int, use_cache: bool = True) -> list[list[Any]]:
+        """Per suffix, a `ScoredToken` (log-probability, rank, the `top_logprobs` best
+        alternatives) for each of its tokens after `prefix` and the tokens before it."""
+        from ..engine.scoring import ScoreJob
+
+        job = ScoreJob(list(prefix), [list(s) for s in suffixes], [len(s) for s in suffixes],
+                       use_prefix_cache=use_cache, top_logprobs=top_logprobs)
+        return await self._submit(("score",), job)

@@ -41,6 +41,7 @@ class _Hypothesis:
     steps: tuple[StepStats, ...]
     logprob: float
     finish_reason: str
+    end: Optional[StepStats] = None  # the end-of-sequence token that ended it
 
     @property
     def score(self) -> float:
@@ -113,8 +114,10 @@ def run_beam(model: LanguageModel, tokenizer: Tokenizer, request: Request) -> No
     for hypothesis in best:
         decoder = IncrementalDecoder(tokenizer, job.context_ids)
         tokens = [describe(s, decoder) for s in hypothesis.steps]
+        end = None if hypothesis.end is None else describe(hypothesis.end, decoder, advance=False)
         generations.append(completion(tokens, decoder, job.options.constraint,
-                                      hypothesis.finish_reason, job.prompt, job.prefix_ids))
+                                      hypothesis.finish_reason, job.prompt, job.prefix_ids,
+                                      end))
     request.finish(generations)
 
 
@@ -148,16 +151,16 @@ def _search(beams: Rows, logits: np.ndarray, tokenizer: Tokenizer, request: Requ
                 break  # at the length limit only the n best candidates may finish
             parent, token_id = divmod(flat, vocab)
             beam = live[parent]
-            if token_id in tokenizer.eos_token_ids:
-                if rank < width:
-                    finished.append(_Hypothesis(beam.steps, total, "stop"))
-                continue
             blocked = beam.matcher.blocked if beam.matcher is not None else None
             if job.options.top_logprobs and parent not in summaries:  # once per parent
                 summaries[parent] = row_summary(logprobs[parent], job.options.top_logprobs,
                                                 blocked)
             stats = step_stats(logprobs[parent], token_id, job.options.top_logprobs, blocked,
                                summaries.get(parent))
+            if token_id in tokenizer.eos_token_ids:
+                if rank < width:
+                    finished.append(_Hypothesis(beam.steps, total, "stop", stats))
+                continue
             try:
                 child, ended = beam.extend(stats, total, spec)
             except ConstraintError as error:

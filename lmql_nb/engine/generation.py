@@ -60,6 +60,7 @@ class _Row:
     tokens: list[TokenInfo] = dataclasses.field(default_factory=list)
     text: str = ""
     finish_reason: Optional[str] = None
+    end_token: Optional[TokenInfo] = None  # the end-of-sequence token that ended it
 
     @property
     def job(self) -> GenerateJob:
@@ -69,7 +70,8 @@ class _Row:
 def _finish_request(request: Request, rows: Sequence[_Row]) -> None:
     job: GenerateJob = request.payload
     request.finish([completion(row.tokens, row.decoder, job.options.constraint,
-                               row.finish_reason or "length", job.prompt, job.prefix_ids)
+                               row.finish_reason or "length", job.prompt, job.prefix_ids,
+                               row.end_token)
                     for row in rows])
 
 
@@ -181,10 +183,12 @@ def _advance(row: _Row, token_id: int, logprobs: np.ndarray, tokenizer: Tokenize
     """Add `token_id` to the row; return why the row finished, or None to go on."""
     if row.request.cancelled.is_set():
         return "cancelled"
-    if token_id in tokenizer.eos_token_ids:
-        return "stop"
     job = row.job
     blocked = row.matcher.blocked if row.matcher is not None else None
+    if token_id in tokenizer.eos_token_ids:
+        row.end_token = describe(step_stats(logprobs, token_id, job.options.top_logprobs,
+                                            blocked), row.decoder, advance=False)
+        return "stop"
     info = describe(step_stats(logprobs, token_id, job.options.top_logprobs, blocked),
                     row.decoder)
     row.tokens.append(info)

@@ -35,7 +35,7 @@ from typing import Any, Callable, Hashable, Optional, Sequence
 
 import numpy as np
 
-from .model import LanguageModel, Rows, ScoreRow
+from .model import LanguageModel, RowCallback, Rows, ScoreRow
 from .prefix_cache import PrefixCache
 from .sampling import log_softmax
 
@@ -285,7 +285,8 @@ class LlamaModel(LanguageModel):
 
     def suffix_logprobs(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]],
                         use_prefix_cache: bool = True,
-                        cancelled: Callable[[], bool] = lambda: False) -> list[list[float]]:
+                        cancelled: Callable[[], bool] = lambda: False,
+                        on_row: Optional[RowCallback] = None) -> list[list[float]]:
         """The prefix runs once (or comes from the prefix cache); each suffix runs in a
         fork of it, one llama_decode call per suffix: the split `Llama.eval` makes when
         it evaluates the prompt and then the value (see the module doc)."""
@@ -294,10 +295,12 @@ class LlamaModel(LanguageModel):
         base, first = self.start([prefix], use_prefix_cache)
         results: list[list[float]] = []
         try:
-            for suffix in suffixes:
+            for i, suffix in enumerate(suffixes):
                 if cancelled():
                     raise concurrent.futures.CancelledError()
                 scores = [float(first[0, suffix[0]])]
+                if on_row is not None:
+                    on_row(i, 0, first[0])
                 if len(suffix) > 1:  # a one-token value needs nothing but the prefix
                     fork = self.fork(base.sequences[0])
                     try:
@@ -309,6 +312,9 @@ class LlamaModel(LanguageModel):
                         self.release(fork)
                     logprobs = log_softmax(logits)
                     scores += [float(logprobs[j, token]) for j, token in enumerate(suffix[1:])]
+                    if on_row is not None:
+                        for j in range(len(suffix) - 1):
+                            on_row(i, j + 1, logprobs[j])
                 results.append(scores)
         finally:
             base.close()

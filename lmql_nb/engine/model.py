@@ -16,6 +16,10 @@ from typing import Callable, Hashable, Optional, Sequence
 import numpy as np
 
 
+#: (suffix index, token position in the suffix, log-probabilities over the vocabulary)
+RowCallback = Callable[[int, int, np.ndarray], None]
+
+
 class Rows(abc.ABC):
     """Sequences being decoded together: one row each, one forward pass per step."""
 
@@ -59,10 +63,14 @@ class LanguageModel(abc.ABC):
     @abc.abstractmethod
     def suffix_logprobs(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]],
                         use_prefix_cache: bool = True,
-                        cancelled: Callable[[], bool] = lambda: False) -> list[list[float]]:
+                        cancelled: Callable[[], bool] = lambda: False,
+                        on_row: Optional[RowCallback] = None) -> list[list[float]]:
         """Per suffix, the log-probability of each of its tokens after `prefix` and the
         suffix tokens before it. The prefix runs once for all suffixes (and is kept for
-        later calls with `use_prefix_cache`). Raises CancelledError once `cancelled()`."""
+        later calls with `use_prefix_cache`). Raises CancelledError once `cancelled()`.
+
+        `on_row(i, j, logprobs)`, if given, sees the whole next-token distribution (a
+        log-softmax over the vocabulary) that suffix i's token j was scored from."""
 
     #: True when several `score` calls may share forward passes (`score_calls`): the
     #: model's numbers then move at most by float rounding, or the user asked for it

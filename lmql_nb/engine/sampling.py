@@ -167,11 +167,13 @@ def step_stats(logprobs: np.ndarray, token_id: int, top_logprobs: int,
                      summary.allowed)
 
 
-def describe(stats: StepStats, decoder: IncrementalDecoder) -> TokenInfo:
-    """Turn a step's numbers into a `TokenInfo`, advancing `decoder` by its token."""
+def describe(stats: StepStats, decoder: IncrementalDecoder, advance: bool = True) -> TokenInfo:
+    """Turn a step's numbers into a `TokenInfo`, advancing `decoder` by its token (or
+    not, for the end-of-sequence token that ends a sequence outside its text)."""
     top = tuple(Alternative(i, decoder.peek(i), v, b) for i, v, b in stats.top)
     allowed = tuple(Alternative(i, decoder.peek(i), v) for i, v in stats.allowed)
-    return TokenInfo(token_id=stats.token_id, text=decoder.add(stats.token_id),
+    text = decoder.add(stats.token_id) if advance else decoder.peek(stats.token_id)
+    return TokenInfo(token_id=stats.token_id, text=text,
                      logprob=stats.logprob, rank=stats.rank, entropy=stats.entropy, top=top,
                      constrained_logprob=stats.constrained_logprob, allowed=allowed)
 
@@ -183,7 +185,7 @@ def seeded_generator(seed: Optional[int]) -> np.random.Generator:
 
 def completion(tokens: Sequence[TokenInfo], decoder: IncrementalDecoder,
                spec: Optional["ConstraintSpec"], finish_reason: str, prompt: str,
-               prefix_ids: Sequence[int] = ()) -> Generation:
+               prefix_ids: Sequence[int] = (), end_token: Optional[TokenInfo] = None) -> Generation:
     """The `Generation` of a finished sequence.
 
     Its text is the tokens decoded at once in context (as the tokenizer decodes the
@@ -196,4 +198,4 @@ def completion(tokens: Sequence[TokenInfo], decoder: IncrementalDecoder,
         cut = stop_cut(text, spec)
         text = text if cut is None else text[:cut]
     return Generation(text=text, tokens=tuple(tokens), finish_reason=finish_reason,
-                      prompt=prompt, prefix_ids=tuple(prefix_ids))
+                      prompt=prompt, prefix_ids=tuple(prefix_ids), end_token=end_token)

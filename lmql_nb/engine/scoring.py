@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
+
+import numpy as np
 
 from .model import LanguageModel
+from .sampling import top_ids
 from .worker import Request
 
 
@@ -29,13 +32,27 @@ class ScoreJob:
     suffixes: list[list[int]]
     value_lengths: list[int]
     use_prefix_cache: bool = True
+    #: k (0 or more): return `ScoredToken`s with each token's rank and k best alternatives
+    #: (such jobs run alone, never in another call's forward pass)
+    top_logprobs: Optional[int] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoredToken:
+    """A given token's log-probability, its rank (1 for the most likely) and the `k`
+    most likely tokens at its position, as (token id, log-probability), best first."""
+
+    logprob: float
+    rank: int
+    top: tuple[tuple[int, float], ...]
 
 
 def run_score(model: LanguageModel, requests: Sequence[Request]) -> None:
     """Serve a group of score requests: in shared forward passes where the model batches
     calls (each request finishes as soon as its values are done), else one after another
     (each is one batched computation)."""
-    if len(requests) > 1 and model.batches_calls:
+    if len(requests) > 1 and model.batches_calls and all(
+            request.payload.top_logprobs is None for request in requests):
         jobs: list[ScoreJob] = [request.payload for request in requests]
 
         def finished(i: int, scored: list[list[float]]) -> None:
@@ -58,14 +75,32 @@ def run_score(model: LanguageModel, requests: Sequence[Request]) -> None:
 
 
 def score_job(model: LanguageModel, job: ScoreJob,
-              request: Optional[Request] = None) -> list[list[float]]:
-    """Per value, the log-probabilities of its tokens."""
+              request: Optional[Request] = None) -> list[list[Any]]:
+    """Per value, the log-probabilities of its tokens (`ScoredToken`s when
+    `job.top_logprobs` is set)."""
     cancelled = request.cancelled.is_set if request is not None else (lambda: False)
-    scored = model.suffix_logprobs(job.prefix, job.suffixes, job.use_prefix_cache, cancelled)
+    details: dict[tuple[int, int], tuple[int, tuple[tuple[int, float], ...]]] = {}
+
+    def on_row(i: int, j: int, logprobs: np.ndarray) -> None:
+        token = job.suffixes[i][j]
+        if j >= len(job.suffixes[i]) - job.value_lengths[i]:
+            rank = int(np.count_nonzero(logprobs > logprobs[token])) + 1
+            top: tuple[tuple[int, float], ...] = ()
+            if job.top_logprobs:
+                ids = top_ids(logprobs, job.top_logprobs)
+                top = tuple(zip(ids.tolist(), logprobs[ids].tolist()))
+            details[i, j] = rank, top
+
+    scored: list[list[Any]] = model.suffix_logprobs(
+        job.prefix, job.suffixes, job.use_prefix_cache, cancelled,
+        None if job.top_logprobs is None else on_row)
+    if job.top_logprobs is not None:
+        scored = [[ScoredToken(value, *details[i, j]) if (i, j) in details else value
+                   for j, value in enumerate(scores)] for i, scores in enumerate(scored)]
     return _value_scores(scored, job.value_lengths)
 
 
-def _value_scores(scored: list[list[float]], value_lengths: list[int]) -> list[list[float]]:
+def _value_scores(scored: list[list[Any]], value_lengths: list[int]) -> list[list[Any]]:
     """Each suffix's scores cut to its value's tokens."""
     return [scores[len(scores) - length:] if length else []
             for scores, length in zip(scored, value_lengths)]

@@ -17,7 +17,7 @@ from typing import Any, Callable, Hashable, Optional, Sequence
 import numpy as np
 import torch
 
-from .model import LanguageModel, Rows, ScoreRow
+from .model import LanguageModel, RowCallback, Rows, ScoreRow
 from .prefix_cache import PrefixCache
 
 # logits of one batch of scored suffixes are at most this many floats (256 MB)
@@ -109,7 +109,8 @@ class TorchModel(LanguageModel):
 
     def suffix_logprobs(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]],
                         use_prefix_cache: bool = True,
-                        cancelled: Callable[[], bool] = lambda: False) -> list[list[float]]:
+                        cancelled: Callable[[], bool] = lambda: False,
+                        on_row: Optional[RowCallback] = None) -> list[list[float]]:
         """The prefix runs once; its cache is repeated for batches of suffixes, which run
         together (right-padded, with an attention mask over prefix + suffix). A one-token
         suffix needs nothing but the prefix's log-probabilities."""
@@ -125,13 +126,16 @@ class TorchModel(LanguageModel):
                 raise concurrent.futures.CancelledError()
             chunk = order[start:start + per_batch]
             scored = self._score_batch(len(prefix), [suffixes[i] for i in chunk],
-                                       prefix_cache, first_logprobs)
+                                       prefix_cache, first_logprobs,
+                                       None if on_row is None else
+                                       (lambda row, j, lp, c=chunk: on_row(c[row], j, lp)))
             for i, values in zip(chunk, scored):
                 results[i] = values
         return results
 
     def _score_batch(self, prefix_length: int, suffixes: Sequence[Sequence[int]],
-                     prefix_cache: Any, first_logprobs: np.ndarray) -> list[list[float]]:
+                     prefix_cache: Any, first_logprobs: np.ndarray,
+                     on_row: Optional[RowCallback] = None) -> list[list[float]]:
         width = max(len(s) for s in suffixes)
         input_ids = torch.zeros((len(suffixes), width), dtype=torch.long)
         mask = torch.zeros((len(suffixes), prefix_length + width), dtype=torch.long)
@@ -145,10 +149,17 @@ class TorchModel(LanguageModel):
         cache.batch_repeat_interleave(len(suffixes))
         logits, _ = self.forward(input_ids, mask, positions, cache)
         logprobs = _numpy(logits.log_softmax(-1))
-        # a token's log-probability is read from the position before it
-        return [[float((first_logprobs if position == 0 else logprobs[row, position - 1])[token])
-                 for position, token in enumerate(suffix)]
-                for row, suffix in enumerate(suffixes)]
+        results = []
+        for row, suffix in enumerate(suffixes):
+            scores = []
+            for position, token in enumerate(suffix):
+                # a token's log-probability is read from the position before it
+                before = first_logprobs if position == 0 else logprobs[row, position - 1]
+                scores.append(float(before[token]))
+                if on_row is not None:
+                    on_row(row, position, before)
+            results.append(scores)
+        return results
 
 
     def rows_fit(self, rows: Sequence[ScoreRow]) -> bool:

@@ -4,27 +4,42 @@ An OpenAI-compatible server must accept token-id prompts and return the log-prob
 of every prompt token, so it works below `LLM.generate`/`LLM.score`, which take text: on
 the in-process backend's token-id API, through the same worker (so concurrent HTTP
 requests still share forward passes).
+
+Nothing here blocks the event loop: tokenisation and chat templates run on threads
+(a few at a time), after a cheap length check refuses text too long for the context.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Optional, Sequence
+from typing import Any, Awaitable, Callable, Optional, Sequence, TypeVar
 
+from .. import aio
 from ..llm import LLM
-from ..options import GenerateOptions, parse_generate_options
+from ..options import GenerateOptions
 from ..results import Generation, TokenCallback
 from ..tokenizer import common_prefix_length, encode_chat
-from .errors import bad_request
+from . import templates
+from .errors import APIError, bad_request
+
+T = TypeVar("T")
+
+#: tokenisations and template renderings running at once (each on its own thread)
+PREPARE_SLOTS = 4
 
 
 class ServedModel:
     """One loaded model under the name clients ask for."""
 
-    def __init__(self, llm: LLM, name: str):
+    def __init__(self, llm: LLM, name: str, trust_request_chat_template: bool = False):
         self.llm = llm
         self.name = name
+        self.trust_request_chat_template = trust_request_chat_template
         self.running = 0  # requests in the engine now (reported by /health)
+        self.closing = False  # set once the server is shutting down
+        self._slots: Optional[asyncio.Semaphore] = None
+        self._tasks: set[asyncio.Task] = set()
+        self._max_piece_chars: Optional[int] = None
 
     def load(self) -> None:
         """Load the model now (the server answers only once this is done)."""
@@ -38,18 +53,39 @@ class ServedModel:
         backend.load()
         self.tokenizer = backend.get_tokenizer()
         self._backend = backend
+        pieces = self.tokenizer.convert_ids_to_tokens(range(self.tokenizer.vocab_size))
+        self._max_piece_chars = max(len(p or "") for p in pieces)
 
     @property
     def context_length(self) -> Optional[int]:
         return self._backend.context_length
 
+    async def off_loop(self, function: Callable[..., T], *args: Any) -> T:
+        """`function(*args)` on a thread, a few at a time, so the event loop stays free."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(PREPARE_SLOTS)
+        async with self._slots:
+            return await aio.wait(aio.run_in_thread(function, *args, name="lmql_nb-prepare"))
+
     # tokens ---------------------------------------------------------------------------
 
-    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+    def _check_text_length(self, text: str, what: str) -> None:
+        """Refuse, without tokenising, text longer than the context could hold: no token
+        covers more characters than the longest vocabulary piece (4x for normalisers)."""
+        limit = self.context_length
+        if limit is not None and self._max_piece_chars:
+            most = limit * self._max_piece_chars * 4
+            if len(text) > most:
+                raise bad_request(f"{what} is {len(text)} characters long: more than the "
+                                  f"model's context of {limit} tokens can hold", "prompt")
+
+    async def encode(self, text: str, add_special_tokens: bool = True,
+                     what: str = "the prompt") -> list[int]:
         """Token ids of `text` (with BOS where the model expects one, by default)."""
+        self._check_text_length(text, what)
         if add_special_tokens:
-            return self.tokenizer.encode_prompt(text)
-        return self.tokenizer.encode(text)
+            return await self.off_loop(self.tokenizer.encode_prompt, text)
+        return await self.off_loop(self.tokenizer.encode, text)
 
     def check_ids(self, ids: Sequence[int], what: str = "the prompt") -> None:
         vocab = self.tokenizer.vocab_size
@@ -64,18 +100,72 @@ class ServedModel:
             raise bad_request(f"{what} is {len(ids)} tokens long, more than the model's "
                               f"context of {limit} tokens", "prompt")
 
-    def chat_prompt(self, messages: list[dict], template: Optional[str],
-                    add_generation_prompt: bool) -> list[int]:
-        """The token ids of a conversation, through the model's (or the given) chat template."""
-        if template is None and not self.tokenizer.has_chat_template:
-            raise bad_request("this model has no chat template: pass one as chat_template "
-                              "(a Jinja string), or use /v1/completions with a text prompt",
+    def token_text(self, token_id: int) -> str:
+        """A token on its own as vLLM names it in `logprobs`: decoded alone, special
+        tokens (end-of-sequence) by their text."""
+        if token_id in self.tokenizer.eos_token_ids or token_id in getattr(
+                self.tokenizer, "special_ids", ()):
+            return self.tokenizer.convert_ids_to_tokens([token_id])[0]
+        return self.tokenizer.decode([token_id])
+
+    async def chat_prompt(self, messages: list[dict], template: Optional[str],
+                          add_generation_prompt: bool) -> list[int]:
+        """The token ids of a conversation, through the model's (or the request's) chat
+        template. A request's template needs `--trust-request-chat-template` and runs
+        sandboxed under a time budget (`templates`); either runs on a thread. The
+        messages' content is text, the template's markup special (`encode_chat`)."""
+        self._check_text_length("".join(m["content"] for m in messages), "the messages")
+        render = None
+        if template is not None:
+            if not self.trust_request_chat_template:
+                raise bad_request("this server does not run chat templates from requests: "
+                                  "leave chat_template out to use the model's own, or start "
+                                  "the server with --trust-request-chat-template",
+                                  "chat_template")
+            specials = {"bos_token": self._special_text(self.tokenizer.bos_token_id),
+                        "eos_token": self._special_text(self.tokenizer.eos_token_id)}
+
+            def render(conversation: list[dict]) -> str:
+                return templates.render(template, conversation, add_generation_prompt, specials)
+        elif not self.tokenizer.has_chat_template:
+            raise bad_request("this model has no chat template: use /v1/completions with a "
+                              "text prompt (or start the server with "
+                              "--trust-request-chat-template and pass one as chat_template)",
                               "messages")
         try:
-            # the template writes its own special tokens; the content is text
-            return encode_chat(self.tokenizer, messages, template, add_generation_prompt)
-        except Exception as error:  # a broken template is the client's input
-            raise bad_request(f"the chat template failed: {error}", "chat_template") from None
+            return await self.off_loop(encode_chat, self.tokenizer, messages, template,
+                                       add_generation_prompt, render)
+        except templates.TemplateError as error:
+            raise bad_request(str(error), "chat_template") from None
+        except Exception as error:  # the model's template refused these messages
+            raise bad_request(f"the chat template failed: {error}",
+                              "messages" if template is None else "chat_template") from None
+
+    def _special_text(self, token_id: Optional[int]) -> Optional[str]:
+        return None if token_id is None else self.tokenizer.convert_ids_to_tokens([token_id])[0]
+
+    def tokenizer_info(self) -> dict:
+        """The tokenizer's configuration as vLLM's `/tokenizer_info` gives it (what
+        `tokenizer_config.json` holds, file paths left out), plus the chat template."""
+        hf = getattr(self.tokenizer, "hf", None)
+        config: dict[str, Any] = {}
+        if hf is not None:
+            config = {key: _json_safe(value) for key, value in
+                      dict(getattr(hf, "init_kwargs", None) or {}).items()
+                      if not key.endswith("_file") and key not in ("name_or_path", "vocab")}
+            config["tokenizer_class"] = type(hf).__name__
+            template = getattr(hf, "chat_template", None)
+        else:
+            template = getattr(self.tokenizer, "_chat_template", None)
+            config["tokenizer_class"] = type(self.tokenizer).__name__
+        for name in ("bos", "eos"):
+            if config.get(f"{name}_token") is None:
+                config[f"{name}_token"] = self._special_text(
+                    getattr(self.tokenizer, f"{name}_token_id"))
+        config.setdefault("model_max_length", self.context_length)
+        if isinstance(template, str):
+            config["chat_template"] = template
+        return config
 
     def check_rows(self, rows: int, what: str) -> None:
         """A 400 if one request asks for more sequences than the server decodes for one
@@ -93,67 +183,111 @@ class ServedModel:
 
     # generation ---------------------------------------------------------------------------
 
-    def options(self, max_tokens: Optional[int], **kwargs: Any) -> GenerateOptions:
-        """Validated engine options; their error messages become 400s."""
-        try:
-            return parse_generate_options(max_tokens, **kwargs)
-        except (TypeError, ValueError) as error:
-            raise bad_request(str(error)) from None
-
     async def generate(self, prompt_ids: list[int], prompt_text: str, options: GenerateOptions,
                        on_token: Optional[TokenCallback] = None) -> list[Generation]:
         """Generate after `prompt_ids`, as `LLM.generate` does after text."""
         self.check_ids(prompt_ids)
+        self._check_open()
         self.running += 1
         try:
             return await self._backend.generate_ids(prompt_ids, prompt_text, options, on_token)
+        except asyncio.CancelledError:
+            if self.closing:
+                raise shutting_down() from None
+            raise
+        except (TypeError, ValueError) as error:  # the request asks what the model cannot do
+            raise bad_request(str(error)) from None
         finally:
             self.running -= 1
 
+    def start(self, work: Awaitable[T]) -> "asyncio.Task[T]":
+        """Run `work` as a task that `shutdown` can stop."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def shutdown(self) -> None:
+        """Refuse new work and end the work in flight: its callers get a 503 (call on the
+        event loop)."""
+        self.closing = True
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _check_open(self) -> None:
+        if self.closing:
+            raise shutting_down()
+
     # prompt log-probabilities ---------------------------------------------------------
 
-    async def prompt_logprobs(self, prompts: list[list[int]]) -> list[list[Optional[float]]]:
-        """Per prompt, each token's log-probability given the tokens before it.
+    async def prompt_logprobs(self, prompts: list[list[int]], top: int) -> list[list[Any]]:
+        """Per prompt, per token, a `ScoredToken` (log-probability given the tokens before
+        it, rank, the `top` best alternatives); None for the first token, which has none.
 
-        The first token has none (None). Prompts that share a prefix share its forward
-        pass: one job scores the shared prefix, one batched job the rest of each prompt.
+        Prompts that share a prefix share its forward pass: one job scores the shared
+        prefix, one batched job the rest of each prompt.
         """
         for ids in prompts:
             self.check_ids(ids)
-        results: list[list[Optional[float]]] = [[None] for _ in prompts]
+        self._check_open()
+        results: list[list[Any]] = [[None] for _ in prompts]
         groups: dict[int, list[int]] = {}
         for i, ids in enumerate(prompts):
             groups.setdefault(ids[0], []).append(i)
         self.running += 1
         try:
-            jobs = [self._score_group([prompts[i] for i in members]) for members in groups.values()]
+            jobs = [self._score_group([prompts[i] for i in members], top)
+                    for members in groups.values()]
             for members, scored in zip(groups.values(), await asyncio.gather(*jobs)):
                 for i, values in zip(members, scored):
                     results[i] = [None] + values
+        except asyncio.CancelledError:
+            if self.closing:
+                raise shutting_down() from None
+            raise
         finally:
             self.running -= 1
         return results
 
-    async def _score_group(self, prompts: list[list[int]]) -> list[list[float]]:
-        """Log-probabilities of tokens 1.. of prompts that share their first token."""
+    async def _score_group(self, prompts: list[list[int]], top: int) -> list[list[Any]]:
+        """Tokens 1.. of prompts that share their first token."""
         first = prompts[0]
         shared = min(common_prefix_length(first, ids) for ids in prompts)
         shared = min(shared, min(len(ids) for ids in prompts) - 1)  # each keeps a token
         if len(prompts) == 1 or shared <= 1:
-            tails = [ids[1:] for ids in prompts]
-            return await self._score(first[:1], tails)
+            return await self._score(first[:1], [ids[1:] for ids in prompts], top)
         head, tails = await asyncio.gather(
-            self._score(first[:1], [first[1:shared]]),
-            self._score(first[:shared], [ids[shared:] for ids in prompts]))
+            self._score(first[:1], [first[1:shared]], top),
+            self._score(first[:shared], [ids[shared:] for ids in prompts], top))
         return [head[0] + tail for tail in tails]
 
-    async def _score(self, prefix: list[int], suffixes: list[list[int]]) -> list[list[float]]:
+    async def _score(self, prefix: list[int], suffixes: list[list[int]],
+                     top: int) -> list[list[Any]]:
         scored = [i for i, s in enumerate(suffixes) if s]
-        results: list[list[float]] = [[] for _ in suffixes]
+        results: list[list[Any]] = [[] for _ in suffixes]
         if not scored:
             return results
-        values = await self._backend.score_ids(prefix, [suffixes[i] for i in scored],
-                                               [len(suffixes[i]) for i in scored])
+        # no prefix cache: a request's numbers must not depend on the requests before it
+        values = await self._backend.score_ids_top(prefix, [suffixes[i] for i in scored], top,
+                                                   use_cache=False)
         for i, value_scores in zip(scored, values):
             results[i] = value_scores
         return results
+
+
+def shutting_down() -> APIError:
+    return APIError(503, "the server is shutting down; retry against another server or "
+                         "once it is back", kind="server_error")
+
+
+def _json_safe(value: Any) -> Any:
+    """A tokenizer config value as JSON (added tokens by their text)."""
+    if hasattr(value, "content"):
+        return value.content
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)

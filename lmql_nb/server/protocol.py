@@ -10,9 +10,12 @@ neutral value (e.g. `frequency_penalty=0`); anything else is a 400 naming what w
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .errors import bad_request
+
+if TYPE_CHECKING:
+    from ..options import GenerateOptions
 
 MAX_LOGPROBS = 20
 MAX_N = 64
@@ -66,8 +69,12 @@ class Sampling:
     structured: Optional[dict]
     keep_stop: bool = False  # vLLM's include_stop_str_in_output
 
-    def generate_options(self) -> dict:
-        """Keyword options for `lmql_nb.options.parse_generate_options`."""
+    def to_options(self) -> "GenerateOptions":
+        """The engine's options for this request (as vLLM's `to_sampling_params`); a
+        combination the engine refuses is a 400 with its message."""
+        from ..options import parse_generate_options
+        from .structured import generate_options
+
         options: dict[str, Any] = {"return_details": True,
                                    "top_logprobs": self.logprobs or 0, "cache": False}
         if self.stop:
@@ -82,7 +89,11 @@ class Sampling:
                 options["top_k"] = self.top_k
             if self.seed is not None:
                 options["seed"] = self.seed
-        return options
+        try:
+            return parse_generate_options(self.max_tokens, **options,
+                                          **generate_options(self.structured))
+        except (TypeError, ValueError) as error:
+            raise bad_request(str(error)) from None
 
     @property
     def rows(self) -> int:
@@ -97,6 +108,8 @@ class Sampling:
 
 @dataclasses.dataclass(frozen=True)
 class CompletionRequest:
+    """A `/v1/completions` request, validated."""
+
     sampling: Sampling
     prompts: list[Prompt]
     echo: bool
@@ -104,9 +117,19 @@ class CompletionRequest:
     add_special_tokens: bool
     tokens_as_ids: bool
 
+    @property
+    def prompt_top(self) -> Optional[int]:
+        """How many alternatives each prompt token needs (None: no prompt scores). As in
+        vLLM, echo with logprobs=k scores the prompt with k alternatives."""
+        wanted = [k for k in (self.prompt_logprobs,
+                              self.sampling.logprobs if self.echo else None) if k is not None]
+        return max(wanted) if wanted else None
+
 
 @dataclasses.dataclass(frozen=True)
 class ChatRequest:
+    """A `/v1/chat/completions` request, validated."""
+
     sampling: Sampling
     messages: list[dict]
     chat_template: Optional[str]
@@ -236,18 +259,11 @@ def parse_completion(body: Any) -> CompletionRequest:
     prompt_logprobs = _int(body, "prompt_logprobs", None, 0, MAX_LOGPROBS, nullable=True)
     echo = _bool(body, "echo", False)
     sampling = _sampling(body, max_tokens, logprobs)
-    if prompt_logprobs:
-        raise bad_request("prompt_logprobs > 0 (alternatives for prompt tokens) is not "
-                          "supported by this server; prompt_logprobs=0 returns each prompt "
-                          "token's own log-probability", "prompt_logprobs")
-    if echo and logprobs:
-        raise bad_request("echo with logprobs > 0 is not supported by this server (it does "
-                          "not compute alternatives for prompt tokens); use logprobs=0 with "
-                          "echo for the prompt tokens' own log-probabilities", "logprobs")
     if sampling.stream and sampling.beam:
         raise bad_request("stream is not supported with use_beam_search", "stream")
-    if sampling.stream and echo:
-        raise bad_request("stream is not supported with echo", "stream")
+    if sampling.stream and (echo or prompt_logprobs is not None):
+        raise bad_request("stream is not supported with echo or prompt_logprobs (send "
+                          "the request without stream)", "stream")
     return CompletionRequest(sampling, _prompts(body), echo, prompt_logprobs,
                              _bool(body, "add_special_tokens", True),
                              _bool(body, "return_tokens_as_token_ids", False))
@@ -330,30 +346,36 @@ def _response_format(response_format: Any, structured: Any) -> Optional[dict]:
 
 @dataclasses.dataclass(frozen=True)
 class TokenizeRequest:
-    model: str
+    model: Optional[str]
     prompt: str
     add_special_tokens: bool
     return_token_strs: bool
 
 
 def parse_tokenize(body: Any) -> TokenizeRequest:
-    """Validate a `/tokenize` body (vLLM's: model, prompt, add_special_tokens)."""
+    """Validate a `/tokenize` body (vLLM's: model (optional), prompt, add_special_tokens)."""
     body = _require_object(body)
     _check_fields(body, {"model", "prompt", "add_special_tokens", "return_token_strs"},
                   "/tokenize")
     prompt = body.get("prompt")
     if not isinstance(prompt, str):
         raise bad_request("prompt must be a string", "prompt")
-    return TokenizeRequest(_model(body), prompt, _bool(body, "add_special_tokens", True),
+    return TokenizeRequest(_optional_model(body), prompt,
+                           _bool(body, "add_special_tokens", True),
                            _bool(body, "return_token_strs", False))
 
 
-def parse_detokenize(body: Any) -> tuple[str, list[int]]:
-    """Validate a `/detokenize` body: (model, token ids)."""
+def parse_detokenize(body: Any) -> tuple[Optional[str], list[int]]:
+    """Validate a `/detokenize` body: (model, token ids); as in vLLM, the model may be
+    left out (lm-eval's remote tokenizer does)."""
     body = _require_object(body)
     _check_fields(body, {"model", "tokens"}, "/detokenize")
     tokens = body.get("tokens")
     if not isinstance(tokens, list) or not all(isinstance(t, int) and not isinstance(t, bool)
                                                for t in tokens):
         raise bad_request("tokens must be a list of token ids (integers)", "tokens")
-    return _model(body), tokens
+    return _optional_model(body), tokens
+
+
+def _optional_model(body: dict) -> Optional[str]:
+    return None if body.get("model") is None else _model(body)

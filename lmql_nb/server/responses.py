@@ -1,16 +1,26 @@
-"""Response bodies in OpenAI's (and vLLM's) shapes, from the engine's results."""
+"""Response bodies and stream chunks in OpenAI's (and vLLM's) shapes, from engine results.
+
+Log-probabilities follow vLLM's `serving_completion.py` and `serving_chat.py`: one
+`Position` per token (prompt tokens when echoed, generated tokens, and the
+end-of-sequence token that ended a row, which is not in the text but is a generated
+token); a position's `top_logprobs` holds the token itself first, then the k most likely
+tokens (so k or k+1 entries); `text_offset` advances by the length of each token's
+label; log-probabilities below -9999 (minus infinity) are reported as -9999.0.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from ..results import Generation, TokenInfo
 
 FINISH_REASONS = {"stop": "stop", "length": "length", "context": "length",
                   "cancelled": "stop"}
+LOWEST_LOGPROB = -9999.0
 
 
 def new_id(prefix: str) -> str:
@@ -21,24 +31,49 @@ def finish_reason(generation: Generation) -> str:
     return FINISH_REASONS.get(generation.finish_reason, generation.finish_reason)
 
 
-def token_label(token_id: int, text: str, as_ids: bool) -> str:
-    """How a token is named in `logprobs` (vLLM's "token_id:N" with return_tokens_as_token_ids)."""
-    return f"token_id:{token_id}" if as_ids else text
+@dataclasses.dataclass(frozen=True)
+class Position:
+    """One token in a `logprobs` answer: its id and text, its log-probability (None for
+    a prompt's first token) and the most likely tokens there as (id, text, logprob)."""
+
+    token_id: int
+    text: str
+    logprob: Optional[float]
+    top: tuple[tuple[int, str, float], ...] = ()
+    rank: Optional[int] = None
 
 
-def _top_dict(token: TokenInfo, k: int, as_ids: bool) -> dict:
-    """The chosen token and the k best alternatives, best first (as vLLM returns them)."""
-    top: dict[str, float] = {}
-    for alternative in token.top[:k]:
-        label = token_label(alternative.token_id, alternative.text, as_ids)
-        top.setdefault(label, alternative.logprob)
-    if all(a.token_id != token.token_id for a in token.top[:k]):
-        top.setdefault(token_label(token.token_id, token.text, as_ids), token.logprob)
-    return top
+def token_position(token: TokenInfo) -> Position:
+    """A generated token as it reads in the text."""
+    return Position(token.token_id, token.text, token.logprob,
+                    tuple((a.token_id, a.text, a.logprob) for a in token.top), token.rank)
+
+
+def end_position(token: TokenInfo, special_text: Callable[[int], str]) -> Position:
+    """The end-of-sequence token that ended a row, named by its text ("</s>")."""
+    return dataclasses.replace(token_position(token), text=special_text(token.token_id))
+
+
+def generated_positions(generation: Generation,
+                        special_text: Callable[[int], str]) -> list[Position]:
+    """A generated row's tokens, and the end-of-sequence token that ended it."""
+    positions = [token_position(t) for t in generation.tokens]
+    if generation.end_token is not None:
+        positions.append(end_position(generation.end_token, special_text))
+    return positions
+
+
+def generated_count(generation: Generation) -> int:
+    """Generated tokens as vLLM counts them in usage: the end-of-sequence token too."""
+    return len(generation.tokens) + (generation.end_token is not None)
+
+
+def _clamp(logprob: float) -> float:
+    return max(logprob, LOWEST_LOGPROB)
 
 
 class CompletionLogprobs:
-    """Builds a completion choice's `logprobs` object token by token."""
+    """A completion choice's `logprobs` object, built position by position."""
 
     def __init__(self, k: int, as_ids: bool, offset: int = 0):
         self.k = k
@@ -47,38 +82,60 @@ class CompletionLogprobs:
         self.body: dict = {"tokens": [], "token_logprobs": [], "top_logprobs": [],
                            "text_offset": []}
 
-    def add_prompt(self, ids: Sequence[int], pieces: Sequence[str],
-                   logprobs: Sequence[Optional[float]]) -> None:
-        for token_id, piece, logprob in zip(ids, pieces, logprobs):
-            label = token_label(token_id, piece, self.as_ids)
-            self._append(label, logprob, None if logprob is None else {label: logprob}, piece)
+    def _label(self, token_id: int, text: str) -> str:
+        """vLLM's "token_id:N" with return_tokens_as_token_ids, else the text."""
+        return f"token_id:{token_id}" if self.as_ids else text
 
-    def add(self, token: TokenInfo) -> None:
-        label = token_label(token.token_id, token.text, self.as_ids)
-        self._append(label, token.logprob, _top_dict(token, self.k, self.as_ids), token.text)
-
-    def _append(self, label: str, logprob: Optional[float], top: Optional[dict], text: str) -> None:
-        self.body["tokens"].append(label)
-        self.body["token_logprobs"].append(logprob)
-        self.body["top_logprobs"].append(top)
-        self.body["text_offset"].append(self.offset)
-        self.offset += len(text)
-
-
-def prompt_logprobs_entries(ids: Sequence[int], pieces: Sequence[str],
-                            logprobs: Sequence[Optional[float]]) -> list:
-    """vLLM's `prompt_logprobs`: per prompt token, None (the first) or {id: details}."""
-    return [None if logprob is None else
-            {str(token_id): {"logprob": logprob, "rank": None, "decoded_token": piece}}
-            for token_id, piece, logprob in zip(ids, pieces, logprobs)]
+    def add(self, positions: Sequence[Position]) -> "CompletionLogprobs":
+        for position in positions:
+            label = self._label(position.token_id, position.text)
+            top: Optional[dict] = None
+            if position.logprob is not None:
+                top = {label: _clamp(position.logprob)}
+                for token_id, text, logprob in position.top[:self.k]:
+                    if token_id != position.token_id:
+                        top.setdefault(self._label(token_id, text), _clamp(logprob))
+            self.body["tokens"].append(label)
+            self.body["token_logprobs"].append(
+                None if position.logprob is None else _clamp(position.logprob))
+            self.body["top_logprobs"].append(top)
+            self.body["text_offset"].append(self.offset)
+            self.offset += len(label)
+        return self
 
 
-def chat_logprob_entry(token: TokenInfo, k: int) -> dict:
+def prompt_logprobs_entries(positions: Sequence[Position]) -> list:
+    """vLLM's `prompt_logprobs`: per prompt token None (the first) or
+    {token id: {logprob, rank, decoded_token}}, the token first, then the top k."""
+    entries: list = []
+    for position in positions:
+        if position.logprob is None:
+            entries.append(None)
+            continue
+        entry = {str(position.token_id): {"logprob": _clamp(position.logprob),
+                                          "rank": position.rank,
+                                          "decoded_token": position.text}}
+        for rank, (token_id, text, logprob) in enumerate(position.top, 1):
+            entry.setdefault(str(token_id), {"logprob": _clamp(logprob), "rank": rank,
+                                             "decoded_token": text})
+        entries.append(entry)
+    return entries
+
+
+def chat_logprob_entry(position: Position, k: int) -> dict:
     """One token of a chat choice's `logprobs.content`."""
-    return {"token": token.text, "logprob": token.logprob,
-            "bytes": list(token.text.encode("utf-8")),
-            "top_logprobs": [{"token": a.text, "logprob": a.logprob,
-                              "bytes": list(a.text.encode("utf-8"))} for a in token.top[:k]]}
+    return {"token": position.text, "logprob": _clamp(position.logprob or 0.0),
+            "bytes": list(position.text.encode("utf-8")),
+            "top_logprobs": [{"token": text, "logprob": _clamp(logprob),
+                              "bytes": list(text.encode("utf-8"))}
+                             for _, text, logprob in position.top[:k]]}
+
+
+def chat_logprobs(positions: Sequence[Position], k: Optional[int]) -> Optional[dict]:
+    return None if k is None else {"content": [chat_logprob_entry(p, k) for p in positions]}
+
+
+# whole responses --------------------------------------------------------------------
 
 
 def completion_body(request_id: str, model: str, choices: list[dict], usage: dict) -> dict:
@@ -86,9 +143,21 @@ def completion_body(request_id: str, model: str, choices: list[dict], usage: dic
             "model": model, "choices": choices, "usage": usage}
 
 
+def completion_choice(index: int, text: str, generation: Generation,
+                      logprobs: Optional[dict]) -> dict:
+    return {"index": index, "text": text, "logprobs": logprobs,
+            "finish_reason": finish_reason(generation), "stop_reason": None}
+
+
 def chat_body(request_id: str, model: str, choices: list[dict], usage: dict) -> dict:
     return {"id": request_id, "object": "chat.completion", "created": int(time.time()),
             "model": model, "choices": choices, "usage": usage}
+
+
+def chat_choice(index: int, generation: Generation, logprobs: Optional[dict]) -> dict:
+    return {"index": index, "message": {"role": "assistant", "content": generation.text},
+            "logprobs": logprobs, "finish_reason": finish_reason(generation),
+            "stop_reason": None}
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict:
@@ -96,9 +165,40 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
+# stream chunks ----------------------------------------------------------------------
+
+
+def completion_chunk(request_id: str, model: str, index: int, text: str,
+                     logprobs: Optional[dict], finish: Optional[str]) -> dict:
+    return {"id": request_id, "object": "text_completion", "created": int(time.time()),
+            "model": model, "choices": [{"index": index, "text": text, "logprobs": logprobs,
+                                         "finish_reason": finish, "stop_reason": None}]}
+
+
+def chat_chunk(request_id: str, model: str, index: int, delta: dict,
+               logprobs: Optional[dict], finish: Optional[str]) -> dict:
+    return {"id": request_id, "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": model, "choices": [{"index": index, "delta": delta, "logprobs": logprobs,
+                                         "finish_reason": finish}]}
+
+
+def chat_delta(text: str, final: bool) -> dict:
+    """A chat chunk's delta: the text, or nothing in a final chunk that adds none."""
+    return {"content": text} if text or not final else {}
+
+
+def usage_chunk(request_id: str, model: str, kind: str, usage_body: dict) -> dict:
+    return {"id": request_id, "object": kind, "created": int(time.time()), "model": model,
+            "choices": [], "usage": usage_body}
+
+
+def error_event(error_message: str, status: int = 500, kind: str = "server_error") -> dict:
+    return {"error": {"message": error_message, "type": kind, "code": status}}
+
+
 def sse(data: object) -> str:
     """One server-sent event."""
-    return f"data: {json.dumps(data)}\n\n"
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
 SSE_DONE = "data: [DONE]\n\n"

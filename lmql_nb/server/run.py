@@ -66,8 +66,13 @@ def bind(host: str, port: int) -> socket.socket:
 
 def serve(model_id: str, name: Optional[str] = None, host: str = "127.0.0.1", port: int = 8080,
           api_key: Optional[str] = None, log_level: str = "warning",
+          max_body_bytes: Optional[int] = None, trust_request_chat_template: bool = False,
           **model_options: Any) -> None:
-    """Load `model_id` and serve it until interrupted (blocks)."""
+    """Load `model_id` and serve it until interrupted (blocks).
+
+    SIGTERM or SIGINT ends the work in flight at once (its clients get a 503, or an
+    error event in a stream) and stops the server within a few seconds.
+    """
     try:
         import importlib
 
@@ -79,13 +84,16 @@ def serve(model_id: str, name: Optional[str] = None, host: str = "127.0.0.1", po
 
     from .. import api
     from .app import create_app
+    from .body import DEFAULT_MAX_BODY_BYTES
     from .bridge import ServedModel
 
     check_binding(host, api_key)
+    if max_body_bytes is not None and max_body_bytes < 1024:
+        raise ValueError(f"--max-body-bytes must be at least 1024, got {max_body_bytes}")
     sock = bind(host, port)
     try:
         served = ServedModel(api.model(model_id, **model_options),
-                             name or default_name(model_id))
+                             name or default_name(model_id), trust_request_chat_template)
         served.load()
     except BaseException:
         sock.close()
@@ -93,11 +101,40 @@ def serve(model_id: str, name: Optional[str] = None, host: str = "127.0.0.1", po
     sock.listen(128)  # only now: a client that connects earlier is refused, not kept waiting
     bound_host, bound_port = sock.getsockname()[:2]
     shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-    config = uvicorn.Config(create_app(served, api_key), log_level=log_level,
+    app = create_app(served, api_key, max_body_bytes or DEFAULT_MAX_BODY_BYTES)
+    config = uvicorn.Config(app, log_level=log_level,
                             access_log=log_level in ("debug", "info"), lifespan="off",
-                            timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
+                            timeout_graceful_shutdown=3)
+    server = _server(config, served)
     print(f"{READY_PREFIX}{served.name} at http://{shown_host}:{bound_port}/v1", flush=True)
     print(f"  (model {model_id}; API key {'required' if api_key else 'not required'})",
           file=sys.stderr, flush=True)
     server.run(sockets=[sock])
+
+
+def _server(config: Any, served: Any) -> Any:
+    """A uvicorn server for `config` that stops `served`'s work when told to exit."""
+    import asyncio
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, which on SIGTERM/SIGINT first ends the model's work in
+        flight (uvicorn alone would wait for it, and a long generation outlasts any
+        grace period)."""
+
+        def __init__(self, config: Any, served: Any):
+            super().__init__(config)
+            self.served = served
+            self.loop: Optional[asyncio.AbstractEventLoop] = None
+
+        async def serve(self, sockets: Any = None) -> None:
+            self.loop = asyncio.get_running_loop()
+            await super().serve(sockets)
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if self.loop is not None and not self.loop.is_closed():
+                self.loop.call_soon_threadsafe(self.served.shutdown)
+            super().handle_exit(sig, frame)
+
+    return Server(config, served)

@@ -42,11 +42,14 @@ def _check_value(kind: str, value: Any) -> Any:
         if isinstance(value, str):
             import json
 
+            from .body import check_depth
+
             try:
                 value = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise bad_request("structured_outputs.json must be a JSON schema (an object "
                                   "or a string holding one)", "structured_outputs") from None
+            check_depth(value, "structured_outputs.json")
         if not isinstance(value, dict):
             raise bad_request("structured_outputs.json must be a JSON schema object",
                               "structured_outputs")
