@@ -4,7 +4,9 @@ Log-probabilities follow vLLM's `serving_completion.py` and `serving_chat.py`: o
 `Position` per token (prompt tokens when echoed, generated tokens, and the
 end-of-sequence token that ended a row, which is not in the text but is a generated
 token); a position's `top_logprobs` holds the token itself first, then the k most likely
-tokens (so k or k+1 entries); `text_offset` advances by the length of each token's
+tokens (so k or k+1 entries; where two tokens read alike, "9" and the byte token
+<0x39>, the label keeps the higher log-probability, so `max(top.values())` is the best,
+as lm-eval's is_greedy assumes); `text_offset` advances by the length of each token's
 label; log-probabilities below -9999 (minus infinity) are reported as -9999.0.
 """
 
@@ -93,8 +95,11 @@ class CompletionLogprobs:
             if position.logprob is not None:
                 top = {label: _clamp(position.logprob)}
                 for token_id, text, logprob in position.top[:self.k]:
-                    if token_id != position.token_id:
-                        top.setdefault(self._label(token_id, text), _clamp(logprob))
+                    key = self._label(token_id, text)
+                    if token_id != position.token_id and top.get(key, LOWEST_LOGPROB) < logprob:
+                        # two tokens may read alike ("9" and the byte <0x39>): the label
+                        # keeps the higher log-probability, so max(values) is the best
+                        top[key] = _clamp(logprob)
             self.body["tokens"].append(label)
             self.body["token_logprobs"].append(
                 None if position.logprob is None else _clamp(position.logprob))
