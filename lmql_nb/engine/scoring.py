@@ -43,7 +43,7 @@ class ScoredToken:
     most likely tokens at its position, as (token id, log-probability), best first."""
 
     logprob: float
-    rank: int
+    rank: Optional[int]
     top: tuple[tuple[int, float], ...]
 
 

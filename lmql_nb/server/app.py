@@ -147,8 +147,7 @@ class Routes:
         vocab = self.model.tokenizer.vocab_size
         if not all(0 <= t < vocab for t in ids):
             raise bad_request(f"token ids must be in [0, {vocab})", "tokens")
-        return JSONResponse({"prompt": await self.model.off_loop(self.model.tokenizer.decode,
-                                                                 ids)})
+        return JSONResponse({"prompt": await self.model.decode(ids)})
 
     async def completions(self, request: Request) -> Response:
         parsed = protocol.parse_completion(await self._json(request))

@@ -26,6 +26,9 @@ T = TypeVar("T")
 
 #: tokenisations and template renderings running at once (each on its own thread)
 PREPARE_SLOTS = 4
+#: texts (characters) and token lists shorter than this are (de)tokenised on the event
+#: loop: well under a millisecond, less than the hop to a thread
+INLINE_SIZE = 4096
 
 
 class ServedModel:
@@ -60,8 +63,11 @@ class ServedModel:
     def context_length(self) -> Optional[int]:
         return self._backend.context_length
 
-    async def off_loop(self, function: Callable[..., T], *args: Any) -> T:
-        """`function(*args)` on a thread, a few at a time, so the event loop stays free."""
+    async def off_loop(self, function: Callable[..., T], *args: Any, size: int = INLINE_SIZE) -> T:
+        """`function(*args)` on a thread, a few at a time, so the event loop stays free;
+        inline when its input is small (`size` below `INLINE_SIZE`)."""
+        if size < INLINE_SIZE:
+            return function(*args)
         if self._slots is None:
             self._slots = asyncio.Semaphore(PREPARE_SLOTS)
         async with self._slots:
@@ -83,9 +89,8 @@ class ServedModel:
                      what: str = "the prompt") -> list[int]:
         """Token ids of `text` (with BOS where the model expects one, by default)."""
         self._check_text_length(text, what)
-        if add_special_tokens:
-            return await self.off_loop(self.tokenizer.encode_prompt, text)
-        return await self.off_loop(self.tokenizer.encode, text)
+        encode = self.tokenizer.encode_prompt if add_special_tokens else self.tokenizer.encode
+        return await self.off_loop(encode, text, size=len(text))
 
     def check_ids(self, ids: Sequence[int], what: str = "the prompt") -> None:
         vocab = self.tokenizer.vocab_size
@@ -107,6 +112,10 @@ class ServedModel:
                 self.tokenizer, "special_ids", ()):
             return self.tokenizer.convert_ids_to_tokens([token_id])[0]
         return self.tokenizer.decode([token_id])
+
+    async def decode(self, ids: Sequence[int]) -> str:
+        """The text of token ids (special tokens left out)."""
+        return await self.off_loop(self.tokenizer.decode, ids, size=len(ids))
 
     async def chat_prompt(self, messages: list[dict], template: Optional[str],
                           add_generation_prompt: bool) -> list[int]:
@@ -220,9 +229,11 @@ class ServedModel:
 
     # prompt log-probabilities ---------------------------------------------------------
 
-    async def prompt_logprobs(self, prompts: list[list[int]], top: int) -> list[list[Any]]:
+    async def prompt_logprobs(self, prompts: list[list[int]],
+                              top: Optional[int]) -> list[list[Any]]:
         """Per prompt, per token, a `ScoredToken` (log-probability given the tokens before
-        it, rank, the `top` best alternatives); None for the first token, which has none.
+        it, rank, the `top` best alternatives; with `top` None the log-probability alone);
+        None for the first token, which has none.
 
         Prompts that share a prefix share its forward pass: one job scores the shared
         prefix, one batched job the rest of each prompt.
@@ -249,7 +260,8 @@ class ServedModel:
             self.running -= 1
         return results
 
-    async def _score_group(self, prompts: list[list[int]], top: int) -> list[list[Any]]:
+    async def _score_group(self, prompts: list[list[int]],
+                           top: Optional[int]) -> list[list[Any]]:
         """Tokens 1.. of prompts that share their first token."""
         first = prompts[0]
         shared = min(common_prefix_length(first, ids) for ids in prompts)
@@ -262,14 +274,21 @@ class ServedModel:
         return [head[0] + tail for tail in tails]
 
     async def _score(self, prefix: list[int], suffixes: list[list[int]],
-                     top: int) -> list[list[Any]]:
+                     top: Optional[int]) -> list[list[Any]]:
+        from ..engine.scoring import ScoredToken
+
         scored = [i for i, s in enumerate(suffixes) if s]
         results: list[list[Any]] = [[] for _ in suffixes]
         if not scored:
             return results
+        wanted = [suffixes[i] for i in scored]
         # no prefix cache: a request's numbers must not depend on the requests before it
-        values = await self._backend.score_ids_top(prefix, [suffixes[i] for i in scored], top,
-                                                   use_cache=False)
+        if top is None:  # log-probabilities alone: may share forward passes with others
+            plain = await self._backend.score_ids(prefix, wanted, [len(s) for s in wanted],
+                                                  use_cache=False)
+            values = [[ScoredToken(v, None, ()) for v in row] for row in plain]
+        else:
+            values = await self._backend.score_ids_top(prefix, wanted, top, use_cache=False)
         for i, value_scores in zip(scored, values):
             results[i] = value_scores
         return results

@@ -118,12 +118,20 @@ class CompletionRequest:
     tokens_as_ids: bool
 
     @property
+    def wants_prompt_scores(self) -> bool:
+        """Whether the prompt's tokens are scored: `prompt_logprobs`, or (as in vLLM)
+        `echo` with `logprobs`."""
+        return self.prompt_logprobs is not None or (
+            self.echo and self.sampling.logprobs is not None)
+
+    @property
     def prompt_top(self) -> Optional[int]:
-        """How many alternatives each prompt token needs (None: no prompt scores). As in
-        vLLM, echo with logprobs=k scores the prompt with k alternatives."""
-        wanted = [k for k in (self.prompt_logprobs,
-                              self.sampling.logprobs if self.echo else None) if k is not None]
-        return max(wanted) if wanted else None
+        """How many alternatives each prompt token needs, None when neither they nor the
+        tokens' ranks are shown (echo with logprobs=0: log-probabilities alone)."""
+        if self.prompt_logprobs is None and not (self.echo and self.sampling.logprobs):
+            return None
+        return max(self.prompt_logprobs or 0, self.sampling.logprobs if self.echo and
+                   self.sampling.logprobs else 0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -85,7 +85,7 @@ class Serving:
         ids = await self.model.chat_prompt(request.messages, request.chat_template,
                                            request.add_generation_prompt)
         self.model.check_ids(ids, "the rendered chat")
-        text = await self.model.off_loop(self.model.tokenizer.decode, ids)
+        text = await self.model.decode(ids)
         return Prepared(request.sampling, options, [PreparedPrompt(ids, text)])
 
     async def _prompt(self, prompt: Prompt, add_special_tokens: bool) -> PreparedPrompt:
@@ -94,8 +94,7 @@ class Serving:
             self.model.check_ids(ids)
             return PreparedPrompt(ids, prompt)
         self.model.check_ids(prompt)
-        return PreparedPrompt(list(prompt), await self.model.off_loop(self.model.tokenizer.decode,
-                                                                      prompt))
+        return PreparedPrompt(list(prompt), await self.model.decode(prompt))
 
     # the one path ---------------------------------------------------------------------
 
@@ -150,10 +149,9 @@ class Serving:
         """The whole `/v1/completions` response body."""
         request = prepared.completion
         assert request is not None
-        top = request.prompt_top
         scoring = (self.model.start(self.model.prompt_logprobs([p.ids for p in prepared.prompts],
-                                                               top))
-                   if top is not None else None)
+                                                               request.prompt_top))
+                   if request.wants_prompt_scores else None)
         finished: dict[int, Generation] = {}
         try:
             async for event in self._rows(prepared, stream=False):

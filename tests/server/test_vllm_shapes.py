@@ -101,16 +101,46 @@ def _prompt_before_eos(model, eos: int) -> list[int]:
     raise AssertionError("no prompt makes EOS the most likely next token")
 
 
-def test_a_generated_end_of_sequence_token_is_reported(gpt2_server, forward, tiny_model,
-                                                      tiny_gpt2_path):
+@pytest.fixture(scope="module")
+def eos_model(tiny_gpt2_path, tmp_path_factory):
+    """The tiny GPT-2 with its end-of-sequence token made likely (its embedding row,
+    tied to the output layer, scaled): EOS is then the most likely next token after
+    about one prompt token in fifty."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    folder = tmp_path_factory.mktemp("eos-gpt2") / "model"
+    shutil.copytree(tiny_gpt2_path, folder)
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    with torch.no_grad():
+        model.transformer.wte.weight[model.config.eos_token_id] *= 6
+    model.save_pretrained(folder)
+    return folder, model
+
+
+def test_a_generated_end_of_sequence_token_is_reported(eos_model, server_process):
     """vLLM counts and reports the end-of-sequence token it generates: lm-eval sums
     token_logprobs[ctxlen:-1] and would drop a real token without it."""
+    import torch
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_gpt2_path)
+    folder, model = eos_model
+    tokenizer = AutoTokenizer.from_pretrained(folder)
     eos = tokenizer.eos_token_id
-    ids = _prompt_before_eos(tiny_model, eos)
-    expected = float(forward(ids)[-1][eos])
+    ids = _prompt_before_eos(model, eos)
+    with torch.no_grad():
+        expected = float(model(torch.tensor([ids])).logits[0, -1].log_softmax(-1)[eos])
+    gpt2_server = server_process(f"local:{folder}", "tiny-gpt2",
+                                 extra=("--trust-request-chat-template",))
+    try:
+        _check_end_token(gpt2_server, tokenizer, ids, expected)
+    finally:
+        gpt2_server.stop()
+
+
+def _check_end_token(gpt2_server, tokenizer, ids: list[int], expected: float) -> None:
     body = _post(gpt2_server, "/completions", {
         "model": "tiny-gpt2", "prompt": [ids], "max_tokens": 1, "temperature": 0,
         "logprobs": 1, "echo": True})
