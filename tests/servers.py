@@ -107,9 +107,10 @@ def gpt2_server(tiny_gpt2_path: Path):
 
 @pytest.fixture(scope="session")
 def llama_server(tiny_llama_path: Path):
-    """The tiny Llama (BOS, byte fallback) served without a key (and without
-    --trust-request-chat-template)."""
-    server = ServerProcess(f"local:{tiny_llama_path}", "tiny-llama", api_key=None)
+    """The tiny Llama (BOS, byte fallback) served without a key; it runs the chat
+    templates requests bring."""
+    server = ServerProcess(f"local:{tiny_llama_path}", "tiny-llama", api_key=None,
+                           extra=("--trust-request-chat-template",))
     yield server
     server.stop()
 

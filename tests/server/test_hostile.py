@@ -37,14 +37,6 @@ def _health_times(server, seconds: float, stop: threading.Event) -> list[float]:
     return times
 
 
-def test_request_chat_templates_are_refused_without_the_flag(llama_server):
-    response = httpx.post(f"{llama_server.base_url}/chat/completions", timeout=30, json={
-        "model": "tiny-llama", "messages": [{"role": "user", "content": "Hi"}],
-        "chat_template": "{{ messages[0]['content'] }}"})
-    assert response.status_code == 400
-    assert "--trust-request-chat-template" in response.json()["error"]["message"]
-
-
 def test_a_runaway_template_is_stopped_and_health_stays_fast(gpt2_server):
     stop = threading.Event()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -132,9 +124,15 @@ def test_a_flood_of_requests_loses_nothing(gpt2_server):
             b["logprobs"]["token_logprobs"], abs=1e-4)
 
 
-def test_health_stays_fast_while_eight_long_generations_run(long_gpt2_path, server_process):
+def test_health_fast_with_eight_long_generations_and_sigterm(long_gpt2_path, server_process):
     server = server_process(f"local:{long_gpt2_path}", "long-gpt2", api_key=None)
     try:
+        # started without --trust-request-chat-template: a request's template is refused
+        response = httpx.post(f"{server.base_url}/chat/completions", timeout=30, json={
+            "model": "long-gpt2", "messages": [{"role": "user", "content": "Hi"}],
+            "chat_template": "{{ messages[0]['content'] }}"})
+        assert response.status_code == 400
+        assert "--trust-request-chat-template" in response.json()["error"]["message"]
         stop = threading.Event()
 
         def generate(i: int) -> int:
