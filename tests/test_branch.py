@@ -28,7 +28,8 @@ def generate_on_ids(llm, prompt, ids, max_tokens, **options):
     parsed = parse_generate_options(max_tokens, return_details=True, top_logprobs=5, **options)
     backend = llm.backend
     prompt_ids = backend.tokenizer.encode_prompt(prompt)
-    return aio.run_sync(backend.generate_ids, prompt_ids, prompt, parsed, prefix_ids=ids)[0]
+    generations = aio.run_sync(backend.generate_ids, prompt_ids, prompt, parsed, prefix_ids=ids)
+    return generations if parsed.n > 1 else generations[0]
 
 
 def test_branch_argmax_equals_transformers_greedy_on_the_token_prefix(tiny_path):
@@ -166,3 +167,16 @@ def test_branch_on_the_embedded_model_equals_transformers_greedy(gemma):
            + [original.tokens[0].token_id, alternative.token_id])
     assert branch.tokens[0].token_id == alternative.token_id
     assert [t.token_id for t in branch.tokens[1:]] == reference.greedy_ids(folder, ids, 5)
+
+
+def test_a_beam_branch_starts_every_beam_with_the_chosen_token(tiny_gpt2_path):
+    llm = lmql_nb.model(f"local:{tiny_gpt2_path}")
+    original = details(llm)
+    chosen = original.tokens[1].top[1]
+    beams = llm.branch_sync(original, 1, chosen, max_tokens=5, decoder="beam", n=2)
+    expected = generate_on_ids(llm, PROMPT, [original.tokens[0].token_id, chosen.token_id], 4,
+                               decoder="beam", n=2)
+    assert all(b.tokens[0].token_id == chosen.token_id for b in beams)
+    # equal lengths (no end-of-sequence here): the same beams, in the same order
+    assert [[t.token_id for t in b.tokens[1:]] for b in beams] == \
+        [[t.token_id for t in g.tokens] for g in expected]
