@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from typing import Any, Awaitable, Callable, Optional, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, Optional, TypeVar
 
 import sniffio
 
 T = TypeVar("T")
 
 
-async def wait(future: concurrent.futures.Future, on_cancel: Optional[Callable[[], None]] = None) -> Any:
+async def wait(future: concurrent.futures.Future,
+               on_cancel: Optional[Callable[[], None]] = None) -> Any:
     """Await a thread-side future from the current async library.
 
     If the awaiting task is cancelled, `on_cancel` runs (so the work behind the future
@@ -60,7 +61,8 @@ async def _wait_trio(future: concurrent.futures.Future) -> Any:
     return future.result()
 
 
-def run_in_thread(function: Callable[..., T], *args: Any, name: str = "lmql_nb") -> concurrent.futures.Future:
+def run_in_thread(function: Callable[..., T], *args: Any,
+                  name: str = "lmql_nb") -> concurrent.futures.Future:
     """Run `function(*args)` on a new daemon thread; return a future of its result."""
     future: concurrent.futures.Future = concurrent.futures.Future()
 
@@ -120,7 +122,7 @@ def reentrant_call_error() -> RuntimeError:
                         "the generation returns (or from another thread)")
 
 
-def submit(coroutine: Awaitable[T]) -> "concurrent.futures.Future[T]":
+def submit(coroutine: Coroutine[Any, Any, T]) -> "concurrent.futures.Future[T]":
     """Schedule `coroutine` on lmql_nb's private event loop; return a future of it."""
     if getattr(_thread_state, "runs_callbacks", False):
         if asyncio.iscoroutine(coroutine):
@@ -132,7 +134,8 @@ def submit(coroutine: Awaitable[T]) -> "concurrent.futures.Future[T]":
     return asyncio.run_coroutine_threadsafe(coroutine, _portal.loop())
 
 
-def run_sync(coroutine_function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+def run_sync(coroutine_function: Callable[..., Coroutine[Any, Any, T]], *args: Any,
+             **kwargs: Any) -> T:
     """Run `coroutine_function(*args, **kwargs)` to completion and return its result.
 
     A KeyboardInterrupt (a notebook's interrupt button) cancels the coroutine, which

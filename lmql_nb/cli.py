@@ -103,7 +103,8 @@ def _run_score(args: argparse.Namespace) -> None:
                                                 result.scores("sum"), result.scores("mean"),
                                                 result.probs("sum")):
         mark = "  <- best" if value == best else ""
-        _print(f"{value!r:<{width}}  {len(tokens):>6}  {total:>9.4f}  {mean:>8.4f}  {prob:>6.1%}{mark}")
+        _print(f"{value!r:<{width}}  {len(tokens):>6}  {total:>9.4f}  {mean:>8.4f}  "
+               f"{prob:>6.1%}{mark}")
 
 
 def _run_serve(args: argparse.Namespace) -> None:

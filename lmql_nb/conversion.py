@@ -64,7 +64,7 @@ def _convert(gguf_path: Path, folder: Path, label: str) -> None:
         with stage("de-quantising the weights"):
             model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent),
                                                          gguf_file=gguf_path.name)
-        model.hf_quantizer = None  # GGUF-loaded models refuse save_pretrained otherwise
+        model.hf_quantizer = None  # type: ignore[assignment]  # else GGUF-loaded models refuse save_pretrained
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         with stage("saving the converted model"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import threading
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Iterable, Optional, Union
 
 from . import aio
 from .backends.base import Backend
@@ -36,7 +36,7 @@ class LLM:
         self.model_identifier = model_id
         self.backend = backend
         self._load_lock = threading.Lock()
-        self._loading: Optional[concurrent.futures.Future] = None
+        self._loading: Optional[concurrent.futures.Future[None]] = None
         self._identity_value: Optional[str] = None
 
     def __repr__(self) -> str:
@@ -80,7 +80,8 @@ class LLM:
         `decoder` ("argmax", "sample", "beam"), `n`, `temperature`, `top_k`, `top_p`,
         `seed`, `top_logprobs` (alternatives per token, up to 20), `return_details`,
         `cache` (False: compute afresh). As in LMQL, a non-zero `temperature` without a
-        `decoder` means `decoder="sample"` (`temperature=0` means argmax). Constraints, combinable, under every decoder:
+        `decoder` means `decoder="sample"` (`temperature=0` means argmax). Constraints,
+        combinable, under every decoder:
         `stops_at`, `stops_before`, `choices`, `regex`, `type=int`, `json_schema` (a dict
         or a pydantic model class) and `where` (LMQL's expression language over
         `RESPONSE`). `on_token(sequence_index, token)` is called from the model's thread
@@ -154,7 +155,8 @@ class LLM:
         """Synchronous `branch`: works in scripts, threads and running event loops."""
         return aio.run_sync(self.branch, *args, **kwargs)
 
-    async def score(self, prompt: str, values: Union[str, list[str]], **kwargs: Any) -> ScoringResult:
+    async def score(self, prompt: str, values: Union[str, list[str]],
+                    **kwargs: Any) -> ScoringResult:
         """Score each of `values` as a continuation of `prompt`.
 
         A value's score is the log-probability of its tokens given the prompt, on the
@@ -226,7 +228,7 @@ class LLM:
                 bar.close()
 
     def _table(self, prompts: Any, values: Any, gold: Any, progress: Any,
-               options: dict) -> ScoringTable:
+               options: dict[str, Any]) -> ScoringTable:
         """An empty table for `score_many`, after checking every argument."""
         parse_score_options(**options)
         if not isinstance(progress, bool):
@@ -238,7 +240,8 @@ class LLM:
 
 
 def _shape(generations: list[Generation], options: GenerateOptions) -> GenerateResult:
-    items: list = list(generations) if options.return_details else [g.text for g in generations]
+    items: list[Any] = (list(generations) if options.return_details
+                        else [g.text for g in generations])
     return items[0] if options.n == 1 else items
 
 
@@ -257,7 +260,7 @@ async def _chosen_id(backend: Backend, original: TokenInfo,
         for alternative in original.top:
             if alternative.text == token:
                 return alternative.token_id
-        ids = await aio.wait(aio.run_in_thread(backend.get_tokenizer().encode, token))
+        ids: list[int] = await aio.wait(aio.run_in_thread(backend.get_tokenizer().encode, token))
         if len(ids) != 1:
             raise ValueError(f"{token!r} is {len(ids)} tokens for this model, not one; pass "
                              "an Alternative from the token's top or a token id")
@@ -266,7 +269,7 @@ async def _chosen_id(backend: Backend, original: TokenInfo,
                     f"got {type(token).__name__}")
 
 
-def _replay(generations: list[Generation], on_token: Callable) -> None:
+def _replay(generations: list[Generation], on_token: TokenCallback) -> None:
     for index, generation in enumerate(generations):
         for token in generation.tokens:
             on_token(index, token)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import warnings
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, TypeVar
 
 from .backends.base import Backend
 from .validation import NoOptions, Options, is_hashable
@@ -179,10 +179,11 @@ def _endpoint_backend(model_id: str, options: dict) -> Backend:
     if client is None:
         raise RuntimeError("no backend for endpoint= models is registered")
     checked = client.options.parse(options, f"model {model_id!r}")
+    factory: Callable[..., Backend] = client.factory
     if named is not None:  # e.g. "jupyter": a server the Jupyter extension starts
         resolve = named.resolve
-        return client.factory(model_id, endpoint, checked, connect=lambda: resolve(model_id))
-    return client.factory(model_id, endpoint, checked)
+        return factory(model_id, endpoint, checked, connect=lambda: resolve(model_id))
+    return factory(model_id, endpoint, checked)
 
 
 def _ensure_builtins() -> None:
@@ -219,11 +220,12 @@ def _qualname(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
-_instances: dict = {}
+T = TypeVar("T")
+_instances: dict[Any, Any] = {}
 _instances_lock = threading.Lock()
 
 
-def shared_instance(model_id: str, options: dict, create: Callable[[], Any]) -> Any:
+def shared_instance(model_id: str, options: dict[str, Any], create: Callable[[], T]) -> T:
     """The one instance for (model_id, options), made by `create()` the first time."""
     try:
         key = (model_id, frozenset(options.items()))

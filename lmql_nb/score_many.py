@@ -69,7 +69,7 @@ def progress_bar(total: int, enabled: bool) -> Any:
     """tqdm's auto bar (a widget in notebooks, text in terminals), or None."""
     if not enabled:
         return None
-    from tqdm.auto import tqdm  # type: ignore[import-untyped]
+    from tqdm.auto import tqdm
 
     return tqdm(total=total, unit="rows", desc="scoring", dynamic_ncols=True)
 
@@ -87,7 +87,8 @@ async def fill(llm: "LLM", table: ScoringTable, window: int, bar: Any,
         try:
             result = await llm.score(table.prompts[index], table.values[index], **options)
         except Exception as error:
-            error.add_note(f"while scoring prompts[{index}] of score_many")
+            if hasattr(error, "add_note"):  # Python 3.11+
+                error.add_note(f"while scoring prompts[{index}] of score_many")
             raise
         finally:
             slots.release()

@@ -48,7 +48,7 @@ class EngineTokenizer(Tokenizer, Protocol):
     def llguidance_tokenizer(self) -> Any: ...
 
 
-def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+def common_prefix_length(a: Sequence[Any], b: Sequence[Any]) -> int:
     """How many leading items `a` and `b` share."""
     length = 0
     for x, y in zip(a, b):
@@ -58,7 +58,8 @@ def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
     return length
 
 
-def split_continuation(tokenizer: Tokenizer, prompt: str, value: str) -> tuple[list[int], list[int]]:
+def split_continuation(tokenizer: Tokenizer, prompt: str,
+                       value: str) -> tuple[list[int], list[int]]:
     """Tokenise prompt + value jointly; return (context ids, value ids).
 
     The value's tokens are those of the joint tokenisation that differ from the prompt's

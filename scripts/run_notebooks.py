@@ -44,6 +44,7 @@ def run(path: Path) -> None:
 
 
 if __name__ == "__main__":
-    paths = [Path(p).resolve() for p in sys.argv[1:]] or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    paths = ([Path(p).resolve() for p in sys.argv[1:]]
+             or sorted((ROOT / "notebooks").glob("*.ipynb")))
     for path in paths:
         run(path)

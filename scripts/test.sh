@@ -1,8 +1,26 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine, then runs it.
-# Usage: bash scripts/test.sh [extra pytest arguments]
+# Usage: bash scripts/test.sh [extra pytest arguments]      (what CI runs)
+#        bash scripts/test.sh --fast [extra pytest arguments]
+# --fast is the edit-test loop: it installs nothing (run the full command once first),
+# then runs lint, types and the tests that need no browser, no llama.cpp, no real model
+# servers, kernels or Python subprocesses and no Gemma (markers set in tests/conftest.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+lint() {
+  python -m ruff check --quiet .
+  python -m mypy
+}
+
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  lint_status=0
+  lint || lint_status=$?  # the tests run even when lint fails; both decide the exit code
+  python -m pytest -q -m "not (gemma or browser or llamacpp or server or kernel or subprocess)" \
+    tests "$@"
+  exit "$lint_status"
+fi
 
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)        # browser tests
@@ -24,4 +42,5 @@ python -m pip install -q -e ".[all,dev,llamacpp]" "llama-cpp-python[server]"
 
 (cd js && npm ci --silent --no-audit --no-fund && npm run --silent check)  # bundles up to date
 
+lint
 python -m pytest --nbval-lax tests notebooks "$@"

@@ -135,6 +135,50 @@ def gemma():
     return llm
 
 
+# Tiers. `bash scripts/test.sh --fast` (the edit-test loop) deselects the markers below,
+# which tests get from where they are and what they do, so a new test needs no marker:
+# browser (tests/browser: Chromium), llamacpp (files named *llamacpp*: the compiled
+# llama.cpp), server (real server processes: tests/server and the server fixtures),
+# kernel (real Jupyter kernels), subprocess (a new Python process, which loads torch and
+# a model: seconds each), and gemma (the embedded model, marked by hand).
+SERVER_FIXTURES = {"gpt2_server", "llama_server", "server_process", "fault_proxy"}
+KERNEL_MODULES = {"test_magics_kernel.py", "test_interrupt_and_autoload.py"}
+
+
+def _starts_python(item) -> bool:
+    """True if the test (or a helper of its module it calls) runs `sys.executable`."""
+    import inspect
+
+    def source(obj) -> str:
+        try:
+            return inspect.getsource(obj)
+        except (OSError, TypeError):
+            return ""
+
+    text = source(item.function)
+    if "sys.executable" in text:
+        return True
+    module = item.module
+    return any(callable(obj) and getattr(obj, "__module__", None) == module.__name__
+               and f"{name}(" in text and "sys.executable" in source(obj)
+               for name, obj in vars(module).items())
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(item.fspath))
+        if "browser" in path.parts:
+            item.add_marker(pytest.mark.browser)
+        if "llamacpp" in path.name:
+            item.add_marker(pytest.mark.llamacpp)
+        if "server" in path.parent.name or SERVER_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.server)
+        if path.name in KERNEL_MODULES:
+            item.add_marker(pytest.mark.kernel)
+        if isinstance(item, pytest.Function) and _starts_python(item):
+            item.add_marker(pytest.mark.subprocess)
+
+
 # real servers and a fault proxy, shared by tests/server and tests/backends
 from servers import (fault_proxy, gpt2_local, gpt2_server, llama_local,  # noqa: E402,F401
                      llama_server, long_gpt2_path, server_process)

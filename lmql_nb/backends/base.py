@@ -13,8 +13,8 @@ from ..tokenizer import Tokenizer
 class Backend(abc.ABC):
     """One model that `LLM` talks to.
 
-    Construction is cheap (the registry has checked the options); `load` does the heavy work once, on
-    a thread (never on the caller's event loop). `generate` and `score` are coroutines
+    Construction is cheap (the registry has checked the options); `load` does the heavy
+    work once, on a thread (never on the caller's event loop). `generate` and `score` are coroutines
     that may assume `load` has run.
     """
 
@@ -61,7 +61,8 @@ class Backend(abc.ABC):
         raise NotImplementedError(f"{self.kind} models cannot generate from token ids")
 
     @abc.abstractmethod
-    async def score(self, prompt: str, values: list[str], options: ScoreOptions) -> list[ValueScores]:
+    async def score(self, prompt: str, values: list[str],
+                    options: ScoreOptions) -> list[ValueScores]:
         """Per value, the log-probabilities of its tokens after `prompt`."""
 
     async def prompt_scores(self, prompt: str) -> tuple[list[int], list[float]]:

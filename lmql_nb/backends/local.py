@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 from .. import aio
 from ..options import GenerateOptions, ScoreOptions
 from ..results import Generation, TokenCallback, ValueScores
-from ..tokenizer import Tokenizer, common_prefix_length, split_continuation, token_pieces
+from ..tokenizer import EngineTokenizer, common_prefix_length, split_continuation, token_pieces
 from ..validation import Options, option
 from .base import Backend
 
@@ -113,6 +113,10 @@ class InProcessBackend(Backend):
     def _load_model(self) -> Any:
         """Load and return the `LanguageModel` (called once, under the lock)."""
 
+    @abc.abstractmethod
+    def get_tokenizer(self) -> EngineTokenizer:
+        """The model's tokenizer, with what the engine needs (EOS ids, llguidance's view)."""
+
     # loading ------------------------------------------------------------------------------
 
     def load(self) -> None:
@@ -126,7 +130,7 @@ class InProcessBackend(Backend):
             self._worker = ModelWorker(self._run, self.model_id, batch_window=self.batch_window)
 
     @property
-    def tokenizer(self) -> Tokenizer:
+    def tokenizer(self) -> EngineTokenizer:
         return self.get_tokenizer()
 
     @property
@@ -217,6 +221,7 @@ class InProcessBackend(Backend):
         if options.max_tokens is not None and (room is None or options.max_tokens <= room):
             max_new, limited = options.max_tokens, False
         else:
+            assert room is not None  # a model without a context length needs max_tokens
             max_new, limited = room, True
         constraint = None
         if options.constraint is not None and options.constraint.shaped:
@@ -238,7 +243,8 @@ class InProcessBackend(Backend):
 
     # scoring ------------------------------------------------------------------------------
 
-    async def score(self, prompt: str, values: list[str], options: ScoreOptions) -> list[ValueScores]:
+    async def score(self, prompt: str, values: list[str],
+                    options: ScoreOptions) -> list[ValueScores]:
         tokenizer = self.tokenizer
         splits = [split_continuation(tokenizer, prompt, value) for value in values]
         # values run after their common context; without a BOS, a value that merges with

@@ -31,7 +31,7 @@ from typing import Any, cast
 from .spec import ConstraintSpec
 
 INT_REGEX = r" ?-?(?:0|[1-9][0-9]*)"  # int() reads it; no leading zeros to loop on
-JSON_FORMAT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+JSON_FORMAT: Any = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 ANY = "/(?s:.*)/"
 MAX_COUNT = 2**32 - 1
 _META = set("\\.+*?()|[]{}^$#&-~/")

@@ -102,8 +102,9 @@ def _type(value: Any) -> list[Clause]:
 
 
 def _json_schema(value: Any) -> list[Clause]:
-    if isinstance(value, type) and callable(getattr(value, "model_json_schema", None)):
-        value = value.model_json_schema()  # a pydantic model class
+    schema_of = getattr(value, "model_json_schema", None)
+    if isinstance(value, type) and callable(schema_of):
+        value = schema_of()  # a pydantic model class
     if not isinstance(value, dict):
         raise TypeError("json_schema must be a dict (a JSON Schema) or a pydantic model "
                         f"class, got {type(value).__name__}")

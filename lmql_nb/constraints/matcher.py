@@ -15,7 +15,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import ConstraintError
-from ..tokenizer import Tokenizer
+from ..tokenizer import EngineTokenizer
 from .grammar import _detail, compile_grammar, parser_limits, shorten
 from .spec import ConstraintSpec
 
@@ -23,7 +23,7 @@ from .spec import ConstraintSpec
 class _Setup:
     """llguidance's tokenizer, and the masks that allow end-of-sequence alone, or nothing."""
 
-    def __init__(self, tokenizer: Tokenizer):
+    def __init__(self, tokenizer: EngineTokenizer):
         import llguidance
 
         self.llg = tokenizer.llguidance_tokenizer()
@@ -47,11 +47,11 @@ class _Setup:
         return reached[-1]
 
 
-_setups: "weakref.WeakKeyDictionary[Tokenizer, _Setup]" = weakref.WeakKeyDictionary()
+_setups: "weakref.WeakKeyDictionary[EngineTokenizer, _Setup]" = weakref.WeakKeyDictionary()
 _setups_lock = threading.Lock()
 
 
-def tokenizer_setup(tokenizer: Tokenizer) -> _Setup:
+def tokenizer_setup(tokenizer: EngineTokenizer) -> _Setup:
     """The llguidance set-up of `tokenizer`, made on first use and kept while it lives."""
     with _setups_lock:
         setup = _setups.get(tokenizer)
@@ -141,7 +141,7 @@ class Constraint:
     Building raises ValueError when the constraint admits no completion at all.
     """
 
-    def __init__(self, spec: ConstraintSpec, tokenizer: Tokenizer, vocab_size: int):
+    def __init__(self, spec: ConstraintSpec, tokenizer: EngineTokenizer, vocab_size: int):
         from llguidance import LLMatcher
 
         self.spec = spec

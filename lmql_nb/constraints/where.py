@@ -124,7 +124,7 @@ class WhereParser:
                 raise self.fail(node, f"constraints apply to the variable {self.variable}")
         elif not isinstance(node, ast.Name):
             raise self.fail(node, "a constraint applies to a variable's name")
-        return node.id  # type: ignore[attr-defined]
+        return node.id
 
     def operand(self, node: ast.expr, why: str) -> Argument:
         if not self.allow_operands:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from ..constraints.matcher import SequenceMatcher
 from ..constraints.spec import ConstraintSpec
 from ..constraints.stops import new_stop
 from ..errors import ConstraintError
-from ..tokenizer import IncrementalDecoder, Tokenizer
+from ..tokenizer import EngineTokenizer, IncrementalDecoder
 from .generation import GenerateJob, forced_next, start_matcher
 from .model import LanguageModel, Rows
 from .sampling import (StepStats, completion, describe, log_softmax, row_summary, step_stats,
@@ -46,7 +46,7 @@ class _Hypothesis:
     @property
     def score(self) -> float:
         length = len(self.steps) + (1 if self.finish_reason == "stop" else 0)
-        return self.logprob / max(length, 1) ** LENGTH_PENALTY
+        return float(self.logprob / max(length, 1) ** LENGTH_PENALTY)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +71,7 @@ class _Beam:
             decoder.ids = list(decoder.ids)
             piece = decoder.add(stats.token_id)
             text += piece
-            ended = new_stop(text, len(piece), spec)
+            ended = spec is not None and new_stop(text, len(piece), spec)
         matcher = self.matcher
         if matcher is not None and not ended:
             matcher = matcher.copy()
@@ -85,7 +85,7 @@ class _Beam:
         return self.matcher is None or self.matcher.accepting
 
 
-def run_beam(model: LanguageModel, tokenizer: Tokenizer, request: Request) -> None:
+def run_beam(model: LanguageModel, tokenizer: EngineTokenizer, request: Request) -> None:
     """Serve one beam-search request (its beams share each forward pass)."""
     job: GenerateJob = request.payload
     width = job.options.n
@@ -121,7 +121,7 @@ def run_beam(model: LanguageModel, tokenizer: Tokenizer, request: Request) -> No
     request.finish(generations)
 
 
-def _search(beams: Rows, logits: np.ndarray, tokenizer: Tokenizer, request: Request,
+def _search(beams: Rows, logits: np.ndarray, tokenizer: EngineTokenizer, request: Request,
             width: int, start: _Beam, dead_ends: list[ConstraintError]) -> list[_Hypothesis]:
     """The finished hypotheses; the constraint's errors on dropped beams go to `dead_ends`."""
     job: GenerateJob = request.payload
@@ -144,7 +144,7 @@ def _search(beams: Rows, logits: np.ndarray, tokenizer: Tokenizer, request: Requ
                       else top_ids(flat_totals, 2 * width))
         last_step = step + 1 == job.max_new_tokens
         next_live, parents, tokens = [], [], []
-        summaries: dict = {}
+        summaries: dict[int, Any] = {}
         for rank, (total, flat) in enumerate(zip(flat_totals[candidates].tolist(),
                                                  candidates.tolist())):
             if (last_step and rank >= width) or total == float("-inf"):
@@ -196,4 +196,4 @@ def _done(finished: Sequence[_Hypothesis], live: Sequence[_Beam], width: int,
     if len(finished) < width:
         return False
     best_live = max(b.logprob for b in live) / length ** LENGTH_PENALTY
-    return best_live <= min(h.score for h in finished)
+    return bool(best_live <= min(h.score for h in finished))

@@ -17,7 +17,7 @@ from ..constraints.matcher import Constraint, ConstraintError, SequenceMatcher
 from ..constraints.stops import new_stop
 from ..options import GenerateOptions
 from ..results import TokenInfo
-from ..tokenizer import IncrementalDecoder, Tokenizer
+from ..tokenizer import EngineTokenizer, IncrementalDecoder
 from .model import LanguageModel
 from .sampling import completion, describe, log_softmax, sample, seeded_generator, step_stats
 from .worker import Request
@@ -64,7 +64,8 @@ class _Row:
 
     @property
     def job(self) -> GenerateJob:
-        return self.request.payload
+        job: GenerateJob = self.request.payload
+        return job
 
 
 def _finish_request(request: Request, rows: Sequence[_Row]) -> None:
@@ -95,7 +96,8 @@ def forced_next(job: GenerateJob, generated: int) -> Optional[int]:
     return job.forced_ids[generated] if generated < len(job.forced_ids) else None
 
 
-def run_generate(model: LanguageModel, tokenizer: Tokenizer, requests: Sequence[Request]) -> None:
+def run_generate(model: LanguageModel, tokenizer: EngineTokenizer,
+                 requests: Sequence[Request]) -> None:
     """Serve a group of argmax/sample requests in shared forward passes."""
     rows_of: dict[Request, list[_Row]] = {}
     for request in list(requests):
@@ -160,10 +162,11 @@ def _mask(logits: np.ndarray, rows: Sequence[_Row]) -> np.ndarray:
     return logits
 
 
-def _choose(logits: np.ndarray, rows: Sequence[_Row], generators: dict) -> np.ndarray:
+def _choose(logits: np.ndarray, rows: Sequence[_Row],
+            generators: dict[Request, np.random.Generator]) -> np.ndarray:
     """The next token of every active row, each by its own request's decoder (or the
     token it is forced to take)."""
-    chosen = logits.argmax(-1)
+    chosen: np.ndarray = logits.argmax(-1)
     by_request: dict[Request, list[int]] = {}
     for i, row in enumerate(rows):
         forced = forced_next(row.job, len(row.tokens))
@@ -179,7 +182,8 @@ def _choose(logits: np.ndarray, rows: Sequence[_Row], generators: dict) -> np.nd
     return chosen
 
 
-def _advance(row: _Row, token_id: int, logprobs: np.ndarray, tokenizer: Tokenizer) -> Optional[str]:
+def _advance(row: _Row, token_id: int, logprobs: np.ndarray,
+             tokenizer: EngineTokenizer) -> Optional[str]:
     """Add `token_id` to the row; return why the row finished, or None to go on."""
     if row.request.cancelled.is_set():
         return "cancelled"

@@ -72,11 +72,11 @@ def llama_library() -> Any:
     return llama_cpp
 
 
-_callback_reference: list = []  # the C callback must outlive every call into llama.cpp
+_callback_reference: list[Any] = []  # the C callback must outlive every call into llama.cpp
 
 
 def _log_callback(llama_cpp: Any) -> Any:
-    @llama_cpp.llama_log_callback
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]  # a ctypes type
     def keep_errors(level: int, text: bytes, user_data: Any) -> None:
         if level in _WARNING_LEVELS:
             _log_lines.append(text.decode("utf-8", "replace").rstrip())
@@ -207,7 +207,8 @@ class LlamaModel(LanguageModel):
             start = end
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
-    def _decode_chunk(self, tokens: Sequence[tuple[int, int, int, bool]], wanted: int) -> np.ndarray:
+    def _decode_chunk(self, tokens: Sequence[tuple[int, int, int, bool]],
+                      wanted: int) -> np.ndarray:
         batch = self._batch
         batch.n_tokens = len(tokens)
         for i, (token, position, sequence, logits) in enumerate(tokens):
@@ -231,9 +232,11 @@ class LlamaModel(LanguageModel):
         if not wanted:
             return np.empty((0, self.vocab_size), dtype=np.float32)
         pointer = self.llama.llama_get_logits(self.context)
-        return np.ctypeslib.as_array(pointer, shape=(wanted, self.vocab_size)).copy()
+        copied: np.ndarray = np.ctypeslib.as_array(
+            pointer, shape=(wanted, self.vocab_size)).copy()  # the buffer is llama.cpp's
+        return copied
 
-    def _prompt(self, ids: tuple, use_prefix_cache: bool) -> tuple[int, np.ndarray]:
+    def _prompt(self, ids: tuple[int, ...], use_prefix_cache: bool) -> tuple[int, np.ndarray]:
         """A sequence holding `ids`, and the log-probabilities after them.
 
         Only a cached state of exactly these ids is reused: continuing a shorter cached
@@ -260,20 +263,19 @@ class LlamaModel(LanguageModel):
 
     def start(self, prompts: Sequence[Sequence[int]], use_prefix_cache: bool = True,
               groups: Optional[Sequence[Hashable]] = None) -> tuple["LlamaRows", np.ndarray]:
-        sequences: list[Optional[int]] = [None] * len(prompts)
         logits = np.empty((len(prompts), self.vocab_size), dtype=np.float32)
         rows = LlamaRows(self, [], [], [])
         try:
-            first_of: dict[tuple, int] = {}
+            first_of: dict[tuple[int, ...], int] = {}
             for i, prompt in enumerate(prompts):
                 key = tuple(prompt)
                 if key in first_of:  # the same prompt again: share its cells
-                    sequences[i] = self.fork(sequences[first_of[key]])
+                    sequence = self.fork(rows.sequences[first_of[key]])
                     logits[i] = logits[first_of[key]]
                 else:
                     first_of[key] = i
-                    sequences[i], logits[i] = self._prompt(key, use_prefix_cache)
-                rows.sequences.append(sequences[i])
+                    sequence, logits[i] = self._prompt(key, use_prefix_cache)
+                rows.sequences.append(sequence)
                 rows.positions.append(len(prompt))
                 # in throughput mode every row is in one group: calls share decode calls
                 rows.groups.append(groups[i] if groups is not None and not self.batches_calls
@@ -334,7 +336,7 @@ class LlamaModel(LanguageModel):
         """Throughput mode: the rows' prompts in one decode call (one sequence each),
         then the rows' other suffix tokens in one decode call (a fork of its prompt
         each). The prefix cache is not used: its states were decoded in other company."""
-        index_of: dict[tuple, int] = {}
+        index_of: dict[tuple[int, ...], int] = {}
         for row in rows:
             index_of.setdefault(row.prefix, len(index_of))
         taken: list[int] = []

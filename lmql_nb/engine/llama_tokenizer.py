@@ -88,7 +88,7 @@ class LlamaTokenizer:
     def has_chat_template(self) -> bool:
         return self._chat_template is not None
 
-    def apply_chat_template(self, messages: list[dict], template: Optional[str],
+    def apply_chat_template(self, messages: list[dict[str, Any]], template: Optional[str],
                             add_generation_prompt: bool) -> str:
         """The conversation as text, through `template` or the GGUF's own chat template,
         rendered the way transformers renders chat templates (sandboxed Jinja)."""

@@ -33,7 +33,7 @@ class Rows(abc.ABC):
         """Keep these rows, in this order. A row may be named twice (a beam forks) or not
         at all (it finished)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional: rows that hold nothing need none)
         """Release what the rows hold in the model (called once decoding ends)."""
 
 

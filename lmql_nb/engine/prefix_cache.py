@@ -13,6 +13,8 @@ import collections
 from typing import Generic, Optional, TypeVar
 
 State = TypeVar("State")
+#: a cache key: token ids
+Ids = tuple[int, ...]
 
 
 class PrefixCache(Generic[State]):
@@ -20,11 +22,11 @@ class PrefixCache(Generic[State]):
 
     def __init__(self, max_size: int):
         self.max_size = max_size
-        self._entries: "collections.OrderedDict[tuple, tuple[State, int]]" = \
+        self._entries: "collections.OrderedDict[Ids, tuple[State, int]]" = \
             collections.OrderedDict()
         self._size = 0
 
-    def longest(self, ids: tuple) -> tuple[int, Optional[State]]:
+    def longest(self, ids: Ids) -> tuple[int, Optional[State]]:
         """The longest cached prefix of `ids` (`ids` itself included): (its length, its
         state); (0, None) when nothing matches."""
         best = max((key for key in self._entries if len(key) <= len(ids) and ids[:len(key)] == key),
@@ -34,17 +36,17 @@ class PrefixCache(Generic[State]):
         self._entries.move_to_end(best)
         return len(best), self._entries[best][0]
 
-    def get(self, ids: tuple) -> Optional[State]:
+    def get(self, ids: Ids) -> Optional[State]:
         """The state cached for exactly `ids`, or None."""
         if ids not in self._entries:
             return None
         self._entries.move_to_end(ids)
         return self._entries[ids][0]
 
-    def __contains__(self, ids: tuple) -> bool:
+    def __contains__(self, ids: Ids) -> bool:
         return ids in self._entries
 
-    def put(self, ids: tuple, state: State, size: int) -> bool:
+    def put(self, ids: Ids, state: State, size: int) -> bool:
         """Keep `state` for `ids`, dropping the least recently used to make room; False
         (and nothing kept) if it is larger than the whole cache or already there."""
         if size > self.max_size or ids in self._entries:

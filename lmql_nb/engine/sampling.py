@@ -23,7 +23,8 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     """Log-probabilities along the last axis, float32 (the sum runs in float64)."""
     shifted = logits - logits.max(-1, keepdims=True)
     total = np.exp(shifted).sum(-1, keepdims=True, dtype=np.float64)
-    return shifted - np.log(total).astype(np.float32)
+    result: np.ndarray = shifted - np.log(total).astype(np.float32)
+    return result
 
 
 def filter_logits(logits: np.ndarray, temperature: float, top_k: Optional[int],
@@ -62,7 +63,8 @@ def sample(logits: np.ndarray, temperature: float, top_k: Optional[int],
            top_p: Optional[float], generator: np.random.Generator) -> np.ndarray:
     """Draw one token per row; temperature 0 means the most likely token."""
     if temperature == 0:
-        return logits.argmax(-1)
+        chosen: np.ndarray = logits.argmax(-1)
+        return chosen
     probs = np.exp(log_softmax(filter_logits(logits, temperature, top_k, top_p)))
     cumulative = np.cumsum(probs, -1)
     totals = cumulative[:, -1]

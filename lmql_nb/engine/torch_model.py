@@ -84,6 +84,7 @@ class TorchModel(LanguageModel):
             size = _cache_bytes(cache)
             if use_prefix_cache and key not in self.prefixes and size <= self.prefixes.max_size:
                 self.prefixes.put(key, (copy.deepcopy(cache), logprobs), size)
+        assert logprobs is not None  # computed above, or the cached state of all of `ids`
         return cache, logprobs
 
     def start(self, prompts: Sequence[Sequence[int]], use_prefix_cache: bool = True,
@@ -101,7 +102,8 @@ class TorchModel(LanguageModel):
             attention_mask = torch.ones((rows, len(ids)), dtype=torch.long)
             positions = torch.full((rows,), len(ids) - 1)
             # a copy: the caller masks it in place, and `logprobs` may be cached
-            return TorchRows(self, cache, attention_mask, positions), np.repeat(logprobs[None, :], rows, 0)
+            return (TorchRows(self, cache, attention_mask, positions),
+                    np.repeat(logprobs[None, :], rows, 0))
         input_ids, attention_mask, positions = left_pad([list(p) for p in prompts],
                                                         self.pad_token_id)
         logits, cache = self.forward(input_ids, attention_mask, positions, last_only=True)
@@ -176,7 +178,7 @@ class TorchModel(LanguageModel):
         log-probability comes from there); then the rows' other suffix tokens run in one
         pass on the prompts' cache, repeated per row, right-padded. A suffix's last token
         needs no pass of its own: one-token values cost only the prompt pass."""
-        index_of: dict[tuple, int] = {}
+        index_of: dict[tuple[int, ...], int] = {}
         for row in rows:
             index_of.setdefault(row.prefix, len(index_of))
         input_ids, mask, positions = left_pad([list(p) for p in index_of], self.pad_token_id)
@@ -238,7 +240,8 @@ class TorchRows(Rows):
         self.positions = self.positions[index]
 
 
-def left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def left_pad(sequences: list[list[int]],
+             pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Left-pad token lists into (input_ids, attention_mask, position_ids)."""
     width = max(len(s) for s in sequences)
     input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
@@ -264,7 +267,7 @@ def _kv_bytes_per_token(model: Any) -> int:
     kv_heads = getattr(config, "num_key_value_heads", None) or heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     element = next(model.parameters()).element_size()
-    return 2 * config.num_hidden_layers * kv_heads * head_dim * element
+    return int(2 * config.num_hidden_layers * kv_heads * head_dim * element)
 
 
 def _cache_bytes(cache: Any) -> int:

@@ -3,9 +3,9 @@
 Every call to an in-process model becomes a `Request` on the worker's queue. The worker
 takes what is waiting (after a short window, so that a burst of concurrent calls lands in
 one batch), groups compatible requests and hands each group to the backend's runner,
-which steps them together (in shared forward passes where the model's numbers allow). Results go back through each request's
-`concurrent.futures.Future`; cancelling a request makes the runner drop it at the next
-step.
+which steps them together (in shared forward passes where the model's numbers allow).
+Results go back through each request's `concurrent.futures.Future`; cancelling a request
+makes the runner drop it at the next step.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ class Request:
     batch_key: Hashable
     payload: Any
     on_progress: Optional[Callable[[Any], None]] = None
-    future: concurrent.futures.Future = dataclasses.field(default_factory=concurrent.futures.Future)
+    future: concurrent.futures.Future[Any] = dataclasses.field(
+        default_factory=concurrent.futures.Future)
     cancelled: threading.Event = dataclasses.field(default_factory=threading.Event)
     sequence: int = dataclasses.field(default_factory=itertools.count().__next__)
 

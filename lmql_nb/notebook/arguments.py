@@ -38,7 +38,8 @@ def _json(text: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as error:
-        raise argparse.ArgumentTypeError(f"expected a JSON schema, got {text!r} ({error})") from None
+        raise argparse.ArgumentTypeError(f"expected a JSON schema, got {text!r} "
+                                         f"({error})") from None
 
 
 def _identifier(text: str) -> str:

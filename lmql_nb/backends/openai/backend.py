@@ -79,7 +79,7 @@ class OpenAIBackend(Backend):
 
     kind = "openai"
 
-    def __init__(self, model_id: str, model: str, options: OpenAIOptions = OpenAIOptions(), *,
+    def __init__(self, model_id: str, model: str, options: Optional[OpenAIOptions] = None, *,
                  key_env: str = "OPENAI_API_KEY",
                  connect: Optional[Callable[[], dict]] = None):
         if not isinstance(model, str) or not model:
@@ -89,6 +89,7 @@ class OpenAIBackend(Backend):
             raise ImportError(f"{model_id!r} needs the 'openai' package: "
                               "pip install 'lmql_nb[openai]'")
         self.model_id = model_id
+        options = options or OpenAIOptions()
         azure_endpoint = options.azure_endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT") or None
         if azure_endpoint is not None:
             key_env = "AZURE_OPENAI_API_KEY"
@@ -368,7 +369,8 @@ class OpenAIBackend(Backend):
 
     # scoring ----------------------------------------------------------------------------
 
-    async def score(self, prompt: str, values: list[str], options: ScoreOptions) -> list[ValueScores]:
+    async def score(self, prompt: str, values: list[str],
+                    options: ScoreOptions) -> list[ValueScores]:
         if self.scoring == "first-token-approximation":
             return await self._approximate_scores(prompt, values)
         self._check_exact_scoring()

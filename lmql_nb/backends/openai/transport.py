@@ -148,6 +148,7 @@ class Transport:
     def _async_client(self) -> tuple[Any, Any]:
         """This event loop's client and concurrency bound (a client is bound to its loop)."""
         import anyio
+
         import openai
 
         loop = _loop_key()
