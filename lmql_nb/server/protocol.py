@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, Optional, Union
 
+from ..options import GENERATE_RULES
+from ..validation import Rule, check_strings
 from .errors import bad_request
 
 if TYPE_CHECKING:
@@ -162,38 +164,31 @@ def _check_fields(body: dict, accepted: set, endpoint: str) -> None:
                               f"leave it out (or {neutral[1]!r})", name)
 
 
+def _checked(body: dict, name: str, rule: Rule, default: Any = None) -> Any:
+    """`body[name]` (or `default`) checked by the shared `rule`: the API's words, as a 400."""
+    try:
+        return rule.check(name, body.get(name, default))
+    except (TypeError, ValueError) as error:
+        raise bad_request(str(error), name) from None
+
+
 def _int(body: dict, name: str, default: Any, minimum: int, maximum: Optional[int] = None,
          nullable: bool = False) -> Any:
-    value = body.get(name, default)
-    if value is None and nullable:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise bad_request(f"{name} must be an integer{' or null' if nullable else ''}, "
-                          f"got {value!r}", name)
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        raise bad_request(f"{name} must be {bound}, got {value}", name)
-    return value
-
-
-def _number(body: dict, name: str, default: Optional[float], low: float, high: float) -> Optional[float]:
-    value = body.get(name, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise bad_request(f"{name} must be a number, got {value!r}", name)
-    if not low <= value <= high:
-        raise bad_request(f"{name} must be between {low} and {high}, got {value}", name)
-    return float(value)
+    return _checked(body, name, Rule("int", minimum, maximum, optional=nullable), default)
 
 
 def _bool(body: dict, name: str, default: bool) -> bool:
-    value = body.get(name, default)
+    """A boolean field; null means the default (as OpenAI's clients send it)."""
+    return default if body.get(name) is None else _checked(body, name, Rule("bool"))
+
+
+def _option(body: dict, name: str, default: Any = None, field: Optional[str] = None) -> Any:
+    """A field that is one of `generate`'s options (`field`, default `name`): the same
+    rule, so the server and the API accept and refuse the same values."""
+    value = body.get(name)
     if value is None:
         return default
-    if not isinstance(value, bool):
-        raise bad_request(f"{name} must be true or false, got {value!r}", name)
-    return value
+    return _checked(body, name, GENERATE_RULES[field or name])
 
 
 def _model(body: dict) -> str:
@@ -204,23 +199,17 @@ def _model(body: dict) -> str:
 
 
 def _stop(body: dict) -> tuple[str, ...]:
-    stop = body.get("stop")
-    if stop is None:
+    if body.get("stop") is None:
         return ()
-    stops = [stop] if isinstance(stop, str) else stop
-    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
-        raise bad_request("stop must be a non-empty string or a list of non-empty strings",
-                          "stop")
-    return tuple(stops)
+    try:
+        return check_strings("stop", body["stop"])
+    except (TypeError, ValueError) as error:
+        raise bad_request(str(error), "stop") from None
 
 
 def _sampling(body: dict, max_tokens: Any, logprobs: Optional[int]) -> Sampling:
-    temperature = _number(body, "temperature", 1.0, 0.0, 2.0)
-    top_k = body.get("top_k")
-    if top_k in (-1, 0):  # vLLM's spelling of "no top-k"
-        top_k = None
-    if top_k is not None:
-        top_k = _int(body, "top_k", None, 1)
+    temperature = _option(body, "temperature", 1.0)
+    top_k = None if body.get("top_k") in (-1, 0) else _option(body, "top_k")  # -1: vLLM's "none"
     stream_options = body.get("stream_options") or {}
     if not isinstance(stream_options, dict):
         raise bad_request("stream_options must be an object", "stream_options")
@@ -232,8 +221,8 @@ def _sampling(body: dict, max_tokens: Any, logprobs: Optional[int]) -> Sampling:
                           "regex, choice, json, grammar", "structured_outputs")
     return Sampling(
         model=_model(body), max_tokens=max_tokens, temperature=temperature,
-        top_p=_number(body, "top_p", None, 1e-9, 1.0), top_k=top_k, n=n, stop=_stop(body),
-        seed=_int(body, "seed", None, 0, nullable=True), logprobs=logprobs,
+        top_p=_option(body, "top_p"), top_k=top_k, n=n, stop=_stop(body),
+        seed=_option(body, "seed"), logprobs=logprobs,
         stream=_bool(body, "stream", False),
         include_usage=bool(stream_options.get("include_usage", False)), beam=beam,
         structured=structured, keep_stop=_bool(body, "include_stop_str_in_output", False),
@@ -262,7 +251,7 @@ def parse_completion(body: Any) -> CompletionRequest:
     """Validate a `/v1/completions` body."""
     body = _require_object(body)
     _check_fields(body, _COMPLETION_FIELDS, "/v1/completions")
-    max_tokens = _int(body, "max_tokens", 16, 0, nullable=True)
+    max_tokens = _checked(body, "max_tokens", GENERATE_RULES["max_tokens"], 16)  # null: no limit
     logprobs = _int(body, "logprobs", None, 0, MAX_LOGPROBS, nullable=True)
     prompt_logprobs = _int(body, "prompt_logprobs", None, 0, MAX_LOGPROBS, nullable=True)
     echo = _bool(body, "echo", False)
@@ -305,9 +294,9 @@ def parse_chat(body: Any) -> ChatRequest:
     body = _require_object(body)
     _check_fields(body, _CHAT_FIELDS, "/v1/chat/completions")
     if "max_completion_tokens" in body:
-        max_tokens = _int(body, "max_completion_tokens", None, 0, nullable=True)
+        max_tokens = _option(body, "max_completion_tokens", field="max_tokens")
     else:
-        max_tokens = _int(body, "max_tokens", None, 0, nullable=True)
+        max_tokens = _option(body, "max_tokens")
     wants = _bool(body, "logprobs", False)
     top = _int(body, "top_logprobs", None, 0, MAX_LOGPROBS, nullable=True)
     if top and not wants:

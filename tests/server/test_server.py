@@ -273,9 +273,9 @@ def test_unknown_model_is_404(client):
 @pytest.mark.parametrize("body, message", [
     ({"prompt": "Hi"}, "model is required"),
     ({"model": "tiny-gpt2", "prompt": 5}, "prompt must be"),
-    ({"model": "tiny-gpt2", "prompt": "Hi", "max_tokens": -1}, "max_tokens must be >= 0"),
+    ({"model": "tiny-gpt2", "prompt": "Hi", "max_tokens": -1}, "max_tokens must be an int >= 0"),
     ({"model": "tiny-gpt2", "prompt": "Hi", "temperature": "hot"}, "temperature must be a number"),
-    ({"model": "tiny-gpt2", "prompt": "Hi", "logprobs": 50}, "logprobs must be between 0 and 20"),
+    ({"model": "tiny-gpt2", "prompt": "Hi", "logprobs": 50}, "logprobs must be an int in [0, 20]"),
     ({"model": "tiny-gpt2", "prompt": "Hi", "frequency_penalty": 1.5}, "not supported"),
     ({"model": "tiny-gpt2", "prompt": "Hi", "colour": "red"}, "accepted fields"),
     ({"model": "tiny-gpt2", "prompt": [1, 99999]}, "outside the vocabulary"),
@@ -284,7 +284,9 @@ def test_unknown_model_is_404(client):
      "context of 128 tokens"),
     ({"model": "tiny-gpt2", "prompt": "Hi", "echo": True, "stream": True},
      "stream is not supported with echo"),
-    ({"model": "tiny-gpt2", "prompt": "Hi", "stop": [""]}, "stop must be"),
+    ({"model": "tiny-gpt2", "prompt": "Hi", "stop": [""]}, "stop[0] is empty"),
+    # the same words as the API's (lmql_nb.validation)
+    ({"model": "tiny-gpt2", "prompt": "Hi", "top_p": 0}, "top_p must be a number in (0, 1]"),
 ])
 def test_bad_input_is_400_with_a_message(gpt2_server, body, message):
     response = httpx.post(f"{gpt2_server.base_url}/completions", json=body, headers=_headers(gpt2_server),
