@@ -32,7 +32,8 @@ __version__ = "0.1.0"
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """`%load_ext lmql_nb`: register the `%%lmql_generate` and `%lmql_score` magics."""
+    """`%load_ext lmql_nb`: register the `%%lmql`, `%%lmql_generate` and `%lmql_score`
+    magics."""
     from .notebook.magics import load_ipython_extension as load
 
     load(ipython)

@@ -1,6 +1,6 @@
 """Screenshots of the views on the embedded Gemma, light and dark, for the README.
 
-    python scripts/readme_screenshots.py
+    python scripts/readme_screenshots.py [name ...]   # e.g. trace-view; all by default
 
 Writes artifacts/screenshots/readme-*.png (the browser tests write theirs beside them).
 Each view is drawn from its `to_html()` page in Debian's Chromium, with the page's light or
@@ -30,25 +30,41 @@ def views() -> dict:
     news = m.score_sync("Headline: Team wins the championship in overtime.\nTopic:",
                         [" sports", " politics", " science and technology", " music",
                          " cooking and food"])
+    review = lmql_nb.run_sync(REVIEW_QUERY)
     return {"token-view": (lmql_nb.show(story), ".lmnb-token", 9),
             "constrained": (lmql_nb.show(answer), ".lmnb-token", 0),
-            "heatmap": (lmql_nb.show(news, sort="prob:desc"), ".lmnb-cell", 4)}
+            "heatmap": (lmql_nb.show(news, sort="prob:desc"), ".lmnb-cell", 4),
+            # no hover: the card (the token view's) would cover the bars
+            "trace-view": (lmql_nb.show(review), ".lmnb-token", None)}
 
 
-def main() -> None:
+# the README's %%lmql example
+REVIEW_QUERY = '''
+"Review: We had a great stay. Hiking in the mountains was fabulous and the food is really good.\\n"
+"Q: What is the underlying sentiment of this review and why?\\n"
+"A:[ANALYSIS]" where STOPS_AT(ANALYSIS, ".") and len(TOKENS(ANALYSIS)) < 24
+"\\nBased on this, the overall sentiment of the message can be considered to be[CLS]" distribution CLS in [" positive", " neutral", " negative"]
+'''
+
+
+def main(names: list[str]) -> None:
+    """Draw the views named in `names` (all when empty)."""
     OUT.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp())
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
                                              args=["--headless", "--no-sandbox"])
         for name, (view, selector, index) in views().items():
+            if names and name not in names:
+                continue
             page_path = view.save_html(folder / f"{name}.html", title=name)
             for scheme in ("light", "dark"):
                 page = browser.new_page(viewport={"width": 900, "height": 640},
                                         color_scheme=scheme)
                 page.goto(page_path.as_uri())
                 page.wait_for_selector(selector)
-                page.locator(selector).nth(index).hover()
+                if index is not None:
+                    page.locator(selector).nth(index).hover()
                 page.wait_for_timeout(300)
                 path = OUT / f"readme-{name}-{scheme}.png"
                 page.screenshot(path=str(path), full_page=True)
@@ -58,4 +74,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1:])

@@ -15,13 +15,13 @@ from ..query.compiler import Origin, compile_program
 from ..query.functions import QueryFunction
 from ..query.runtime import Settings
 from ..query.trace import DistributionSegment, HoleSegment, Trace
-from .running import run_with_ticks
+from .running import Interrupted, run_with_ticks
 from .trace_streaming import TraceCollector, make_trace_output
 
 CELL_FILENAME = "<%%lmql cell>"
 
 
-def compile_cell(line: str, cell: str, namespace: MutableMapping[str, Any]) -> QueryFunction:
+def compile_cell(line: str, cell: str, namespace: dict[str, Any]) -> QueryFunction:
     """The cell as a query function over `namespace`. Errors in the program are
     `SyntaxError`s whose line numbers count the `%%lmql` line as line 1, as the notebook
     shows the cell; a name the program reads that the notebook does not define is a
@@ -35,7 +35,7 @@ def compile_cell(line: str, cell: str, namespace: MutableMapping[str, Any]) -> Q
         raise NameError(f"name {missing[0]!r} is not defined: the query reads it; define it "
                         "in the notebook first (or write [[ ]] / {{ }} for literal brackets "
                         "and braces)")
-    return QueryFunction(program, namespace, {}, None, True, {}, "%%lmql")  # type: ignore[arg-type]
+    return QueryFunction(program, namespace, {}, None, True, {}, "%%lmql")
 
 
 def run_cell(function: QueryFunction, options: dict[str, Any], settings: Settings,
@@ -55,9 +55,13 @@ def run_cell(function: QueryFunction, options: dict[str, Any], settings: Setting
                                   lambda: output.update(collector), interval)
     except BaseException as error:
         _, traces = collector.snapshot()
-        output.finish(traces, "interrupted" if isinstance(error, KeyboardInterrupt) else "failed")
-        if traces:
-            assign_holes(namespace, traces[0], function.program.hole_names)
+        interrupted = isinstance(error, KeyboardInterrupt)
+        output.finish(traces, "interrupted" if interrupted else "failed")
+        done = collector.completed()  # without a hole still being filled
+        kept = assign_holes(namespace, done[0], function.program.hole_names) if done else 0
+        if interrupted:
+            raise Interrupted(f"interrupted: kept {kept} hole{'' if kept == 1 else 's'} "
+                              "(the trace so far is shown)") from None
         raise
     traces = [o.result.trace for o in outcomes]
     output.finish(traces)
@@ -68,12 +72,16 @@ def run_cell(function: QueryFunction, options: dict[str, Any], settings: Setting
 
 
 def assign_holes(namespace: MutableMapping[str, Any], trace: Trace,
-                 names: Sequence[str]) -> None:
+                 names: Sequence[str]) -> int:
     """Set each hole and distribution variable of `trace` in `namespace` (the last value
-    of a hole filled several times, as a loop's assignments leave it)."""
-    wanted = set(names)
+    of a hole filled several times, as a loop's assignments leave it); return how many
+    holes were filled."""
+    wanted, filled = set(names), 0
     for segment in trace.segments:
         if isinstance(segment, HoleSegment) and segment.name in wanted:
             namespace[segment.name] = segment.value
+            filled += 1
         elif isinstance(segment, DistributionSegment) and segment.name in wanted:
             namespace[segment.name] = segment.chosen
+            filled += 1
+    return filled

@@ -61,6 +61,11 @@ class TraceCollector:
                 row.trace.dropped = True
             self._version += 1
 
+    def completed(self) -> list[tr.Trace]:
+        """Every row's trace without the hole being filled, if any."""
+        with self._lock:
+            return [row.trace.copy() for row in self._rows]
+
     def snapshot(self) -> tuple[int, list[tr.Trace]]:
         """A change counter and a copy of every row's trace so far (an open hole holds
         the tokens streamed into it)."""

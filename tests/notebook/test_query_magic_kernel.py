@@ -113,3 +113,57 @@ def test_syntax_error_points_into_the_cell(run):
     # the cell's line 3, counting the %%lmql line as the notebook does
     assert "(<%%lmql cell>, line 3)" in output.evalue, output.evalue
     assert "'['" in output.evalue  # says what is wrong: the hole's bracket is not closed
+
+
+def test_interrupt_keeps_the_trace_and_the_holes_filled_so_far(tiny_llama_path, tiny_llm,
+                                                               tmp_path):
+    """The program waits after its first hole: the interrupt lands there."""
+    import queue
+    import time
+
+    from jupyter_client.manager import start_new_kernel
+
+    from lmql_nb.notebook import codec
+
+    expected = tiny_llm.generate_sync("A", max_tokens=2, return_details=True)
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+    try:
+        client.execute_interactive(f"%load_ext lmql_nb\n%config LmqlMagics.model = "
+                                   f"{'local:' + str(tiny_llama_path)!r}", timeout=120)
+        msg_id = client.execute('%%lmql\nimport asyncio\n"A[X]" where len(TOKENS(X)) < 3\n'
+                                'await asyncio.sleep(120)\n"B[Y]"\n')
+        error, last_data, interrupted_at = None, None, None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                msg = client.get_iopub_msg(timeout=5)
+            except queue.Empty:
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            content = msg["content"]
+            if msg["msg_type"] == "comm_msg" and content["data"].get("buffer_paths"):
+                last_data = codec.unpack(bytes(msg["buffers"][0]))
+                if interrupted_at is None and "X" in last_data["seg_name"] and \
+                        len(last_data["text"]) == len(expected.tokens):
+                    time.sleep(1)  # the hole is done: the program now waits
+                    interrupted_at = time.monotonic()
+                    manager.interrupt_kernel()
+            if msg["msg_type"] == "error":
+                error = (content["ename"], content["evalue"])
+            if msg["msg_type"] == "status" and content["execution_state"] == "idle":
+                break
+        assert interrupted_at is not None, "the hole was never shown"
+        assert time.monotonic() - interrupted_at < 15  # stopped, not waited out
+        assert error == ("Interrupted",
+                         "interrupted: kept 1 hole (the trace so far is shown)"), error
+        assert last_data["seg_name"] == ["", "X"]
+        assert last_data["text"] == [t.text for t in expected.tokens]
+        printed: list[str] = []
+        client.execute_interactive(
+            "print(repr(X), 'Y' in dir())", timeout=30,
+            output_hook=lambda m: printed.append(m["content"].get("text", "")))
+        assert "".join(printed) == f"{expected.text!r} False\n"
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
