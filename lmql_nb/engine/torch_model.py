@@ -129,8 +129,7 @@ class TorchModel(LanguageModel):
             chunk = order[start:start + per_batch]
             scored = self._score_batch(len(prefix), [suffixes[i] for i in chunk],
                                        prefix_cache, first_logprobs,
-                                       None if on_row is None else
-                                       (lambda row, j, lp, c=chunk: on_row(c[row], j, lp)))
+                                       None if on_row is None else _rows_of(chunk, on_row))
             for i, values in zip(chunk, scored):
                 results[i] = values
         return results
@@ -277,3 +276,8 @@ def _cache_bytes(cache: Any) -> int:
             if isinstance(tensor, torch.Tensor):
                 total += tensor.numel() * tensor.element_size()
     return total
+
+
+def _rows_of(chunk: Sequence[int], on_row: RowCallback) -> RowCallback:
+    """`on_row` for a batch of `chunk`'s rows, reporting each row's index in the call."""
+    return lambda row, j, logprob: on_row(chunk[row], j, logprob)
