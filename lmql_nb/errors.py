@@ -9,6 +9,7 @@ them without loading a backend.
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 
 class BackendError(RuntimeError):
@@ -39,6 +40,24 @@ class ForeignDatabase(sqlite3.DatabaseError):
     """The result cache's file is a SQLite database, but not one of lmql_nb's."""
 
 
+class ClauseError(ValueError):
+    """An unsupported or malformed where clause; `node` (an `ast` node) is the offending
+    part."""
+
+    def __init__(self, message: str, node: Any):
+        super().__init__(message)
+        self.node = node
+
+
+class PromptStringError(ValueError):
+    """A malformed prompt string of a query program; `offset` is the position in the
+    string's value."""
+
+    def __init__(self, message: str, offset: int):
+        super().__init__(message)
+        self.offset = offset
+
+
 class MagicUsageError(ValueError):
     """Bad arguments to a magic: the message says what was wrong and what is accepted."""
 
@@ -48,5 +67,5 @@ class InterpolationError(ValueError):
 
 
 __all__ = ["BackendError", "OpenAIBackendError", "ScoringNotSupported",
-           "ApproximateScoreWarning", "ConstraintError", "ForeignDatabase", "MagicUsageError",
-           "InterpolationError"]
+           "ApproximateScoreWarning", "ConstraintError", "ForeignDatabase", "ClauseError",
+           "PromptStringError", "MagicUsageError", "InterpolationError"]

@@ -29,6 +29,7 @@ import ast
 import dataclasses
 from typing import Any, Callable, Optional
 
+from ..errors import ClauseError
 from ..text import check_text
 
 VARIABLE = "RESPONSE"
@@ -52,14 +53,6 @@ class Clause:
     subject: str
     kind: str
     arguments: tuple[Argument, ...]
-
-
-class ClauseError(ValueError):
-    """An unsupported or malformed where clause; `node` is the offending part."""
-
-    def __init__(self, message: str, node: ast.AST):
-        super().__init__(message)
-        self.node = node
 
 
 def supported(variable: str) -> str:

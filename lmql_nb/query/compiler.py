@@ -27,9 +27,10 @@ import sys
 import types
 from typing import Any, Optional
 
-from ..constraints.where import Clause, ClauseError, WhereParser
+from ..constraints.where import Clause, WhereParser
+from ..errors import ClauseError, PromptStringError
 from . import layout as layout_module
-from .strings import HolePart, PromptStringError, TextPart, parse_prompt
+from .strings import HolePart, TextPart, parse_prompt
 
 RUNTIME = "__lmql__"
 _OUTER = "__lmql_outer__"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Union
 
+from ..errors import PromptStringError
+
 
 @dataclasses.dataclass(frozen=True)
 class TextPart:
@@ -27,14 +29,6 @@ class HolePart:
 
 
 Part = Union[TextPart, HolePart]
-
-
-class PromptStringError(ValueError):
-    """A malformed prompt string; `offset` is the position in the string's value."""
-
-    def __init__(self, message: str, offset: int):
-        super().__init__(message)
-        self.offset = offset
 
 
 def _skip_quoted(value: str, i: int) -> int:
