@@ -39,12 +39,13 @@ def views() -> dict:
 
 
 # the README's %%lmql example
-REVIEW_QUERY = '''
-"Review: We had a great stay. Hiking in the mountains was fabulous and the food is really good.\\n"
-"Q: What is the underlying sentiment of this review and why?\\n"
-"A:[ANALYSIS]" where STOPS_AT(ANALYSIS, ".") and len(TOKENS(ANALYSIS)) < 24
-"\\nBased on this, the overall sentiment of the message can be considered to be[CLS]" distribution CLS in [" positive", " neutral", " negative"]
-'''
+REVIEW_QUERY = (
+    '"Review: We had a great stay. Hiking in the mountains was fabulous and the food is '
+    'really good.\\n"\n'
+    '"Q: What is the underlying sentiment of this review and why?\\n"\n'
+    '"A:[ANALYSIS]" where STOPS_AT(ANALYSIS, ".") and len(TOKENS(ANALYSIS)) < 24\n'
+    '"\\nBased on this, the overall sentiment of the message can be considered to be[CLS]" '
+    'distribution CLS in [" positive", " neutral", " negative"]\n')
 
 
 def main(names: list[str]) -> None:

@@ -73,6 +73,12 @@ class LmqlMagics(Magics):
         0.05, min=0.01, help="Seconds between two updates of a streaming view."
     ).tag(config=True)
 
+    @property
+    def _user_ns(self) -> dict[str, Any]:
+        """The notebook's namespace (magics are registered with a shell)."""
+        assert self.shell is not None
+        return self.shell.user_ns
+
     def _llm(self, model_id: Optional[str]) -> Any:
         import lmql_nb
 
@@ -101,7 +107,7 @@ class LmqlMagics(Magics):
         options = model_kwargs(QUERY_OPTIONS, args)
         options.setdefault("top_logprobs", self.top_logprobs)
         try:
-            function = compile_cell(line, cell, self.shell.user_ns)
+            function = compile_cell(line, cell, self._user_ns)
         except (SyntaxError, NameError, TypeError, ValueError) as error:
             raise error.with_traceback(None) from None  # about the cell, not lmql_nb's code
         model_id = args.model or ("" if function.program.model_source else self.model)
@@ -111,7 +117,7 @@ class LmqlMagics(Magics):
             settings = function._settings(options)
         except (TypeError, ValueError) as error:
             raise UsageError(f"%%lmql: {error}") from None
-        run_cell(function, options, settings, self.shell.user_ns, args.out,
+        run_cell(function, options, settings, self._user_ns, args.out,
                  self.update_interval)
 
     @no_var_expand
@@ -125,7 +131,7 @@ class LmqlMagics(Magics):
         for n > 1); on an interrupt it stores what was generated so far.
         """
         args = _parse(GENERATE_PARSER, line)
-        prompt = _interpolate(interpolate, cell.removesuffix("\n"), self.shell.user_ns)
+        prompt = _interpolate(interpolate, cell.removesuffix("\n"), self._user_ns)
         kwargs = model_kwargs(GENERATE_OPTIONS, args)
         kwargs.setdefault("max_tokens", self.max_tokens)
         kwargs.setdefault("top_logprobs", self.top_logprobs)
@@ -155,7 +161,7 @@ class LmqlMagics(Magics):
     def _store(self, name: Optional[str], generations: Sequence[Generation], n: int) -> None:
         if name:
             texts = [g.text for g in generations]
-            self.shell.user_ns[name] = texts[0] if n == 1 else texts
+            self._user_ns[name] = texts[0] if n == 1 else texts
 
     @no_var_expand
     @line_magic
@@ -171,7 +177,7 @@ class LmqlMagics(Magics):
         ScoreComparison).
         """
         args = _parse(SCORE_PARSER, line)
-        namespace = self.shell.user_ns
+        namespace = self._user_ns
         prompts = _interpolate(interpolate_values, args.prompt, namespace)
         if len(prompts) != 1:
             raise UsageError(f"%lmql_score: the prompt {args.prompt} is a list; the prompt "
