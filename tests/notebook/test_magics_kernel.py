@@ -37,7 +37,8 @@ CELLS = {
     "bare_result": "s1",
     "unknown_name": "%%lmql_generate\nThe capital of {nowhere} is",
     "bad_decoder": "%%lmql_generate --decoder nope\nx",
-    "bad_temperature": "%%lmql_generate --temperature 0.5\nx",
+    # a temperature alone means sampling (LMQL's rule); with beam search it is an error
+    "bad_temperature": "%%lmql_generate --decoder beam --temperature 0.5\nx",
     "bad_int": "%%lmql_generate --max-tokens abc\nx",
     "bad_flag": "%%lmql_generate --bogus 1\nx",
     "stray_brace": "%%lmql_generate\nan open { brace",
