@@ -3,9 +3,10 @@
     python -m lmql_nb serve local:gemma-3-270m --port 8080
 
 serves `/v1/models`, `/v1/completions`, `/v1/chat/completions`, `/tokenize`,
-`/detokenize`, `/tokenizer_info` and `/health`, compatible with what vLLM's OpenAI server accepts, so that
-several notebooks (or any OpenAI client) share one loaded model. Concurrent requests
-reach the engine concurrently and are batched into shared forward passes.
+`/detokenize`, `/tokenizer_info` and `/health`, compatible with what vLLM's OpenAI server
+accepts, so that several notebooks (or any OpenAI client) share one loaded model.
+Concurrent requests reach the engine concurrently and are batched into shared forward
+passes.
 
 Modules, one job each: `app` (routes and authentication), `body` (reading bodies under
 size and depth limits), `protocol` (typed requests, validated), `serving` (the serving

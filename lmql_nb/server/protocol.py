@@ -25,7 +25,7 @@ MAX_N = 64
 Prompt = Union[str, list[int]]
 
 # fields OpenAI defines that are accepted only with these neutral values
-_NEUTRAL = {
+_NEUTRAL: dict[str, tuple[Any, ...]] = {
     "frequency_penalty": (None, 0, 0.0),
     "presence_penalty": (None, 0, 0.0),
     "logit_bias": (None, {}),

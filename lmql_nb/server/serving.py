@@ -232,8 +232,8 @@ class Serving:
         scanners = [StopScanner(sampling.stop, sampling.keep_stop)
                     for _ in range(len(prepared.prompts) * sampling.n)]
         completion_tokens = 0
-        for event in first:
-            yield event
+        for opening in first:
+            yield opening
         try:
             async for event in self._rows(prepared, stream=True):
                 scanner = scanners[event.choice]

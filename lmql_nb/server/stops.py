@@ -9,7 +9,7 @@ cuts where the engine cuts (`lmql_nb.constraints.stops.stop_cut`).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 
 class StopScanner:
@@ -19,10 +19,11 @@ class StopScanner:
         from ..constraints import ConstraintSpec
 
         self.stops = tuple(stops)
-        self.spec = ConstraintSpec(**{"stops_at" if keep else "stops_before": self.stops})
+        self.spec = (ConstraintSpec(stops_at=self.stops) if keep
+                     else ConstraintSpec(stops_before=self.stops))
         self.text = ""
         self.sent = 0
-        self.cut = None
+        self.cut: Optional[int] = None
 
     def feed(self, piece: str) -> str:
         """Add `piece`; return the text that is now safe to send."""

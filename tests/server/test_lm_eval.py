@@ -155,7 +155,7 @@ def test_lm_eval_numbers_equal_its_hf_backend(eval_model, server_process, tmp_pa
         assert done.returncode == 0, done.stderr[-4000:]
     finally:
         server.stop()
-    line = next(l for l in done.stdout.splitlines() if l.startswith("RESULTS "))
+    line = next(out for out in done.stdout.splitlines() if out.startswith("RESULTS "))
     results = json.loads(line[len("RESULTS "):])
 
     for ours, reference in (("local", "hf"), ("local_bos", "hf_bos"), ("local_remote", "hf")):
