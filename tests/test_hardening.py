@@ -245,8 +245,11 @@ assert len(llm.generate_sync("Once upon a time", max_tokens=3, decoder="sample",
                              seed=1)) == 256
 # calls still running at exit, on a thread nobody waits for
 def forever():
-    while True:
-        llm.generate_sync("Once", cache=False)
+    try:
+        while True:
+            llm.generate_sync("Once", cache=False)
+    except BaseException:  # at exit the call is cancelled: the thread's business
+        return
 
 threading.Thread(target=forever, daemon=True).start()
 time.sleep(1)
@@ -335,10 +338,10 @@ def test_a_cancelled_score_leaves_no_unretrieved_future(tiny_gpt2_path, caplog):
     import logging
 
     llm = lmql_nb.model(f"local:{tiny_gpt2_path}")
-    values = [f" {i} word" * 8 for i in range(400)]
+    values = [f" {i} word" * 4 for i in range(400)]
 
     async def cancel_a_score() -> None:
-        task = asyncio.ensure_future(llm.score(" ".join(["Hi"] * 30), values, cache=False))
+        task = asyncio.ensure_future(llm.score(" ".join(["Hi"] * 10), values, cache=False))
         await asyncio.sleep(0.05)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -402,3 +405,35 @@ def test_chat_content_cannot_write_turn_markers(tiny_llama_path):
     plain = [{"role": "user", "content": "hi"}]
     assert encode_chat(tokenizer, plain, template, False) == tokenizer.encode(
         "<s>user: hi</s>")
+
+
+def test_a_cancelled_score_stops_inside_its_forward_pass(tiny_gpt2_path):
+    import concurrent.futures
+
+    llm = lmql_nb.model(f"local:{tiny_gpt2_path}")
+    llm.score_sync("Hi", [" x"], cache=False)  # loaded
+    model = llm.backend._model
+    stages = model._stages()
+    assert len(stages) == 3  # two decoder layers and the output projection
+    entered: list[int] = []
+    handles = [stage.register_forward_pre_hook(lambda *_, i=i: entered.append(i))
+               for i, stage in enumerate(stages)]
+    checks = []
+
+    def cancelled() -> bool:  # cancelled once the batch's first layer has run
+        checks.append(1)
+        return len(checks) > 2
+
+    values = [[int(t) for t in llm.get_tokenizer().encode(f" {i} words here")]
+              for i in range(400)]
+    try:
+        with pytest.raises(concurrent.futures.CancelledError):
+            model.suffix_logprobs([1, 2, 3], values, False, cancelled)
+    finally:
+        for handle in handles:
+            handle.remove()
+    # the prompt's pass ran whole (0, 1, 2); the one batch of all 400 values stopped as
+    # its second layer was entered (the counting hook runs before the check), never
+    # reaching the output projection
+    assert entered == [0, 1, 2, 0, 1]
+    assert llm.score_sync("Hi", [" x"], cache=False).continuations == [" x"]

@@ -10,9 +10,10 @@ model's device; logits come back as float32 numpy arrays on the CPU.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import copy
 import inspect
-from typing import Any, Callable, Hashable, Optional, Sequence
+from typing import Any, Callable, Hashable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -127,12 +128,35 @@ class TorchModel(LanguageModel):
             if cancelled():
                 raise concurrent.futures.CancelledError()
             chunk = order[start:start + per_batch]
-            scored = self._score_batch(len(prefix), [suffixes[i] for i in chunk],
-                                       prefix_cache, first_logprobs,
-                                       None if on_row is None else _rows_of(chunk, on_row))
+            with self.interruptible(cancelled):
+                scored = self._score_batch(len(prefix), [suffixes[i] for i in chunk],
+                                           prefix_cache, first_logprobs,
+                                           None if on_row is None else _rows_of(chunk, on_row))
             for i, values in zip(chunk, scored):
                 results[i] = values
         return results
+
+    @contextlib.contextmanager
+    def interruptible(self, cancelled: Callable[[], bool]) -> Iterator[None]:
+        """Forward passes inside stop with CancelledError at the next decoder layer (or
+        before the vocabulary projection) once `cancelled()`: a batch of hundreds of
+        scored values takes seconds, and the next call should not wait for all of it."""
+        def check(*_: Any) -> None:
+            if cancelled():
+                raise concurrent.futures.CancelledError()
+
+        handles = [module.register_forward_pre_hook(check) for module in self._stages()]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def _stages(self) -> list[Any]:
+        """The decoder layers (the model's first ModuleList) and the output projection."""
+        layers = next((m for m in self.model.modules() if isinstance(m, torch.nn.ModuleList)),
+                      [])
+        return [*layers, self.model.get_output_embeddings()]
 
     def _score_batch(self, prefix_length: int, suffixes: Sequence[Sequence[int]],
                      prefix_cache: Any, first_logprobs: np.ndarray,
