@@ -74,3 +74,24 @@ def test_special_token_spellings_are_text_outside_prompts(gemma):
     honest = [{"role": "user", "content": "Hi"}]
     assert encode_chat(tokenizer, honest, GEMMA_TEMPLATE, True) == tokenizer.encode(
         tokenizer.apply_chat_template(honest, GEMMA_TEMPLATE, True))
+
+
+def test_llama_cpp_vocabulary_too_allows_every_text_token_under_any_text():
+    """The same GGUF through llama.cpp's vocabulary (whose importer in llguidance takes
+    user-defined `<...>` tokens for special ones)."""
+    from installed import dev_package
+
+    from lmql_nb.constraints import parse_constraints
+
+    dev_package("llama_cpp")
+    import lmql_nb
+
+    backend = lmql_nb.model("llama.cpp:gemma-3-270m").backend
+    backend.load()
+    tokenizer = backend.get_tokenizer()
+    blocked = backend.compile(parse_constraints({"regex": r"(?s:.*)"})).start().blocked
+    texts = [tokenizer.decode([i]) for i in range(tokenizer.vocab_size)]
+    text_ids = np.array([i for i, t in enumerate(texts) if t and "\ufffd" not in t])
+    assert tokenizer.encode("<b>") == [tokenizer.encode_text("<b>")[0]]  # one tag token
+    assert tokenizer.encode("<b>")[0] in text_ids
+    assert not blocked[text_ids].any(), [texts[i] for i in text_ids[blocked[text_ids]][:10]]
