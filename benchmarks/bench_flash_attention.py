@@ -41,9 +41,10 @@ def main() -> None:
                                  for p in prompts])
         error = np.abs(scores - expected)
         short, long = error[:len(VALUES)].mean(), error[len(VALUES):].mean()
-        greedy = timed(lambda: llm.generate_sync(PROMPT, max_tokens=32, cache=False),
+        greedy = timed(lambda llm=llm: llm.generate_sync(PROMPT, max_tokens=32, cache=False),
                        args.repeat)
-        score = timed(lambda: llm.score_sync(LONG_PROMPT, VALUES, cache=False), args.repeat)
+        score = timed(lambda llm=llm: llm.score_sync(LONG_PROMPT, VALUES, cache=False),
+                      args.repeat)
         rows.append((flash, error.mean(), short, long, error.max(), greedy, score))
     print(f"{'flash_attn':<11} {'mean |diff|':>12} {'short':>7} {'long':>7} {'max |diff|':>11} "
           f"{'greedy 32 (s)':>14} {'score 10 (s)':>13}")

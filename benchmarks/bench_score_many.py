@@ -200,7 +200,7 @@ def main() -> None:
         table.append((f"{args.rows} prompts x 3 values, score_many", ours_many,
                       f"LMQL 0.7.3 ({args.lmql_rows} rows, scaled)", lmql_seconds,
                       ">= 10x faster"))
-    del llm, by_hand
+    llm = by_hand = None  # free the model before the next part loads its own
 
     # llama.cpp --------------------------------------------------------------------------
     taking_turns = lmql_nb.model("llama.cpp:gemma-3-270m", threads=args.threads)

@@ -119,7 +119,8 @@ class Comparison:
         totals = self.totals()
         lines = [f"lmql_nb.Comparison({len(self.labels)} models, "
                  f"{len(self.segments)} aligned segments"
-                 f"{'' if self.same_tokens else '; tokenizers differ: aligned on character spans'})"]
+                 f"{'' if self.same_tokens else '; tokenizers differ: aligned on character spans'}"
+                 ")"]
         lines += [f"- {label}: {len(tokens)} tokens, total logprob {totals[label]:.2f}"
                   for label, tokens in zip(self.labels, self.tokens)]
         return "\n".join(lines)

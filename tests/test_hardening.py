@@ -3,7 +3,6 @@ re-entrant callbacks, bounded rows, damaged caches, clean exits."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -204,7 +203,7 @@ def test_a_callback_that_calls_the_model_fails_at_once_and_the_model_stays_usabl
     for attempt in attempts:
         with pytest.raises(RuntimeError, match="called from inside an on_token callback"):
             llm.generate_sync("Outer", max_tokens=3, cache=False,
-                              on_token=lambda i, token: attempt())
+                              on_token=lambda i, token, attempt=attempt: attempt())
     assert llm.generate_sync("Once upon", max_tokens=6, cache=False) == \
         reference.greedy(tiny_gpt2_path, "Once upon", 6)
 

@@ -154,8 +154,8 @@ class TorchModel(LanguageModel):
 
     def _stages(self) -> list[Any]:
         """The decoder layers (the model's first ModuleList) and the output projection."""
-        layers = next((m for m in self.model.modules() if isinstance(m, torch.nn.ModuleList)),
-                      [])
+        layers: Any = next((m for m in self.model.modules()
+                            if isinstance(m, torch.nn.ModuleList)), [])
         return [*layers, self.model.get_output_embeddings()]
 
     def _score_batch(self, prefix_length: int, suffixes: Sequence[Sequence[int]],

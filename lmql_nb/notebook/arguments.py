@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, NoReturn, Optional, Sequence
 
 from ..errors import MagicUsageError
 from ..options import DECODERS, GENERATE_RULES
@@ -131,7 +131,7 @@ SCORE_OPTIONS: tuple[Option, ...] = (
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would exit the kernel
+    def error(self, message: str) -> NoReturn:  # argparse would exit the kernel
         raise MagicUsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
 
 

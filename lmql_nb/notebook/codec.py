@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -61,7 +61,7 @@ def pack(columns: Mapping[str, Column], declared: Optional[Mapping[str, str]] = 
         blobs.append(blob + b"\0" * _pad(len(blob)))
         offset += len(blob) + _pad(len(blob))
     # data_start depends on the header's own length: settle it in two passes
-    header = {"columns": entries, "data_start": 0}
+    header: dict[str, Any] = {"columns": entries, "data_start": 0}
     for _ in range(2):
         text = json.dumps(header, separators=(",", ":")).encode("utf-8")
         header["data_start"] = 8 + len(text) + _pad(8 + len(text))

@@ -159,7 +159,8 @@ class _Compiler:
         captured = [n for n in captures if n in free and n not in parameters]
         module = self.wrap(body, parameters, captured)
         code = compile(module, self.origin.filename, "exec", dont_inherit=True)
-        outer = next(c for c in code.co_consts if isinstance(c, types.CodeType) and c.co_name == _OUTER)
+        outer = next(c for c in code.co_consts
+                     if isinstance(c, types.CodeType) and c.co_name == _OUTER)
         return Program(self.source, self.origin, outer, captured, parameters, self.sites,
                        decoder, decoder_arguments, model_source, _has_return(body))
 
@@ -176,7 +177,8 @@ class _Compiler:
             assert isinstance(call, ast.Call)
             if call.args:
                 raise self.origin.error(f"the decoder {clause.keyword} takes keyword arguments "
-                                        f"only, e.g. {clause.keyword}(n=2)", clause.line, clause.col)
+                                        f"only, e.g. {clause.keyword}(n=2)", clause.line,
+                                        clause.col)
             for keyword in call.keywords:
                 try:
                     arguments[str(keyword.arg)] = ast.literal_eval(keyword.value)
@@ -309,7 +311,8 @@ class _Compiler:
                 out.append(self.text_call(part, node))
                 continue
             is_distribution = distribution is not None and part is holes[-1]
-            program_distribution = self.distribution is not None and self.distribution[0] == part.name
+            program_distribution = (self.distribution is not None
+                                    and self.distribution[0] == part.name)
             mine = tuple(c for c in where if c.subject == part.name) + tuple(
                 c for c in self.program_clauses if c.subject == part.name)
             operands, renumbered = self.operands_for(mine, analysers + self.program_analysers)
@@ -508,7 +511,8 @@ def _has_return(body: list[ast.stmt]) -> bool:
         for statement in statements:
             if isinstance(statement, ast.Return):
                 return True
-            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
+                                      ast.Lambda)):
                 continue
             for field in ("body", "orelse", "finalbody"):
                 inner = getattr(statement, field, None)

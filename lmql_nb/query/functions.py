@@ -205,7 +205,8 @@ class QueryFunction:
         import lmql_nb
 
         namespace = {"lmql": lmql_nb, "lmql_nb": lmql_nb, **self.scope, **self.captured}
-        value = eval(compile(source, self.program.origin.filename, "eval"), namespace)  # the user's own from clause
+        # the user's own from clause, evaluated as their code would be
+        value = eval(compile(source, self.program.origin.filename, "eval"), namespace)
         return _as_llm(value, "the from clause")
 
 
@@ -267,7 +268,8 @@ def _docstring_program(function: Callable) -> tuple[str, Origin]:
     dedented = textwrap.dedent(source)
     shift = len(source.split("\n")[0]) - len(dedented.split("\n")[0])
     tree = ast.parse(dedented)
-    definition = next(n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+    definition = next(n for n in tree.body
+                      if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
     node = definition.body[0] if definition.body else None
     if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
             and isinstance(node.value.value, str)):
@@ -307,7 +309,7 @@ def _from_function(function: Callable, config: dict[str, Any], depth: int) -> Qu
     query_function = QueryFunction(program, function.__globals__, captured, signature,
                                    inspect.iscoroutinefunction(function), config,
                                    function.__name__)
-    functools.update_wrapper(query_function, function)  # type: ignore[arg-type]
+    functools.update_wrapper(query_function, function)
     return query_function
 
 

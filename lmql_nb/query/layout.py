@@ -98,7 +98,8 @@ class _Text:
         return "\n".join(self.lines)
 
 
-def _depth_zero(line: list[tokenize.TokenInfo], start: int, names: tuple[str, ...]) -> Optional[int]:
+def _depth_zero(line: list[tokenize.TokenInfo], start: int,
+                names: tuple[str, ...]) -> Optional[int]:
     """The index of the first NAME in `names` at bracket depth 0 from `start` on."""
     depth = 0
     for i in range(start, len(line)):
@@ -112,7 +113,8 @@ def _depth_zero(line: list[tokenize.TokenInfo], start: int, names: tuple[str, ..
     return None
 
 
-def _all_depth_zero(line: list[tokenize.TokenInfo], start: int, names: tuple[str, ...]) -> list[int]:
+def _all_depth_zero(line: list[tokenize.TokenInfo], start: int,
+                    names: tuple[str, ...]) -> list[int]:
     """The indices of every NAME in `names` at bracket depth 0 from `start` on."""
     found = []
     index = _depth_zero(line, start, names)
@@ -266,6 +268,7 @@ def _tail(source: str, start: tuple[int, int]) -> list[Clause]:
         stripped = body.lstrip()
         skipped = body[:len(body) - len(stripped)]
         line = mark.end[0] + skipped.count("\n")
-        col = (mark.end[1] + len(skipped)) if "\n" not in skipped else len(skipped.rsplit("\n", 1)[1])
+        col = ((mark.end[1] + len(skipped)) if "\n" not in skipped
+               else len(skipped.rsplit("\n", 1)[1]))
         clauses.append(Clause(mark.string, stripped.rstrip(), line, col))
     return clauses

@@ -112,6 +112,7 @@ class ModelServers:
 
     @staticmethod
     async def _ready_line(process: asyncio.subprocess.Process, prefix: str) -> str:
+        assert process.stdout is not None  # started with stdout=PIPE
         while True:
             raw = await process.stdout.readline()
             if not raw:
@@ -122,6 +123,7 @@ class ModelServers:
 
     @staticmethod
     async def _drain(process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None  # started with stdout=PIPE
         while await process.stdout.read(65536):
             pass
 

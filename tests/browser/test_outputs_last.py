@@ -257,7 +257,7 @@ def test_reopened_notebook_shows_every_output(saved, lab, browser, expected, scr
         shown = spans.evaluate_all("els => els.map(e => getComputedStyle(e).backgroundColor)")
         assert shown == [_rgb(logprob_colour(t.logprob)[0]) for t in expected["story"].tokens]
         heatmap = static.nth(2)
-        for value, total in zip(VALUES, expected["scores"].scores("sum")):
+        for _value, total in zip(VALUES, expected["scores"].scores("sum")):
             assert f"{total:.4f}".replace("-", "−") in heatmap.inner_text()
         suffix = "dark" if "Dark" in theme else "light"
         page.screenshot(path=str(screenshots / f"lab-reopened-{suffix}.png"), full_page=True)

@@ -84,7 +84,7 @@ def test_long_generation_page_renders_every_token(page, tmp_path, screenshots):
     rng = np.random.default_rng(2)
     words = ["the", " cat", " sat", "\n", " on", "\t", " mat", "."]
     sequences = []
-    for s in range(2):
+    for _ in range(2):
         tokens = tuple(TokenInfo(i % 8, words[i % 8], float(-rng.exponential()),
                                  int(rng.integers(1, 6)), float(rng.uniform(0, 4)),
                                  tuple(Alternative(k, words[k], float(-k - 0.5)) for k in range(5)))

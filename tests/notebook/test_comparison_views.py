@@ -3,7 +3,6 @@ static renderings, from results built by hand (numbers known independently)."""
 
 from __future__ import annotations
 
-import pytest
 
 import lmql_nb
 from lmql_nb import Alternative, Comparison, ScoreComparison, ScoringResult, TokenInfo

@@ -58,7 +58,7 @@ def table() -> tuple[tuple[str, str], ...]:
         k = min(math.floor(position), len(stops) - 2)
         f = position - k
         rgb = tuple(math.floor(a + (b - a) * f + 0.5) for a, b in zip(stops[k], stops[k + 1]))
-        colours.append(("#%02x%02x%02x" % rgb, text_colour(rgb)))  # type: ignore[arg-type]
+        colours.append(("#%02x%02x%02x" % rgb, text_colour(rgb)))
     return tuple(colours)
 
 

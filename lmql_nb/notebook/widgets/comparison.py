@@ -127,4 +127,5 @@ class ComparisonView(LmqlWidget):
                 f'<div style="{static.MUTED}">{totals}{note}</div></div>')
 
     def __repr__(self) -> str:
-        return f"ComparisonView({len(self.labels)} models, {len(self.comparison.segments)} segments)"
+        return (f"ComparisonView({len(self.labels)} models, "
+                f"{len(self.comparison.segments)} segments)")

@@ -103,9 +103,11 @@ class DatasetView(LmqlWidget):
         starred, the gold value and the accuracy and confusion table when given."""
         values = self.table.columns()
         cell = "padding: 2px 8px; border-bottom: 1px solid rgba(128,128,128,0.3)"
-        number = f"{cell}; text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums"
+        number = (f"{cell}; text-align: right; white-space: nowrap; "
+                  "font-variant-numeric: tabular-nums")
         heads = ["#", "prompt", *values, "argmax"] + (["gold"] if self.gold is not None else [])
-        head = "".join(f'<th style="{cell}; text-align: left; {static.CODE if 1 < k < len(values) + 2 else ""}">'
+        head = "".join(f'<th style="{cell}; text-align: left; '
+                       f'{static.CODE if 1 < k < len(values) + 2 else ""}">'
                        f'{static.text_html(title, markers=1 < k < len(values) + 2)}</th>'
                        for k, title in enumerate(heads))
         body = []

@@ -19,6 +19,9 @@ COLUMNS = {"value": "str", "token_count": "i4", "token": "str", "token_logprob":
            "group": "i4", **{f"score_{agg}": "f8" for agg in AGGREGATIONS}}
 _SORT = re.compile(rf"^(?:(?:{'|'.join(SORT_KEYS)}):(?:asc|desc))?$")
 
+#: the tooltip of a value the models pick different winners for
+DISAGREE = "a winner the models disagree on"
+
 
 def _columns(results: Sequence[ScoringResult], alpha: float) -> dict[str, Any]:
     """The rows of every result in turn; `group` says whose (a model of a comparison)."""
@@ -100,7 +103,8 @@ class ScoringHeatmap(LmqlWidget):
         agg = self.agg
         cell = ("padding: 3px 8px; border-bottom: 1px solid rgba(128,128,128,0.3); "
                 "vertical-align: top; text-align: left")
-        number = f"{cell}; text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums"
+        number = (f"{cell}; text-align: right; white-space: nowrap; "
+                  "font-variant-numeric: tabular-nums")
         head = "".join(f'<th style="{cell}; text-align: left">{static.escape(title)}</th>'
                        for title in ("value", "tokens", "sum", "mean", "normalized",
                                      f"P(value) by {agg}"))
@@ -130,12 +134,13 @@ class ScoringHeatmap(LmqlWidget):
                         if value in disputed else "")
                 numbers = "".join(
                     f'<td style="{number}{"; font-weight: 600" if key == agg else ""}" '
-                    f'title="{key} = {sums[key][v]!r}">{static.format_number(float(sums[key][v]))}</td>'
+                    f'title="{key} = {sums[key][v]!r}">'
+                    f'{static.format_number(float(sums[key][v]))}</td>'
                     for key in AGGREGATIONS)
                 rows.append(
                     f'<tr><td style="{cell}; {weight}{static.CODE}; white-space: pre-wrap; '
                     f'overflow-wrap: anywhere{mark}"'
-                    f'{" title=" + chr(34) + "a winner the models disagree on" + chr(34) if mark else ""}>'
+                    f'{" title=" + chr(34) + DISAGREE + chr(34) if mark else ""}>'
                     f'{star}{static.text_html(value, markers=True)}</td>'
                     f'<td style="{cell}; {static.CODE}">{tokens}</td>{numbers}'
                     f'<td style="{number}" title="softmax of the {agg} scores across the values">'

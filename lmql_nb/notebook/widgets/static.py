@@ -76,7 +76,8 @@ def legend_html() -> str:
     swatches = " ".join(
         coloured(escape(label), value, f"log-probability {format_number(value, 2)}",
                  "padding: 0 4px; border-radius: 2px")
-        for value, label in [(spec["domain"][0], f"≤ {format_number(spec['domain'][0], 0)} logprob"),
+        for value, label in [(spec["domain"][0],
+                              f"≤ {format_number(spec['domain'][0], 0)} logprob"),
                              *spec["ticks"]])
     return (f'<div style="{MUTED}; font-size: 0.9em; margin-bottom: 4px">token colour = '
             f'probability (log scale): {swatches}</div>')

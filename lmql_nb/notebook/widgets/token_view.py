@@ -122,7 +122,7 @@ def _suppress_next_empty_result() -> None:
     view was displayed instead), where the kernel allows such a hook."""
     from IPython import get_ipython
 
-    hook_owner = getattr(get_ipython(), "displayhook", None)
+    hook_owner: Any = getattr(get_ipython(), "displayhook", None)
     if not hasattr(hook_owner, "register_hook"):
         return
 
@@ -273,10 +273,14 @@ class TokenView(LmqlWidget):
                 last[0] = now
                 self._push()
 
+        model = self.model
+
         async def run() -> Branch:
             try:
-                result = await self.model.branch(generation, position, token, limit,
-                                                 on_token=on_token, **options)
+                assert generation is not None  # a row the view shows has its generation
+                result = await model.branch(generation, position, token, limit,
+                                            on_token=on_token, **options)
+                assert isinstance(result, Generation)  # n=1
                 with self._lock:
                     new.generation = result
                     new.tokens = list(result.tokens)
@@ -339,11 +343,13 @@ class TokenView(LmqlWidget):
         try:
             if not isinstance(content, dict):
                 return
+            # checked by branch(): a bad value is a TypeError or ValueError
+            row: Any = content.get("row")
+            position: Any = content.get("position")
             if content.get("type") == "branch":
-                self.branch(content.get("row"), content.get("position"),
-                            content.get("token_id"))
+                self.branch(row, position, content.get("token_id"))
             elif content.get("type") == "remove":
-                self.remove_branch(content.get("row"))
+                self.remove_branch(row)
         except (TypeError, ValueError) as error:
             self.notice = f"cannot branch: {error}"
 
@@ -380,9 +386,11 @@ class TokenView(LmqlWidget):
                 indent = f"margin-left: {1.5 * self._rows.depth(row):g}em; "
                 head = (f'<div style="{static.MUTED}">↳ {static.escape(branch_label(row, parent))}'
                         f'</div>')
+                own = shared[index] + sum(t.logprob for t in row.tokens)
+                before = shared[parent] + sum(t.logprob for t in row.parent.tokens)
                 total = (f'<div style="{static.MUTED}; white-space: nowrap">Σ logprob '
-                         f'{static.format_number(shared[index] + sum(t.logprob for t in row.tokens), 2)}'
-                         f' (#{parent + 1}: {static.format_number(shared[parent] + sum(t.logprob for t in row.parent.tokens), 2)})</div>')
+                         f'{static.format_number(own, 2)}'
+                         f' (#{parent + 1}: {static.format_number(before, 2)})</div>')
             rows.append(f'<div style="display: flex; gap: 8px; padding: 3px 0; {indent}">{label}'
                         f'<div style="flex: 1; {static.CODE}; white-space: pre-wrap; '
                         f'overflow-wrap: break-word; line-height: 1.7">{head}{spans}</div>'
