@@ -238,3 +238,18 @@ def test_constrained_logprobs_without_details_and_under_beams(tiny_gpt2_path):
     for beam in _generate(tiny_gpt2_path, max_tokens=3, regex="[0-9]+", decoder="beam", n=2,
                           top_logprobs=3):
         assert all(t.constrained_logprob is not None and t.allowed for t in beam.tokens)
+
+
+@pytest.mark.parametrize("excluded", [" ", "e", "\n"])
+def test_excluded_text_never_appears(tiny_gpt2_path, excluded):
+    """`not "s" in RESPONSE` alone (llguidance ignores a bare complement lexeme: this
+    generated newlines under `not "\\n" in RESPONSE` on Gemma)."""
+    generations = _generate(tiny_gpt2_path, max_tokens=20, decoder="sample", n=4, seed=3,
+                            temperature=3.0, top_logprobs=20,
+                            where=f"not {excluded!r} in RESPONSE")
+    for generation in generations:
+        assert excluded not in generation.text
+        for token in generation.tokens:
+            for alternative in token.top:
+                if excluded in alternative.text:
+                    assert alternative.blocked, (token, alternative)

@@ -68,6 +68,8 @@ def to_lark(spec: ConstraintSpec) -> str:
         # a model can produce, so it is that bound
         body.append(f"/(?s:.{{0,{min(spec.max_chars, MAX_COUNT)}}})/")
     if spec.excludes:
+        if not body:  # llguidance does not enforce a lexeme that is a bare complement
+            body.append(ANY)
         body.append(f"~/(?s:.*){_alternatives(spec.excludes)}(?s:.*)/")
     lines = ["start: RESPONSE", f"BODY: {' & '.join(body)}"]
     if not spec.stops:
