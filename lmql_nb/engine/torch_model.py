@@ -120,6 +120,10 @@ class TorchModel(LanguageModel):
         prefix_cache, first_logprobs = self.prefill(list(prefix), use_prefix_cache)
         results: list[list[float]] = [[float(first_logprobs[s[0]])] if len(s) == 1 else []
                                       for s in suffixes]
+        if on_row is not None:
+            for i, suffix in enumerate(suffixes):
+                if len(suffix) == 1:
+                    on_row(i, 0, first_logprobs)
         longest = max(len(s) for s in suffixes)
         per_batch = max(1, MAX_LOGITS_PER_BATCH // (self.vocab_size * longest))
         order = sorted((i for i in range(len(suffixes)) if len(suffixes[i]) > 1),

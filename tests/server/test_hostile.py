@@ -143,8 +143,10 @@ def test_health_fast_with_eight_long_generations_and_sigterm(long_gpt2_path, ser
 
         with concurrent.futures.ThreadPoolExecutor(9) as pool:
             streams = [pool.submit(generate, i) for i in range(8)]
-            time.sleep(2)  # the generations are running
-            assert httpx.get(f"{server.root}/health", timeout=10).json()["running"] == 8
+            deadline = time.monotonic() + 30  # until all eight are in the engine
+            while httpx.get(f"{server.root}/health", timeout=10).json()["running"] < 8:
+                assert time.monotonic() < deadline, "the eight generations did not start"
+                time.sleep(0.1)
             times = _health_times(server, 6, stop)
             # SIGTERM with the eight still running: the process ends within seconds and
             # each client gets an error event, not a hang

@@ -64,6 +64,17 @@ def test_echo_with_logprobs_k_gives_each_prompt_token_and_its_top_k(gpt2_server,
     assert logprobs["text_offset"] == [sum(len(t) for t in labels[:i]) for i in range(len(labels))]
 
 
+def test_a_two_token_prompt_has_its_alternatives_too(gpt2_server, forward):
+    """The second token of a prompt is scored from the first alone (a one-token
+    suffix): it too has its top-k."""
+    body = _post(gpt2_server, "/completions", {
+        "model": "tiny-gpt2", "prompt": [IDS[:2]], "max_tokens": 0, "logprobs": 2,
+        "echo": True, "return_tokens_as_token_ids": True})
+    top = body["choices"][0]["logprobs"]["top_logprobs"][1]
+    row = forward(IDS[:2])[0]
+    assert set(top) == {f"token_id:{i}" for i in [IDS[1], *row.topk(2).indices.tolist()]}
+
+
 def test_prompt_logprobs_k_gives_ranks_and_alternatives(gpt2_server, forward):
     k = 2
     body = _post(gpt2_server, "/completions", {
