@@ -165,13 +165,14 @@ def _starts_python(item) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
+    # nbval collects notebook cells too: they have no fixtures
     for item in items:
         path = Path(str(item.fspath))
         if "browser" in path.parts:
             item.add_marker(pytest.mark.browser)
         if "llamacpp" in path.name:
             item.add_marker(pytest.mark.llamacpp)
-        if "server" in path.parent.name or SERVER_FIXTURES & set(item.fixturenames):
+        if "server" in path.parent.name or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.server)
         if path.name in KERNEL_MODULES:
             item.add_marker(pytest.mark.kernel)
