@@ -265,3 +265,28 @@ def test_chat_models_use_the_chat_endpoint(gpt2_server):
                          api_key=gpt2_server.api_key, chat=True)
     with pytest.raises(OpenAIBackendError, match="HTTP 400: this model has no chat template"):
         chat.generate_sync("Hi", max_tokens=2)
+
+
+def test_a_generated_end_of_sequence_is_the_end_token_not_a_token(remote_gpt2, gpt2_local):
+    """The server lists a generated end-of-sequence token in the logprobs (as vLLM does);
+    the client keeps it apart, as `Generation.end_token`, like an in-process model."""
+    options = dict(max_tokens=40, decoder="sample", temperature=3.0, n=8, return_details=True,
+                   cache=False)
+    for seed in range(20):
+        expected = gpt2_local.generate_sync("Once", seed=seed, **options)
+        ended = [i for i, g in enumerate(expected) if g.end_token is not None]
+        if ended:
+            break
+    assert ended, "no sampled sequence ended at end-of-sequence (pick other settings)"
+    tokens: dict[int, list] = {}
+    for stream in (False, True):
+        on_token = (lambda i, t: tokens.setdefault(i, []).append(t)) if stream else None
+        got = remote_gpt2.generate_sync("Once", seed=seed, on_token=on_token, **options)
+        for i in ended:
+            assert got[i].text == expected[i].text
+            assert [t.text for t in got[i].tokens] == [t.text for t in expected[i].tokens]
+            assert got[i].end_token is not None
+            assert got[i].end_token.logprob == pytest.approx(expected[i].end_token.logprob,
+                                                             abs=1e-4)
+            if stream:
+                assert [t.text for t in tokens[i]] == [t.text for t in expected[i].tokens]

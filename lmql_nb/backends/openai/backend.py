@@ -266,15 +266,16 @@ class OpenAIBackend(Backend):
             return endpoint.create(**body)
 
         k = options.top_logprobs
+        stops = self.stop + (options.constraint.stops if options.constraint else ())
         if on_token is None:
             response = await self.transport.request(create)
-            return [parsing.generation(choice, prompt, k, self.chat)
+            return [parsing.generation(choice, prompt, k, self.chat, stops)
                     for choice in sorted(response.choices, key=lambda c: c.index)]
         async with self.transport.slot():  # the slot is held while the stream lasts
             stream = await self.transport.request(create, slot=False)
             return await parsing.read_stream(stream, prompt, k, self.chat, on_token,
                                              self._broke_off, f"{self.url} (model "
-                                                              f"{self.model!r})")
+                                                              f"{self.model!r})", stops)
 
     def _broke_off(self, error: BaseException, received: int) -> BackendError:
         return BackendError(self.transport.redact(

@@ -17,7 +17,8 @@ from ...results import Alternative, Generation, TokenCallback, TokenInfo, ValueS
 UNKNOWN_TOKEN_ID = -1
 
 
-def generation(choice: Any, prompt: str, k: int, chat: bool) -> Generation:
+def generation(choice: Any, prompt: str, k: int, chat: bool,
+               stops: Sequence[str] = ()) -> Generation:
     """One choice of a (non-streamed) response as a `Generation`."""
     if chat:
         text = choice.message.content or ""
@@ -26,12 +27,34 @@ def generation(choice: Any, prompt: str, k: int, chat: bool) -> Generation:
     else:
         text = choice.text or ""
         tokens = completion_tokens(choice.logprobs, k)
-    return Generation(text, tokens, finish_reason(choice.finish_reason), prompt)
+    reason = finish_reason(choice.finish_reason)
+    tokens, end = split_end(tokens, text, reason, stops)
+    return Generation(text, tokens, reason, prompt, end_token=end)
+
+
+def split_end(tokens: Sequence[TokenInfo], text: str, reason: str,
+              stops: Sequence[str] = ()) -> tuple[tuple[TokenInfo, ...], Optional[TokenInfo]]:
+    """The tokens, and apart the end-of-sequence token that ended the text, if any.
+
+    vLLM and `lmql_nb serve` list a generated end-of-sequence token in the logprobs but
+    not in the text (as `Generation.end_token` holds it in process). It is the last token
+    of a stopped sequence whose other tokens spell the whole text, unless one of the
+    request's stop strings ends within it (then the stop explains what the text lacks).
+    """
+    tokens = tuple(tokens)
+    if reason != "stop" or not tokens or not tokens[-1].text:
+        return tokens, None
+    *body, last = tokens
+    if "".join(t.text for t in body) != text:
+        return tokens, None
+    if any(stop and stop in text + last.text and stop not in text for stop in stops):
+        return tokens, None
+    return tuple(body), last
 
 
 async def read_stream(stream: Any, prompt: str, k: int, chat: bool, on_token: TokenCallback,
                       broke_off: Callable[[BaseException, int], BackendError],
-                      where: str) -> list[Generation]:
+                      where: str, stops: Sequence[str] = ()) -> list[Generation]:
     """The generations of a streamed response, calling `on_token` as tokens arrive.
 
     An error of `on_token` reaches the caller unchanged; a broken stream becomes
@@ -40,6 +63,7 @@ async def read_stream(stream: Any, prompt: str, k: int, chat: bool, on_token: To
     texts: dict[int, list[str]] = {}
     tokens: dict[int, list[TokenInfo]] = {}
     reasons: dict[int, str] = {}
+    ends: dict[int, Optional[TokenInfo]] = {}
     in_callback = False
     try:
         async for chunk in stream:
@@ -55,6 +79,11 @@ async def read_stream(stream: Any, prompt: str, k: int, chat: bool, on_token: To
                     piece = choice.text
                     new = list(completion_tokens(choice.logprobs, k))
                 texts[index].append(piece or "")
+                if choice.finish_reason:  # the last chunk may carry the end-of-sequence token
+                    reason = finish_reason(choice.finish_reason)
+                    kept, ends[index] = split_end(tokens[index] + new, "".join(texts[index]),
+                                                  reason, stops)
+                    new = new[:len(kept) - len(tokens[index])]
                 for token in new:
                     tokens[index].append(token)
                     in_callback = True
@@ -70,8 +99,8 @@ async def read_stream(stream: Any, prompt: str, k: int, chat: bool, on_token: To
         await stream.close()
     if not reasons or len(reasons) < len(texts):
         raise BackendError(f"the stream from {where} ended before every sequence finished")
-    return [Generation("".join(texts[i]), tuple(tokens[i]), reasons[i], prompt)
-            for i in sorted(texts)]
+    return [Generation("".join(texts[i]), tuple(tokens[i]), reasons[i], prompt,
+                       end_token=ends.get(i)) for i in sorted(texts)]
 
 
 def echoed_scores(response: Any, splits: Sequence[tuple[list[int], int]], where: str,
