@@ -217,7 +217,8 @@ def test_rows_beyond_the_limit_are_refused_before_work(tiny_gpt2_path, monkeypat
     llm = lmql_nb.model(f"local:{tiny_gpt2_path}", max_rows=8)
     assert len(llm.generate_sync("Hi", max_tokens=1, decoder="sample", n=8, cache=False)) == 8
     # by default the limit is what half the available memory holds
-    default = lmql_nb.model(f"local:{tiny_gpt2_path}")
+    # a model of its own (other options), so that it loads now, with today's memory
+    default = lmql_nb.model(f"local:{tiny_gpt2_path}", batch_window=0.0049)
     default.generate_sync("Hi", max_tokens=1, cache=False)
     limit = default.backend.max_rows
     vocab = default.backend._model.vocab_size

@@ -64,7 +64,7 @@ def page(lab, browser, tiny_gpt2_path, tiny_llama_path):
 def _open_and_run(page, lab, name):
     """Open the notebook, accept the kernel dialog (JupyterLab may show it late), run
     all cells and wait for the last cell's view to finish."""
-    from conftest import SCREENSHOTS
+    from screenshots import SCREENSHOTS
 
     try:
         page.goto(lab.notebook_url(name))

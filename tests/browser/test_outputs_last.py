@@ -148,22 +148,35 @@ def test_one_log_probability_has_one_colour_in_every_view(run, expected):
 
 
 def test_tooltip_near_the_bottom_right_stays_inside_the_output_area(run, screenshots):
+    """Inside the output area wherever the area has room for it beside the token; in an
+    area too short for that, inside the visible notebook (never clipped), and never over
+    the token (js/src/view.js, Tooltip.place)."""
     view = run.locator(".lmnb-tokens").nth(0)
     boxes = view.locator(".lmnb-token").evaluate_all(
         "els => els.map(e => { const r = e.getBoundingClientRect(); "
-        "return [r.right + r.bottom, r.width]; })")
-    corner = max((i for i, (_, width) in enumerate(boxes) if width > 4), key=lambda i: boxes[i][0])
+        "return [r.right + r.bottom, r.width, e.getClientRects().length]; })")
+    corner = max((i for i, (_, width, lines) in enumerate(boxes) if width > 4 and lines == 1),
+                 key=lambda i: boxes[i][0])
     token = view.locator(".lmnb-token").nth(corner)
     token.scroll_into_view_if_needed()
     token.hover()
     tooltip = view.locator(".lmnb-tooltip")
     tooltip.wait_for(state="visible")
-    area = view.evaluate("el => { const r = el.closest('.jp-OutputArea-output')"
-                         ".getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; }")
-    tip = tooltip.evaluate("el => { const r = el.getBoundingClientRect(); "
-                           "return [r.left, r.top, r.right, r.bottom]; }")
-    assert area[0] <= tip[0] and area[1] <= tip[1] and tip[2] <= area[2] and tip[3] <= area[3], \
-        (area, tip)
+
+    def box(locator, selector="el"):
+        return locator.evaluate(f"el => {{ const r = ({selector}).getBoundingClientRect(); "
+                                "return [r.left, r.top, r.right, r.bottom]; }")
+
+    area = box(view, "el.closest('.jp-OutputArea-output')")
+    panel = box(view, "el.closest('.jp-WindowedPanel-outer, .jp-NotebookPanel')")
+    tip, anchor = box(tooltip), box(token)
+    height = tip[3] - tip[1]
+    room = max(area[3] - anchor[3], anchor[1] - area[1])  # beside the token, in the area
+    inside = area if room >= height + 8 else panel
+    assert inside[0] <= tip[0] and inside[1] <= tip[1] and tip[2] <= inside[2] \
+        and tip[3] <= inside[3], (inside, tip)
+    assert area[0] <= tip[0] and tip[2] <= area[2], (area, tip)  # never past its sides
+    assert tip[3] <= anchor[1] or tip[1] >= anchor[3], (anchor, tip)  # not over the token
     run.screenshot(path=str(screenshots / "token-view-tooltip-corner-light.png"),
                    clip=_box(area))
     run.mouse.move(0, 0)

@@ -105,7 +105,7 @@ def _open(lab, browser, tiny_gpt2_path, theme):
     try:
         _run(page, lab, "query.ipynb")
     except Exception:
-        from conftest import SCREENSHOTS
+        from screenshots import SCREENSHOTS
 
         page.screenshot(path=str(SCREENSHOTS / "failure-query.png"), full_page=True)
         context.close()

@@ -76,7 +76,7 @@ def _open_and_run(page, lab, name):
     try:
         _run_all(page, lab, name)
     except Exception:
-        from conftest import SCREENSHOTS
+        from screenshots import SCREENSHOTS
 
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "failure.png"), full_page=True)

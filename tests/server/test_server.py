@@ -368,10 +368,10 @@ def test_a_client_that_goes_away_stops_the_engine(long_gpt2_path, server_process
         started = time.monotonic()
         full = generate(120)
         whole = time.monotonic() - started
-        assert whole > 2, f"generation took {whole:.1f} s: too quick to test cancelling"
+        assert whole > 1, f"generation took {whole:.1f} s: too quick to test cancelling"
         assert sum(len(c.text) for c in full.choices) > 0
         with pytest.raises(openai.APITimeoutError):
-            generate(0.5)  # the client gives up after 0.5 s and closes the connection
+            generate(0.3)  # the client gives up after 0.3 s and closes the connection
         gone = time.monotonic()
         while running() and time.monotonic() - gone < whole:
             time.sleep(0.05)
