@@ -24,7 +24,7 @@ def _cells(gpt2: str, llama: str) -> list[str]:
         "%load_ext lmql_nb",
         f'%lmql_score -m {gpt2} -m {llama} "{PROMPT}" " Paris" " Berlin" " Rome"',
         # the last cell: _open_and_run waits for this view to finish
-        f"%%lmql_generate -m {gpt2} --max-tokens 120\nA long story",
+        f"%%lmql_generate -m {gpt2} --max-tokens 120\nA long branching story",
     ]
 
 
@@ -81,7 +81,7 @@ def _open_and_run(page, lab, name):
         page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
         page.wait_for_function(
             """() => [...document.querySelectorAll('.lmnb-tokens')].some(v =>
-                v.querySelector('.lmnb-prompt-tail')?.textContent === 'A long story'
+                v.querySelector('.lmnb-prompt-tail')?.textContent === 'A long branching story'
                 && !v.classList.contains('lmnb-generating')
                 && v.querySelectorAll('.lmnb-token').length > 0)""", timeout=120_000)
         page.mouse.move(0, 0)

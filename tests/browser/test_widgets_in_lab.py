@@ -69,7 +69,9 @@ def expected(tiny_gpt2_path):
     table = [m.score_sync(p, DATASET_VALUES).scores() for p in DATASET_PROMPTS]
     return {"generation": generation, "values": values, "argmax": values[int(np.argmax(sums))],
             "dataset_argmax": [DATASET_VALUES[int(np.argmax(s))] for s in table],
-            "stream": m.generate_sync("A long story", max_tokens=120, return_details=True)}
+            # cache=False: a cached answer would reach the kernel's cell whole, not streamed
+            "stream": m.generate_sync("A long story", max_tokens=120, return_details=True,
+                                      cache=False)}
 
 
 def _open_and_run(page, lab, name):
