@@ -28,7 +28,7 @@ import numpy as np
 import lmql_nb
 from lmql_nb.constraints import parse_constraints
 from lmql_nb.constraints.matcher import Constraint, tokenizer_setup
-from lmql_nb.options import parse_generate_options
+from lmql_nb.core.options import parse_generate_options
 
 PROMPT = "Write a short story about a lighthouse keeper and a storm.\n\n"
 GENERATION = {

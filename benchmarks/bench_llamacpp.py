@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 import lmql_nb
-from lmql_nb.embedded import embedded_gguf
+from lmql_nb.backends.embedded import embedded_gguf
 
 from timing import timed
 from workloads import CONCURRENT, LONG_PROMPT, PROMPT, VALUES

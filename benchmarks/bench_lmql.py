@@ -24,8 +24,8 @@ import venv
 from pathlib import Path
 
 import lmql_nb
-from lmql_nb.embedded import embedded_folder
-from lmql_nb.paths import cache_dir
+from lmql_nb.backends.embedded import embedded_folder
+from lmql_nb.core.paths import cache_dir
 
 from timing import timed
 from workloads import CONCURRENT, LONG_PROMPT, PROMPT, VALUES

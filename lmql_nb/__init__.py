@@ -14,19 +14,19 @@ Importing lmql_nb is cheap: torch and transformers load with the first `local:` 
 
 from typing import Any
 
-from . import display_hooks
+from .core import display_hooks
 from .api import (generate, generate_sync, get_default_model, model, score, score_many,
                   score_many_sync, score_sync, set_default_model)
-from .comparison import (Comparison, ScoreComparison, compare, compare_scores,
+from .generations.comparison import (Comparison, ScoreComparison, compare, compare_scores,
                          compare_scores_sync, compare_sync)
-from .llm import LLM
+from .generations.llm import LLM
 from .query.builder import QueryBuilder
 from .query.functions import F, query, run, run_sync  # binds `query` to the decorator
 from .query.result import LMQLResult
-from .registry import register_backend
-from .result_cache import clear_cache, set_cache
-from .results import Alternative, Generation, TokenInfo
-from .scoring import ScoringResult, ScoringTable
+from .backends.registry import register_backend
+from .generations.result_cache import clear_cache, set_cache
+from .core.results import Alternative, Generation, TokenInfo
+from .core.scoring import ScoringResult, ScoringTable
 
 __version__ = "0.1.0"
 

@@ -6,10 +6,10 @@ import os
 import threading
 from typing import Any, Iterable, Optional, Union
 
-from . import aio
-from .llm import LLM, GenerateResult
-from .registry import create_backend, shared_instance
-from .scoring import ScoringResult, ScoringTable
+from .core import aio
+from .generations.llm import LLM, GenerateResult
+from .backends.registry import create_backend, shared_instance
+from .core.scoring import ScoringResult, ScoringTable
 
 DEFAULT_MODEL_ENV = "LMQL_NB_DEFAULT_MODEL"
 
@@ -54,7 +54,7 @@ def get_default_model() -> LLM:
     global _default
     with _default_lock:
         if _default is None:
-            from .embedded import EMBEDDED_ID
+            from .backends.embedded import EMBEDDED_ID
 
             _default = _as_llm(os.environ.get(DEFAULT_MODEL_ENV) or EMBEDDED_ID)
         return _default

@@ -7,11 +7,11 @@ import os
 import sys
 from typing import Any, Optional, Sequence
 
-from .endpoints import API_KEY_ENV
-from .options import DECODERS, GENERATE_RULES
-from .validation import Rule
+from .backends.endpoints import API_KEY_ENV
+from .core.options import DECODERS, GENERATE_RULES
+from .core.validation import Rule
 
-#: the in-process backends' `threads=` option (see `lmql_nb.backends.local`)
+#: the in-process backends' `threads=` option (see `lmql_nb.backends.engine.in_process`)
 THREADS = Rule("int", minimum=1, optional=True)
 
 

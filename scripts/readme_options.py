@@ -4,7 +4,7 @@
     python scripts/readme_options.py --check  # exit 1 if README.md is out of date
 
 A table sits between `<!-- options-table: module.Class -->` and `<!-- /options-table -->`
-and is `Class.markdown()` (see `lmql_nb.validation.Options`).
+and is `Class.markdown()` (see `lmql_nb.core.validation.Options`).
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ def gemma():
     converted once per machine, not once per test run.
     """
     import lmql_nb
-    from lmql_nb import paths
+    from lmql_nb.core import paths
 
     saved = os.environ.pop(paths.CACHE_ENV, None)
     try:

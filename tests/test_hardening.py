@@ -211,8 +211,8 @@ def test_a_callback_that_calls_the_model_fails_at_once_and_the_model_stays_usabl
 # bounded memory: rows per call, checked before any work --------------------------------
 
 def test_rows_beyond_the_limit_are_refused_before_work(tiny_gpt2_path, monkeypatch):
-    from lmql_nb.backends.local import ROW_BYTES_PER_LOGIT, available_memory
-    from lmql_nb.engine import beam, generation
+    from lmql_nb.backends.engine.in_process import ROW_BYTES_PER_LOGIT, available_memory
+    from lmql_nb.backends.engine import beam, generation
 
     llm = lmql_nb.model(f"local:{tiny_gpt2_path}", max_rows=8)
     assert len(llm.generate_sync("Hi", max_tokens=1, decoder="sample", n=8, cache=False)) == 8
@@ -270,7 +270,7 @@ def test_a_damaged_converted_model_is_converted_again(tiny_llama_path, tmp_path,
     import shutil
     import warnings
 
-    from lmql_nb import conversion
+    from lmql_nb.backends.transformers import conversion
 
     conversions = []
 
@@ -318,7 +318,8 @@ def test_a_damaged_folder_that_is_not_ours_is_named_with_the_remedy(tiny_gpt2_pa
 
 
 def test_a_damaged_cached_gguf_is_assembled_again(tmp_path, monkeypatch):
-    from lmql_nb import embedded, paths
+    from lmql_nb.backends import embedded
+    from lmql_nb.core import paths
 
     monkeypatch.setenv(paths.CACHE_ENV, str(tmp_path))
     gguf = embedded.embedded_gguf()
@@ -356,7 +357,7 @@ def test_a_cancelled_score_leaves_no_unretrieved_future(tiny_gpt2_path, caplog):
 
 
 def test_clear_cache_with_an_unusable_folder_names_it(tmp_path, monkeypatch):
-    from lmql_nb import paths
+    from lmql_nb.core import paths
 
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder should be")
@@ -389,7 +390,7 @@ def test_a_value_that_spells_a_special_token_is_scored_as_text(tiny_llama_path):
 
 
 def test_chat_content_cannot_write_turn_markers(tiny_llama_path):
-    from lmql_nb.tokenizer import encode_chat
+    from lmql_nb.tokenization.tokenizer import encode_chat
 
     tokenizer = lmql_nb.model(f"local:{tiny_llama_path}").get_tokenizer()
     template = "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}</s>{% endfor %}"

@@ -60,7 +60,7 @@ def test_text_spelled_with_tag_tokens_can_be_forced(gemma, decoder):
 
 
 def test_special_token_spellings_are_text_outside_prompts(gemma):
-    from lmql_nb.tokenizer import encode_chat
+    from lmql_nb.tokenization.tokenizer import encode_chat
 
     result = gemma.score_sync("Hi", ["<eos>"], cache=False)
     assert "".join(result.tokens[0]) == "<eos>" and len(result.token_ids[0]) > 1

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lmql_nb
-from lmql_nb.tokenizer import IncrementalDecoder, split_continuation
+from lmql_nb.tokenization.tokenizer import IncrementalDecoder, split_continuation
 
 import reference
 

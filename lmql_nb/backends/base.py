@@ -5,9 +5,9 @@ from __future__ import annotations
 import abc
 from typing import Optional, Sequence
 
-from ..options import GenerateOptions, ScoreOptions
-from ..results import Generation, TokenCallback, ValueScores
-from ..tokenizer import Tokenizer
+from ..core.options import GenerateOptions, ScoreOptions
+from ..core.results import Generation, TokenCallback, ValueScores
+from ..tokenization.tokenizer import Tokenizer
 
 
 class Backend(abc.ABC):

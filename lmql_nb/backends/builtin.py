@@ -7,10 +7,12 @@ and docs. A new built-in backend is one module plus one `register_backend` line 
 
 from __future__ import annotations
 
-from ..embedded import EMBEDDED_NAME
-from ..endpoints import jupyter_connect
-from ..registry import register_backend, register_endpoint, set_endpoint_client
-from . import llamacpp, openai, transformers
+from .embedded import EMBEDDED_NAME
+from .endpoints import jupyter_connect
+from .registry import register_backend, register_endpoint, set_endpoint_client
+from . import openai
+from .llamacpp import backend as llamacpp
+from .transformers import backend as transformers
 
 
 def register() -> None:

@@ -22,8 +22,8 @@ import json
 import threading
 from typing import Any, Callable, Iterator
 
-from ..text import check_text
-from ..validation import check_strings
+from ..core.text import check_text
+from ..core.validation import check_strings
 from .where import parse_where
 
 Clause = tuple[str, Any]

@@ -15,7 +15,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import ConstraintError
-from ..tokenizer import EngineTokenizer
+from ..tokenization.tokenizer import EngineTokenizer
 from .grammar import _detail, compile_grammar, parser_limits, shorten
 from .spec import ConstraintSpec
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Sequence
 
-from ..results import TokenInfo
+from ..core.results import TokenInfo
 from .spec import ConstraintSpec
 
 

@@ -30,7 +30,7 @@ import dataclasses
 from typing import Any, Callable, Optional
 
 from ..errors import ClauseError
-from ..text import check_text
+from ..core.text import check_text
 
 VARIABLE = "RESPONSE"
 _CALLS = {"STOPS_AT": "stops_at", "STOPS_BEFORE": "stops_before", "REGEX": "regex",

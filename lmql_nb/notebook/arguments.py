@@ -14,9 +14,9 @@ import dataclasses
 from typing import Any, Callable, NoReturn, Optional, Sequence
 
 from ..errors import MagicUsageError
-from ..options import DECODERS, GENERATE_RULES
-from ..scoring import AGGREGATIONS
-from ..validation import Rule
+from ..core.options import DECODERS, GENERATE_RULES
+from ..core.scoring import AGGREGATIONS
+from ..core.validation import Rule
 
 FORMATS = ("widget", "text", "json")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Union
 
-from ..comparison import Comparison, ScoreComparison
+from ..generations.comparison import Comparison, ScoreComparison
 from ..query.result import LMQLResult
-from ..results import Generation
-from ..scoring import ScoringResult, ScoringTable
+from ..core.results import Generation
+from ..core.scoring import ScoringResult, ScoringTable
 
 Showable = Union[Generation, list, tuple, ScoringResult, ScoringTable, LMQLResult,
                  Comparison, ScoreComparison]

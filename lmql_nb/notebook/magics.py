@@ -24,9 +24,9 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 
 from ..errors import InterpolationError, MagicUsageError
-from ..options import MAX_TOP_LOGPROBS, check_values, parse_generate_options
-from ..results import Generation
-from ..scoring import AGGREGATIONS
+from ..core.options import MAX_TOP_LOGPROBS, check_values, parse_generate_options
+from ..core.results import Generation
+from ..core.scoring import AGGREGATIONS
 from .arguments import (FORMATS, GENERATE_OPTIONS, QUERY_OPTIONS, SCORE_OPTIONS,
                         build_parser, model_kwargs)
 from .interpolation import interpolate, interpolate_values
@@ -189,7 +189,7 @@ class LmqlMagics(Magics):
         except (TypeError, ValueError) as error:
             raise UsageError(f"%lmql_score: {error}") from None
         if args.model and len(args.model) > 1:
-            from ..comparison import compare_scores
+            from ..generations.comparison import compare_scores
 
             scoring = compare_scores(prompts[0], values, [self._llm(m) for m in args.model])
         else:

@@ -12,7 +12,7 @@ import concurrent.futures
 import threading
 from typing import Any, Callable, Coroutine, TypeVar
 
-from .. import aio
+from ..core import aio
 
 T = TypeVar("T")
 

@@ -10,7 +10,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
-from ..results import Generation, TokenInfo
+from ..core.results import Generation, TokenInfo
 
 if TYPE_CHECKING:
     from ..constraints import ConstraintSpec

@@ -10,7 +10,7 @@ import threading
 from typing import Any, Optional, Sequence
 
 from ..query import trace as tr
-from ..results import TokenInfo
+from ..core.results import TokenInfo
 
 
 @dataclasses.dataclass

@@ -24,8 +24,8 @@ import sys
 import textwrap
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
-from .. import aio
-from ..llm import LLM
+from ..core import aio
+from ..generations.llm import LLM
 from .result import LMQLResult
 
 if TYPE_CHECKING:  # the compiler and runtime load with the first query
@@ -184,7 +184,7 @@ class QueryFunction:
         max_len = merged.get("max_len", DEFAULT_MAX_LEN)
         if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
             raise ValueError(f"max_len must be a positive int, got {max_len!r}")
-        from ..options import parse_generate_options
+        from ..core.options import parse_generate_options
 
         check = {k: merged[k] for k in ("temperature", "top_k", "top_p", "seed", "top_logprobs",
                                         "cache") if merged.get(k) is not None}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
-from ..display_hooks import mimebundle
+from ..core.display_hooks import mimebundle
 from .trace import Trace
 
 

@@ -26,8 +26,8 @@ from typing import Any, AsyncIterator, Callable, Optional
 
 import anyio
 
-from .. import aio
-from ..llm import LLM
+from ..core import aio
+from ..generations.llm import LLM
 from .clauses import where_source
 from .compiler import HoleSite, Program
 from .result import LMQLResult

@@ -5,7 +5,7 @@ A `Trace` is the prompt of one program execution as a list of segments, in order
 - `TextSegment`: prompt text as the program wrote it (after `{expr}` interpolation and
   `[[`/`{{` unescaping);
 - `HoleSegment`: a hole `[NAME]` the model filled: its name, the text it generated (what
-  the prompt gained), the generated tokens (`lmql_nb.results.TokenInfo`, with their
+  the prompt gained), the generated tokens (`lmql_nb.core.results.TokenInfo`, with their
   log-probabilities and top alternatives) and the Python value the program saw (the text,
   or an `int` / dataclass / pydantic instance for typed holes);
 - `DistributionSegment`: a `distribution X in [...]` clause: the values, their
@@ -39,7 +39,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Optional, Union
 
-from ..results import TokenInfo
+from ..core.results import TokenInfo
 
 
 @dataclasses.dataclass(frozen=True)

@@ -84,6 +84,6 @@ async def read_json(request: Request, limit: int) -> Any:
     raw = await read_body(request, limit)
     if len(raw) <= _PARSE_OFF_LOOP_BYTES:
         return parse_json(raw)
-    from .. import aio
+    from ..core import aio
 
     return await aio.wait(aio.run_in_thread(parse_json, raw, name="lmql_nb-json"))

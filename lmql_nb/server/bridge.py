@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Callable, Optional, Sequence, TypeVar
 
-from .. import aio
-from ..llm import LLM
-from ..options import GenerateOptions
-from ..results import Generation, TokenCallback
-from ..tokenizer import common_prefix_length, encode_chat
+from ..core import aio
+from ..generations.llm import LLM
+from ..core.options import GenerateOptions
+from ..core.results import Generation, TokenCallback
+from ..tokenization.tokenizer import common_prefix_length, encode_chat
 from . import templates
 from .errors import APIError, bad_request
 
@@ -46,7 +46,7 @@ class ServedModel:
 
     def load(self) -> None:
         """Load the model now (the server answers only once this is done)."""
-        from ..backends.local import InProcessBackend
+        from ..backends.engine.in_process import InProcessBackend
 
         backend = self.llm.backend
         if not isinstance(backend, InProcessBackend):
@@ -275,7 +275,7 @@ class ServedModel:
 
     async def _score(self, prefix: list[int], suffixes: list[list[int]],
                      top: Optional[int]) -> list[list[Any]]:
-        from ..engine.scoring import ScoredToken
+        from ..backends.engine.scoring import ScoredToken
 
         scored = [i for i, s in enumerate(suffixes) if s]
         results: list[list[Any]] = [[] for _ in suffixes]

@@ -36,7 +36,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
-from ..endpoints import API_KEY_ENV, START_TIMEOUT, TOKEN_ENV, TOKEN_HEADER, URL_ENV
+from ..backends.endpoints import API_KEY_ENV, START_TIMEOUT, TOKEN_ENV, TOKEN_HEADER, URL_ENV
 
 ROUTE = "lmql_nb/servers"
 

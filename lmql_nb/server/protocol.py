@@ -12,12 +12,12 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from ..options import GENERATE_RULES
-from ..validation import Rule, check_strings
+from ..core.options import GENERATE_RULES
+from ..core.validation import Rule, check_strings
 from .errors import bad_request
 
 if TYPE_CHECKING:
-    from ..options import GenerateOptions
+    from ..core.options import GenerateOptions
 
 MAX_LOGPROBS = 20
 MAX_N = 64
@@ -74,7 +74,7 @@ class Sampling:
     def to_options(self) -> "GenerateOptions":
         """The engine's options for this request (as vLLM's `to_sampling_params`); a
         combination the engine refuses is a 400 with its message."""
-        from ..options import parse_generate_options
+        from ..core.options import parse_generate_options
         from .structured import generate_options
 
         options: dict[str, Any] = {"return_details": True,

@@ -18,7 +18,7 @@ import time
 import uuid
 from typing import Callable, Optional, Sequence
 
-from ..results import Generation, TokenInfo
+from ..core.results import Generation, TokenInfo
 
 FINISH_REASONS = {"stop": "stop", "length": "length", "context": "length",
                   "cancelled": "stop"}

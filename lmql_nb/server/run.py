@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from ..endpoints import API_KEY_ENV
+from ..backends.endpoints import API_KEY_ENV
 
 READY_PREFIX = "lmql_nb serve: serving "
 

@@ -15,9 +15,9 @@ import dataclasses
 import logging
 from typing import Any, AsyncIterator, Callable, Optional, Sequence
 
-from ..options import GenerateOptions
-from ..results import Generation, TokenInfo
-from ..tokenizer import token_pieces
+from ..core.options import GenerateOptions
+from ..core.results import Generation, TokenInfo
+from ..tokenization.tokenizer import token_pieces
 from . import responses
 from .bridge import ServedModel
 from .errors import APIError

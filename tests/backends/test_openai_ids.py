@@ -12,8 +12,8 @@ import pytest
 
 import lmql_nb
 from lmql_nb.backends.openai import OpenAIBackend
-from lmql_nb.endpoints import endpoint_url
-from lmql_nb.registry import accepted_forms, create_backend
+from lmql_nb.backends.endpoints import endpoint_url
+from lmql_nb.backends.registry import accepted_forms, create_backend
 
 
 def test_openai_ids_and_environment(monkeypatch):
@@ -116,7 +116,7 @@ def test_azure_requests_go_to_the_deployment_with_the_api_key_header():
 
 
 def test_importing_lmql_nb_stays_light():
-    code = ("import sys, lmql_nb, lmql_nb.registry, lmql_nb.server, lmql_nb.server.jupyter; "
+    code = ("import sys, lmql_nb, lmql_nb.backends.registry, lmql_nb.server, lmql_nb.server.jupyter; "
             "heavy = [m for m in ('openai', 'starlette', 'uvicorn', 'torch', 'transformers', "
             "'httpx') if m in sys.modules]; print(heavy)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

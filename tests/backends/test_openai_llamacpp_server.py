@@ -32,7 +32,7 @@ def llamacpp_server():
     """`python -m llama_cpp.server` on the embedded GGUF, on a free port of 127.0.0.1."""
     import httpx
 
-    from lmql_nb.embedded import embedded_gguf
+    from lmql_nb.backends.embedded import embedded_gguf
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 import lmql_nb
-from lmql_nb import registry
+from lmql_nb.backends import registry
 
 TOY_PACKAGE = '''
 """A backend that answers with a fixed reply: the smallest complete backend."""
@@ -22,8 +22,8 @@ import dataclasses
 
 import lmql_nb
 from lmql_nb.backends.base import Backend
-from lmql_nb.results import Generation, TokenInfo, ValueScores
-from lmql_nb.validation import Options, option
+from lmql_nb.core.results import Generation, TokenInfo, ValueScores
+from lmql_nb.core.validation import Options, option
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from lmql_nb import paths
+from lmql_nb.core import paths
 
 PROMPT = "Once upon a time"
 

@@ -45,7 +45,7 @@ def test_served_llama_cpp_generates_and_scores_as_in_process(served):
     # split, so the reference splits alike
     import llama_cpp
 
-    from lmql_nb.embedded import embedded_gguf
+    from lmql_nb.backends.embedded import embedded_gguf
 
     by_hand = llama_cpp.Llama(model_path=str(embedded_gguf()), n_ctx=512, logits_all=True,
                               flash_attn=True, n_threads=1, verbose=False)

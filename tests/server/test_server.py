@@ -285,7 +285,7 @@ def test_unknown_model_is_404(client):
     ({"model": "tiny-gpt2", "prompt": "Hi", "echo": True, "stream": True},
      "stream is not supported with echo"),
     ({"model": "tiny-gpt2", "prompt": "Hi", "stop": [""]}, "stop[0] is empty"),
-    # the same words as the API's (lmql_nb.validation)
+    # the same words as the API's (lmql_nb.core.validation)
     ({"model": "tiny-gpt2", "prompt": "Hi", "top_p": 0}, "top_p must be a number in (0, 1]"),
 ])
 def test_bad_input_is_400_with_a_message(gpt2_server, body, message):

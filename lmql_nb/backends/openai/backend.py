@@ -17,11 +17,11 @@ import threading
 import warnings
 from typing import Any, Awaitable, Callable, Optional, Sequence
 
-from ...aio import gather, run_in_thread, wait
+from ...core.aio import gather, run_in_thread, wait
 from ...errors import ApproximateScoreWarning, BackendError, ScoringNotSupported
-from ...options import GenerateOptions, ScoreOptions
-from ...results import Generation, TokenCallback, TokenInfo, ValueScores
-from ...tokenizer import common_prefix_length
+from ...core.options import GenerateOptions, ScoreOptions
+from ...core.results import Generation, TokenCallback, TokenInfo, ValueScores
+from ...tokenization.tokenizer import common_prefix_length
 from ..base import Backend
 from . import dialect, parsing
 from .options import OpenAIOptions
@@ -52,7 +52,7 @@ def create_at_endpoint(model_id: str, endpoint: str, options: OpenAIOptions,
     """The backend for `model(model_id, endpoint=...)`: "host:port" or a URL (a server
     with the key `$LMQL_NB_API_KEY`), or a named endpoint whose `connect()` says where the
     server is on first use."""
-    from ...endpoints import API_KEY_ENV, endpoint_url
+    from ..endpoints import API_KEY_ENV, endpoint_url
 
     if options.base_url is not None:
         raise ValueError("pass either endpoint= or base_url=, not both")

@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional
 
 from ...constraints.grammar import INT_REGEX
 from ...constraints.spec import ConstraintSpec
-from ...options import GenerateOptions
+from ...core.options import GenerateOptions
 
 DIALECTS = ("vllm", "openai")
 OPENAI_MAX_STOPS = 4

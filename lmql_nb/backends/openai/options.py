@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-from ...validation import Options, option
+from ...core.validation import Options, option
 
 SCORING_MODES = ("exact", "first-token-approximation")
 

@@ -12,7 +12,7 @@ import re
 from typing import Any, Callable, Optional, Sequence
 
 from ...errors import BackendError, ScoringNotSupported
-from ...results import Alternative, Generation, TokenCallback, TokenInfo, ValueScores
+from ...core.results import Alternative, Generation, TokenCallback, TokenInfo, ValueScores
 
 UNKNOWN_TOKEN_ID = -1
 
@@ -210,7 +210,7 @@ def with_texts(tokens: Sequence[TokenInfo], tokenizer: Any,
     `context_ids`), alternatives too, through `tokenizer` (the server's /detokenize)."""
     import dataclasses
 
-    from ...tokenizer import IncrementalDecoder
+    from ...tokenization.tokenizer import IncrementalDecoder
 
     decoder = IncrementalDecoder(tokenizer, context_ids)
     result = []

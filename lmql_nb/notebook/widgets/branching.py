@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ...results import Generation, TokenInfo
+from ...core.results import Generation, TokenInfo
 
 BRANCH_COLUMNS = {"row_parent": "i4", "row_position": "i4", "row_shared_logprob": "f8",
                   "row_status": "str"}

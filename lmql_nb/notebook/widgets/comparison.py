@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 import traitlets
 
-from ...comparison import Comparison
+from ...generations.comparison import Comparison
 from . import static
 from .base import LmqlWidget
 from .token_view import TOKEN_COLUMNS, token_columns, token_title

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import traitlets
 
-from ...scoring import AGGREGATIONS, ScoringTable
+from ...core.scoring import AGGREGATIONS, ScoringTable
 from . import static
 from .base import LmqlWidget
 

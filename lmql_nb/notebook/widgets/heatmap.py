@@ -9,8 +9,8 @@ from typing import Any, Sequence, Union
 import numpy as np
 import traitlets
 
-from ...comparison import ScoreComparison
-from ...scoring import AGGREGATIONS, ScoringResult
+from ...generations.comparison import ScoreComparison
+from ...core.scoring import AGGREGATIONS, ScoringResult
 from . import static
 from .base import LmqlWidget
 

@@ -12,8 +12,8 @@ from typing import Any, Iterable, Optional, Sequence, Union
 import numpy as np
 import traitlets
 
-from ... import aio
-from ...results import Generation, TokenInfo
+from ...core import aio
+from ...core.results import Generation, TokenInfo
 from . import static
 from .base import LmqlWidget
 from .branching import BRANCH_COLUMNS, Branch, Rows
@@ -193,7 +193,7 @@ class TokenView(LmqlWidget):
 
     def attach_model(self, model: Any, branch_options: Optional[dict] = None) -> None:
         """Branch with `model` (an `lmql_nb.LLM`; None: no branching) and `branch_options`."""
-        from ...llm import LLM
+        from ...generations.llm import LLM
 
         if model is not None and not isinstance(model, LLM):
             raise TypeError(f"model must be an lmql_nb.LLM, got {type(model).__name__}")
@@ -249,7 +249,7 @@ class TokenView(LmqlWidget):
         beneath. Returns a future of the finished `Branch` (failed branches show their
         error in the row). `max_tokens` defaults to the rest of the row's length (at
         least 16)."""
-        from ...results import Alternative
+        from ...core.results import Alternative
 
         if self.model is None:
             raise ValueError("this view has no model to branch with: show it with "

@@ -1,0 +1,1 @@
+"""The bottom layer: result types, options as data, validation, paths, the async bridges."""

@@ -1,0 +1,143 @@
+"""Validation of the keyword options that `generate` and `score` accept.
+
+Everything a user can pass is checked here, before any model is loaded, so that a typo
+or an out-of-range number fails at once with a message naming what is accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+from ..constraints import CONSTRAINT_KEYS, ConstraintSpec, parse_constraints
+from .text import check_text
+from .validation import Options, Rule, option, unknown_options
+
+DECODERS = ("argmax", "sample", "beam")
+MAX_TOP_LOGPROBS = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateOptions(Options):
+    """The validated options of one `generate` call (each field's rule and meaning are
+    declared here once; the magics, the CLI and the server check with the same rules).
+
+    `constraint` gathers `stops_at`, `stops_before`, `choices`, `regex`, `type`,
+    `json_schema` and `where` (see `lmql_nb.constraints`); a `where` token bound is
+    folded into `max_tokens`.
+    """
+
+    max_tokens: Optional[int] = option(
+        None, "tokens to generate at most (None: until end-of-sequence or the context is "
+        "full)", "int", minimum=0, optional=True)
+    decoder: str = option("argmax", "decoding method", "choice", choices=DECODERS)
+    n: int = option(1, "sequences to return (decoder='sample' or 'beam')", "int", minimum=1)
+    temperature: float = option(1.0, "sampling temperature (decoder='sample')", "number",
+                                minimum=0)
+    top_k: Optional[int] = option(None, "sample from the k most likely tokens", "int",
+                                  minimum=1, optional=True)
+    top_p: Optional[float] = option(None, "sample from the smallest set of tokens whose "
+                                    "probability is at least p", "number", minimum=0,
+                                    maximum=1, open_minimum=True, optional=True)
+    seed: Optional[int] = option(None, "random seed for sampling", "int", minimum=0,
+                                 optional=True)
+    top_logprobs: int = option(0, "alternatives returned per token (default 5 with "
+                               "return_details)", "int", minimum=0, maximum=MAX_TOP_LOGPROBS)
+    return_details: bool = option(False, "return Generation objects (per-token data) "
+                                  "instead of text", "bool")
+    cache: bool = option(True, "use the result cache (False: compute afresh)", "bool")
+    constraint: Optional[ConstraintSpec] = None
+
+    @property
+    def deterministic(self) -> bool:
+        """True when the same call always gives the same result (safe to cache)."""
+        return self.decoder != "sample" or self.seed is not None
+
+    def cache_key(self) -> tuple:
+        """The options that change a result (not how it is returned)."""
+        return (self.max_tokens, self.decoder, self.n, self.temperature, self.top_k,
+                self.top_p, self.seed, self.top_logprobs, self.constraint)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreOptions(Options):
+    """The validated options of one `score` call."""
+
+    cache: bool = option(True, "use the result cache (False: compute afresh)", "bool")
+
+
+#: the rule of each of `generate`'s options, by name (the magics' and the server's checks)
+GENERATE_RULES: dict[str, Rule] = {f.name: f.metadata["rule"] for f in GenerateOptions.fields()}
+
+
+def generate_keywords() -> set[str]:
+    """Every keyword `generate` accepts: its options and the constraint keywords
+    registered now."""
+    return set(GENERATE_RULES) | set(CONSTRAINT_KEYS)
+
+
+def check_prompt(prompt: Any, name: str = "prompt") -> str:
+    """Return `prompt` if it is a valid Unicode string, else raise naming what is wrong."""
+    if not isinstance(prompt, str):
+        raise TypeError(f"{name} must be a str, got {type(prompt).__name__}")
+    return check_text(prompt, name)
+
+
+def check_values(values: Any) -> list[str]:
+    """Normalise `score`'s values to a non-empty list of strings."""
+    if isinstance(values, str):
+        return [values]
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(f"values must be a str or a list of str, got {type(values).__name__}")
+    if not values:
+        raise ValueError("values must not be empty: pass a str or a non-empty list of str")
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            raise TypeError(f"values[{i}] must be a str, got {type(value).__name__}")
+        if not value:
+            raise ValueError(f"values[{i}] is empty: every value needs at least one character")
+        check_text(value, f"values[{i}]")
+    return list(values)
+
+
+def parse_generate_options(max_tokens: Any = None, **kwargs: Any) -> GenerateOptions:
+    """Check `generate`'s keyword options and return them as a `GenerateOptions`."""
+    accepted = generate_keywords()
+    unknown = set(kwargs) - accepted
+    if unknown:
+        raise unknown_options("generate()", unknown, accepted)
+    if kwargs.get("decoder") is None:  # LMQL's rule: a non-zero temperature samples
+        kwargs.pop("decoder", None)
+        temperature = kwargs.get("temperature")
+        if temperature and GENERATE_RULES["temperature"].check("temperature", temperature):
+            kwargs["decoder"] = "sample"
+        else:
+            kwargs.pop("temperature", None)
+    given = {name: kwargs[name] for name in GENERATE_RULES if name in kwargs}
+    if max_tokens is not None:
+        given["max_tokens"] = max_tokens
+    values = {name: GENERATE_RULES[name].check(name, value) for name, value in given.items()}
+    decoder, n = values.get("decoder", "argmax"), values.get("n", 1)
+    if n > 1 and decoder == "argmax":
+        raise ValueError(f"n={n} needs decoder='sample' or decoder='beam'; "
+                         "decoder='argmax' yields a single sequence")
+    sampling_only = [k for k in ("temperature", "top_k", "top_p", "seed") if k in kwargs]
+    if decoder != "sample" and sampling_only:
+        raise ValueError(f"{', '.join(sampling_only)} only apply to decoder='sample' "
+                         f"(decoder is {decoder!r}); pass decoder='sample' to sample")
+    if "top_logprobs" not in values:
+        values["top_logprobs"] = 5 if values.get("return_details") else 0
+    constraint = parse_constraints(kwargs)
+    if constraint is not None:
+        if constraint.max_tokens is not None:  # where's len(TOKENS(RESPONSE)) < n
+            limit = values.get("max_tokens")
+            values["max_tokens"] = min(m for m in (limit, constraint.max_tokens)
+                                       if m is not None)
+        if not constraint.active:
+            constraint = None
+    return GenerateOptions(**values, constraint=constraint)
+
+
+def parse_score_options(**kwargs: Any) -> ScoreOptions:
+    """Check `score`'s keyword options and return them as a `ScoreOptions`."""
+    return ScoreOptions.parse(kwargs, "score()")

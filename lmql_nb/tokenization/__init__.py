@@ -1,0 +1,1 @@
+"""Tokenizer interfaces, incremental detokenisation, aligning tokenisations."""
