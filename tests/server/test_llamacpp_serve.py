@@ -59,3 +59,50 @@ def test_served_llama_cpp_generates_and_scores_as_in_process(served):
     details = remote.generate_sync(PROMPT, max_tokens=3, return_details=True, top_logprobs=3,
                                    cache=False)
     assert len(details.tokens) == 3 and len(details.tokens[0].top) == 3
+
+
+def _log_softmax(logits) -> np.ndarray:
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max()
+    return shifted - np.log(np.exp(shifted).sum())
+
+
+def test_an_openai_client_gets_llama_cpp_numbers_by_hand(served):
+    """The server reaches llama.cpp only through the TokenIdBackend protocol; what the
+    openai SDK gets equals llama-cpp-python's own Llama run by hand: a greedy completion
+    (prompt in one decode call, then a token per call, as the server decodes one row)
+    and the prompt's own log-probabilities (echo; first token, then the rest)."""
+    import llama_cpp
+    import openai
+
+    from lmql_nb.embedded import embedded_gguf
+
+    by_hand = llama_cpp.Llama(model_path=str(embedded_gguf()), n_ctx=512, logits_all=True,
+                              flash_attn=True, n_threads=1, verbose=False)
+    ids = by_hand.tokenize(PROMPT.encode())
+    by_hand.reset()
+    by_hand.eval(ids)
+    chosen, chosen_logprobs = [], []
+    for _ in range(6):
+        logprobs = _log_softmax(by_hand.scores[by_hand.n_tokens - 1])
+        token = int(logprobs.argmax())
+        chosen.append(token)
+        chosen_logprobs.append(logprobs[token])
+        by_hand.eval([token])
+    by_hand.reset()
+    by_hand.eval(ids[:1])
+    by_hand.eval(ids[1:])
+    prompt_logprobs = [_log_softmax(by_hand.scores[i])[ids[i + 1]] for i in range(len(ids) - 1)]
+
+    with openai.OpenAI(api_key=served.api_key, base_url=served.base_url, max_retries=0,
+                       timeout=120) as client:
+        completion = client.completions.create(model=served.name, prompt=ids, max_tokens=6,
+                                               temperature=0, logprobs=1)
+        echo = client.completions.create(model=served.name, prompt=ids, max_tokens=0,
+                                         echo=True, logprobs=0)
+    choice = completion.choices[0]
+    assert choice.text == by_hand.detokenize(chosen).decode()
+    assert choice.logprobs.token_logprobs == pytest.approx(chosen_logprobs, abs=1e-3)
+    echoed = echo.choices[0].logprobs.token_logprobs
+    assert echoed[0] is None and len(echoed) == len(ids)
+    assert echoed[1:] == pytest.approx(prompt_logprobs, abs=1e-3)
