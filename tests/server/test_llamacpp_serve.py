@@ -75,7 +75,7 @@ def test_an_openai_client_gets_llama_cpp_numbers_by_hand(served):
     import llama_cpp
     import openai
 
-    from lmql_nb.embedded import embedded_gguf
+    from lmql_nb.backends.embedded import embedded_gguf
 
     by_hand = llama_cpp.Llama(model_path=str(embedded_gguf()), n_ctx=512, logits_all=True,
                               flash_attn=True, n_threads=1, verbose=False)
