@@ -15,13 +15,15 @@ Importing lmql_nb is cheap: torch and transformers load with the first `local:` 
 from typing import Any
 
 from .core import display_hooks
-from .api import (generate, generate_sync, get_default_model, model, score, score_many,
-                  score_many_sync, score_sync, set_default_model)
+from .api import (LMQLTokenizer, generate, generate_sync, get_default_model, model, score,
+                  score_many, score_many_sync, score_sync, set_default_model, tokenizer)
 from .generations.comparison import (Comparison, ScoreComparison, compare, compare_scores,
                          compare_scores_sync, compare_sync)
 from .generations.llm import LLM
 from .query.builder import QueryBuilder
-from .query.functions import F, query, run, run_sync  # binds `query` to the decorator
+from .query.functions import (F, QueryFunction, main, query, run,  # binds `query` to the
+                              run_sync)                           # decorator, not the package
+from .query.output import headless, printing, silent, stream
 from .query.result import LMQLResult
 from .backends.registry import register_backend
 from .generations.result_cache import clear_cache, set_cache
@@ -66,4 +68,9 @@ __all__ = [
     "load_ipython_extension", "show", "set_cache", "clear_cache", "compare", "compare_sync",
     "Comparison", "compare_scores", "compare_scores_sync", "ScoreComparison", "query", "run",
     "run_sync", "F", "LMQLResult", "QueryBuilder", "register_backend",
+    "main", "stream", "printing", "silent", "headless", "tokenizer", "LMQLTokenizer",
+    "QueryFunction", "LMQLQueryFunction",
 ]
+
+#: LMQL's name for a query function
+LMQLQueryFunction = QueryFunction

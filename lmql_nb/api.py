@@ -8,6 +8,7 @@ from typing import Any, Iterable, Optional, Union
 
 from .core import aio
 from .generations.llm import LLM, GenerateResult
+from .tokenization.tokenizer import Tokenizer
 from .backends.registry import create_backend, shared_instance
 from .core.scoring import ScoringResult, ScoringTable
 
@@ -31,6 +32,43 @@ def model(model_id: str, **options: Any) -> LLM:
     """
     return shared_instance(model_id, options,
                            lambda: LLM(model_id, create_backend(model_id, **options)))
+
+
+class LMQLTokenizer:
+    """A model's tokenizer as LMQL's `lmql.tokenizer(...)` gives it: `t(text)` returns
+    `{"input_ids": [...]}` (no special tokens added), plus `encode`, `decode`,
+    `tokenize`."""
+
+    def __init__(self, model_id: str, tokenizer: Tokenizer):
+        self.model_identifier = model_id
+        self.tokenizer = tokenizer
+
+    def __call__(self, text: str) -> dict[str, list[int]]:
+        if not isinstance(text, str):
+            raise TypeError(f"a tokenizer takes a str, got {type(text).__name__}")
+        return {"input_ids": self.tokenizer.encode(text)}
+
+    def encode(self, text: str) -> list[int]:
+        """The token ids of `text` (no special tokens added)."""
+        return self.tokenizer.encode(text)
+
+    def decode(self, ids: Any) -> str:
+        """The text of token ids `ids`."""
+        return self.tokenizer.decode(list(ids))
+
+    def tokenize(self, text: str) -> list[str]:
+        """The tokens of `text`, as the vocabulary spells them."""
+        return self.tokenizer.tokenize(text)
+
+    def __repr__(self) -> str:
+        return f"<LMQLTokenizer {self.model_identifier!r}>"
+
+
+def tokenizer(model_id: str, **options: Any) -> LMQLTokenizer:
+    """The tokenizer of model `model_id` (loads the model's tokenizer only where the
+    backend can; see `model`)."""
+    llm = model(model_id, **options)
+    return LMQLTokenizer(model_id, llm.get_tokenizer())
 
 
 def _as_llm(value: Union[str, LLM], name: str = "model") -> LLM:

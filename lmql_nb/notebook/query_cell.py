@@ -67,7 +67,7 @@ def run_cell(function: QueryFunction, options: dict[str, Any], settings: Setting
     output.finish(traces)
     assign_holes(namespace, traces[0], function.program.hole_names)
     if out:
-        values = [o.value if function.program.has_return else o.result for o in outcomes]
+        values = [o.output for o in outcomes]
         namespace[out] = values[0] if settings.n == 1 else values
 
 

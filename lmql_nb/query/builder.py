@@ -37,7 +37,7 @@ class QueryBuilder:
     X in [...]`; `set_where` may be called several times (the clauses join with `and`)."""
 
     def __init__(self) -> None:
-        self.decoder: tuple[str, dict[str, Any]] = ("argmax", {})
+        self.decoder: Optional[tuple[str, dict[str, Any]]] = None  # None: the program's default
         self.prompt: Optional[str] = None
         self.model: Optional[str] = None
         self.where: Optional[str] = None
@@ -69,7 +69,8 @@ class QueryBuilder:
     def set_where(self, where: str) -> "QueryBuilder":
         if not isinstance(where, str):
             raise TypeError(f"where must be a str, got {type(where).__name__}")
-        self.where = where if self.where is None else f"({self.where}) and ({where})"
+        self.where = where if self.where is None else f"{_and_operand(self.where)} and " \
+                                                      f"{_and_operand(where)}"
         return self
 
     def set_distribution(self, variable: str, values: str) -> "QueryBuilder":
@@ -80,15 +81,40 @@ class QueryBuilder:
         return self
 
     def build(self) -> QueryExecution:
+        """The query; its text (`query_string`) is LMQL's standalone form, as LMQL's own
+        builder prints it: `argmax "PROMPT" from "MODEL" where A and B distribution ...`."""
         if self.prompt is None:
             raise ValueError("a query needs a prompt: call set_prompt first")
-        name, arguments = self.decoder
-        parts = [name + (f"({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"
-                         if arguments else ""), repr(self.prompt)]
+        parts = []
+        if self.decoder is not None:
+            name, arguments = self.decoder
+            parts.append(name + (f"({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"
+                                 if arguments else ""))
+        parts.append(_quoted(self.prompt))
         if self.model is not None:
-            parts.append(f"from {self.model!r}")
+            parts.append(f"from {_quoted(self.model)}")
         if self.where is not None:
             parts.append(f"where {self.where}")
         if self.distribution is not None:
             parts.append(f"distribution {self.distribution[0]} in {self.distribution[1]}")
         return QueryExecution(" ".join(parts))
+
+
+def _quoted(text: str) -> str:
+    """`text` as a double-quoted string literal (as LMQL prints prompts and model ids)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def _and_operand(where: str) -> str:
+    """`where` as an operand of `and`: parenthesised only where `and` would bind into it
+    (an `or`, a conditional expression at its top level)."""
+    import ast
+
+    try:
+        tree = ast.parse(where.strip(), mode="eval").body
+    except SyntaxError:
+        return f"({where})"  # the compiler reports it, located, when the query runs
+    plain = not (isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.Or)) and \
+        not isinstance(tree, (ast.IfExp, ast.Lambda, ast.NamedExpr))
+    return where.strip() if plain else f"({where.strip()})"

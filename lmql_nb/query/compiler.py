@@ -74,6 +74,14 @@ class HoleSite:
     line: int
 
 
+@dataclasses.dataclass(frozen=True)
+class DecoderExpression:
+    """A decoder argument that is no literal (`argmax(n=n)`): Python source, evaluated
+    where the query runs, with its arguments and the defining scope in reach."""
+
+    source: str
+
+
 @dataclasses.dataclass
 class Program:
     """A compiled query program."""
@@ -150,8 +158,7 @@ class _Compiler:
         self.distribution = distribution
         body = self.transform(body)
         self.check_names(program_where, distribution)
-        if not body:
-            body = [ast.Pass()]
+        body = _mark_no_value(body)
         body = _rename_print(body)
         free = _free_names(body)
         if parameters is None:
@@ -182,9 +189,8 @@ class _Compiler:
             for keyword in call.keywords:
                 try:
                     arguments[str(keyword.arg)] = ast.literal_eval(keyword.value)
-                except ValueError:
-                    raise self.origin.error(f"decoder argument {keyword.arg} must be a literal",
-                                            clause.line, clause.col) from None
+                except ValueError:  # an expression: evaluated in the program's scope
+                    arguments[str(keyword.arg)] = DecoderExpression(ast.unparse(keyword.value))
         return clause.keyword, arguments
 
     def tail(self, clauses: list[layout_module.Clause]):
@@ -504,6 +510,37 @@ def _free_names(body: list[ast.stmt]) -> list[str]:
             elif isinstance(node, ast.ExceptHandler) and node.name:
                 bound.add(node.name)
     return [n for n in dict.fromkeys(loaded) if n not in bound]
+
+
+def _mark_no_value(body: list[ast.stmt]) -> list[ast.stmt]:
+    """LMQL's return rule: a program that ends without returning a value (no `return`,
+    a bare `return`, or falling off the end of a path) gives its `LMQLResult`; `return
+    None` gives None. Bare returns become `return __lmql__.NO_VALUE`, and so does the
+    end of the body."""
+
+    def no_value() -> ast.expr:
+        return ast.Attribute(ast.Name(RUNTIME, ast.Load()), "NO_VALUE", ast.Load())
+
+    class Mark(ast.NodeTransformer):
+        def visit_Return(self, node: ast.Return) -> ast.AST:
+            if node.value is None:
+                node.value = ast.copy_location(no_value(), node)
+            return node
+
+        def visit_FunctionDef(self, node: ast.AST) -> ast.AST:
+            return node  # a nested function's returns are its own
+
+        visit_AsyncFunctionDef = visit_FunctionDef
+        visit_ClassDef = visit_FunctionDef
+        visit_Lambda = visit_FunctionDef
+
+    marked = [Mark().visit(statement) for statement in body]
+    end = ast.Return(no_value())
+    if marked:
+        ast.copy_location(end, marked[-1])
+        end.lineno = end.end_lineno = getattr(marked[-1], "end_lineno", None) or marked[-1].lineno
+    ast.fix_missing_locations(ast.Module([end], type_ignores=[]))
+    return marked + [end]
 
 
 def _has_return(body: list[ast.stmt]) -> bool:

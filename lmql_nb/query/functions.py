@@ -34,9 +34,8 @@ if TYPE_CHECKING:  # the compiler and runtime load with the first query
 
 #: keyword options a query call accepts besides the program's own arguments
 OPTIONS = ("model", "decoder", "n", "temperature", "top_k", "top_p", "seed", "max_len",
-           "top_logprobs", "cache", "on_event", "verbose", "chunksize")
-_REFUSED = {"certificate": "inference certificates", "output_writer": "output writers "
-            "(pass on_event=callback(sequence_index, event) to follow a run)"}
+           "top_logprobs", "cache", "on_event", "verbose", "chunksize", "output_writer")
+_REFUSED = {"certificate": "inference certificates"}
 _DECODERS = ("argmax", "sample", "beam")
 
 
@@ -47,7 +46,7 @@ def _config(options: dict[str, Any], where: str) -> dict[str, Any]:
         if key not in OPTIONS:
             raise TypeError(f"{where} got an unknown keyword {key!r}; query options are: "
                             f"{', '.join(OPTIONS)}")
-    return dict(options)
+    return _with_writer(dict(options))
 
 
 class QueryFunction:
@@ -79,6 +78,11 @@ class QueryFunction:
     def __repr__(self) -> str:
         return f"<lmql_nb query {self.__name__}({', '.join(self.program.parameters)})>"
 
+    @property
+    def output_variables(self) -> list[str]:
+        """The program's holes (and distribution variables), in order of appearance."""
+        return self.program.hole_names
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.is_async:
             return self.run(*args, **kwargs)
@@ -88,14 +92,17 @@ class QueryFunction:
         """Run the program; its return value(s) or `LMQLResult`(s)."""
         outcomes, settings = await self._execute(args, kwargs)
         values = [self._shape(o) for o in outcomes]
-        return values[0] if settings.n == 1 else values
+        # as in LMQL: one output when n is 1, or when the program finished without a
+        # model call (nothing for the decoder to branch on)
+        single = settings.n == 1 or not any(o.called_model for o in outcomes)
+        return values[0] if single else values
 
     def _shape(self, outcome: Outcome) -> Any:
         if self.returns == "F":
             holes = {n: outcome.result.variables[n] for n in self.program.hole_names
                      if n in outcome.result.variables}
             return next(iter(holes.values())) if len(holes) == 1 else holes
-        return outcome.value if self.program.has_return else outcome.result
+        return outcome.output
 
     async def outcomes(self, *args: Any, **kwargs: Any) -> list[Outcome]:
         """Run the program; one `Outcome` per output (best first for beams)."""
@@ -105,7 +112,7 @@ class QueryFunction:
         options = {k: kwargs.pop(k) for k in list(kwargs) if k in OPTIONS or k in _REFUSED}
         options = _config(options, f"{self.__name__}()")
         arguments = self._arguments(args, kwargs)
-        settings = self._settings(options)
+        settings = self._settings(options, arguments)
         from .runtime import Runner
 
         return await Runner(self.program, self._function, arguments, settings).run(), settings
@@ -141,16 +148,18 @@ class QueryFunction:
                                     "program reads it and it is defined nowhere)")
         return values
 
-    def _settings(self, call: dict[str, Any]) -> Settings:
+    def _settings(self, call: dict[str, Any],
+                  arguments: Optional[dict[str, Any]] = None) -> Settings:
         """The run's settings from the program's clauses, the decorator and the call (each
         overriding the one before). Decoder options given below the layer that chose the
         decoder are dropped where they do not apply to it (`@query(temperature=...)`
-        called with `decoder="beam"`); given with it or above, they must apply."""
+        called with `decoder="beam"`); given with it or above, they must apply.
+        `arguments` are the program's arguments (a decoder clause may read them)."""
         from .runtime import DEFAULT_MAX_LEN, Settings
 
         program = self.program
-        layers = [dict(program.decoder_arguments, **({"decoder": program.decoder}
-                                                     if program.decoder else {})),
+        layers = [dict(self._decoder_arguments(arguments or {}),
+                       **({"decoder": program.decoder} if program.decoder else {})),
                   self.config, call]
         deciding = max((i for i, layer in enumerate(layers) if layer.get("decoder")),
                        default=None)
@@ -194,6 +203,25 @@ class QueryFunction:
                         merged.get("top_logprobs", 5), merged.get("cache", True),
                         merged.get("on_event"))
 
+    def _decoder_arguments(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The decoder clause's arguments, its expressions evaluated as the user's code
+        (`argmax(n=n)` reads the query's argument `n`)."""
+        from .compiler import DecoderExpression
+
+        values = dict(self.program.decoder_arguments)
+        for key, value in values.items():
+            if isinstance(value, DecoderExpression):
+                values[key] = eval(compile(value.source, self.program.origin.filename, "eval"),
+                                   self._namespace(arguments))
+        return values
+
+    def _namespace(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """What the program's clauses see: lmql, the defining scope, the arguments."""
+        import lmql_nb
+
+        return {"lmql": lmql_nb, "lmql_nb": lmql_nb, **self.scope, **self.captured,
+                **arguments}
+
     def _model(self, options: dict[str, Any]) -> LLM:
         from ..api import _as_llm, get_default_model
 
@@ -208,6 +236,28 @@ class QueryFunction:
         # the user's own from clause, evaluated as their code would be
         value = eval(compile(source, self.program.origin.filename, "eval"), namespace)
         return _as_llm(value, "the from clause")
+
+
+def _with_writer(options: dict[str, Any]) -> dict[str, Any]:
+    """`output_writer=` (LMQL's; see `lmql_nb.query.output`) follows the run's events,
+    beside an `on_event` callback if there is one."""
+    writer = options.pop("output_writer", None)
+    if writer is None:
+        return options
+    if not callable(writer):
+        raise TypeError("output_writer must be lmql_nb.stream(...), lmql_nb.printing, "
+                        "lmql_nb.silent or a callable(sequence_index, event), got "
+                        f"{type(writer).__name__}")
+    on_event = options.get("on_event")
+    if on_event is None:
+        options["on_event"] = writer
+    else:
+        def both(index: int, event: Any) -> None:
+            writer(index, event)
+            on_event(index, event)
+
+        options["on_event"] = both
+    return options
 
 
 def _applies(key: str, decoder: Any) -> bool:
@@ -291,10 +341,11 @@ def _docstring_program(function: Callable) -> tuple[str, Origin]:
 
 
 def _strip_marker(program: str) -> str:
-    """Blank a leading `lmql` marker (`'''lmql`), keeping line numbers."""
-    first, _, rest = program.partition("\n")
+    """Drop a leading `lmql` marker line (as in `'''lmql`), keeping line numbers: it
+    becomes an empty line, which does not count for the program's indentation."""
+    first, newline, rest = program.partition("\n")
     if first.strip() == "lmql":
-        return " " * len(first) + "\n" + rest
+        return newline + rest
     return program
 
 
@@ -320,7 +371,7 @@ def _from_source(source: str, config: dict[str, Any], is_async: bool, depth: int
     if not isinstance(source, str):
         raise TypeError(f"a query program must be a str, got {type(source).__name__}")
     scope, captured = _caller(depth + 1)
-    dedented = textwrap.dedent(source)
+    dedented = textwrap.dedent(_strip_marker(source))
     removed = next((len(a) - len(b) for a, b in zip(source.split("\n"), dedented.split("\n"))
                     if a.strip()), 0)
     origin = Origin(line=1, first_col=removed, indent=removed, lines=tuple(source.split("\n")))
@@ -388,6 +439,24 @@ def run_sync(source: str, *args: Any, **kwargs: Any) -> Any:
     return aio.run_sync(_compiled[source].run, *args, **kwargs)
 
 
+def main(query_function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run `query_function` (a query function, sync or async, or any async function) to
+    completion and return its result, blocking (LMQL's `lmql.main`)."""
+    if isinstance(query_function, QueryFunction):
+        return aio.run_sync(query_function.run, *args, **kwargs)
+    if inspect.iscoroutinefunction(query_function):
+        return aio.run_sync(query_function, *args, **kwargs)
+    if not callable(query_function):
+        raise TypeError(f"main() takes a query function, got {type(query_function).__name__}")
+    result = query_function(*args, **kwargs)
+    if inspect.isawaitable(result):
+        async def wait() -> Any:
+            return await result
+
+        return aio.run_sync(wait)
+    return result
+
+
 def F(template: str, constraints: Optional[str] = None, is_async: bool = False,
       **options: Any) -> QueryFunction:
     """A one-prompt query as a callable: `{names}` are its arguments (positional in order
@@ -405,5 +474,5 @@ def F(template: str, constraints: Optional[str] = None, is_async: bool = False,
     return _from_source(source, config, is_async, 1, returns="F", name="F")
 
 
-__all__ = ["query", "run", "run_sync", "F", "QueryFunction", "LMQLResult",
+__all__ = ["query", "run", "run_sync", "F", "main", "QueryFunction", "LMQLResult",
            "query_in_namespace"]

@@ -98,9 +98,23 @@ class _Text:
         return "\n".join(self.lines)
 
 
+def _is_keyword(line: list[tokenize.TokenInfo], i: int, names: tuple[str, ...]) -> bool:
+    """Whether `line[i]` is one of the clause keywords `names`, in any case (LMQL reads
+    `WHERE`, `FROM` as `where`, `from`); a name in another case that is assigned to, or
+    whose attribute or item is read, is Python's."""
+    token = line[i]
+    if token.type != tokenize.NAME or token.string.lower() not in names:
+        return False
+    if token.string in names:
+        return True
+    follower = line[i + 1] if i + 1 < len(line) else None
+    return follower is None or follower.string not in _NOT_A_CLAUSE | {"(", ")"}
+
+
 def _depth_zero(line: list[tokenize.TokenInfo], start: int,
                 names: tuple[str, ...]) -> Optional[int]:
-    """The index of the first NAME in `names` at bracket depth 0 from `start` on."""
+    """The index of the first clause keyword in `names` at bracket depth 0 from `start`
+    on."""
     depth = 0
     for i in range(start, len(line)):
         token = line[i]
@@ -108,7 +122,7 @@ def _depth_zero(line: list[tokenize.TokenInfo], start: int,
             depth += 1
         elif token.type == tokenize.OP and token.string in ")]}":
             depth -= 1
-        elif depth == 0 and token.type == tokenize.NAME and token.string in names:
+        elif depth == 0 and _is_keyword(line, i, names):
             return i
     return None
 
@@ -150,13 +164,13 @@ def split(source: str) -> Layout:
         head = line[first_body] if index == 0 and first_body < len(line) else line[0]
         if index == 0 and first_body >= len(line):
             continue
-        if (head.type == tokenize.NAME and head.string in _TAIL_CLAUSES and head.start[1] == 0
+        if (_is_keyword(line, line.index(head), _TAIL_CLAUSES) and head.start[1] == 0
                 and not (head.string == "from" and any(t.string == "import" for t in line))):
             tail_start = head.start
             break
         if layout.decoder is not None and index == 0 and head.type == tokenize.STRING:
             at = _depth_zero(line, _strings_end(line, first_body), _TAIL_CLAUSES)
-            if at is not None and line[at].string == "from":
+            if at is not None and line[at].string.lower() == "from":
                 tail_start = line[at].start
                 break
         _statement_clauses(line, first_body if index == 0 else 0, text, layout)
@@ -178,7 +192,7 @@ def _is_decoder_clause(line: list[tokenize.TokenInfo]) -> bool:
     head = line[0]
     if head.type != tokenize.NAME or head.start[1] != 0:
         return False
-    if head.string not in DECODERS + UNSUPPORTED_DECODERS:
+    if head.string.lower() not in DECODERS + UNSUPPORTED_DECODERS:
         return False
     if len(line) == 1:
         return True
@@ -217,7 +231,7 @@ def _decoder(line: list[tokenize.TokenInfo], text: _Text, layout: Layout) -> int
         assert closing is not None
         arguments = text.segment(line[1].end, line[closing].start)
         end, after = line[closing].end, closing + 1
-    layout.decoder = Clause(head.string, arguments, head.start[0], head.start[1])
+    layout.decoder = Clause(head.string.lower(), arguments, head.start[0], head.start[1])
     text.blank(head.start, end)
     return after
 
@@ -239,7 +253,7 @@ def _statement_clauses(line: list[tokenize.TokenInfo], start: int, text: _Text,
         stop = line[b].start if b < len(line) else end
         source = text.segment(line[a].end, stop).strip()
         first = line[a + 1] if a + 1 < len(line) else line[a]
-        clauses.append(Clause(line[a].string, source, first.start[0], first.start[1]))
+        clauses.append(Clause(line[a].string.lower(), source, first.start[0], first.start[1]))
     layout.statement_clauses[key] = clauses
     text.blank(line[at].start, end)
 
@@ -249,14 +263,15 @@ def _tail(source: str, start: tuple[int, int]) -> list[Clause]:
     tokens = _tokens(source)
     depth = 0
     marks: list[tokenize.TokenInfo] = []
-    for token in tokens:
-        if token.start < start:
-            continue
+    tokens = [t for t in tokens if t.start >= start
+              and t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT,
+                                 tokenize.INDENT, tokenize.DEDENT)]
+    for i, token in enumerate(tokens):
         if token.type == tokenize.OP and token.string in "([{":
             depth += 1
         elif token.type == tokenize.OP and token.string in ")]}":
             depth -= 1
-        elif depth == 0 and token.type == tokenize.NAME and token.string in _TAIL_CLAUSES and (
+        elif depth == 0 and _is_keyword(tokens, i, _TAIL_CLAUSES) and (
                 token.start == start or token.start[1] == 0 or token.start[0] == start[0]):
             marks.append(token)
     text = _Text(source)
@@ -270,5 +285,5 @@ def _tail(source: str, start: tuple[int, int]) -> list[Clause]:
         line = mark.end[0] + skipped.count("\n")
         col = ((mark.end[1] + len(skipped)) if "\n" not in skipped
                else len(skipped.rsplit("\n", 1)[1]))
-        clauses.append(Clause(mark.string, stripped.rstrip(), line, col))
+        clauses.append(Clause(mark.string.lower(), stripped.rstrip(), line, col))
     return clauses

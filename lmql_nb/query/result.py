@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any, Optional
 
 from ..core.display_hooks import mimebundle
@@ -28,6 +29,16 @@ class LMQLResult:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
         """In a notebook, the trace view; `text/plain` stays the dataclass repr."""
         return mimebundle(self)
+
+    def __getitem__(self, index: int) -> "LMQLResult":
+        """`result[0]` is the result itself, as in LMQL (where argmax queries once
+        returned a list of one result); deprecated there and here."""
+        if isinstance(index, int) and not isinstance(index, bool) and index in (0, -1):
+            warnings.warn("result[0] on a single LMQLResult: the query returned one result, "
+                          "use it directly", DeprecationWarning, stacklevel=2)
+            return self
+        raise IndexError(f"an LMQLResult is one result: only result[0] reads it (as in "
+                         f"LMQL), got result[{index!r}]")
 
     def __getattr__(self, name: str) -> Any:
         # LMQL lets `result.NAME` read a hole's value.

@@ -55,14 +55,30 @@ class Settings:
     on_event: Optional[EventCallback] = None
 
 
+#: what a program "returns" when it returns no value (see compiler._mark_no_value)
+NO_VALUE: Any = type("NoValue", (), {"__repr__": lambda self: "<no value>"})()
+
+
 @dataclasses.dataclass
 class Outcome:
-    """One finished execution: the program's return value (None without `return`), and
-    its `LMQLResult` (prompt, variables, trace)."""
+    """One finished execution: the program's return value (None when it returned none),
+    whether it returned one, and its `LMQLResult` (prompt, variables, trace)."""
 
     value: Any
     result: LMQLResult
     logprob: float
+    returned: bool = True
+
+    @property
+    def output(self) -> Any:
+        """What the query gives for this execution, by LMQL's rule: the returned value,
+        else (no `return`, a bare `return`) the `LMQLResult`."""
+        return self.value if self.returned else self.result
+
+    @property
+    def called_model(self) -> bool:
+        """Whether the execution reached a hole or distribution (made a model call)."""
+        return any(segment.kind != "text" for segment in self.result.trace.segments)
 
 
 @contextlib.asynccontextmanager
@@ -109,6 +125,8 @@ class _Replay:
 
 class Execution:
     """One run of the program: the runtime object the compiled code calls (`__lmql__`)."""
+
+    NO_VALUE = NO_VALUE
 
     def __init__(self, runner: "Runner", slot: int, replay: Optional[list] = None):
         self.runner = runner
@@ -309,7 +327,9 @@ class Runner:
             self.emit(execution.slot, SequenceStarted(execution.trace.copy()))
         value = await self.function(execution, **self.arguments)
         self.emit(execution.slot, SequenceFinished(execution.trace))
-        return Outcome(value, execution.result(), execution.logprob)
+        returned = value is not NO_VALUE
+        return Outcome(value if returned else None, execution.result(), execution.logprob,
+                       returned)
 
     async def max_tokens(self, prompt: str) -> int:
         """What is left of `max_len` after `prompt` (in the model's tokens)."""
