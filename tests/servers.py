@@ -155,11 +155,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+STATUSES = {"429": "429 Too Many Requests", "500": "500 Internal Server Error",
+            "503": "503 Service Unavailable"}
+
+
 class FaultProxy:
     """An HTTP/1.1 proxy on 127.0.0.1 that injects faults into chosen requests.
 
-    `faults` is consumed one per request: "429" (with `Retry-After: retry_after`),
-    "500", "reset" (the connection is reset), "stall" (no answer until the client gives
+    `faults` is consumed one per request: "429" or "503" (with `Retry-After:
+    retry_after`), "500", "reset" (the connection is reset), "stall" (no answer until the client gives
     up) or "forward". When it is empty, `default` applies.
     """
 
@@ -169,6 +173,7 @@ class FaultProxy:
         self.faults: list[str] = []
         self.retry_after = "1"
         self.requests: list[tuple[float, str]] = []  # (time, fault)
+        self.forwarded: list[tuple[str, bytes]] = []  # (request line, body) passed on
         self.abandoned = 0  # stalled requests the client closed
         self.stalled = 0  # stalled requests open now
         self.max_stalled = 0  # the most open at once
@@ -207,10 +212,11 @@ class FaultProxy:
                 body = await reader.readexactly(int(length.group(1))) if length else b""
                 fault = self.faults.pop(0) if self.faults else self.default
                 self.requests.append((time.monotonic(), fault))
-                if fault in ("429", "500"):
-                    status = "429 Too Many Requests" if fault == "429" else "500 Internal Server Error"
+                if fault in STATUSES:
+                    status = STATUSES[fault]
                     payload = b'{"error": {"message": "injected fault", "type": "fault"}}'
-                    extra = f"Retry-After: {self.retry_after}\r\n" if fault == "429" else ""
+                    extra = f"Retry-After: {self.retry_after}\r\n" if fault in ("429", "503") \
+                        else ""
                     writer.write((f"HTTP/1.1 {status}\r\n{extra}Content-Type: application/json\r\n"
                                   f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload)
                     await writer.drain()
@@ -231,6 +237,7 @@ class FaultProxy:
                     self.abandoned += 1
                     self._abandoned_event.set()
                     return
+                self.forwarded.append((head.split(b"\r\n", 1)[0].decode(), body))
                 self.forwarding += 1
                 self.max_forwarding = max(self.max_forwarding, self.forwarding)
                 try:

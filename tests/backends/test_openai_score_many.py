@@ -15,7 +15,7 @@ def test_score_many_over_http_keeps_to_max_concurrency(fault_proxy, gpt2_server,
                            api_key=gpt2_server.api_key, timeout=30, max_concurrency=3)
     prompts = [f"Row {i}: the capital of" for i in range(20)]
     values = [" France", " the river"]
-    assert remote.backend.score_window == 3
+    assert remote.backend.score_window == 3 * 8  # max_concurrency x batch_rows
     remote.score_sync("warm", values, cache=False)  # the probe at load is not a row
     fault_proxy.max_forwarding = 0
     table = remote.score_many_sync(prompts, values, cache=False, progress=False)

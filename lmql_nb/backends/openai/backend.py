@@ -23,7 +23,8 @@ from ...core.options import GenerateOptions, ScoreOptions
 from ...core.results import Generation, TokenCallback, TokenInfo, ValueScores
 from ...tokenization.tokenizer import common_prefix_length
 from ..base import Backend
-from . import dialect, parsing
+from . import dialect, parsing, premask
+from .batching import RowBatcher
 from .options import OpenAIOptions
 from .tokenizer import RemoteTokenizer
 from .transport import Secret, Transport, is_official
@@ -40,6 +41,7 @@ class Capabilities:
 
     tokenize: bool
     context_length: Optional[int] = None
+    owner: str = ""  # /v1/models' `owned_by`: "vllm", "lmql_nb", ...
 
 
 def create(model_id: str, name: str, options: OpenAIOptions) -> "OpenAIBackend":
@@ -117,9 +119,11 @@ class OpenAIBackend(Backend):
         self.chat = options.chat if options.chat is not None else (
             self.official and not model.startswith(COMPLETION_MODELS))
         self.stop = options.stop or ()
+        self.chat_template = options.chat_template
         self.scoring = options.scoring
-        # score_many keeps as many rows in flight as requests may be: the slots stay full
-        self.score_window = options.max_concurrency
+        # score_many keeps enough rows in flight to fill every slot with a full batch
+        self.score_window = options.max_concurrency * options.batch_rows
+        self._batcher = RowBatcher(self.transport, options.batch_rows, self._echo)
         self._lock = threading.Lock()
         self._capabilities: Optional[Capabilities] = None
         self._tokenizer: Optional[RemoteTokenizer] = None
@@ -191,12 +195,14 @@ class OpenAIBackend(Backend):
             raise BackendError(f"{self.url} does not serve a model named {self.model!r}; "
                                f"it serves: {', '.join(models)}")
         context = getattr(card, "max_model_len", None)
+        owner = getattr(card, "owned_by", None)
         try:
             body = self.transport.post_sync("/tokenize", {"prompt": "a"})
             tokenize = isinstance(body, dict) and isinstance(body.get("tokens"), list)
         except BackendError:
             tokenize = False
-        return Capabilities(tokenize, context if isinstance(context, int) else None)
+        return Capabilities(tokenize, context if isinstance(context, int) else None,
+                            owner if isinstance(owner, str) else "")
 
     @property
     def context_length(self) -> Optional[int]:
@@ -204,9 +210,10 @@ class OpenAIBackend(Backend):
 
     def _server(self) -> dialect.Server:
         """What requests are built for (probes the server the first time)."""
-        vllm_like = not self.official and self._probe().tokenize
+        capabilities = self._probe()
+        vllm_like = not self.official and capabilities.tokenize
         return dialect.Server(self.model, self.url, self.chat, self.official, vllm_like,
-                              self.stop)
+                              self.stop, capabilities.owner)
 
     def get_tokenizer(self) -> RemoteTokenizer:
         if not self._probe().tokenize:
@@ -236,12 +243,44 @@ class OpenAIBackend(Backend):
 
     async def generate(self, prompt: str, options: GenerateOptions,
                        on_token: Optional[TokenCallback] = None) -> list[Generation]:
-        params = dialect.request_parameters(
-            options, self._server(), tokens=options.return_details or on_token is not None)
+        server = self._server()
+        tokens = options.return_details or on_token is not None
+        params = dialect.request_parameters(options, server, tokens=tokens)
         if self.chat:
             params["messages"] = [{"role": "user", "content": prompt}]
+            if self.chat_template is not None:
+                params["extra_body"] = {**params.get("extra_body", {}),
+                                        "chat_template": self.chat_template}
         else:
             params["prompt"] = prompt
+        try:
+            return await self._generate(params, prompt, options, on_token, server, tokens)
+        except BackendError as error:
+            raise self._chat_template_error(error) from None
+
+    def _chat_template_error(self, error: BackendError) -> BackendError:
+        """A server's refusal to chat without a template, as what to do about it."""
+        message = str(error).rstrip(".")
+        if not self.chat or "chat template" not in message.lower():
+            return error
+        if self.chat_template is not None:
+            return BackendError(
+                f"{message}. lmql_nb sent the chat_template given to lmql_nb.model(...): "
+                "vLLM uses a template from the request only when started with "
+                "--trust-request-chat-template")
+        return BackendError(
+            f"{message}. The model {self.model!r} at {self.url} has no chat template: pass "
+            "one as lmql_nb.model(..., chat_template=\"...\") (vLLM takes it when "
+            "started with --trust-request-chat-template), start vLLM with --chat-template "
+            "FILE, or pass chat=False to use /v1/completions")
+
+    async def _generate(self, params: dict, prompt: str, options: GenerateOptions,
+                        on_token: Optional[TokenCallback], server: dialect.Server,
+                        tokens: bool) -> list[Generation]:
+        if tokens and self._masks_logprobs(options, server):
+            # vLLM's numbers come after its mask: ask for the ids to echo them (premask)
+            params["extra_body"] = {**params.get("extra_body", {}), "return_token_ids": True}
+            return await self._generate_unmasked(params, prompt, options, on_token)
         generations = await self._generate_once(params, prompt, options, on_token)
         missing = options.n - len(generations)
         if missing > 0 and options.decoder == "sample":
@@ -276,6 +315,50 @@ class OpenAIBackend(Backend):
             return await parsing.read_stream(stream, prompt, k, self.chat, on_token,
                                              self._broke_off, f"{self.url} (model "
                                                               f"{self.model!r})", stops)
+
+    @staticmethod
+    def _masks_logprobs(options: GenerateOptions, server: dialect.Server) -> bool:
+        """Whether the server's log-probabilities for this request are after a
+        constraint's mask: vLLM's are (structured outputs); `lmql_nb serve`'s are the
+        model's own."""
+        spec = options.constraint
+        return spec is not None and spec.shaped and server.owner == "vllm"
+
+    async def _generate_unmasked(self, params: dict, prompt: str, options: GenerateOptions,
+                                 on_token: Optional[TokenCallback]) -> list[Generation]:
+        """A constrained generation on vLLM with the model's own numbers (see `premask`):
+        one request for the text, one echo of its token ids for the numbers. Tokens reach
+        `on_token` once both answers are in."""
+        def create(client: Any) -> Awaitable[Any]:
+            endpoint = client.chat.completions if self.chat else client.completions
+            return endpoint.create(**params)
+
+        k = options.top_logprobs
+        stops = self.stop + (options.constraint.stops if options.constraint else ())
+        response = await self.transport.request(create)
+        choices = sorted(response.choices, key=lambda c: c.index)
+        served = [parsing.generation(choice, prompt, k, self.chat, stops) for choice in choices]
+        ids = [premask.token_ids(response, choice) for choice in choices]
+        echo = await self.transport.request(lambda client: client.completions.create(
+            model=self.model, prompt=[p + g for p, g in ids], max_tokens=0, echo=True,
+            logprobs=k, temperature=0.0))
+        echoed = sorted(echo.choices, key=lambda c: c.index)
+        results = []
+        for index, (generation, (prompt_ids, generated), own) in enumerate(
+                zip(served, ids, echoed)):
+            listed = generation.tokens + ((generation.end_token,) if generation.end_token
+                                          else ())
+            if len(generated) != len(listed):
+                raise BackendError(f"{self.url} returned {len(generated)} token ids for "
+                                   f"{len(listed)} tokens with log-probabilities")
+            merged = premask.merge(listed, generated, own.logprobs, len(prompt_ids), k)
+            end = merged[-1] if generation.end_token is not None else None
+            tokens = merged[:-1] if end is not None else merged
+            results.append(dataclasses.replace(generation, tokens=tokens, end_token=end))
+            if on_token is not None:
+                for token in tokens:
+                    on_token(index, token)
+        return results
 
     def _broke_off(self, error: BaseException, received: int) -> BackendError:
         return BackendError(self.transport.redact(
@@ -377,11 +460,36 @@ class OpenAIBackend(Backend):
         self._check_exact_scoring()
         return await self._exact_scores(prompt, values)
 
+    async def _echo(self, prompts: list) -> list:
+        """One echo of `prompts` (texts or token-id lists) with their log-probabilities,
+        generating nothing: the choices in order (vLLM also returns each prompt's ids)."""
+        extra = {"return_token_ids": True} if self._server().owner == "vllm" else {}
+        response = await self.transport.request(lambda client: client.completions.create(
+            model=self.model, prompt=prompts, max_tokens=0, echo=True, logprobs=0,
+            temperature=0.0, **({"extra_body": extra} if extra else {})), slot=False)
+        return sorted(response.choices, key=lambda c: c.index)
+
     async def _exact_scores(self, prompt: str, values: list[str]) -> list[ValueScores]:
-        """The values' tokens scored in one request: the joint token ids of prompt + value
-        as prompts, echoed with their log-probabilities (`max_tokens=0`)."""
+        """The values' tokens scored by echoing prompt + value with their
+        log-probabilities (`max_tokens=0`), in a request shared with other rows waiting
+        (`batching`). vLLM tokenises the texts itself and returns the ids; elsewhere the
+        joint token ids come from /tokenize first."""
+        if self._server().owner == "vllm":
+            choices = await self._batcher.submit([prompt] + [prompt + v for v in values])
+            prompt_ids = premask.prompt_ids(choices[0])
+            joints = [premask.prompt_ids(choice) for choice in choices[1:]]
+            return parsing.echoed_scores(choices[1:], self._splits(prompt_ids, values, joints),
+                                         self.url, self._what_scores())
         prompt_ids = await self._tokenize(prompt)
         joints = await gather(*(self._tokenize(prompt + value) for value in values))
+        splits = self._splits(prompt_ids, values, joints)
+        choices = await self._batcher.submit([joint for joint, _ in splits])
+        return parsing.echoed_scores(choices, splits, self.url, self._what_scores())
+
+    @staticmethod
+    def _splits(prompt_ids: list[int], values: list[str],
+                joints: Sequence[list[int]]) -> list[tuple[list[int], int]]:
+        """(joint ids, how many of them are the value's) per value."""
         splits = []
         for value, joint in zip(values, joints):
             shared = common_prefix_length(prompt_ids, joint)
@@ -389,10 +497,7 @@ class OpenAIBackend(Backend):
                 raise ValueError(f"cannot score {value!r} after an empty prompt with this "
                                  "model (its tokenizer adds no start token); pass a prompt")
             splits.append((joint, len(joint) - shared))
-        response = await self.transport.request(lambda client: client.completions.create(
-            model=self.model, prompt=[joint for joint, _ in splits], max_tokens=0, echo=True,
-            logprobs=0, temperature=0.0))
-        return parsing.echoed_scores(response, splits, self.url, self._what_scores())
+        return splits
 
     def _what_scores(self) -> str:
         return ("Exact scoring works with vLLM (`vllm serve MODEL`) and `python -m lmql_nb "

@@ -43,6 +43,14 @@ class Server:
     official: bool  # OpenAI's or Azure's own API
     vllm_like: bool  # speaks vLLM's extensions (it has /tokenize)
     stop: tuple[str, ...] = ()  # the model's own stop strings (its `stop=` option)
+    #: who serves it, as /v1/models says (`owned_by`): "vllm", "lmql_nb", or "" unknown
+    owner: str = ""
+
+    @property
+    def name(self) -> str:
+        """The server in words, for errors."""
+        known = {"vllm": "vLLM", "lmql_nb": "`lmql_nb serve`"}
+        return f"{known[self.owner]} at {self.url}" if self.owner in known else self.url
 
     @property
     def dialect(self) -> str:
@@ -61,6 +69,7 @@ def request_parameters(options: GenerateOptions, server: Server, tokens: bool = 
             params["max_completion_tokens"] = maximum
     stops = list(server.stop)
     spec = options.constraint
+    _check_beam(options, server)
     if spec is not None:
         if spec.stops_at and stops:
             raise ValueError("stops_at cannot be combined with the model's stop option "
@@ -114,6 +123,27 @@ def _decoder(options: GenerateOptions, server: Server, params: dict, extra: dict
                              "search needs a vLLM or `lmql_nb serve` server")
         params.update(temperature=0.0, n=options.n)
         extra["use_beam_search"] = True
+
+
+def _check_beam(options: GenerateOptions, server: Server) -> None:
+    """Beam search with a constraint only where the server enforces both together.
+
+    vLLM's beam search (`use_beam_search`) drops `structured_outputs` and stop strings:
+    its output would not follow the constraint, so the combination is refused there
+    (and on any server not known to enforce it); `lmql_nb serve` runs the in-process
+    engine's constrained beam search.
+    """
+    spec = options.constraint
+    constrained = bool(server.stop) or (spec is not None and (spec.shaped or bool(spec.stops)))
+    if options.decoder != "beam" or not constrained or server.owner == "lmql_nb":
+        return
+    raise ValueError(
+        f"decoder='beam' with a constraint (choices, regex, type, json_schema, where, stop "
+        f"strings) is refused for {server.name}: vLLM's beam search ignores "
+        "structured_outputs and stop strings, so the output would not follow the "
+        "constraint. Use decoder='argmax' or 'sample' with the constraint, or beam search "
+        "without one, or an in-process model (local:, llama.cpp:) or `python -m lmql_nb "
+        "serve`, which enforce constraints in beam search")
 
 
 def _logprobs(k: int, server: Server, params: dict) -> None:

@@ -36,6 +36,10 @@ class OpenAIOptions(Options):
         None, "`/v1/chat/completions` (True) or `/v1/completions` (False); default: chat "
         "for OpenAI's and Azure's chat models, completions for every other server", "bool",
         optional=True)
+    chat_template: Optional[str] = option(
+        None, "a Jinja chat template sent with each chat request, for a model that has "
+        "none of its own (vLLM takes it from requests when started with "
+        "`--trust-request-chat-template`)", "str", optional=True)
     stop: Optional[tuple[str, ...]] = option(
         None, "stop strings for every call (per call: `stops_before=` / `stops_at=`)",
         "strings", optional=True)
@@ -50,3 +54,6 @@ class OpenAIOptions(Options):
                                    "fail now", "number", minimum=0, unit="of seconds")
     max_concurrency: int = option(8, "requests in flight at once per event loop", "int",
                                   minimum=1)
+    batch_rows: int = option(8, "rows of concurrent `score` calls (and of `score_many`) "
+                             "sent in one /v1/completions request when requests wait for "
+                             "a slot", "int", minimum=1)

@@ -103,11 +103,11 @@ async def read_stream(stream: Any, prompt: str, k: int, chat: bool, on_token: To
                        end_token=ends.get(i)) for i in sorted(texts)]
 
 
-def echoed_scores(response: Any, splits: Sequence[tuple[list[int], int]], where: str,
-                  what_scores: str) -> list[ValueScores]:
+def echoed_scores(choices: Sequence[Any], splits: Sequence[tuple[list[int], int]],
+                  where: str, what_scores: str) -> list[ValueScores]:
     """Per (joint prompt ids, value token count), the value's tokens and log-probabilities
-    from an `echo=True, max_tokens=0` completion of the joint prompts."""
-    choices = sorted(response.choices, key=lambda c: c.index)
+    from the choices (in order) of an `echo=True, max_tokens=0` completion of the joint
+    prompts."""
     if len(choices) != len(splits):
         raise BackendError(f"{where} answered {len(choices)} choices for {len(splits)} "
                            "prompts")

@@ -105,11 +105,8 @@ class Transport:
         return url[:-3] if url.endswith("/v1") else url
 
     def redact(self, text: str) -> str:
-        """`text` with every secret replaced by "<hidden>"."""
-        for secret in (self.api_key.reveal(), self.azure_ad_token.reveal()):
-            if secret:
-                text = text.replace(secret, "<hidden>")
-        return text
+        """`text` with the secrets in it replaced by "<hidden>" (see `redact`)."""
+        return redact(text, (self.api_key.reveal(), self.azure_ad_token.reveal()))
 
     # clients ----------------------------------------------------------------------------
 
@@ -233,6 +230,15 @@ class Transport:
         return await self.request(lambda client: client.post(
             f"{self.root_url}{path}", cast_to=object, body={"model": self.model, **body}))
 
+    def get_sync(self, path: str) -> Any:
+        """GET `path` under the server root, blocking, without retries."""
+        import openai
+
+        try:
+            return self.sync_client().get(f"{self.root_url}{path}", cast_to=object)
+        except openai.APIError as error:
+            raise self.failure(error, 1) from None
+
     def post_sync(self, path: str, body: dict) -> Any:
         """The same, blocking, without retries (the tokenizer's and the probe's calls)."""
         import openai
@@ -245,6 +251,34 @@ class Transport:
 
 
 # helpers ----------------------------------------------------------------------------------
+
+#: a secret at least this long is hidden wherever it stands as a whole token; a shorter one
+#: (a test key such as "x") only where a secret is written: after "Bearer ", in a header or
+#: a key=value pair, or as a URL's password. Replacing every "x" would garble the message.
+WHOLE_TOKEN_SECRET = 8
+#: what may stand around a secret that is a whole token (keys are letters, digits, - and _)
+_KEY_CHARS = r"A-Za-z0-9_\-"
+_SECRET_CONTEXT = (r"(?:bearer\s+|(?:api[-_ ]?key|authorization|token|password|secret)"
+                   r"[\"']?\s*[:=]\s*[\"']?|://[^/\s:@]*:)")
+
+
+def redact(text: str, secrets: "tuple[Optional[str], ...]") -> str:
+    """`text` with each secret replaced by "<hidden>" where it appears as a whole token
+    (not inside a longer word), and a short secret only where secrets are written."""
+    import re
+
+    for secret in secrets:
+        if not secret:
+            continue
+        escaped = re.escape(secret)
+        whole = rf"(?<![{_KEY_CHARS}]){escaped}(?![{_KEY_CHARS}])"
+        if len(secret) >= WHOLE_TOKEN_SECRET:
+            text = re.sub(whole, "<hidden>", text)
+        else:
+            text = re.sub(rf"({_SECRET_CONTEXT}){whole}", r"\1<hidden>", text,
+                          flags=re.IGNORECASE)
+    return text
+
 
 def without_credentials(url: Optional[str]) -> Optional[str]:
     """`url` without a user:password part."""
