@@ -23,7 +23,7 @@ import dataclasses
 from typing import Any, Optional, Sequence
 
 from ...errors import BackendError
-from ...results import Alternative, TokenInfo
+from ...core.results import Alternative, TokenInfo
 
 #: vLLM's stand-in for minus infinity in a JSON answer (a masked token)
 MASKED = -9999.0
