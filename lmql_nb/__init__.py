@@ -20,6 +20,7 @@ from .api import (LMQLTokenizer, generate, generate_sync, get_default_model, mod
 from .generations.comparison import (Comparison, ScoreComparison, compare, compare_scores,
                          compare_scores_sync, compare_sync)
 from .generations.llm import LLM
+from .query import decorators  # `lmql.decorators.pre` / `.streaming`, as in LMQL
 from .query.builder import QueryBuilder
 from .query.functions import (F, QueryFunction, main, query, run,  # binds `query` to the
                               run_sync)                           # decorator, not the package
@@ -70,6 +71,7 @@ __all__ = [
     "run_sync", "F", "LMQLResult", "QueryBuilder", "register_backend",
     "main", "stream", "printing", "silent", "headless", "tokenizer", "LMQLTokenizer",
     "QueryFunction", "LMQLQueryFunction",
+    "run_sync", "F", "LMQLResult", "QueryBuilder", "register_backend", "decorators",
 ]
 
 #: LMQL's name for a query function

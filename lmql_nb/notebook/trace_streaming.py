@@ -18,13 +18,24 @@ class _Row:
     trace: tr.Trace = dataclasses.field(default_factory=tr.Trace)
     hole: Optional[str] = None  # the hole being filled, if any
     tokens: list[TokenInfo] = dataclasses.field(default_factory=list)
+    # nested queries running, outermost first: (hole name, call, the inner trace so far)
+    nested: list[tuple[str, str, tr.Trace]] = dataclasses.field(default_factory=list)
+
+    @property
+    def current(self) -> tr.Trace:
+        """The trace events go to: the innermost running nested query's, else the row's."""
+        return self.nested[-1][2] if self.nested else self.trace
 
     def snapshot(self) -> tr.Trace:
-        trace = self.trace.copy()
+        traces = [self.trace.copy()] + [inner.copy() for _, _, inner in self.nested]
         if self.hole is not None:
             text = "".join(t.text for t in self.tokens)
-            trace.segments.append(tr.HoleSegment(self.hole, text, tuple(self.tokens)))
-        return trace
+            traces[-1].segments.append(tr.HoleSegment(self.hole, text, tuple(self.tokens)))
+        for level in range(len(self.nested), 0, -1):  # open nested queries, innermost first
+            name, call, _ = self.nested[level - 1]
+            traces[level - 1].segments.append(
+                tr.NestedSegment(name, call, traces[level], "", None, hidden=False))
+        return traces[0]
 
 
 class TraceCollector:
@@ -45,16 +56,23 @@ class TraceCollector:
             if isinstance(event, tr.SequenceStarted):
                 self._rows[index] = _Row(event.trace.copy())
             elif isinstance(event, tr.TextAppended):
-                row.trace.segments.append(tr.TextSegment(event.text))
+                row.current.segments.append(tr.TextSegment(event.text))
             elif isinstance(event, tr.HoleStarted):
                 row.hole, row.tokens = event.name, []
             elif isinstance(event, tr.TokenAppended):
                 if row.hole != event.name:
                     row.hole, row.tokens = event.name, []
                 row.tokens.append(event.token)
-            elif isinstance(event, (tr.HoleFinished, tr.DistributionScored)):
-                row.trace.segments.append(event.segment)
+            elif isinstance(event, (tr.HoleFinished, tr.DistributionScored, tr.StepRecorded)):
+                row.current.segments.append(event.segment)
                 row.hole, row.tokens = None, []
+            elif isinstance(event, tr.NestedStarted):
+                row.nested.append((event.name, event.query, tr.Trace()))
+                row.hole, row.tokens = None, []
+            elif isinstance(event, tr.NestedFinished):
+                if row.nested:
+                    row.nested.pop()
+                row.current.segments.append(event.segment)
             elif isinstance(event, tr.SequenceFinished):
                 self._rows[index] = _Row(event.trace.copy())
             elif isinstance(event, tr.SequenceDropped):

@@ -72,6 +72,7 @@ class HoleSite:
     clauses: tuple[Clause, ...]
     distribution: bool
     line: int
+    decorators: tuple[str, ...] = ()  # `[@fn NAME]`: the decorator expressions' sources
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,7 +265,7 @@ class _Compiler:
                 handler.body = self.transform(handler.body) or [ast.Pass()]
             for case in getattr(statement, "cases", []):
                 case.body = self.transform(case.body) or [ast.Pass()]
-            result.append(statement)
+            result.append(_ToolAwaits().visit(statement))
         return result
 
     def prompt(self, statement: ast.Expr) -> list[ast.stmt]:
@@ -314,7 +315,7 @@ class _Compiler:
         out: list[ast.stmt] = []
         for part in parts:
             if isinstance(part, TextPart):
-                out.append(self.text_call(part, node))
+                out.extend(self.text_calls(part, node))
                 continue
             is_distribution = distribution is not None and part is holes[-1]
             program_distribution = (self.distribution is not None
@@ -325,7 +326,8 @@ class _Compiler:
             operands = [_placed(copy.deepcopy(o), statement) for o in operands]
             site = len(self.sites)
             self.sites.append(HoleSite(part.name, renumbered,
-                                       is_distribution or program_distribution, line - self.header))
+                                       is_distribution or program_distribution, line - self.header,
+                                       part.decorators))
             if is_distribution or program_distribution:
                 chosen = distribution if is_distribution else self.distribution
                 assert chosen is not None
@@ -337,8 +339,10 @@ class _Compiler:
                                               _placed(copy.deepcopy(values), statement)])
             else:
                 tactic = self.tactic(part, node)
+                decorators = [self.decorator(source, part, node) for source in part.decorators]
                 call = _call("hole", [ast.Constant(site), tactic,
-                                      ast.Tuple(operands, ast.Load())])
+                                      ast.Tuple(operands, ast.Load()),
+                                      ast.Tuple(decorators, ast.Load())])
             out.append(ast.Assign([ast.Name(part.name, ast.Store())], call))
         for item in out:
             ast.copy_location(item, statement)
@@ -372,19 +376,44 @@ class _Compiler:
             raise self.error(f"malformed type of [{part.name}]: {error.msg}",
                              *self.locate(node, part.offset)) from None
         if isinstance(tactic, ast.Call):
-            raise self.error(f"[{part.name}: {part.tactic}]: nested queries are not supported "
-                             "by lmql_nb (call the query function in Python and interpolate "
-                             "its result with {...})", *self.locate(node, part.offset),
-                             kind=ValueError)
+            # `[X: q(args)]`: handed to the runtime uncalled (a nested query runs there)
+            tactic = ast.Call(ast.Attribute(ast.Name(RUNTIME, ast.Load()), "defer", ast.Load()),
+                              [tactic.func, *tactic.args], tactic.keywords)
         return _placed(tactic, node)  # type: ignore[arg-type]
 
-    def text_call(self, part: TextPart, node: ast.expr) -> ast.stmt:
+    def decorator(self, source: str, part: HolePart, node: ast.expr) -> ast.expr:
+        try:
+            expression = ast.parse(source, mode="eval").body
+        except SyntaxError as error:
+            raise self.error(f"malformed decorator @{source} of [{part.name}]: {error.msg}",
+                             *self.locate(node, part.offset)) from None
+        return _placed(expression, node)  # type: ignore[arg-type]
+
+    def text_calls(self, part: TextPart, node: ast.expr) -> list[ast.stmt]:
+        """The text's statements: `__lmql__.text(f"...")`, and for each interpolated tool
+        call (`{calc(EXPR)}`) `__lmql__.tool_text("calc(EXPR)", f"{calc(EXPR)}")`, which
+        the trace shows as a step of its own."""
         try:
             fstring = ast.parse("f" + repr(part.fstring), mode="eval").body
         except SyntaxError as error:
             raise self.error(f"in a {{...}} interpolation: {error.msg}",
                              node.lineno, node.col_offset) from None
-        return ast.Expr(_call("text", [fstring]))
+        assert isinstance(fstring, ast.JoinedStr)
+        out: list[ast.stmt] = []
+        run: list[ast.expr] = []
+        for value in fstring.values:
+            if isinstance(value, ast.FormattedValue) and _is_tool_call(value.value):
+                if run:
+                    out.append(ast.Expr(_call("text", [ast.JoinedStr(run)])))
+                    run = []
+                source = ast.unparse(value.value)
+                out.append(ast.Expr(_call("tool_text", [ast.Constant(source),
+                                                        ast.JoinedStr([value])])))
+            else:
+                run.append(value)
+        if run or not out:
+            out.append(ast.Expr(_call("text", [ast.JoinedStr(run)])))
+        return out
 
     def locate(self, node: ast.expr, offset: int) -> tuple[int, int]:
         """The (line, col) of character `offset` of a string literal's value, where the
@@ -432,6 +461,49 @@ class _Compiler:
         ast.fix_missing_locations(module)
         ast.increment_lineno(module, self.origin.line - 1 - self.header)
         return module
+
+
+#: calls interpolated into the prompt that are formatting, not tools
+_NOT_TOOLS = {"str", "repr", "len", "int", "float", "format", "round", "abs", "min", "max",
+              "sorted", "list", "tuple", "dict", "set", "bool", "chr", "ord", "hex", "bin"}
+
+
+def _is_tool_call(node: ast.expr) -> bool:
+    """Whether an interpolation `{...}` calls a tool: a call of a plain name (`calc(x)`,
+    `eval(cmd)`) other than a builtin conversion such as `str` or `len`."""
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id not in _NOT_TOOLS)
+
+
+def _is_runtime_call(node: ast.Call) -> bool:
+    function = node.func
+    return (isinstance(function, ast.Attribute) and isinstance(function.value, ast.Name)
+            and function.value.id == RUNTIME)
+
+
+class _ToolAwaits(ast.NodeTransformer):
+    """`await f(args)` in the program's own statements becomes
+    `await __lmql__.tool("f(args)", f(args))`: the trace shows the call and its result.
+    Functions and classes defined in the program are left as they are."""
+
+    def visit_Await(self, node: ast.Await) -> ast.AST:
+        self.generic_visit(node)
+        if not isinstance(node.value, ast.Call) or _is_runtime_call(node.value):
+            return node
+        call = _call("tool", [ast.Constant(ast.unparse(node.value)), node.value])
+        return ast.copy_location(call, node)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+        return node
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> ast.AST:
+        return node
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
+        return node
+
+    def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
+        return node
 
 
 def _placed(node: ast.expr, where: ast.stmt) -> ast.expr:

@@ -83,6 +83,11 @@ class QueryFunction:
         """The program's holes (and distribution variables), in order of appearance."""
         return self.program.hole_names
 
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        """A query defined in a class is a method: `obj.q(...)` passes `obj` first (and
+        `[X: self.q]` runs it nested, bound to `self`)."""
+        return self if instance is None else BoundQuery(self, instance)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.is_async:
             return self.run(*args, **kwargs)
@@ -258,6 +263,34 @@ def _with_writer(options: dict[str, Any]) -> dict[str, Any]:
 
         options["on_event"] = both
     return options
+
+class BoundQuery:
+    """A query method bound to an object: calls pass the object as the first argument."""
+
+    __lmql_query__ = True
+
+    def __init__(self, function: QueryFunction, instance: Any):
+        self.function = function
+        self.bound_to = (instance,)
+        self.__name__ = function.__name__
+
+    @property
+    def program(self) -> Program:
+        return self.function.program
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.function(self.bound_to[0], *args, **kwargs)
+
+    async def run(self, *args: Any, **kwargs: Any) -> Any:
+        """`QueryFunction.run` with the object first."""
+        return await self.function.run(self.bound_to[0], *args, **kwargs)
+
+    async def outcomes(self, *args: Any, **kwargs: Any) -> list[Outcome]:
+        """`QueryFunction.outcomes` with the object first."""
+        return await self.function.outcomes(self.bound_to[0], *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<bound lmql_nb query {self.__name__} of {self.bound_to[0]!r}>"
 
 
 def _applies(key: str, decoder: Any) -> bool:

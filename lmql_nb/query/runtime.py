@@ -30,10 +30,13 @@ from ..core import aio
 from ..generations.llm import LLM
 from .clauses import where_source
 from .compiler import HoleSite, Program
+from .decorators import DecoratorList
+from .nested import DeferredCall, nested_target, run_nested
 from .result import LMQLResult
 from .trace import (DistributionScored, DistributionSegment, Event, EventCallback, HoleFinished,
-                    HoleSegment, HoleStarted, SequenceDropped, SequenceFinished, SequenceStarted,
-                    TextAppended, TextSegment, TokenAppended, Trace)
+                    HoleSegment, HoleStarted, NestedSegment, SequenceDropped, SequenceFinished,
+                    SequenceStarted, StepRecorded, StepSegment, TextAppended, TextSegment,
+                    TokenAppended, Trace)
 
 DEFAULT_MAX_LEN = 2048  # LMQL's default bound on a program's total tokens
 
@@ -138,6 +141,7 @@ class Execution:
         self.replay = _Replay(replay or [])
         self.choices: list = []  # hole and distribution segments, in order (for forks)
         self.hole_count = 0
+        self.depth = 0  # 1 inside a nested query, 2 inside one nested in that, ...
 
     @property
     def logprob(self) -> float:
@@ -161,17 +165,88 @@ class Execution:
             segments.append(TextSegment(text))
         self.emit(TextAppended(text))
 
-    async def hole(self, site_index: int, tactic: Any, operands: tuple) -> Any:
+    async def hole(self, site_index: int, tactic: Any, operands: tuple,
+                   decorators: tuple = ()) -> Any:
         site = self.runner.program.sites[site_index]
-        options = hole_options(site, tactic, operands)
         if self.replay.active:
-            self._add(self.replay.next(site.name))
+            segment = self.replay.next(site.name)
+            self._add(segment)
+            for step in self.runner.decorator_steps.get(id(segment), ()):
+                self._step(step)
             return self.variables[site.name]
-        self.emit(HoleStarted(site.name))
-        segment = await self.runner.fill(self, site, options, tactic)
+        decorated = DecoratorList.of(decorators, site.decorators) if decorators else None
+        fixed = decorated.pre(site.name, self) if decorated is not None else None
+        steps: list[StepSegment] = []
+        if fixed is not None:  # a pre decorator chose the value: no model call
+            value, text, source = fixed
+            segment = HoleSegment(site.name, text, (), value)
+            steps.append(StepSegment("decorator", site.name, f"@{source}",
+                                     f"pre: fixed {site.name} = {_short(value)}"))
+        elif nested_target(tactic) is not None:
+            options = hole_options(site, None, operands)
+            if self.runner.outer_where:
+                options["where"] = " and ".join(
+                    p for p in (options.get("where"), self.runner.outer_where) if p)
+            segment = await run_nested(self, site, tactic, options.get("where"))
+        else:
+            options = hole_options(site, tactic, operands)
+            if self.runner.outer_where:
+                if "json_schema" in options:
+                    raise ValueError(f"[{site.name}: {getattr(tactic, '__name__', tactic)}] "
+                                     "is typed by a JSON schema and takes no where constraints "
+                                     "(the nested query's hole has them from the outer hole)")
+                options["where"] = " and ".join(
+                    p for p in (options.get("where"), self.runner.outer_where) if p)
+            on_text = None
+            if decorated is not None and decorated.has_stage("stream"):
+                decorated.stream("", self)
+                on_text = _streamer(decorated, self)
+            self.emit(HoleStarted(site.name))
+            segment = await self.runner.fill(self, site, options, tactic, on_text)
+            if on_text is not None:
+                steps.append(StepSegment("decorator", site.name,
+                                         " ".join(f"@{s}" for s in site.decorators),
+                                         f"streaming: called with {site.name}'s text per token"))
+        if decorated is not None and fixed is None and decorated.has_stage("post"):
+            value, text = segment.value, segment.text
+            for source, value, text in decorated.post(segment.value, segment.text, self):
+                steps.append(StepSegment("decorator", site.name, f"@{source}",
+                                         f"post: {site.name} = {_short(value)}"
+                                         + ("" if text == str(value) else f", text {text!r}")))
+            segment = dataclasses.replace(segment, text=text, value=value)
         self._add(segment)
-        self.emit(HoleFinished(segment))
+        if isinstance(segment, HoleSegment):
+            self.emit(HoleFinished(segment))
+        if steps:
+            self.runner.decorator_steps[id(segment)] = steps
+        for step in steps:
+            self._step(step)
+            self.emit(StepRecorded(step))
         return segment.value
+
+    def defer(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+        """A hole's type written as a call, `[X: f(args)]`: a nested query is handed on
+        uncalled; any other function is called now and its result is the type."""
+        return DeferredCall(function, args, kwargs).resolve()
+
+    async def tool(self, source: str, awaitable: Any) -> Any:
+        """`await f(args)` in the program: the call's result, recorded as a step."""
+        value = await awaitable
+        self._record_tool(StepSegment("tool", "", source, f"→ {_short(value)}"))
+        return value
+
+    async def tool_text(self, source: str, text: str) -> None:
+        """`{calc(EXPR)}` in a prompt: the call's text joins the prompt as a tool step."""
+        step = StepSegment("tool", "", source, f"→ {_short(text)}", text)
+        self.prompt += text
+        self._record_tool(step)
+
+    def _record_tool(self, step: StepSegment) -> None:
+        self._step(step)
+        self.emit(StepRecorded(step))
+
+    def _step(self, step: StepSegment) -> None:
+        self.trace.segments.append(step)
 
     async def distribution(self, site_index: int, values: Any) -> str:
         site = self.runner.program.sites[site_index]
@@ -197,7 +272,7 @@ class Execution:
         self.trace.segments.append(segment)
         self.prompt += segment.text
         self.choices.append(segment)
-        if isinstance(segment, HoleSegment):
+        if isinstance(segment, (HoleSegment, NestedSegment)):
             self.variables[segment.name] = segment.value
         else:
             self.variables[segment.name] = segment.chosen
@@ -223,15 +298,18 @@ def hole_options(site: HoleSite, tactic: Any, operands: tuple) -> dict[str, Any]
         where = (f"REGEX(RESPONSE, {tactic!r})" if where is None
                  else where + f" and REGEX(RESPONSE, {tactic!r})")
     elif getattr(tactic, "__lmql_query__", False):
-        raise ValueError(f"[{site.name}: ...]: nested queries are not supported by lmql_nb")
+        raise ValueError(f"[{site.name}: ...]: a nested query fills the hole itself; it "
+                         "cannot be combined with a hole's other type")
     elif isinstance(tactic, type):
         options["json_schema"] = json_schema_of(tactic, site.name)
         if where is not None:
             raise ValueError(f"[{site.name}: {tactic.__name__}] is typed by a JSON schema, which "
                              "alone decides its text: it takes no where constraints")
     elif callable(tactic):
-        raise ValueError(f"[{site.name}: {getattr(tactic, '__name__', tactic)}]: tool actions "
-                         "(functions as hole types) are not supported by lmql_nb")
+        raise TypeError(f"[{site.name}: {getattr(tactic, '__name__', tactic)}]: a function as "
+                        "a hole's type must be a query function (@lmql.query) or return a "
+                        "type; for a tool, call it in the program and interpolate its result "
+                        "({f(...)})")
     else:
         raise TypeError(f"[{site.name}: {tactic!r}]: a hole's type must be int, str, a regex "
                         "string, a dataclass or a pydantic model class")
@@ -299,6 +377,8 @@ class Runner:
         self.settings = settings
         self._tokenizer: Any = None
         self.beam: Optional[_Beam] = None
+        self.outer_where: Optional[str] = None  # a nested query's: the outer hole's where
+        self.decorator_steps: dict[int, list[StepSegment]] = {}  # by id of a hole's segment
 
     def emit(self, slot: int, event: Event) -> None:
         if self.settings.on_event is not None:
@@ -361,24 +441,27 @@ class Runner:
         return kwargs
 
     async def generate(self, execution: Execution, site: HoleSite, options: dict[str, Any],
-                       stream: bool) -> list:
+                       stream: bool, on_text: Optional[Callable[[str], None]] = None) -> list:
         kwargs = self.generate_options(execution, site, options)
         execution.hole_count += 1
         on_token = None
-        if stream and self.settings.on_event is not None:
-            on_token = _token_forwarder(self, execution.slot, site.name)
+        if stream and (self.settings.on_event is not None or on_text is not None):
+            on_token = _token_forwarder(self, execution.slot, site.name, on_text)
         max_tokens = await self.max_tokens(execution.prompt)
         generations = await self.settings.model.generate(execution.prompt, max_tokens,
                                                          on_token=on_token, **kwargs)
         return generations if isinstance(generations, list) else [generations]
 
     async def fill(self, execution: Execution, site: HoleSite, options: dict[str, Any],
-                   tactic: Any) -> HoleSegment:
+                   tactic: Any, on_text: Optional[Callable[[str], None]] = None
+                   ) -> HoleSegment:
         """The hole's segment: one completion of the prompt so far (under beam search,
-        the completion the beam keeps for this state)."""
-        if self.beam is not None:
+        the completion the beam keeps for this state; inside a nested query, the best
+        beam). `on_text(text so far)` follows the tokens (streaming decorators)."""
+        if self.beam is not None and execution.depth == 0:
             return await self.beam.fill(execution, site, options, tactic)
-        generation = (await self.generate(execution, site, options, stream=True))[0]
+        generation = (await self.generate(execution, site, options, stream=True,
+                                          on_text=on_text))[0]
         return _segment(site, generation, tactic)
 
 
@@ -393,8 +476,10 @@ def _segment(site: HoleSite, generation: Any, tactic: Any) -> HoleSegment:
                        generation.finish_reason)
 
 
-def _token_forwarder(runner: Runner, slot: int, name: str) -> Callable:
-    """`on_token` for `generate`: hands tokens to the event loop's thread."""
+def _token_forwarder(runner: Runner, slot: int, name: str,
+                     on_text: Optional[Callable[[str], None]] = None) -> Callable:
+    """`on_token` for `generate`: hands tokens to the event loop's thread (as events,
+    and as the text so far to `on_text`)."""
     import asyncio
 
     try:
@@ -402,15 +487,33 @@ def _token_forwarder(runner: Runner, slot: int, name: str) -> Callable:
     except RuntimeError:
         loop = None
     thread = threading.get_ident()
+    texts: list[str] = []
+
+    def deliver(token: Any) -> None:
+        runner.emit(slot, TokenAppended(name, token))
+        if on_text is not None:
+            texts.append(token.text)
+            on_text("".join(texts))
 
     def forward(index: int, token: Any) -> None:
-        event = TokenAppended(name, token)
         if loop is not None and threading.get_ident() != thread:
-            loop.call_soon_threadsafe(runner.emit, slot, event)
+            loop.call_soon_threadsafe(deliver, token)
         else:  # a cached result replays its tokens on the loop's own thread
-            runner.emit(slot, event)
+            deliver(token)
 
     return forward
+
+
+def _streamer(decorated: DecoratorList, execution: Execution) -> Callable[[str], None]:
+    def stream(text: str) -> None:
+        decorated.stream(text, execution)
+
+    return stream
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 class _Beam:

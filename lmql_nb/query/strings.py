@@ -26,6 +26,7 @@ class HolePart:
     name: str
     tactic: Optional[str]
     offset: int
+    decorators: tuple[str, ...] = ()  # `[@fn @g(1) NAME]`: the decorator expressions
 
 
 Part = Union[TextPart, HolePart]
@@ -101,14 +102,41 @@ def parse_prompt(value: str) -> list[Part]:
     return parts
 
 
+def _decorators(content: str, offset: int) -> tuple[tuple[str, ...], str]:
+    """`@expr` decorators at the start of a hole's content, and the rest of it. An
+    expression ends at a space outside brackets and quotes (`@prefix("a b")` is one)."""
+    decorators: list[str] = []
+    rest = content.lstrip()
+    while rest.startswith("@"):
+        depth, i = 0, 1
+        while i < len(rest):
+            c = rest[i]
+            if c in "\"'":
+                i = _skip_quoted(rest, i)
+                continue
+            if c in "([{":
+                depth += 1
+            elif c in ")]}":
+                depth -= 1
+            elif c.isspace() and depth == 0:
+                break
+            i += 1
+        expression = rest[1:i]
+        if not expression or depth != 0:
+            raise PromptStringError(f"[{content}]: a decorator is @name or @name(arguments) "
+                                    "before the hole's name, as in [@fn VALUE]", offset)
+        decorators.append(expression)
+        rest = rest[i:].lstrip()
+    return tuple(decorators), rest
+
+
 def _hole(content: str, offset: int) -> HolePart:
-    name, _, tactic = content.partition(":")
+    decorators, rest = _decorators(content, offset)
+    name, _, tactic = rest.partition(":")
     name = name.strip()
-    if name.startswith("@"):
-        raise PromptStringError(f"hole decorators ([{content}]) are not supported by lmql_nb "
-                                "(post-process the variable in Python instead)", offset)
     if not name.isidentifier():
         raise PromptStringError(f"[{content}] is not a hole: a hole is [NAME] or "
-                                "[NAME: type] with NAME a Python identifier (write '[[' for a "
-                                "literal '[')", offset)
-    return HolePart(name, tactic.strip() or None if tactic else None, offset)
+                                "[NAME: type] with NAME a Python identifier, optionally "
+                                "after decorators ([@fn NAME]) (write '[[' for a literal '[')",
+                                offset)
+    return HolePart(name, tactic.strip() or None if tactic else None, offset, decorators)

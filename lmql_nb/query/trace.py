@@ -11,6 +11,13 @@ A `Trace` is the prompt of one program execution as a list of segments, in order
 - `DistributionSegment`: a `distribution X in [...]` clause: the values, their
   probabilities (a softmax over the values' summed log-probabilities, as LMQL's `P(X)`)
   and the chosen (most likely) value, which the prompt gained.
+- `NestedSegment`: a hole filled by a nested query (`[X: q(args)]`): the inner query's
+  own trace (what it added to the prompt, holes included), what the prompt gained from
+  it (`text`) and the hole's value; `hidden` when the inner instructions were taken out
+  of the prompt again (the query returned a value).
+- `StepSegment`: a step of the program that is not the model's: a hole decorator
+  (`[@fn X]`) or a tool call (an awaited call, or a call interpolated into the prompt as
+  `{calc(EXPR)}`); `text` is what the prompt gained from it (often nothing).
 
 Joining every segment's `text` gives the final prompt (`Trace.prompt`). Everything here
 is plain data: no notebook imports, `to_data()` gives JSON-ready dicts and `from_data`
@@ -30,6 +37,10 @@ one per sample (`sample(n=k)` runs k executions, indices 0..k-1) or per beam slo
   final tokens.
 - `HoleFinished(segment)`: the hole's final `HoleSegment` (replace the streamed tokens).
 - `DistributionScored(segment)`: a `DistributionSegment` was appended.
+- `StepRecorded(segment)`: a `StepSegment` (decorator or tool) was appended.
+- `NestedStarted(name, query)`: hole `name` starts running the nested query `query`;
+  the events up to the matching `NestedFinished` are the inner query's (they nest).
+- `NestedFinished(segment)`: the nested query finished: its `NestedSegment` is appended.
 - `SequenceFinished(trace)`: the execution finished; `trace` is its final trace.
 - `SequenceDropped(reason)`: the row was dropped (a beam fell out of the k best).
 """
@@ -84,7 +95,42 @@ class DistributionSegment:
         return self.chosen
 
 
-Segment = Union[TextSegment, HoleSegment, DistributionSegment]
+@dataclasses.dataclass(frozen=True)
+class StepSegment:
+    """A decorator or tool step: `step` is "decorator" or "tool", `name` the hole it
+    belongs to (decorators) or "", `label` what ran (`@screaming`, `calc(EXPR)`),
+    `detail` its outcome in words, `text` what the prompt gained from it."""
+
+    step: str
+    name: str
+    label: str
+    detail: str = ""
+    text: str = ""
+    kind: str = dataclasses.field(default="step", init=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class NestedSegment:
+    """A hole `name` filled by the nested query call `query` (e.g. `one_of(['a', 'b'])`).
+    `trace` is what the inner query added to the prompt, segment by segment; `text` what
+    this prompt gained (the returned value's `str`, or everything the inner query added
+    when it returns nothing); `hidden` when the inner text was taken out again."""
+
+    name: str
+    query: str
+    trace: "Trace"
+    text: str
+    value: Any = None
+    hidden: bool = True
+    kind: str = dataclasses.field(default="nested", init=False)
+
+    @property
+    def logprob(self) -> float:
+        """The inner query's holes' total log-probability."""
+        return self.trace.logprob
+
+
+Segment = Union[TextSegment, HoleSegment, DistributionSegment, StepSegment, NestedSegment]
 
 
 @dataclasses.dataclass
@@ -105,7 +151,8 @@ class Trace:
 
     @property
     def logprob(self) -> float:
-        return float(sum(s.logprob for s in self.segments if isinstance(s, HoleSegment)))
+        return float(sum(s.logprob for s in self.segments
+                         if isinstance(s, (HoleSegment, NestedSegment))))
 
     def holes(self) -> list[HoleSegment]:
         return [s for s in self.segments if isinstance(s, HoleSegment)]
@@ -130,6 +177,11 @@ def _plain(value: Any) -> Any:
 
 
 def _segment_to_data(segment: Segment) -> dict:
+    if isinstance(segment, NestedSegment):
+        return {"kind": "nested", "name": segment.name, "query": segment.query,
+                "trace": segment.trace.to_data(), "text": segment.text,
+                "value": _plain(segment.value), "value_repr": repr(segment.value),
+                "hidden": segment.hidden}
     data = dataclasses.asdict(segment)
     if isinstance(segment, HoleSegment):
         data["value"] = _plain(segment.value)
@@ -148,7 +200,13 @@ def _segment_from_data(item: dict) -> Segment:
     if kind == "distribution":
         return DistributionSegment(fields["name"], tuple(fields["values"]),
                                    tuple(fields["probs"]), fields["chosen"])
-    raise ValueError(f"unknown trace segment kind {kind!r}; accepted: text, hole, distribution")
+    if kind == "step":
+        return StepSegment(**fields)
+    if kind == "nested":
+        fields["trace"] = Trace.from_data(fields["trace"])
+        return NestedSegment(**fields)
+    raise ValueError(f"unknown trace segment kind {kind!r}; accepted: text, hole, "
+                     "distribution, step, nested")
 
 
 # --- streaming events -------------------------------------------------------------------
@@ -186,6 +244,22 @@ class DistributionScored:
 
 
 @dataclasses.dataclass(frozen=True)
+class StepRecorded:
+    segment: StepSegment
+
+
+@dataclasses.dataclass(frozen=True)
+class NestedStarted:
+    name: str
+    query: str
+
+
+@dataclasses.dataclass(frozen=True)
+class NestedFinished:
+    segment: NestedSegment
+
+
+@dataclasses.dataclass(frozen=True)
 class SequenceFinished:
     trace: Trace
 
@@ -196,7 +270,8 @@ class SequenceDropped:
 
 
 Event = Union[SequenceStarted, TextAppended, HoleStarted, TokenAppended, HoleFinished,
-              DistributionScored, SequenceFinished, SequenceDropped]
+              DistributionScored, StepRecorded, NestedStarted, NestedFinished,
+              SequenceFinished, SequenceDropped]
 
 EventCallback = Callable[[int, Event], None]
 """`on_event(sequence_index, event)`: see the module docstring."""

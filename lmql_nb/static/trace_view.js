@@ -503,6 +503,9 @@ var Tooltip = class {
 var TEXT = 0;
 var HOLE = 1;
 var DISTRIBUTION = 2;
+var STEP = 3;
+var NESTED_BEGIN = 4;
+var NESTED_END = 5;
 var TraceView = class extends View {
   constructor(model, el) {
     super(model, el, "lmnb-trace");
@@ -554,7 +557,7 @@ var TraceView = class extends View {
     const d = this.columns;
     const parts = [d.row_dropped[r], d.row_score[r]];
     for (let s = this.segmentStart[r]; s < this.segmentStart[r + 1]; s++) {
-      parts.push(d.seg_kind[s], d.seg_name[s], d.seg_text[s], d.seg_tokens[s], d.seg_values[s]);
+      parts.push(d.seg_kind[s], d.seg_name[s], d.seg_text[s], d.seg_detail?.[s], d.seg_tokens[s], d.seg_values[s]);
     }
     return JSON.stringify(parts);
   }
@@ -581,13 +584,23 @@ var TraceView = class extends View {
     const distributions = h("div", "lmnb-trace-distributions");
     const open = this.get("status") === "running";
     const last = this.segmentStart[r + 1] - 1;
+    const targets = [text];
     for (let s = this.segmentStart[r]; s <= last; s++) {
       const kind = d.seg_kind[s];
-      if (kind === TEXT) text.appendChild(h("span", "lmnb-trace-prompt", d.seg_text[s]));
-      else if (kind === HOLE) text.appendChild(this.holeElement(s, open && s === last));
+      const target = targets[targets.length - 1];
+      if (kind === TEXT) target.appendChild(h("span", "lmnb-trace-prompt", d.seg_text[s]));
+      else if (kind === HOLE) target.appendChild(this.holeElement(s, open && s === last));
       else if (kind === DISTRIBUTION) {
-        text.appendChild(this.distributionChip(s));
+        target.appendChild(this.distributionChip(s));
         distributions.appendChild(this.distributionBars(s));
+      } else if (kind === STEP) target.append(...this.stepElements(s));
+      else if (kind === NESTED_BEGIN) {
+        const [box, body] = this.nestedBox(s, open);
+        target.appendChild(box);
+        targets.push(body);
+      } else if (kind === NESTED_END) {
+        if (targets.length > 1) targets.pop();
+        targets[targets.length - 1].appendChild(this.nestedValue(s));
       }
     }
     row.appendChild(text);
@@ -609,6 +622,50 @@ var TraceView = class extends View {
     }
     const start = this.tokenStart[s];
     for (let i = start; i < start + count; i++) hole.appendChild(tokenSpan(d, i));
+    return hole;
+  }
+  // a decorator or tool step: a chip with what ran (its outcome on hover), then the text
+  // the prompt gained from it, if any
+  stepElements(s) {
+    const d = this.columns;
+    const [step, label, detail] = (d.seg_detail[s] || "").split("\n");
+    const chip = h("span", `lmnb-step lmnb-step-${step === "tool" ? "tool" : "decorator"}`);
+    chip.dataset.name = d.seg_name[s];
+    chip.appendChild(h("span", "lmnb-step-kind", step === "tool" ? "tool" : "decorator"));
+    chip.appendChild(h("span", "lmnb-step-label", label ?? ""));
+    chip.title = `${label ?? ""} ${detail ?? ""}`.trim();
+    if (!d.seg_text[s]) return [chip];
+    return [chip, h("span", "lmnb-trace-prompt lmnb-step-text", d.seg_text[s])];
+  }
+  // a nested query: a collapsible box headed by its call, holding what it added to the
+  // prompt (marked hidden when it was taken out again after the query returned)
+  nestedBox(s, open) {
+    const d = this.columns;
+    const hidden = d.seg_detail[s] === "hidden";
+    const box = h("details", "lmnb-nested");
+    box.classList.toggle("lmnb-nested-hidden", hidden);
+    box.dataset.name = d.seg_name[s];
+    box.open = open;
+    const summary = h("summary", "lmnb-nested-call");
+    summary.appendChild(h("span", "lmnb-nested-query", d.seg_text[s]));
+    if (hidden) {
+      const badge = h("span", "lmnb-nested-badge", "hidden");
+      badge.title = "the nested query returned a value: its text was taken out of the prompt again";
+      summary.appendChild(badge);
+    }
+    const body = h("div", "lmnb-nested-body");
+    box.append(summary, body);
+    return [box, body];
+  }
+  nestedValue(s) {
+    const d = this.columns;
+    const hole = h("span", "lmnb-hole lmnb-hole-nested");
+    hole.dataset.name = d.seg_name[s];
+    hole.appendChild(holeLabel(d.seg_name[s]));
+    const value = h("span", "lmnb-hole-value");
+    appendText(value, d.seg_text[s]);
+    hole.appendChild(value);
+    hole.title = `${d.seg_name[s]} = ${d.seg_detail[s]}`;
     return hole;
   }
   distributionChip(s) {
@@ -654,7 +711,7 @@ var TraceView = class extends View {
     const d = this.columns;
     const rows = d.row_segments?.length ?? 0;
     const kinds = d.seg_kind ?? [];
-    const holes = kinds.filter ? kinds.filter((k) => k !== TEXT).length : 0;
+    const holes = kinds.filter ? kinds.filter((k) => k === HOLE || k === DISTRIBUTION || k === NESTED_END).length : 0;
     const parts = [];
     const model = this.get("model_identifier");
     if (model) parts.push(model);
