@@ -108,6 +108,7 @@ async def run_nested(parent: "Execution", site: "HoleSite", tactic: Any,
     child.hole_count = parent.hole_count
     child.depth = parent.depth + 1
     parent.emit(NestedStarted(site.name, label))
+    await _checkpoint(parent)
     value = await function._function(child, **arguments)
     parent.hole_count = child.hole_count
     outer._tokenizer = runner._tokenizer
@@ -118,6 +119,33 @@ async def run_nested(parent: "Execution", site: "HoleSite", tactic: Any,
                             value if returned else added, hidden=returned)
     parent.emit(NestedFinished(segment))
     return segment
+
+
+def stable_prefix(prompt: str) -> str:
+    """`prompt` without its last word and what follows it: text whose tokens stay the
+    same whatever is appended (a word may merge with what follows it, a space with the
+    next word)."""
+    text = prompt.rstrip()
+    cut = max(text.rfind(" "), text.rfind("\n"))
+    return text[:cut] if cut > 0 else ""
+
+
+async def _checkpoint(parent: "Execution") -> None:
+    """Have the model's prefix cache hold the outer prompt before the inner query adds
+    its text. The inner query's holes continue it, and so does the outer prompt after the
+    nested query, which a hidden inner text is no prefix of: without this state, the next
+    hole would compute the whole prompt again. Only the in-process transformers engine
+    continues the longest cached prefix (llama.cpp reuses exact prompts only, and a remote
+    server's cache is its own), so only there is this done. Scoring one one-token value
+    runs the prefix alone. (`cache=False` turns the prefix cache off too: then nothing.)"""
+    if not parent.runner.settings.cache:
+        return
+    model = parent.runner.settings.model
+    if not model.model_identifier.startswith("local:"):
+        return
+    text = stable_prefix(parent.prompt)
+    if len(text) >= 32:
+        await model.score(text, [" ."], cache=parent.runner.settings.cache)
 
 
 def _joined(first: Optional[str], second: Optional[str]) -> Optional[str]:

@@ -182,12 +182,9 @@ class Execution:
             segment = HoleSegment(site.name, text, (), value)
             steps.append(StepSegment("decorator", site.name, f"@{source}",
                                      f"pre: fixed {site.name} = {_short(value)}"))
-        elif nested_target(tactic) is not None:
-            options = hole_options(site, None, operands)
-            if self.runner.outer_where:
-                options["where"] = " and ".join(
-                    p for p in (options.get("where"), self.runner.outer_where) if p)
-            segment = await run_nested(self, site, tactic, options.get("where"))
+        elif nested_target(tactic) is not None:  # the outer hole's where goes inside
+            segment = await run_nested(self, site, tactic,
+                                       hole_options(site, None, operands).get("where"))
         else:
             options = hole_options(site, tactic, operands)
             if self.runner.outer_where:

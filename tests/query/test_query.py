@@ -371,8 +371,7 @@ def test_syntax_errors_point_into_the_docstring():
     ('argmax\n    "Hello [X]"\nwhere\n    STOPS_AT(Y, ".")', ValueError, "not a hole of this program"),
     ('argmax\n    "Hello [X]"\ndistribution\n    Y in ["a"]', ValueError, "no hole \\[Y\\]"),
     ('"Hello [X]" where X > 3', ValueError, "cannot express"),
-    ('"Hello [@upper X]"', SyntaxError, "hole decorators"),
-    ('"Q: [A: chain_of_thought(shots=2)]"', ValueError, "nested queries"),
+    ('"Hello [@ X]"', SyntaxError, "a decorator is @name"),
     ('beam_var(n=2)\n"Hello [X]"', SyntaxError, "decoder 'beam_var' is not supported"),
     ('f"Hello [X]"', SyntaxError, "drop the f prefix"),
     ('"Hello [X"', SyntaxError, "unclosed"),
@@ -413,7 +412,6 @@ def test_model_text_is_never_code(llm):
 
 @pytest.mark.parametrize("source, message", [
     ('"{:user} Hello [X]"', "chat roles"),
-    ('"Calc: [X: len]"', "tool actions"),
 ])
 def test_unsupported_features_are_named(llm, source, message):
     with pytest.raises((SyntaxError, ValueError), match=message):
