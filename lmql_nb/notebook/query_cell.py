@@ -14,7 +14,7 @@ from typing import Any, MutableMapping, Optional, Sequence
 from ..query.compiler import Origin, compile_program
 from ..query.functions import QueryFunction
 from ..query.runtime import Settings
-from ..query.trace import DistributionSegment, HoleSegment, Trace
+from ..query.trace import DistributionSegment, HoleSegment, NestedSegment, Trace
 from .running import Interrupted, run_with_ticks
 from .trace_streaming import TraceCollector, make_trace_output
 
@@ -78,7 +78,7 @@ def assign_holes(namespace: MutableMapping[str, Any], trace: Trace,
     holes were filled."""
     wanted, filled = set(names), 0
     for segment in trace.segments:
-        if isinstance(segment, HoleSegment) and segment.name in wanted:
+        if isinstance(segment, (HoleSegment, NestedSegment)) and segment.name in wanted:
             namespace[segment.name] = segment.value
             filled += 1
         elif isinstance(segment, DistributionSegment) and segment.name in wanted:
