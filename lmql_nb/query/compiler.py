@@ -338,6 +338,7 @@ class _Compiler:
                 call = _call("distribution", [ast.Constant(site),
                                               _placed(copy.deepcopy(values), statement)])
             else:
+                self.refuse_unrun(part, node)
                 tactic = self.tactic(part, node)
                 decorators = [self.decorator(source, part, node) for source in part.decorators]
                 call = _call("hole", [ast.Constant(site), tactic,
@@ -380,6 +381,20 @@ class _Compiler:
             tactic = ast.Call(ast.Attribute(ast.Name(RUNTIME, ast.Load()), "defer", ast.Load()),
                               [tactic.func, *tactic.args], tactic.keywords)
         return _placed(tactic, node)  # type: ignore[arg-type]
+
+    def refuse_unrun(self, part: HolePart, node: ast.expr) -> None:
+        """Hole forms LMQL 0.7.3 parses but does not run: a per-hole decoder and a call in
+        place of the hole's name."""
+        if part.decoder is not None:
+            raise self.error(f"[{part.decoder} {part.name}]: a decoder per hole is not "
+                             "supported (LMQL 0.7.3 parses it and refuses it too); set the "
+                             "program's decoder", *self.locate(node, part.offset),
+                             kind=ValueError)
+        if part.call is not None:
+            raise self.error(f"[{part.call}]: a call in place of a hole's name is not "
+                             f"supported (LMQL 0.7.3 parses it and cannot run it); write the "
+                             f"hole [{part.name}...] with a name and call the function in the "
+                             "program", *self.locate(node, part.offset), kind=ValueError)
 
     def decorator(self, source: str, part: HolePart, node: ast.expr) -> ast.expr:
         try:

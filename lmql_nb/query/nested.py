@@ -84,7 +84,7 @@ async def run_nested(parent: "Execution", site: "HoleSite", tactic: Any,
                      outer_where: Optional[str]) -> NestedSegment:
     """Run the nested query `tactic` names for hole `site` of `parent`; its segment."""
     from .functions import OPTIONS
-    from .runtime import Execution, Runner
+    from .runtime import NO_VALUE, Execution, Runner
 
     target = nested_target(tactic)
     assert target is not None
@@ -113,7 +113,7 @@ async def run_nested(parent: "Execution", site: "HoleSite", tactic: Any,
     parent.hole_count = child.hole_count
     outer._tokenizer = runner._tokenizer
     added = child.prompt[len(parent.prompt):]
-    returned = function.program.has_return and not isinstance(value, LMQLResult)
+    returned = value is not NO_VALUE and not isinstance(value, LMQLResult)
     text = str(value) if returned else added
     segment = NestedSegment(site.name, label, child.trace, text,
                             value if returned else added, hidden=returned)

@@ -81,7 +81,18 @@ class Outcome:
     @property
     def called_model(self) -> bool:
         """Whether the execution reached a hole or distribution (made a model call)."""
-        return any(segment.kind != "text" for segment in self.result.trace.segments)
+        return _called_model(self.result.trace)
+
+
+def _called_model(trace: Trace) -> bool:
+    return any(s.kind in ("hole", "distribution") and not _fixed(s)
+               or isinstance(s, NestedSegment) and _called_model(s.trace)
+               for s in trace.segments)
+
+
+def _fixed(segment: Any) -> bool:
+    """A hole a pre decorator filled (no tokens, no model call)."""
+    return isinstance(segment, HoleSegment) and not segment.tokens and segment.text != ""
 
 
 @contextlib.asynccontextmanager

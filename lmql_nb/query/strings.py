@@ -27,6 +27,8 @@ class HolePart:
     tactic: Optional[str]
     offset: int
     decorators: tuple[str, ...] = ()  # `[@fn @g(1) NAME]`: the decorator expressions
+    decoder: Optional[str] = None  # `[argmax NAME]`: a per-hole decoder (parsed, refused)
+    call: Optional[str] = None  # `[f(NAME)]`: a call in place of the name (parsed, refused)
 
 
 Part = Union[TextPart, HolePart]
@@ -130,13 +132,46 @@ def _decorators(content: str, offset: int) -> tuple[tuple[str, ...], str]:
     return tuple(decorators), rest
 
 
+def _name_or_call(text: str, i: int) -> tuple[str, int]:
+    """The dotted name, or call `name(...)`, starting at `text[i]` (after spaces), and
+    the index after it."""
+    while i < len(text) and text[i].isspace():
+        i += 1
+    start = i
+    while i < len(text) and (text[i].isalnum() or text[i] in "_."):
+        i += 1
+    if i < len(text) and text[i] == "(" and i > start:
+        depth = 0
+        while i < len(text):
+            c = text[i]
+            if c in "\"'":
+                i = _skip_quoted(text, i)
+                continue
+            depth += c == "("
+            depth -= c == ")"
+            i += 1
+            if depth == 0:
+                break
+    return text[start:i], i
+
+
 def _hole(content: str, offset: int) -> HolePart:
     decorators, rest = _decorators(content, offset)
-    name, _, tactic = rest.partition(":")
-    name = name.strip()
+    name, i = _name_or_call(rest, 0)
+    decoder = None
+    after, j = _name_or_call(rest, i)
+    if after and (i == len(rest) or rest[i].isspace()):  # `[argmax NAME]`
+        decoder, name, i = name, after, j
+    tail = rest[i:].strip()
+    if tail and not tail.startswith(":"):
+        name = ""  # not a hole
+    tactic = tail[1:].strip() or None if tail else None
+    call = None
+    if "(" in name and name.endswith(")"):
+        call, name = name, name[:name.index("(")]
     if not name.isidentifier():
         raise PromptStringError(f"[{content}] is not a hole: a hole is [NAME] or "
                                 "[NAME: type] with NAME a Python identifier, optionally "
                                 "after decorators ([@fn NAME]) (write '[[' for a literal '[')",
                                 offset)
-    return HolePart(name, tactic.strip() or None if tactic else None, offset, decorators)
+    return HolePart(name, tactic, offset, decorators, decoder, call)

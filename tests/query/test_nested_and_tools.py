@@ -201,7 +201,7 @@ def test_nested_query_events_nest_and_the_trace_round_trips(llm):
 def test_nested_queries_continue_the_cached_prompt(tiny_llama_path, monkeypatch):
     """No step re-reads the prompt before it: the model computes about as many tokens as
     the text holds (outer, inner and hidden), not the sum of each hole's whole prompt."""
-    from lmql_nb.engine.torch_model import TorchModel
+    from lmql_nb.backends.transformers.torch_model import TorchModel
 
     model = lmql_nb.model(f"local:{tiny_llama_path}")
     model.generate_sync("warm up", max_tokens=1, cache=False)
