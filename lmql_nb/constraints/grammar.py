@@ -4,7 +4,7 @@ Everything except JSON is regular, so it becomes one lexeme (`RESPONSE`) built w
 llguidance's `&` (intersection) and `~` (complement) operators on regexes:
 
     BODY:            every regex & the choices & the integer shape & the length bound
-                     & ~(.*EXCLUDED.*)
+                     & ~(.*EXCLUDED.*) & every pattern (and: &, or: |, not: ~)
     FREE:            BODY & ~(.*STOP.*)                 no stop string: ends at end-of-sequence
     STOP_AT_i:       (BODY & (.*s_i) & FIRST) .*        BODY ends with the stop string s_i
     STOP_BEFORE_i:   ((BODY s_i) & FIRST) .*            BODY, then the stop string s_i
@@ -31,6 +31,8 @@ from typing import Any, cast
 from .spec import ConstraintSpec
 
 INT_REGEX = r" ?-?(?:0|[1-9][0-9]*)"  # int() reads it; no leading zeros to loop on
+# what `not INT(X)` excludes: everything int() reads ("02", " 7\n")
+INT_READABLE = r"[ \t\n]*[-+]?[0-9]+[ \t\n]*"
 JSON_FORMAT: Any = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 ANY = "/(?s:.*)/"
 MAX_COUNT = 2**32 - 1
@@ -54,23 +56,47 @@ def _alternatives(strings) -> str:
     return "(?:" + "|".join(escape(s) for s in strings) + ")"
 
 
-def to_lark(spec: ConstraintSpec) -> str:
-    """The lark grammar of a shaped spec without a JSON schema."""
+def lexeme(kind: str, value: Any, negated: bool = False) -> str:
+    """A regular primitive (`primitives.REGULAR`) as an llguidance lexeme expression
+    (`negated`: under a `not`, where `type=int` means whatever int() reads)."""
     from llguidance import regex_to_lark
 
-    body = [f"/{regex_to_lark(r, '')}/" for r in spec.regexes]
-    if spec.choices is not None:
-        body.append(f"/{_alternatives(spec.choices)}/")
-    if spec.integer:
-        body.append(f"/{INT_REGEX}/")
-    if spec.max_chars is not None:
+    if kind == "regex":
+        return f"/{regex_to_lark(value, '')}/"
+    if kind == "choices":
+        return f"/{_alternatives(value)}/"
+    if kind == "type":
+        return f"/{INT_READABLE if negated else INT_REGEX}/"
+    if kind == "max_chars":
         # the regex engine counts to 2**32 - 1; a longer bound than that holds any text
         # a model can produce, so it is that bound
-        body.append(f"/(?s:.{{0,{min(spec.max_chars, MAX_COUNT)}}})/")
+        return f"/(?s:.{{0,{min(value, MAX_COUNT)}}})/"
+    if kind == "excludes":  # llguidance does not enforce a lexeme that is a bare complement
+        return f"({ANY} & ~/(?s:.*){_alternatives(value)}(?s:.*)/)"
+    if kind == "pattern":
+        if value.op == "regex":
+            return lexeme("regex", value.regex)
+        inner = negated != (value.op == "not")
+        parts = [lexeme(k, v, inner) for k, v in value.parts] or [ANY]
+        if value.op == "or":
+            return "(" + " | ".join(parts) + ")"
+        joined = "(" + " & ".join(parts) + ")"
+        return f"({ANY} & ~{joined})" if value.op == "not" else joined
+    raise ValueError(f"{kind} is not a constraint on the text's form")
+
+
+def to_lark(spec: ConstraintSpec) -> str:
+    """The lark grammar of a shaped spec without a JSON schema."""
+    body = [lexeme("regex", r) for r in spec.regexes]
+    if spec.choices is not None:
+        body.append(lexeme("choices", spec.choices))
+    if spec.integer:
+        body.append(lexeme("type", int))
+    if spec.max_chars is not None:
+        body.append(lexeme("max_chars", spec.max_chars))
     if spec.excludes:
-        if not body:  # llguidance does not enforce a lexeme that is a bare complement
-            body.append(ANY)
-        body.append(f"~/(?s:.*){_alternatives(spec.excludes)}(?s:.*)/")
+        body.append(lexeme("excludes", spec.excludes))
+    body += [lexeme("pattern", p) for p in spec.patterns]
     lines = ["start: RESPONSE", f"BODY: {' & '.join(body)}"]
     if not spec.stops:
         lines.append("RESPONSE: BODY")

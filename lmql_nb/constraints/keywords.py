@@ -1,79 +1,43 @@
-"""The constraint keywords of `generate`, each declared once.
+"""The constraint keywords: each defined once, read by every layer that speaks them.
 
-A keyword checks its value and says which *clauses* it adds. Clauses are the primitives
-a `ConstraintSpec` holds, which the grammar (`grammar.py`) and the server dialects
-(`backends/openai/dialect.py`) know how to enforce:
+A `Keyword` is everything lmql_nb knows about one constraint:
 
-    ("stops_at", (str, ...))    ("stops_before", (str, ...))   ("choices", (str, ...))
-    ("regex", str)              ("type", int)                  ("json_schema", str)
-    ("max_chars", n)            ("max_tokens", n)              ("excludes", (str, ...))
+- `name`: its keyword of `generate(...)` (and of everything built on it: `LLM`, `F`,
+  `score`'s siblings, the server's engine calls);
+- `clauses(value)`: checks the user's value (TypeError or ValueError naming what is
+  accepted) and lowers it to *primitives*, the fields of a `ConstraintSpec`
+  (`spec.PRIMITIVES`), which the grammar (`grammar.py`, llguidance masks), the decode
+  loops (token bounds, stops) and the server dialects (`backends/openai/dialect.py`:
+  vLLM's structured outputs, OpenAI's API) know how to enforce;
+- `where`: its spelling as a function in `where` expressions and query programs
+  (`STOPS_AT(X, "s")`), parsed by `where.WhereParser`;
+- `flag`: its option in the `%%generate` magic (`--stops-at TEXT`);
+- `structured_output`: the key of vLLM's `structured_outputs` that `lmql_nb serve`
+  answers with this keyword.
 
-So a keyword that these express is one `register_keyword(...)` call, wherever it lives
-(tests/test_constraint_keywords.py declares one), and it combines with every other
-keyword and with `where` as the built-in ones do. A new primitive is a field of
-`ConstraintSpec` plus its grammar and its entry in each server dialect's table (which
-refuses a field it does not know, so nothing is sent unenforced).
+So a keyword the primitives express is one `register_keyword(...)` call, and it works in
+`generate`, `where`, query programs, the magics, against vLLM and OpenAI servers and in
+`lmql_nb serve` (built-in `starts_with` below is such a definition). A new primitive is
+a `ConstraintSpec` field plus its grammar and its entry in each server dialect's table
+(which refuses a field it does not know, so nothing is sent unenforced).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import threading
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ..core.text import check_text
 from ..core.validation import check_strings
+from .primitives import Pattern, regex_escape
+from .registry import (KEYWORD_NAMES, Clause, Flag, Keyword, WhereFunction, clauses_of,
+                       keyword_named, keywords, register_keyword, unregister_keyword,
+                       where_keyword, where_spellings)
 from .where import parse_where
 
-Clause = tuple[str, Any]
-
-
-@dataclasses.dataclass(frozen=True)
-class Keyword:
-    """One keyword of `generate`: `clauses(value)` checks the user's value (TypeError or
-    ValueError naming what is accepted) and returns the clauses it adds."""
-
-    name: str
-    clauses: Callable[[Any], list[Clause]]
-    description: str
-
-
-_lock = threading.Lock()
-_keywords: dict[str, Keyword] = {}
-
-#: the names of the registered keywords (a live view: later registrations appear in it)
-KEYWORD_NAMES = _keywords.keys()
-
-
-def register_keyword(keyword: Keyword, replace: bool = False) -> Keyword:
-    """Make `keyword.name` a constraint keyword of `generate` (and everything built on it).
-    A name that is taken raises ValueError unless `replace=True`."""
-    if not keyword.name.isidentifier():
-        raise ValueError(f"a constraint keyword is a Python name, got {keyword.name!r}")
-    with _lock:
-        if keyword.name in _keywords and not replace:
-            raise ValueError(f"the constraint keyword {keyword.name!r} is registered already")
-        _keywords[keyword.name] = keyword
-    return keyword
-
-
-def unregister_keyword(name: str) -> None:
-    """Forget the keyword `name`."""
-    with _lock:
-        _keywords.pop(name, None)
-
-
-def keywords() -> Iterator[Keyword]:
-    """The registered keywords, in registration order."""
-    with _lock:
-        return iter(list(_keywords.values()))
-
-
-def clauses_of(options: dict[str, Any]) -> list[Clause]:
-    """The clauses of every constraint keyword in `options`, in registration order."""
-    return [clause for keyword in keywords() if keyword.name in options
-            for clause in keyword.clauses(options[keyword.name])]
+__all__ = ["KEYWORD_NAMES", "Clause", "Flag", "Keyword", "Pattern", "WhereFunction",
+           "clauses_of", "keyword_named", "keywords", "regex_escape", "register_keyword",
+           "unregister_keyword", "where_keyword", "where_spellings"]
 
 
 # the built-in keywords ----------------------------------------------------------------------
@@ -101,6 +65,12 @@ def _type(value: Any) -> list[Clause]:
     return [("type", int)]
 
 
+def _type_flag(text: str) -> type:
+    if text != "int":
+        raise ValueError(f"expected 'int' (the one type constraint), got {text!r}")
+    return int
+
+
 def _json_schema(value: Any) -> list[Clause]:
     schema_of = getattr(value, "model_json_schema", None)
     if isinstance(value, type) and callable(schema_of):
@@ -117,16 +87,69 @@ def _json_schema(value: Any) -> list[Clause]:
     return [("json_schema", check_text(text, "json_schema"))]
 
 
+def _json_flag(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"expected a JSON schema, got {text!r} ({error})") from None
+
+
+def _min_tokens(value: Any) -> list[Clause]:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError(f"min_tokens must be an int >= 0, got {value!r}")
+    return [("min_tokens", value)] if value else []
+
+
+def _int_flag(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"expected an integer, got {text!r}") from None
+
+
+def _starts_with(value: Any) -> list[Clause]:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"starts_with must be a non-empty str, got {value!r}")
+    text = check_text(value, "starts_with")
+    return [("pattern", Pattern(f"STARTS_WITH(RESPONSE, {text!r})",
+                                regex=regex_escape(text) + r"[\s\S]*"))]
+
+
 for _keyword in (
     Keyword("stops_at", lambda v: [("stops_at", check_strings("stops_at", v))],
-            "ends at the first of these strings, keeping it"),
+            "ends at the first of these strings, keeping it",
+            where=WhereFunction("STOPS_AT", "strings"),
+            flag=Flag("--stops-at", "TEXT", "stop after this text, keeping it (repeatable)",
+                      repeatable=True)),
     Keyword("stops_before", lambda v: [("stops_before", check_strings("stops_before", v))],
-            "ends at the first of these strings, dropping it"),
-    Keyword("choices", _choices, "is exactly one of these strings"),
-    Keyword("regex", _regex, "fully matches the pattern"),
-    Keyword("type", _type, "is an integer (type=int)"),
+            "ends at the first of these strings, dropping it",
+            where=WhereFunction("STOPS_BEFORE", "strings"),
+            flag=Flag("--stops-before", "TEXT", "stop before this text, dropping it "
+                      "(repeatable)", repeatable=True)),
+    Keyword("choices", _choices, "is exactly one of these strings",
+            flag=Flag("--choice", "TEXT", "the completion is one of these (repeat for each)",
+                      repeatable=True),
+            structured_output="choice"),
+    Keyword("regex", _regex, "fully matches the pattern",
+            where=WhereFunction("REGEX"),
+            flag=Flag("--regex", "RE", "the completion fully matches this pattern"),
+            structured_output="regex"),
+    Keyword("type", _type, "is an integer (type=int)",
+            where=WhereFunction("INT", None, lambda _: int),
+            flag=Flag("--type", "int", "the completion is an integer ('int')",
+                      parse=_type_flag)),
     Keyword("json_schema", _json_schema, "is JSON valid against a JSON Schema dict or a "
-                                         "pydantic model class"),
-    Keyword("where", parse_where, "satisfies an LMQL expression over RESPONSE"),
+                                         "pydantic model class",
+            flag=Flag("--json-schema", "SCHEMA", "the completion is JSON valid against this "
+                      "schema (JSON text)", parse=_json_flag),
+            structured_output="json"),
+    Keyword("starts_with", _starts_with, "begins with this text",
+            where=WhereFunction("STARTS_WITH"),
+            flag=Flag("--starts-with", "TEXT", "the completion begins with this text")),
+    Keyword("min_tokens", _min_tokens, "has at least this many tokens (end-of-text and "
+                                       "stop strings are masked until then)",
+            flag=Flag("--min-tokens", "N", "generate at least N tokens", parse=_int_flag)),
+    Keyword("where", parse_where, "satisfies an LMQL expression over RESPONSE",
+            flag=Flag("--where", "EXPR", "an LMQL where-expression over RESPONSE")),
 ):
     register_keyword(_keyword)

@@ -1,15 +1,22 @@
-"""Cutting a finished completion at its stop string (`stops_before` drops it)."""
+"""Cutting a finished completion at its stop string (`stops_before` drops it).
+
+Under a lower token bound (`ConstraintSpec.min_tokens`) a stop string counts only once
+the bound holds: where it ends in that token or a later one (LMQL: "the stopping
+condition is only enforced once the other constraints are satisfied").
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from ..core.results import TokenInfo
-from .spec import ConstraintSpec
+
+if TYPE_CHECKING:  # spec cuts its choices with `stop_cut`
+    from .spec import ConstraintSpec
 
 
-def new_stop(text: str, added: int, spec: ConstraintSpec) -> bool:
+def new_stop(text: str, added: int, spec: "ConstraintSpec") -> bool:
     """True if a stop string ends within the last `added` characters of `text`.
 
     Called after each token with the length of its text, it finds the first stop
@@ -21,15 +28,16 @@ def new_stop(text: str, added: int, spec: ConstraintSpec) -> bool:
     return any(stop in window for stop in spec.stops)
 
 
-def stop_cut(text: str, spec: ConstraintSpec) -> Optional[int]:
-    """Where `text` should end: None if no stop string occurs in it.
+def stop_cut(text: str, spec: "ConstraintSpec", floor: int = 0) -> Optional[int]:
+    """Where `text` should end: None if no stop string ends in it after `floor`
+    characters (see `stop_floor`).
 
     The first stop string to end in `text` decides (the longest, if several end at the
     same place); a `stops_at` string is kept, a `stops_before` string is dropped.
     """
     found: Optional[tuple[int, int, str]] = None  # (end, -length, stop)
     for stop in spec.stops:
-        start = text.find(stop)
+        start = text.find(stop, max(0, floor - len(stop) + 1))
         if start >= 0:
             candidate = (start + len(stop), -len(stop), stop)
             found = candidate if found is None else min(found, candidate)
@@ -37,6 +45,14 @@ def stop_cut(text: str, spec: ConstraintSpec) -> Optional[int]:
         return None
     end, _, stop = found
     return end if stop in spec.stops_at else end - len(stop)
+
+
+def stop_floor(tokens: Sequence[TokenInfo], spec: "ConstraintSpec") -> int:
+    """How many characters of `tokens` no stop string may end in: those before the token
+    that reaches `spec.min_tokens` (0 without a lower bound)."""
+    if not spec.min_tokens:
+        return 0
+    return sum(len(t.text) for t in tokens[:spec.min_tokens - 1])
 
 
 def undecided_tail(text: str, stops: Sequence[str]) -> int:
@@ -49,12 +65,13 @@ def undecided_tail(text: str, stops: Sequence[str]) -> int:
     return 0
 
 
-def decided_tokens(tokens: Sequence[TokenInfo], spec: ConstraintSpec) -> list[TokenInfo]:
+def decided_tokens(tokens: Sequence[TokenInfo], spec: "ConstraintSpec") -> list[TokenInfo]:
     """The tokens a stream may show: those wholly before the cut (`stop_cut`) or, while
     no stop string is complete, before a tail that could still become one. Shown tokens
     never change later; the rest come with the final result."""
     text = "".join(t.text for t in tokens)
-    cut = stop_cut(text, spec)
+    floor = stop_floor(tokens, spec)
+    cut = stop_cut(text, spec, floor)
     if cut is None:
         cut = len(text) - undecided_tail(text, spec.stops)
     shown: list[TokenInfo] = []
@@ -67,13 +84,13 @@ def decided_tokens(tokens: Sequence[TokenInfo], spec: ConstraintSpec) -> list[To
     return shown
 
 
-def cut_stop(tokens: Sequence[TokenInfo], spec: ConstraintSpec) -> tuple[TokenInfo, ...]:
+def cut_stop(tokens: Sequence[TokenInfo], spec: "ConstraintSpec") -> tuple[TokenInfo, ...]:
     """`tokens` with the text after the cut removed (see `stop_cut`).
 
     Tokens wholly after the cut are dropped; a token straddling it keeps its text up to
     the cut. So the tokens' texts still join to the completion.
     """
-    cut = stop_cut("".join(t.text for t in tokens), spec)
+    cut = stop_cut("".join(t.text for t in tokens), spec, stop_floor(tokens, spec))
     if cut is None:
         return tuple(tokens)
     kept: list[TokenInfo] = []

@@ -1,66 +1,100 @@
-"""LMQL's `where` expressions, parsed (never evaluated) into constraints.
+"""LMQL's `where` expressions, parsed (never evaluated) into clauses, then lowered.
 
 One parser serves `generate(where=...)` (over the variable `RESPONSE`) and query
-programs (over their holes' names). A `where` expression is a conjunction (`and`) of
-clauses, each about one variable; `parse_where` turns each into one `(option, value)`
-pair in the vocabulary of `generate`'s keyword options:
+programs (over their holes' names, where an argument may be a Python expression of the
+program: `X in backpack`, collected as an operand and evaluated when the hole is
+reached). Parsing gives `Clause`s; `lower` turns a clause, with its operands' values,
+into the primitives a `ConstraintSpec` holds (`primitives.PRIMITIVES`). So a query hands the
+engine the same objects `generate(where=...)` builds: no text goes back and forth.
 
-    STOPS_AT(RESPONSE, "s")        -> ("stops_at", ("s",))
-    STOPS_BEFORE(RESPONSE, "s")    -> ("stops_before", ("s",))
-    INT(RESPONSE)                  -> ("type", int)
-    REGEX(RESPONSE, r"...")        -> ("regex", "...")
-    RESPONSE in ["a", "b"]         -> ("choices", ("a", "b"))
-    not "s" in RESPONSE            -> ("excludes", ("s",))    (also "s" not in RESPONSE)
-    len(TOKENS(RESPONSE)) < n      -> ("max_tokens", n - 1)
-    len(RESPONSE) < n              -> ("max_chars", n - 1)
+Functions (`STOPS_AT(X, "s")`, `INT(X)`, `REGEX(X, r)`, `STARTS_WITH(X, "s")`...) are the
+`where` spellings of the registered keywords (`keywords.py`); this parser knows none by
+name. The comparisons are its own:
 
-`<=` is accepted wherever `<` is, and the comparison may be written either way round
-(`n > len(RESPONSE)`). `or` joins clauses about one variable when they are all `in` (the
-union of the values) or all stopping phrases (stop at any of them). The text is parsed
-with Python's `ast` module; anything outside this vocabulary is a ValueError that quotes
-the part it cannot express. Query programs may also write an argument as a Python
-expression of the program (`X in backpack`): the parser then records it as an operand,
-which the program evaluates when the hole is reached (`WhereParser(operands=True)`).
+    X in [...]   X == "s"                       one of these strings
+    X not in [...]   X != "s"                   none of them
+    "s" in X   "s" not in X                     contains s / does not
+    len(X) OP n   len(TOKENS(X)) OP n           OP: < <= > >= == != (either way round)
+    and, or, not                                over the above
+
+`and` joins clauses (each applies). `or` and `not` combine clauses that shape the text
+(everything above but stopping phrases, token counts and JSON) into one regular
+constraint, enforced by the grammar; `or` also joins stopping phrases (stop at any of
+them), upper or lower token bounds (the loosest holds), and a stopping phrase with
+anything (a stopping phrase holds for every text, as in LMQL, so the `or` is the stop).
+Whatever else is refused with a ValueError naming the combination.
 """
 
 from __future__ import annotations
 
 import ast
 import dataclasses
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
-from ..errors import ClauseError
 from ..core.text import check_text
+from ..errors import ClauseError
+from .primitives import REGULAR, STOPS, Pattern, Primitive, regex_escape
+from .registry import keyword_named, where_keyword, where_spellings
 
 VARIABLE = "RESPONSE"
-_CALLS = {"STOPS_AT": "stops_at", "STOPS_BEFORE": "stops_before", "REGEX": "regex",
-          "INT": "int"}
-_STOPS = ("stops_at", "stops_before")
-# the inclusive limit is the bound minus this; `n > len(...)` is read as `len(...) < n`
-_UPPER = {ast.Lt: 1, ast.LtE: 0}
-_MIRRORED = {ast.Gt: ast.Lt, ast.GtE: ast.LtE}
+# the comparisons `len(...) OP n` accept, and each one's negation and mirror image
+_OPS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+_NEGATED = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
+_MIRRORED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 
 #: a clause argument: ("literal", value), or ("operand", index into the operands)
 Argument = tuple[str, Any]
 
+#: the clause kinds the parser makes itself (the others are keyword names)
+COMPARISONS = ("equals", "in", "differs", "not_in", "contains", "excludes", "length",
+               "any_of", "none_of")
+
 
 @dataclasses.dataclass(frozen=True)
 class Clause:
-    """One constraint on variable `subject`: `kind` is stops_at, stops_before, int,
-    regex, choices, excludes, max_tokens or max_chars. For the length bounds the
-    arguments are (bound, 1 for `<` or 0 for `<=`)."""
+    """One constraint on the variable `subject`, as written in `source`.
+
+    `kind` is a registered keyword's name (its `where` function was called; `arguments`
+    holds the function's argument, if it takes one) or one of `COMPARISONS`: for
+    "length", the arguments are (unit "chars" or "tokens", operator, bound); "any_of"
+    and "none_of" hold their branches (each a tuple of clauses, all applying) in `parts`.
+    """
 
     subject: str
     kind: str
-    arguments: tuple[Argument, ...]
+    arguments: tuple[Argument, ...] = ()
+    parts: tuple[tuple["Clause", ...], ...] = ()
+    source: str = ""
+
+    def operand_indices(self) -> Iterator[int]:
+        """The operands this clause reads, in order (branches included)."""
+        for kind, value in self.arguments:
+            if kind == "operand":
+                yield value
+        for branch in self.parts:
+            for clause in branch:
+                yield from clause.operand_indices()
+
+    @property
+    def has_operands(self) -> bool:
+        """True if lowering needs the program's values."""
+        return next(self.operand_indices(), None) is not None
+
+    def renumbered(self, new_index: Callable[[int], int]) -> "Clause":
+        """The clause with each operand index `i` replaced by `new_index(i)` (called in
+        the order of `operand_indices`)."""
+        arguments = tuple((kind, new_index(value) if kind == "operand" else value)
+                          for kind, value in self.arguments)
+        parts = tuple(tuple(c.renumbered(new_index) for c in branch) for branch in self.parts)
+        return dataclasses.replace(self, arguments=arguments, parts=parts)
 
 
 def supported(variable: str) -> str:
     """The vocabulary, for error messages."""
     x = variable
-    return (f'STOPS_AT({x}, "s"), STOPS_BEFORE({x}, "s"), INT({x}), REGEX({x}, r"..."), '
-            f'{x} in [...], not "s" in {x}, len(TOKENS({x})) < n, len({x}) < n, combined '
-            f'with "and" ("or" between "in" clauses or between stopping phrases)')
+    return (f"{', '.join(where_spellings(x))}, {x} in [...], {x} == \"s\", {x} != \"s\", "
+            f"\"s\" in {x}, not \"s\" in {x}, len({x}) and len(TOKENS({x})) compared with an "
+            "integer (<, <=, >, >=, ==, !=), combined with and/or/not")
 
 
 class WhereParser:
@@ -86,30 +120,38 @@ class WhereParser:
         if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
             return [c for value in node.values for c in self.clauses(value)]
         if isinstance(node, ast.BoolOp):
-            return self.disjunction(node)
+            branches = tuple(tuple(self.clauses(value)) for value in node.values)
+            return [Clause(self.one_subject(node, branches), "any_of", parts=branches,
+                           source=self.source_of(node))]
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return self.negation(node)
         if isinstance(node, ast.Call):
             return [self.call(node)]
         if isinstance(node, ast.Compare):
             return [self.compare(node)]
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-            inner = node.operand
-            if isinstance(inner, ast.Compare) and len(inner.ops) == 1 \
-                    and isinstance(inner.ops[0], ast.In):
-                return [self.excludes(inner.left, inner.comparators[0])]
-            raise self.fail(node, f"'not' applies only to '\"s\" in {self.variable or 'X'}'")
         raise self.fail(node, "not a constraint")
 
-    def disjunction(self, node: ast.BoolOp) -> list[Clause]:
-        parts = [c for value in node.values for c in self.clauses(value)]
-        subjects = {c.subject for c in parts}
-        kinds = {c.kind for c in parts}
-        if len(subjects) == 1 and kinds == {"choices"}:
-            return [Clause(parts[0].subject, "choices",
-                           tuple(a for c in parts for a in c.arguments))]
-        if len(subjects) == 1 and kinds <= set(_STOPS):
-            return parts  # stopping at any of several phrases is what several stops mean
-        raise self.fail(node, "'or' is not supported here: it joins only 'in' clauses, or "
-                              "stopping phrases, of one variable")
+    def negation(self, node: ast.UnaryOp) -> list[Clause]:
+        inner = node.operand
+        if isinstance(inner, ast.Compare) and len(inner.ops) == 1:
+            op = type(inner.ops[0])
+            flipped = {ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Eq: ast.NotEq,
+                       ast.NotEq: ast.Eq, ast.Lt: ast.GtE, ast.LtE: ast.Gt, ast.Gt: ast.LtE,
+                       ast.GtE: ast.Lt}.get(op)
+            if flipped is not None:  # not (a OP b) is a (not OP) b
+                compare = ast.Compare(inner.left, [flipped()], inner.comparators)
+                return [dataclasses.replace(self.compare(compare),
+                                            source=self.source_of(node))]
+        branch = tuple(self.clauses(inner))
+        return [Clause(self.one_subject(node, (branch,)), "none_of", parts=(branch,),
+                       source=self.source_of(node))]
+
+    def one_subject(self, node: ast.AST, branches: tuple[tuple[Clause, ...], ...]) -> str:
+        subjects = {c.subject for branch in branches for c in branch}
+        if len(subjects) != 1:
+            raise self.fail(node, f"'or' and 'not' combine constraints on one variable, "
+                                  f"here {', '.join(sorted(subjects))}")
+        return subjects.pop()
 
     def subject(self, node: ast.AST) -> str:
         if self.variable is not None:
@@ -119,84 +161,108 @@ class WhereParser:
             raise self.fail(node, "a constraint applies to a variable's name")
         return node.id
 
+    def is_subject(self, node: ast.AST) -> bool:
+        return isinstance(node, ast.Name) and (self.variable is None
+                                               or node.id == self.variable)
+
     def operand(self, node: ast.expr, why: str) -> Argument:
         if not self.allow_operands:
             raise self.fail(node, why)
         self.operands.append(node)
         return "operand", len(self.operands) - 1
 
-    def string(self, node: ast.expr, empty: Optional[str] = None) -> Argument:
+    def string(self, node: ast.expr) -> Argument:
         """A string argument: a literal (checked now) or an operand."""
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            value = check_text(node.value, f"the string {node.value!r} in where")
-            if empty and not value:
-                raise self.fail(node, empty)
-            return "literal", value
+            return "literal", check_text(node.value, f"the string {node.value!r} in where")
         if isinstance(node, ast.Constant):
             raise self.fail(node, "expected a string literal")
         return self.operand(node, "expected a string literal")
 
+    def strings(self, node: ast.expr) -> Argument:
+        """A string, or a literal list of strings, or an operand."""
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set)) and all(
+                isinstance(e, ast.Constant) for e in node.elts):
+            return "literal", tuple(dict.fromkeys(self.string(e)[1] for e in node.elts))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id in ("set", "list", "tuple") and len(node.args) == 1 \
+                and not node.keywords:  # LMQL's `X in set([...])`
+            return self.strings(node.args[0])
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set, ast.Constant)):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                return self.string(node)
+            raise self.fail(node, "expected a string or a literal list of strings")
+        return self.operand(node, "expected a string or a literal list of strings")
+
     def call(self, node: ast.Call) -> Clause:
-        name = node.func.id.upper() if isinstance(node.func, ast.Name) else None
-        if name not in _CALLS:
+        name = node.func.id if isinstance(node.func, ast.Name) else None
+        keyword = where_keyword(name.upper()) if name else None
+        if keyword is None or keyword.where is None:
             raise self.fail(node, "unsupported function")
+        form = keyword.where
         if node.keywords:
             raise self.fail(node, "keyword arguments are not supported")
-        arity = 1 if name == "INT" else 2
+        arity = 1 if form.argument is None else 2
         if len(node.args) != arity:
-            raise self.fail(node, f"{name} takes {arity} argument(s)")
+            raise self.fail(node, f"{form.name} takes {arity} argument(s)")
         subject = self.subject(node.args[0])
-        if name == "INT":
-            return Clause(subject, "int", ())
-        empty = None if name == "REGEX" else "a stop string must not be empty"
-        return Clause(subject, _CALLS[name], (self.string(node.args[1], empty),))
+        arguments: tuple[Argument, ...] = ()
+        if form.argument == "string":
+            arguments = (self.string(node.args[1]),)
+        elif form.argument == "strings":
+            arguments = (self.strings(node.args[1]),)
+        elif form.argument is not None:
+            arguments = (self.value(node.args[1]),)
+        return Clause(subject, keyword.name, arguments, source=self.source_of(node))
+
+    def value(self, node: ast.expr) -> Argument:
+        try:
+            return "literal", ast.literal_eval(node)
+        except (ValueError, TypeError, SyntaxError, RecursionError):
+            return self.operand(node, "expected a literal")
 
     def compare(self, node: ast.Compare) -> Clause:
         if len(node.ops) != 1:
             raise self.fail(node, "chained comparisons are not supported")
         op, left, right = node.ops[0], node.left, node.comparators[0]
-        if isinstance(op, ast.NotIn):
-            return self.excludes(left, right)
-        if isinstance(op, ast.In):
-            return Clause(self.subject(left), "choices", (self.choices(right),))
-        if type(op) in _MIRRORED and _is_len(right):
-            op, left, right = _MIRRORED[type(op)](), right, left
+        source = self.source_of(node)
+        if isinstance(op, (ast.In, ast.NotIn)):
+            if self.is_subject(left):  # X in [...]
+                kind = "in" if isinstance(op, ast.In) else "not_in"
+                return Clause(self.subject(left), kind, (self.strings(right),), source=source)
+            kind = "contains" if isinstance(op, ast.In) else "excludes"  # "s" in X
+            return Clause(self.subject(right), kind, (self.strings(left),), source=source)
+        if type(op) not in _OPS:
+            raise self.fail(node, "unsupported comparison")
+        symbol = _OPS[type(op)]
+        if _is_len(right) or (self.is_subject(right) and not self.is_subject(left)):
+            symbol, left, right = _MIRRORED[symbol], right, left
+        if self.is_subject(left):  # X == "s", X != "s"
+            if symbol not in ("==", "!="):
+                raise self.fail(node, "a variable's text is compared with == or != only")
+            kind = "equals" if symbol == "==" else "differs"
+            return Clause(self.subject(left), kind, (self.string(right),), source=source)
         if not _is_len(left):
             x = self.variable or "X"
-            raise self.fail(node, f"only len({x}) and len(TOKENS({x})) can be compared, "
-                                  "with an integer")
-        if type(op) not in _UPPER:
-            raise self.fail(node, "only upper bounds (<, <=) on lengths are supported")
+            raise self.fail(node, f"only {x}, len({x}) and len(TOKENS({x})) can be compared")
         inner = left.args[0]  # type: ignore[attr-defined]
-        kind = "max_chars"
+        unit = "chars"
         if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name) \
                 and inner.func.id == "TOKENS" and len(inner.args) == 1 and not inner.keywords:
-            kind, inner = "max_tokens", inner.args[0]
+            unit, inner = "tokens", inner.args[0]
         subject = self.subject(inner)
-        strict = _UPPER[type(op)]
         if isinstance(right, ast.Constant):
             bound = right.value
             if isinstance(bound, bool) or not isinstance(bound, int):
-                raise self.fail(right, "a length bound must be an integer literal")
-            if bound - strict < 0:
-                raise self.fail(node, "no text is that short")
+                raise self.fail(right, "a length bound must be an integer")
             argument: Argument = ("literal", bound)
         else:
             argument = self.operand(right, "a length bound must be an integer literal")
-        return Clause(subject, kind, (argument, ("literal", strict)))
-
-    def choices(self, node: ast.expr) -> Argument:
-        if isinstance(node, (ast.List, ast.Tuple, ast.Set)) and all(
-                isinstance(e, ast.Constant) for e in node.elts):
-            if not node.elts:
-                raise self.fail(node, "the list of choices is empty")
-            return "literal", tuple(dict.fromkeys(self.string(e)[1] for e in node.elts))
-        return self.operand(node, "'in' needs a literal list of strings")
-
-    def excludes(self, text: ast.expr, variable: ast.expr) -> Clause:
-        subject = self.subject(variable)
-        return Clause(subject, "excludes",
-                      (self.string(text, "an excluded string must not be empty"),))
+        clause = Clause(subject, "length", (("literal", unit), ("literal", symbol), argument),
+                        source=source)
+        if argument[0] == "literal":
+            lower(clause, ())  # an impossible bound fails here, quoting the source
+        return clause
 
 
 def _is_len(node: ast.AST) -> bool:
@@ -204,13 +270,167 @@ def _is_len(node: ast.AST) -> bool:
             and node.func.id == "len" and len(node.args) == 1 and not node.keywords)
 
 
-def parse_where(source: Any) -> list[tuple[str, Any]]:
-    """Parse a `where` expression over `RESPONSE` into `(option, value)` pairs (see the
-    module docstring).
+# lowering --------------------------------------------------------------------------------
 
-    Raises TypeError if `source` is not a string, and ValueError naming the offending
-    part if it is malformed or uses something outside the supported vocabulary.
+def lower(clause: Clause, operands: tuple) -> list[Primitive]:
+    """The primitives `clause` asks for, with `operands` (the program's values of its
+    operand expressions) filled in. TypeError/ValueError naming the clause if a value does
+    not fit or a combination cannot be enforced."""
+    values = [operands[v] if kind == "operand" else v for kind, v in clause.arguments]
+    try:
+        return _lower(clause, values, operands)
+    except (TypeError, ValueError) as error:
+        if str(error).startswith("where: "):
+            raise
+        raise type(error)(f"where: {clause.source or clause.kind}: {error}") from None
+
+
+def _lower(clause: Clause, values: list, operands: tuple) -> list[Primitive]:
+    kind = clause.kind
+    if kind == "length":
+        return _length(clause.source or "len(...)", *values)
+    if kind in ("equals", "differs"):
+        text = _string(values[0], "the compared value")
+        return [("choices", (text,))] if kind == "equals" else [
+            ("pattern", Pattern(clause.source, op="not", parts=(("choices", (text,)),)))]
+    if kind in ("in", "not_in"):
+        choices = _strings(values[0], "the choices")
+        if kind == "in":
+            if not choices:
+                raise ValueError("the list of choices is empty")
+            return [("choices", choices)]
+        return [("pattern", Pattern(clause.source, op="not", parts=(("choices", choices),)))]
+    if kind in ("contains", "excludes"):
+        texts = _strings(values[0], "the string")
+        if not texts or not all(texts):
+            raise ValueError("the string must not be empty")
+        if kind == "excludes":
+            return [("excludes", texts)]
+        return [("pattern", Pattern(clause.source, regex=f"[\\s\\S]*{regex_escape(t)}[\\s\\S]*"))
+                for t in texts]
+    if kind == "any_of":
+        return _any_of(clause, [[p for c in branch for p in lower(c, operands)]
+                                for branch in clause.parts], operands)
+    if kind == "none_of":
+        _regular_only(clause, clause.parts, operands, "'not'")
+        parts = [p for c in clause.parts[0] for p in lower(c, operands)]
+        return [("pattern", Pattern(clause.source, op="not", parts=tuple(parts)))]
+    keyword = keyword_named(kind)
+    form = keyword.where
+    assert form is not None
+    return keyword.clauses(form.value(values[0] if values else None))
+
+
+def _length(label: str, unit: str, symbol: str, bound: Any) -> list[Primitive]:
+    if isinstance(bound, bool) or not isinstance(bound, int):
+        raise TypeError(f"a length bound must be an int, got {type(bound).__name__} {bound!r}")
+    least = {">": bound + 1, ">=": bound, "==": bound}.get(symbol)
+    most = {"<": bound - 1, "<=": bound, "==": bound}.get(symbol)
+    if most is not None and most < 0:
+        raise ValueError("no text is that short")
+    if unit == "tokens":
+        if symbol == "!=":
+            raise ValueError("len(TOKENS(...)) != n is not supported: a token count is "
+                             "bounded with <, <=, >, >= or ==")
+        return ([("min_tokens", least)] if least else []) + (
+            [("max_tokens", most)] if most is not None else [])
+    if symbol == "!=":
+        regex = (f"[\\s\\S]{{0,{bound - 1}}}|[\\s\\S]{{{bound + 1},}}" if bound
+                 else "[\\s\\S]+")
+        return [("pattern", Pattern(label, regex=regex))]
+    out: list[Primitive] = []
+    if least:
+        out.append(("pattern", Pattern(label, regex=f"[\\s\\S]{{{least},}}")))
+    if most is not None:
+        out.append(("max_chars", most))
+    return out
+
+
+def _any_of(clause: Clause, branches: list[list[Primitive]], operands: tuple
+            ) -> list[Primitive]:
+    """One `or`: see the module docstring for what it joins."""
+    kinds = [{k for k, _ in branch} for branch in branches]
+    stop_only = [b for b, k in zip(branches, kinds) if k and k <= set(STOPS)]
+    if stop_only:  # a stopping phrase holds for every text: the `or` is the stops
+        mixed = [b for b, k in zip(branches, kinds) if k & set(STOPS) and not k <= set(STOPS)]
+        if mixed:
+            raise ValueError("'or' between a branch with a stopping phrase and other "
+                             "constraints is not supported; accepted: 'or' between stopping "
+                             "phrases, or between a stopping phrase and constraints without one")
+        return [p for branch in stop_only for p in branch]
+    if all(len(b) == 1 and k == {"choices"} for b, k in zip(branches, kinds)):
+        return [("choices", tuple(dict.fromkeys(c for b in branches for c in b[0][1])))]
+    for bound, loosest in (("max_tokens", max), ("min_tokens", min)):
+        if all(len(b) == 1 and k == {bound} for b, k in zip(branches, kinds)):
+            return [(bound, loosest(b[0][1] for b in branches))]
+    _regular_only(clause, clause.parts, operands, "'or'")
+    return [("pattern", Pattern(clause.source, op="or", parts=tuple(
+        ("pattern", Pattern(clause.source, op="and", parts=tuple(b))) for b in branches)))]
+
+
+_NAMES = {"stops_at": "a stopping phrase", "stops_before": "a stopping phrase",
+          "max_tokens": "a token count", "min_tokens": "a token count",
+          "json_schema": "a JSON schema"}
+
+
+def _regular_only(clause: Clause, branches: tuple[tuple[Clause, ...], ...], operands: tuple,
+                  what: str) -> None:
+    """ValueError naming the first clause of `branches` that is not about the text's form."""
+    for branch in branches:
+        for part in branch:
+            other = sorted({k for k, _ in lower(part, operands) if k not in REGULAR})
+            if other:
+                raise ValueError(
+                    f"{what} cannot combine {part.source} ({_NAMES.get(other[0], other[0])}) "
+                    f"with other constraints in {clause.source}; {what} combines constraints "
+                    "on the text's form (in, ==, !=, len(X), REGEX, INT, STARTS_WITH, "
+                    "\"s\" in X), and 'or' also joins stopping phrases, or token bounds of "
+                    "one direction")
+
+
+def _string(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, got {type(value).__name__} {value!r}")
+    return check_text(value, what)
+
+
+def _strings(value: Any, what: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (check_text(value, what),)
+    try:
+        items = list(value)
+    except TypeError:
+        raise TypeError(f"{what} must be a str or a collection of str, got "
+                        f"{type(value).__name__}") from None
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"{what} must hold only str, got {type(item).__name__} {item!r}")
+    return tuple(dict.fromkeys(check_text(item, what) for item in items))
+
+
+
+
+@dataclasses.dataclass(frozen=True)
+class Where:
+    """A parsed `where` with its operands' values: what a query hands `generate(where=...)`
+    for one hole (lowered as a `where` string is, without going through text)."""
+
+    clauses: tuple[Clause, ...]
+    operands: tuple = ()
+
+    def primitives(self) -> list[Primitive]:
+        """The primitives of all clauses."""
+        return [p for clause in self.clauses for p in lower(clause, self.operands)]
+
+
+def parse_where(source: Any) -> list[Primitive]:
+    """Parse a `where` expression over `RESPONSE` (or take a `Where`) into primitives.
+
+    Raises TypeError if `source` is neither, and ValueError naming the offending part if
+    it is malformed or uses something outside the supported vocabulary.
     """
+    if isinstance(source, Where):
+        return source.primitives()
     if not isinstance(source, str):
         raise TypeError(f"where must be a str, got {type(source).__name__}")
     text = source.strip()
@@ -223,18 +443,4 @@ def parse_where(source: Any) -> list[tuple[str, Any]]:
         raise ValueError(f"malformed where expression {source!r}: {error}") from None
     parser = WhereParser(lambda node: ast.get_source_segment(text, node) or ast.dump(node),
                          VARIABLE)
-    return [_option(clause) for clause in parser.clauses(tree.body)]
-
-
-def _option(clause: Clause) -> tuple[str, Any]:
-    """A literal clause as `generate`'s (option, value)."""
-    values = [value for _, value in clause.arguments]
-    if clause.kind == "int":
-        return "type", int
-    if clause.kind == "regex":
-        return "regex", values[0]
-    if clause.kind == "choices":
-        return "choices", tuple(dict.fromkeys(c for v in values for c in v))
-    if clause.kind in ("max_tokens", "max_chars"):
-        return clause.kind, values[0] - values[1]
-    return clause.kind, (values[0],)  # stops_at, stops_before, excludes
+    return Where(tuple(parser.clauses(tree.body))).primitives()

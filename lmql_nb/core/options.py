@@ -23,8 +23,8 @@ class GenerateOptions(Options):
     declared here once; the magics, the CLI and the server check with the same rules).
 
     `constraint` gathers `stops_at`, `stops_before`, `choices`, `regex`, `type`,
-    `json_schema` and `where` (see `lmql_nb.constraints`); a `where` token bound is
-    folded into `max_tokens`.
+    `json_schema`, `starts_with`, `min_tokens` and `where` (see
+    `lmql_nb.constraints.keywords`); a `where` upper token bound is folded into `max_tokens`.
     """
 
     max_tokens: Optional[int] = option(
@@ -133,6 +133,10 @@ def parse_generate_options(max_tokens: Any = None, **kwargs: Any) -> GenerateOpt
             limit = values.get("max_tokens")
             values["max_tokens"] = min(m for m in (limit, constraint.max_tokens)
                                        if m is not None)
+        least, most = constraint.min_tokens, values.get("max_tokens")
+        if least and most is not None and least > most:
+            raise ValueError(f"at least {least} tokens (min_tokens, or a len(TOKENS(...)) "
+                             f"lower bound) do not fit in max_tokens={most}")
         if not constraint.active:
             constraint = None
     return GenerateOptions(**values, constraint=constraint)

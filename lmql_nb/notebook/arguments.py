@@ -3,8 +3,9 @@
 Each option is one `Option` line in `GENERATE_OPTIONS`, `QUERY_OPTIONS` or
 `SCORE_OPTIONS` (options several magics share are named once); an option with
 `to_model=True` is passed to `generate`/`score`/the query program under its `dest` name
-when given.
-Adding an option (say, a constraint such as `--stops-at`) is one more line here.
+when given. The constraint flags (`--stops-at`, `--regex`, `--where`...) are not listed
+here: each constraint keyword declares its own (`lmql_nb.constraints.keywords`), and
+`generate_options()` reads them when a magic parses its line.
 """
 
 from __future__ import annotations
@@ -26,20 +27,15 @@ def _checked(name: str, rule: Optional[Rule] = None) -> Callable[[str], Any]:
     return (rule or GENERATE_RULES[name]).argparse_type(name)
 
 
-def _python_type(text: str) -> type:
-    if text != "int":
-        raise argparse.ArgumentTypeError(f"expected 'int' (the one type constraint), got {text!r}")
-    return int
+def _flag_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """argparse's `type=` for a keyword's flag: its parser, its words."""
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except (TypeError, ValueError) as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
 
-
-def _json(text: str) -> Any:
-    import json
-
-    try:
-        return json.loads(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"expected a JSON schema, got {text!r} "
-                                         f"({error})") from None
+    return convert
 
 
 def _identifier(text: str) -> str:
@@ -77,7 +73,7 @@ TOP_LOGPROBS = Option(("--top-logprobs",), "top_logprobs", "alternatives per tok
                       "hover (default: %config LmqlMagics.top_logprobs)",
                       _checked("top_logprobs"), metavar="K")
 
-GENERATE_OPTIONS: tuple[Option, ...] = (
+_GENERATE_OPTIONS: tuple[Option, ...] = (
     MODEL,
     Option(("--max-tokens",), "max_tokens", "tokens to generate at most "
            "(default: %config LmqlMagics.max_tokens)", _checked("max_tokens"), metavar="N"),
@@ -90,22 +86,28 @@ GENERATE_OPTIONS: tuple[Option, ...] = (
            _checked("top_p"), metavar="P"),
     SEED,
     TOP_LOGPROBS,
-    Option(("--stops-at",), "stops_at", "stop after this text, keeping it (repeatable)",
-           metavar="TEXT", repeatable=True),
-    Option(("--stops-before",), "stops_before", "stop before this text, dropping it "
-           "(repeatable)", metavar="TEXT", repeatable=True),
-    Option(("--choice",), "choices", "the completion is one of these (repeat for each)",
-           metavar="TEXT", repeatable=True),
-    Option(("--regex",), "regex", "the completion fully matches this pattern", metavar="RE"),
-    Option(("--type",), "type", "the completion is an integer ('int')", _python_type,
-           metavar="int"),
-    Option(("--json-schema",), "json_schema", "the completion is JSON valid against this "
-           "schema (JSON text)", _json, metavar="SCHEMA"),
-    Option(("--where",), "where", "an LMQL where-expression over RESPONSE", metavar="EXPR"),
     OUT,
     Option(("--format",), "format", "how to show the result (default: %config "
            "LmqlMagics.format)", choices=FORMATS, to_model=False),
 )
+
+
+def constraint_options() -> tuple[Option, ...]:
+    """The flags of the registered constraint keywords, in registration order."""
+    from ..constraints.keywords import keywords
+
+    return tuple(Option((k.flag.flag,), k.name, k.flag.help, _flag_type(k.flag.parse),
+                        metavar=k.flag.metavar, repeatable=k.flag.repeatable)
+                 for k in keywords() if k.flag is not None)
+
+
+def generate_options() -> tuple[Option, ...]:
+    """`%%lmql_generate`'s options, with the constraint flags registered by now."""
+    return _GENERATE_OPTIONS[:-2] + constraint_options() + _GENERATE_OPTIONS[-2:]
+
+
+#: `%%lmql_generate`'s options with the built-in constraint flags
+GENERATE_OPTIONS = generate_options()
 
 QUERY_OPTIONS: tuple[Option, ...] = (
     MODEL,

@@ -28,7 +28,7 @@ from ..core.options import MAX_TOP_LOGPROBS, check_values, parse_generate_option
 from ..core.results import Generation
 from ..core.scoring import AGGREGATIONS
 from .arguments import (FORMATS, GENERATE_OPTIONS, QUERY_OPTIONS, SCORE_OPTIONS,
-                        build_parser, model_kwargs)
+                        build_parser, generate_options, model_kwargs)
 from .interpolation import interpolate, interpolate_values
 from .running import Interrupted, run_with_ticks
 from .streaming import TokenCollector, make_output
@@ -130,9 +130,10 @@ class LmqlMagics(Magics):
         literal braces). `-o VAR` stores what `generate` returns (a str, or a list of str
         for n > 1); on an interrupt it stores what was generated so far.
         """
-        args = _parse(GENERATE_PARSER, line)
+        flags = generate_options()  # with constraint keywords registered since import
+        args = _parse(build_parser("%%lmql_generate", flags), line)
         prompt = _interpolate(interpolate, cell.removesuffix("\n"), self._user_ns)
-        kwargs = model_kwargs(GENERATE_OPTIONS, args)
+        kwargs = model_kwargs(flags, args)
         kwargs.setdefault("max_tokens", self.max_tokens)
         kwargs.setdefault("top_logprobs", self.top_logprobs)
         kwargs["return_details"] = True

@@ -359,13 +359,12 @@ class _Compiler:
         renumbered = []
         for clause in clauses:
             analyser = next(a for a, found in analysers if any(c is clause for c in found))
-            arguments = []
-            for kind, value in clause.arguments:
-                if kind == "operand":
-                    nodes.append(analyser.operands[value])
-                    value = len(nodes) - 1
-                arguments.append((kind, value))
-            renumbered.append(dataclasses.replace(clause, arguments=tuple(arguments)))
+
+            def number(index: int, analyser: WhereParser = analyser) -> int:
+                nodes.append(analyser.operands[index])
+                return len(nodes) - 1
+
+            renumbered.append(clause.renumbered(number))
         return nodes, tuple(renumbered)
 
     def tactic(self, part: HolePart, node: ast.expr) -> ast.expr:

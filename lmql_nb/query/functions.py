@@ -309,7 +309,7 @@ def _check_constraints(program: Program) -> None:
     from .runtime import hole_options
 
     for site in program.sites:
-        if any(kind == "operand" for c in site.clauses for kind, _ in c.arguments):
+        if any(c.has_operands for c in site.clauses):
             continue
         try:
             parse_constraints(hole_options(site, None, ()))

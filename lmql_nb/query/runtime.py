@@ -28,7 +28,6 @@ import anyio
 
 from ..core import aio
 from ..generations.llm import LLM
-from .clauses import where_source
 from .compiler import HoleSite, Program
 from .decorators import DecoratorList
 from .nested import DeferredCall, nested_target, run_nested
@@ -296,21 +295,23 @@ class Execution:
 
 def hole_options(site: HoleSite, tactic: Any, operands: tuple) -> dict[str, Any]:
     """`generate`'s constraint keywords for a hole: its where clauses and its type."""
+    from ..constraints.where import Where
+
     options: dict[str, Any] = {}
-    where = where_source(list(site.clauses), operands)
+    if site.clauses:  # the parsed clauses themselves, with the operands' values
+        options["where"] = Where(tuple(site.clauses), tuple(operands))
     if tactic is None or tactic is str:
         pass
     elif tactic is int:
-        where = "INT(RESPONSE)" if where is None else where + " and INT(RESPONSE)"
+        options["type"] = int
     elif isinstance(tactic, str):
-        where = (f"REGEX(RESPONSE, {tactic!r})" if where is None
-                 else where + f" and REGEX(RESPONSE, {tactic!r})")
+        options["regex"] = tactic
     elif getattr(tactic, "__lmql_query__", False):
         raise ValueError(f"[{site.name}: ...]: a nested query fills the hole itself; it "
                          "cannot be combined with a hole's other type")
     elif isinstance(tactic, type):
         options["json_schema"] = json_schema_of(tactic, site.name)
-        if where is not None:
+        if site.clauses:
             raise ValueError(f"[{site.name}: {tactic.__name__}] is typed by a JSON schema, which "
                              "alone decides its text: it takes no where constraints")
     elif callable(tactic):
@@ -321,8 +322,6 @@ def hole_options(site: HoleSite, tactic: Any, operands: tuple) -> dict[str, Any]
     else:
         raise TypeError(f"[{site.name}: {tactic!r}]: a hole's type must be int, str, a regex "
                         "string, a dataclass or a pydantic model class")
-    if where is not None:
-        options["where"] = where
     return options
 
 

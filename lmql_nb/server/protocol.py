@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from ..core.options import GENERATE_RULES
 from ..core.validation import Rule, check_strings
 from .errors import bad_request
+from .structured import engine_options
 
 if TYPE_CHECKING:
     from ..core.options import GenerateOptions
@@ -40,14 +41,14 @@ _IGNORED = {"user", "stream_options", "metadata", "store", "service_tier", "requ
 
 _COMPLETION_FIELDS = {
     "model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "n", "stop", "seed",
-    "include_stop_str_in_output",
+    "include_stop_str_in_output", "min_tokens",
     "logprobs", "echo", "stream", "prompt_logprobs", "use_beam_search", "add_special_tokens",
     "return_tokens_as_token_ids", "structured_outputs",
 } | set(_NEUTRAL) | _IGNORED
 _CHAT_FIELDS = {
     "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
     "top_k", "n", "stop", "seed", "logprobs", "top_logprobs", "stream", "use_beam_search",
-    "include_stop_str_in_output",
+    "include_stop_str_in_output", "min_tokens",
     "structured_outputs", "chat_template", "add_generation_prompt", "response_format",
 } | set(_NEUTRAL) | _IGNORED
 
@@ -70,6 +71,7 @@ class Sampling:
     beam: bool
     structured: Optional[dict]
     keep_stop: bool = False  # vLLM's include_stop_str_in_output
+    min_tokens: int = 0  # vLLM's: no end-of-sequence or stop string before this many tokens
 
     def to_options(self) -> "GenerateOptions":
         """The engine's options for this request (as vLLM's `to_sampling_params`); a
@@ -81,6 +83,8 @@ class Sampling:
                                    "top_logprobs": self.logprobs or 0, "cache": False}
         if self.stop:
             options["stops_at" if self.keep_stop else "stops_before"] = list(self.stop)
+        if self.min_tokens:
+            options["min_tokens"] = self.min_tokens
         if self.beam:
             options.update(decoder="beam", n=self.n)
         elif self.temperature > 0:
@@ -218,7 +222,7 @@ def _sampling(body: dict, max_tokens: Any, logprobs: Optional[int]) -> Sampling:
     structured = body.get("structured_outputs")
     if structured is not None and not isinstance(structured, dict):
         raise bad_request("structured_outputs must be an object with one of the keys "
-                          "regex, choice, json, grammar", "structured_outputs")
+                          f"{', '.join(engine_options())}", "structured_outputs")
     return Sampling(
         model=_model(body), max_tokens=max_tokens, temperature=temperature,
         top_p=_option(body, "top_p"), top_k=top_k, n=n, stop=_stop(body),
@@ -226,6 +230,7 @@ def _sampling(body: dict, max_tokens: Any, logprobs: Optional[int]) -> Sampling:
         stream=_bool(body, "stream", False),
         include_usage=bool(stream_options.get("include_usage", False)), beam=beam,
         structured=structured, keep_stop=_bool(body, "include_stop_str_in_output", False),
+        min_tokens=_int(body, "min_tokens", 0, 0, None, nullable=True) or 0,
     )
 
 

@@ -229,7 +229,7 @@ class Serving:
         """Events for a stream: `first`, a chunk per token (text held back at a possible
         stop string), each choice's final chunk, the usage if asked, then [DONE]."""
         sampling = prepared.sampling
-        scanners = [StopScanner(sampling.stop, sampling.keep_stop)
+        scanners = [StopScanner(sampling.stop, sampling.keep_stop, sampling.min_tokens)
                     for _ in range(len(prepared.prompts) * sampling.n)]
         completion_tokens = 0
         for opening in first:

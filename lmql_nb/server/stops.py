@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 class StopScanner:
     """Follows one row's text piece by piece; says what may be sent."""
 
-    def __init__(self, stops: Sequence[str], keep: bool = False):
+    def __init__(self, stops: Sequence[str], keep: bool = False, min_tokens: int = 0):
         from ..constraints import ConstraintSpec
 
         self.stops = tuple(stops)
@@ -24,15 +24,22 @@ class StopScanner:
         self.text = ""
         self.sent = 0
         self.cut: Optional[int] = None
+        self.min_tokens = min_tokens  # stop strings count from the token that reaches it
+        self.pieces = 0
+        self.floor = 0
 
     def feed(self, piece: str) -> str:
-        """Add `piece`; return the text that is now safe to send."""
+        """Add `piece` (one token's text); return the text that is now safe to send."""
         from ..constraints.stops import stop_cut, undecided_tail
 
         if self.cut is not None:
             return ""
+        if self.pieces == self.min_tokens - 1:
+            self.floor = len(self.text)
+        self.pieces += 1
         self.text += piece
-        cut = stop_cut(self.text, self.spec) if self.stops else None
+        counts = self.stops and self.pieces >= self.min_tokens
+        cut = stop_cut(self.text, self.spec, self.floor) if counts else None
         if cut is not None:
             self.cut = cut
             return self._release(cut)

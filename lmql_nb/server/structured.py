@@ -1,10 +1,10 @@
 """`structured_outputs` (vLLM's spelling): validated here, wired to the engine here.
 
-vLLM takes `{"regex": str}`, `{"choice": [str, ...]}`, `{"json": schema}` or
-`{"grammar": str}`. The engine's `generate` options that implement them are named
-`regex=`, `choices=` and `json_schema=` (and `grammar=`, which it has not yet); a kind
-whose option the engine does not accept is answered with a 400 "not supported yet". This
-is the only place that maps one to the other.
+vLLM takes one of `{"regex": str}`, `{"choice": [str, ...]}`, `{"json": schema}` (and
+`{"grammar": str}`, which lmql_nb does not). Which `generate` keyword answers each key is
+declared by the keyword itself (`Keyword.structured_output` in
+`lmql_nb.constraints.keywords`: `regex=`, `choices=`, `json_schema=`); a key no keyword
+declares is answered with a 400 naming the accepted ones.
 """
 
 from __future__ import annotations
@@ -13,22 +13,16 @@ from typing import Any, Optional
 
 from .errors import bad_request
 
-#: structured_outputs key -> the engine's generate option
-ENGINE_OPTIONS = {"regex": "regex", "choice": "choices", "json": "json_schema",
-                  "grammar": "grammar"}
 
+def engine_options() -> dict[str, str]:
+    """structured_outputs key -> the `generate` keyword that enforces it (the registry's)."""
+    from ..constraints.keywords import keywords
 
-def _engine_accepts(option: str) -> bool:
-    """True if the engine's `generate` takes `option` (constrained generation is new)."""
-    try:
-        from ..constraints import CONSTRAINT_KEYS
-    except ImportError:
-        return False
-    return option in CONSTRAINT_KEYS
+    return {k.structured_output: k.name for k in keywords() if k.structured_output}
 
 
 def _check_value(kind: str, value: Any) -> Any:
-    if kind in ("regex", "grammar"):
+    if kind == "regex":
         if not isinstance(value, str) or not value:
             raise bad_request(f"structured_outputs.{kind} must be a non-empty string",
                               "structured_outputs")
@@ -60,17 +54,12 @@ def generate_options(spec: Optional[dict]) -> dict:
     """The engine `generate` options for a `structured_outputs` object (may be {})."""
     if not spec:
         return {}
+    options = engine_options()
     kinds = [k for k in spec if spec[k] is not None]
-    unknown = [k for k in kinds if k not in ENGINE_OPTIONS]
+    unknown = [k for k in kinds if k not in options]
     if unknown or len(kinds) != 1:
         raise bad_request("structured_outputs must hold exactly one of "
-                          f"{', '.join(ENGINE_OPTIONS)}; got {', '.join(kinds) or 'none'}",
+                          f"{', '.join(options)}; got {', '.join(kinds) or 'none'}",
                           "structured_outputs")
     kind = kinds[0]
-    value = _check_value(kind, spec[kind])
-    option = ENGINE_OPTIONS[kind]
-    if not _engine_accepts(option):
-        raise bad_request(f"structured_outputs.{kind} is not supported yet by this server "
-                          "(the engine has no constrained generation for it yet)",
-                          "structured_outputs")
-    return {option: value}
+    return {options[kind]: _check_value(kind, spec[kind])}

@@ -37,7 +37,7 @@ PERSON = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"
     ({"choices": []}, ValueError, "choices must not be empty"),
     ({"choices": "yes"}, TypeError, "choices must be a list"),
     ({"choices": ["a", 1]}, TypeError, r"choices\[1\] must be a str"),
-    ({"where": "INT(RESPONSE) or INT(RESPONSE)"}, ValueError, "'or' is not supported"),
+    ({"where": "INT(RESPONSE) or len(TOKENS(RESPONSE)) < 3"}, ValueError, "'or' cannot combine"),
     ({"where": "INT(RESPONSE"}, ValueError, "malformed where expression"),
     ({"stops_at": [""]}, ValueError, "empty"),
     ({"stops_before": [3]}, TypeError, "must be a str"),

@@ -27,7 +27,7 @@ from ...constraints.spec import ConstraintSpec
 from ...constraints.stops import new_stop
 from ...errors import ConstraintError
 from ...tokenization.tokenizer import EngineTokenizer, IncrementalDecoder
-from .generation import GenerateJob, forced_next, start_matcher
+from .generation import GenerateJob, below_minimum, check_minimum, forced_next, start_matcher
 from .model import LanguageModel, Rows
 from .sampling import (StepStats, completion, describe, log_softmax, row_summary, step_stats,
                        top_ids)
@@ -71,12 +71,15 @@ class _Beam:
             decoder.ids = list(decoder.ids)
             piece = decoder.add(stats.token_id)
             text += piece
-            ended = spec is not None and new_stop(text, len(piece), spec)
+            ended = (spec is not None and not below_minimum(spec, len(self.steps) + 1)
+                     and new_stop(text, len(piece), spec))
         matcher = self.matcher
         if matcher is not None and not ended:
             matcher = matcher.copy()
             matcher.advance(stats.token_id)
             ended = matcher.forced_end
+            if ended:
+                check_minimum(spec, len(self.steps) + 1)
         return _Beam(self.steps + (stats,), total, matcher, decoder, text), ended
 
     @property
@@ -137,6 +140,8 @@ def _search(beams: Rows, logits: np.ndarray, tokenizer: EngineTokenizer, request
         for i, beam in enumerate(live):
             if beam.matcher is not None and forced is None:  # a forced token is checked later
                 beam.matcher.mask_(totals[i])
+            if below_minimum(spec, len(beam.steps)):
+                totals[i, list(tokenizer.eos_token_ids)] = -np.inf
         flat_totals = totals.reshape(-1)
         vocab = logprobs.shape[-1]
         # a forced step has one beam and one candidate: the forced token

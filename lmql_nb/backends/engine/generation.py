@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ...constraints.matcher import Constraint, ConstraintError, SequenceMatcher
+from ...constraints.spec import ConstraintSpec
 from ...constraints.stops import new_stop
 from ...core.options import GenerateOptions
 from ...core.results import TokenInfo
@@ -129,7 +130,7 @@ def run_generate(model: LanguageModel, tokenizer: EngineTokenizer,
     try:
         while True:
             logprobs = log_softmax(logits)  # the model's own, unconstrained
-            next_ids = _choose(_mask(logits, active), active, generators).tolist()
+            next_ids = _choose(_mask(logits, active, tokenizer), active, generators).tolist()
             keep = []
             for i, row in enumerate(active):
                 try:
@@ -153,13 +154,29 @@ def run_generate(model: LanguageModel, tokenizer: EngineTokenizer,
         decoding.close()
 
 
-def _mask(logits: np.ndarray, rows: Sequence[_Row]) -> np.ndarray:
+def _mask(logits: np.ndarray, rows: Sequence[_Row], tokenizer: EngineTokenizer) -> np.ndarray:
     """Set each constrained row's forbidden tokens to -inf, in place (no copy of the
-    vocabulary-sized rows: the log-probabilities are already taken)."""
+    vocabulary-sized rows: the log-probabilities are already taken); below a lower token
+    bound, end-of-sequence is forbidden too."""
     for i, row in enumerate(rows):
         if row.matcher is not None:
             row.matcher.mask_(logits[i])
+        if below_minimum(row.job.options.constraint, len(row.tokens)):
+            logits[i, list(tokenizer.eos_token_ids)] = -np.inf
     return logits
+
+
+def below_minimum(spec: Optional[ConstraintSpec], generated: int) -> bool:
+    """True if a sequence of `generated` tokens may not end yet (`spec.min_tokens`)."""
+    return spec is not None and generated < (spec.min_tokens or 0)
+
+
+def check_minimum(spec: Optional[ConstraintSpec], generated: int) -> None:
+    """ConstraintError if the grammar ends a sequence below the lower token bound."""
+    if spec is not None and below_minimum(spec, generated):
+        raise ConstraintError(
+            f"the constraint's shape ends the text after {generated} tokens, but it must have "
+            f"at least {spec.min_tokens} (len(TOKENS(...)) lower bound); loosen one of them")
 
 
 def _choose(logits: np.ndarray, rows: Sequence[_Row],
@@ -199,12 +216,14 @@ def _advance(row: _Row, token_id: int, logprobs: np.ndarray,
     row.text += info.text
     if row.request.on_progress is not None:
         row.request.on_progress((row.index, info))
-    if job.options.constraint is not None and new_stop(row.text, len(info.text),
-                                                       job.options.constraint):
+    spec = job.options.constraint
+    if spec is not None and not below_minimum(spec, len(row.tokens)) \
+            and new_stop(row.text, len(info.text), spec):
         return "stop"
     if row.matcher is not None:
         row.matcher.advance(token_id)
         if row.matcher.forced_end:
+            check_minimum(spec, len(row.tokens))
             return "stop"
     if len(row.tokens) >= job.max_new_tokens:
         return job.length_reason

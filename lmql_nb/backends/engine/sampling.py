@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
-from ...constraints.stops import cut_stop, stop_cut
+from ...constraints.stops import cut_stop, stop_cut, stop_floor
 from ...core.results import Alternative, Generation, TokenInfo
 from ...tokenization.tokenizer import IncrementalDecoder
 
@@ -196,8 +196,9 @@ def completion(tokens: Sequence[TokenInfo], decoder: IncrementalDecoder,
     """
     text = decoder.text()
     if spec is not None and spec.stops:
+        floor = stop_floor(tokens, spec)
         tokens = cut_stop(tokens, spec)
-        cut = stop_cut(text, spec)
+        cut = stop_cut(text, spec, floor)
         text = text if cut is None else text[:cut]
     return Generation(text=text, tokens=tuple(tokens), finish_reason=finish_reason,
                       prompt=prompt, prefix_ids=tuple(prefix_ids), end_token=end_token)

@@ -25,6 +25,7 @@ import json
 from typing import Any, Callable, Optional
 
 from ...constraints.grammar import INT_REGEX
+from ...constraints.primitives import Pattern, regex_escape
 from ...constraints.spec import ConstraintSpec
 from ...core.options import GenerateOptions
 
@@ -168,6 +169,7 @@ class _Constraint:
         self.shapes: list[tuple[str, str, Any]] = []  # (structured_outputs key, name, value)
         self.unsupported: list[str] = []
         self.response_format: Optional[dict] = None
+        self.extra: dict[str, Any] = {}  # vLLM's sampling extensions (min_tokens)
 
 
 def _shape(key: str, name: str,
@@ -186,6 +188,45 @@ def _refuse(name: str) -> Callable[[_Constraint, Any], None]:
 
 def _keep(field: str) -> Callable[[_Constraint, Any], None]:
     return lambda request, value: setattr(request, field, value)
+
+
+def plain_regex(kind: str, value: Any) -> Optional[str]:
+    """A regular primitive as one regex in the syntax vLLM's structured outputs take
+    (None where it needs llguidance's intersection or complement)."""
+    if kind == "regex":
+        return str(value)
+    if kind == "choices":
+        return "(?:" + "|".join(regex_escape(c) for c in value) + ")"
+    if kind == "type":
+        return INT_REGEX
+    if kind == "max_chars":
+        return f"[\\s\\S]{{0,{value}}}"
+    if kind == "pattern" and value.op == "regex":
+        return str(value.regex)
+    if kind == "pattern" and value.op in ("or", "and"):
+        parts = [plain_regex(k, v) for k, v in value.parts]
+        if None in parts or (value.op == "and" and len(parts) != 1):
+            return None
+        return "|".join(f"(?:{p})" for p in parts)
+    return None
+
+
+def _patterns(request: _Constraint, patterns: tuple[Pattern, ...]) -> None:
+    for pattern in patterns:
+        regex = plain_regex("pattern", pattern)
+        if regex is None:
+            request.unsupported.append(f"{pattern.label} (it needs the intersection or "
+                                       "complement of regexes)")
+        else:
+            request.shapes.append(("regex", pattern.label, regex))
+
+
+def _refuse_patterns(request: _Constraint, patterns: tuple[Pattern, ...]) -> None:
+    request.unsupported += [p.label for p in patterns]
+
+
+def _min_tokens(request: _Constraint, least: int) -> None:
+    request.extra["min_tokens"] = least  # vLLM ignores EOS and stop strings until then
 
 
 def _json_response_format(request: _Constraint, schema: str) -> None:
@@ -207,6 +248,8 @@ _FIELDS: dict[str, dict[str, Optional[Callable[[_Constraint, Any], None]]]] = {
         "max_chars": _shape("regex", "len(RESPONSE)", lambda n: f"[\\s\\S]{{0,{n}}}"),
         "max_tokens": None,
         "excludes": _refuse("not ... in RESPONSE"),
+        "patterns": _patterns,
+        "min_tokens": _min_tokens,
     },
     "openai": {
         "stops_at": _refuse("stops_at (OpenAI drops the stop string; use stops_before)"),
@@ -218,6 +261,8 @@ _FIELDS: dict[str, dict[str, Optional[Callable[[_Constraint, Any], None]]]] = {
         "max_chars": _refuse("len(RESPONSE)"),
         "max_tokens": None,
         "excludes": _refuse("not ... in RESPONSE"),
+        "patterns": _refuse_patterns,
+        "min_tokens": _refuse("a lower token bound (min_tokens, len(TOKENS(...)) > n)"),
     },
 }
 
@@ -250,7 +295,7 @@ def _vllm(request: _Constraint) -> dict[str, Any]:
         raise ValueError(f"a vLLM server cannot enforce {', '.join(request.unsupported)}; "
                          "use a local model")
     params: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = dict(request.extra)
     if request.stops_at and request.stops_before:
         raise ValueError("a vLLM server keeps all stop strings or drops them all: use "
                          "stops_at or stops_before, not both")
