@@ -423,6 +423,30 @@ class Where:
         return [p for clause in self.clauses for p in lower(clause, self.operands)]
 
 
+@dataclasses.dataclass(frozen=True)
+class _Shift:
+    """An operand index moved by `offset`."""
+
+    offset: int
+
+    def __call__(self, index: int) -> int:
+        return index + self.offset
+
+
+def join_where(*parts: Optional[Where]) -> Optional[Where]:
+    """The `Where` asking for all of `parts` (None for none): their clauses, each with its
+    own operands (renumbered after the ones before it)."""
+    clauses: list[Clause] = []
+    operands: list = []
+    for part in parts:
+        if part is None:
+            continue
+        shift = _Shift(len(operands))
+        clauses += [c.renumbered(shift) for c in part.clauses]
+        operands += part.operands
+    return Where(tuple(clauses), tuple(operands)) if clauses else None
+
+
 def parse_where(source: Any) -> list[Primitive]:
     """Parse a `where` expression over `RESPONSE` (or take a `Where`) into primitives.
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, Optional
 
+from ..constraints.where import Where, join_where
 from .result import LMQLResult
 from .trace import NestedFinished, NestedSegment, NestedStarted
 
@@ -81,7 +82,7 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 async def run_nested(parent: "Execution", site: "HoleSite", tactic: Any,
-                     outer_where: Optional[str]) -> NestedSegment:
+                     outer_where: Optional[Where]) -> NestedSegment:
     """Run the nested query `tactic` names for hole `site` of `parent`; its segment."""
     from .functions import OPTIONS
     from .runtime import NO_VALUE, Execution, Runner
@@ -148,6 +149,5 @@ async def _checkpoint(parent: "Execution") -> None:
         await model.score(text, [" ."], cache=parent.runner.settings.cache)
 
 
-def _joined(first: Optional[str], second: Optional[str]) -> Optional[str]:
-    parts = [p for p in (first, second) if p]
-    return " and ".join(parts) or None
+def _joined(first: Optional[Where], second: Optional[Where]) -> Optional[Where]:
+    return join_where(first, second)

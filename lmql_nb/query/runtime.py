@@ -27,6 +27,7 @@ from typing import Any, AsyncIterator, Callable, Optional
 import anyio
 
 from ..core import aio
+from ..constraints.where import Where, join_where
 from ..generations.llm import LLM
 from .compiler import HoleSite, Program
 from .decorators import DecoratorList
@@ -202,8 +203,7 @@ class Execution:
                     raise ValueError(f"[{site.name}: {getattr(tactic, '__name__', tactic)}] "
                                      "is typed by a JSON schema and takes no where constraints "
                                      "(the nested query's hole has them from the outer hole)")
-                options["where"] = " and ".join(
-                    p for p in (options.get("where"), self.runner.outer_where) if p)
+                options["where"] = join_where(options.get("where"), self.runner.outer_where)
             on_text = None
             if decorated is not None and decorated.has_stage("stream"):
                 decorated.stream("", self)
@@ -295,8 +295,6 @@ class Execution:
 
 def hole_options(site: HoleSite, tactic: Any, operands: tuple) -> dict[str, Any]:
     """`generate`'s constraint keywords for a hole: its where clauses and its type."""
-    from ..constraints.where import Where
-
     options: dict[str, Any] = {}
     if site.clauses:  # the parsed clauses themselves, with the operands' values
         options["where"] = Where(tuple(site.clauses), tuple(operands))
@@ -384,7 +382,7 @@ class Runner:
         self.settings = settings
         self._tokenizer: Any = None
         self.beam: Optional[_Beam] = None
-        self.outer_where: Optional[str] = None  # a nested query's: the outer hole's where
+        self.outer_where: Optional[Where] = None  # a nested query's: the outer hole's where
         self.decorator_steps: dict[int, list[StepSegment]] = {}  # by id of a hole's segment
 
     def emit(self, slot: int, event: Event) -> None:
