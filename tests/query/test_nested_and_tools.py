@@ -357,3 +357,28 @@ def test_a_tool_loop_records_each_call(llm):
     assert "".join(s.text for s in result.trace.segments) == prompt
     assert all(isinstance(s, (TextSegment, HoleSegment, StepSegment))
                for s in result.trace.segments)
+
+
+def test_the_notebook_collector_rebuilds_nested_traces_from_events(llm):
+    """What `%%lmql` draws while a program runs is built from its events: at the end it
+    is the program's own trace, nested queries and steps included."""
+    from lmql_nb.notebook.trace_streaming import TraceCollector
+
+    collector = TraceCollector()
+    snapshots = []
+
+    def on_event(index, event):
+        collector(index, event)
+        if isinstance(event, NestedStarted):
+            snapshots.append(collector.snapshot()[1][0])
+
+    result = lmql_nb.run_sync('''
+        "Q: Hi [A: think] and [@str B: one_of(['x', 'y'])]"
+        " {len(A)}{repr(B)}"
+    ''', on_event=on_event)
+    final = collector.completed()[0]
+    assert final.prompt == result.prompt
+    assert [s.kind for s in final.segments] == [s.kind for s in result.trace.segments]
+    # while the first nested query ran, the row showed it open, inner text and all
+    open_nested = snapshots[0].segments[-1]
+    assert isinstance(open_nested, NestedSegment) and open_nested.query == "think()"
