@@ -118,7 +118,7 @@ class Routes:
 
     def _model_card(self) -> dict:
         return {"id": self.model.name, "object": "model", "created": 0, "owned_by": "lmql_nb",
-                "root": self.model.llm.model_identifier,
+                "root": self.model.model_id,
                 "max_model_len": self.model.context_length}
 
     async def models(self, request: Request) -> Response:

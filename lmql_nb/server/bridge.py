@@ -1,9 +1,10 @@
-"""The model behind the HTTP API: an in-process `LLM`, driven by token ids.
+"""The model behind the HTTP API: a backend driven by token ids.
 
 An OpenAI-compatible server must accept token-id prompts and return the log-probability
 of every prompt token, so it works below `LLM.generate`/`LLM.score`, which take text: on
-the in-process backend's token-id API, through the same worker (so concurrent HTTP
-requests still share forward passes).
+the `TokenIdBackend` protocol (`lmql_nb.backends.protocol`), which any backend may
+implement; the in-process ones run it through their worker, so concurrent HTTP requests
+still share forward passes.
 
 Nothing here blocks the event loop: tokenisation and chat templates run on threads
 (a few at a time), after a cheap length check refuses text too long for the context.
@@ -15,9 +16,9 @@ import asyncio
 from typing import Any, Awaitable, Callable, Optional, Sequence, TypeVar
 
 from ..core import aio
-from ..generations.llm import LLM
 from ..core.options import GenerateOptions
 from ..core.results import Generation, TokenCallback
+from ..backends.protocol import ScoredToken, TokenIdBackend
 from ..tokenization.tokenizer import common_prefix_length, encode_chat
 from . import templates
 from .errors import APIError, bad_request
@@ -34,9 +35,11 @@ INLINE_SIZE = 4096
 class ServedModel:
     """One loaded model under the name clients ask for."""
 
-    def __init__(self, llm: LLM, name: str, trust_request_chat_template: bool = False):
-        self.llm = llm
+    def __init__(self, backend: TokenIdBackend, name: str, model_id: str,
+                 trust_request_chat_template: bool = False):
+        self._backend = backend
         self.name = name
+        self.model_id = model_id  # the id it was loaded from (reported as its root)
         self.trust_request_chat_template = trust_request_chat_template
         self.running = 0  # requests in the engine now (reported by /health)
         self.closing = False  # set once the server is shutting down
@@ -46,16 +49,8 @@ class ServedModel:
 
     def load(self) -> None:
         """Load the model now (the server answers only once this is done)."""
-        from ..backends.engine.in_process import InProcessBackend
-
-        backend = self.llm.backend
-        if not isinstance(backend, InProcessBackend):
-            raise ValueError(f"serve needs a model the in-process engine loads (a 'local:' "
-                             f"or 'llama.cpp:' id); {self.llm.model_identifier!r} is served "
-                             f"by {backend.kind!r}")
-        backend.load()
-        self.tokenizer = backend.get_tokenizer()
-        self._backend = backend
+        self._backend.load()
+        self.tokenizer = self._backend.get_tokenizer()
         pieces = self.tokenizer.convert_ids_to_tokens(range(self.tokenizer.vocab_size))
         self._max_piece_chars = max(len(p or "") for p in pieces)
 
@@ -108,8 +103,7 @@ class ServedModel:
     def token_text(self, token_id: int) -> str:
         """A token on its own as vLLM names it in `logprobs`: decoded alone, special
         tokens (end-of-sequence) by their text."""
-        if token_id in self.tokenizer.eos_token_ids or token_id in getattr(
-                self.tokenizer, "special_ids", ()):
+        if token_id in self.tokenizer.eos_token_ids or token_id in self.tokenizer.special_ids:
             return self.tokenizer.convert_ids_to_tokens([token_id])[0]
         return self.tokenizer.decode([token_id])
 
@@ -156,17 +150,8 @@ class ServedModel:
     def tokenizer_info(self) -> dict:
         """The tokenizer's configuration as vLLM's `/tokenizer_info` gives it (what
         `tokenizer_config.json` holds, file paths left out), plus the chat template."""
-        hf = getattr(self.tokenizer, "hf", None)
-        config: dict[str, Any] = {}
-        if hf is not None:
-            config = {key: _json_safe(value) for key, value in
-                      dict(getattr(hf, "init_kwargs", None) or {}).items()
-                      if not key.endswith("_file") and key not in ("name_or_path", "vocab")}
-            config["tokenizer_class"] = type(hf).__name__
-            template = getattr(hf, "chat_template", None)
-        else:
-            template = getattr(self.tokenizer, "_chat_template", None)
-            config["tokenizer_class"] = type(self.tokenizer).__name__
+        config = {key: _json_safe(value) for key, value in self.tokenizer.config().items()}
+        template = config.pop("chat_template", None)
         for name in ("bos", "eos"):
             if config.get(f"{name}_token") is None:
                 config[f"{name}_token"] = self._special_text(
@@ -275,8 +260,6 @@ class ServedModel:
 
     async def _score(self, prefix: list[int], suffixes: list[list[int]],
                      top: Optional[int]) -> list[list[Any]]:
-        from ..backends.engine.scoring import ScoredToken
-
         scored = [i for i, s in enumerate(suffixes) if s]
         results: list[list[Any]] = [[] for _ in suffixes]
         if not scored:

@@ -83,6 +83,7 @@ def serve(model_id: str, name: Optional[str] = None, host: str = "127.0.0.1", po
                           "missing): pip install 'lmql_nb[server]'") from None
 
     from .. import api
+    from ..backends.protocol import token_id_backend
     from .app import create_app
     from .body import DEFAULT_MAX_BODY_BYTES
     from .bridge import ServedModel
@@ -92,8 +93,9 @@ def serve(model_id: str, name: Optional[str] = None, host: str = "127.0.0.1", po
         raise ValueError(f"--max-body-bytes must be at least 1024, got {max_body_bytes}")
     sock = bind(host, port)
     try:
-        served = ServedModel(api.model(model_id, **model_options),
-                             name or default_name(model_id), trust_request_chat_template)
+        backend = token_id_backend(api.model(model_id, **model_options).backend, model_id)
+        served = ServedModel(backend, name or default_name(model_id), model_id,
+                             trust_request_chat_template)
         served.load()
     except BaseException:
         sock.close()

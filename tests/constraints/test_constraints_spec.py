@@ -17,7 +17,7 @@ from lmql_nb.backends.openai.dialect import to_server_params
 from lmql_nb.constraints.stops import cut_stop, new_stop, stop_cut
 from lmql_nb.core.options import parse_generate_options
 from lmql_nb.core.results import TokenInfo
-from lmql_nb.tokenization.tokenizer import HFTokenizer
+from lmql_nb.backends.transformers.tokenizer import HFTokenizer
 
 from installed import dev_package
 

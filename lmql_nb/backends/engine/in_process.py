@@ -20,6 +20,7 @@ from ...tokenization.tokenizer import (EngineTokenizer, common_prefix_length, sp
                                        token_pieces)
 from ...core.validation import Options, option
 from ..base import Backend
+from ..protocol import ScoredToken
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,7 +295,7 @@ class InProcessBackend(Backend):
         return scores
 
     async def score_ids_top(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]],
-                            top_logprobs: int, use_cache: bool = True) -> list[list[Any]]:
+                            top_logprobs: int, use_cache: bool = True) -> list[list[ScoredToken]]:
         """Per suffix, a `ScoredToken` (log-probability, rank, the `top_logprobs` best
         alternatives) for each of its tokens after `prefix` and the tokens before it."""
         from .scoring import ScoreJob

@@ -14,6 +14,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ..protocol import ScoredToken
 from .model import LanguageModel
 from .sampling import top_ids
 from .worker import Request
@@ -35,16 +36,6 @@ class ScoreJob:
     #: k (0 or more): return `ScoredToken`s with each token's rank and k best alternatives
     #: (such jobs run alone, never in another call's forward pass)
     top_logprobs: Optional[int] = None
-
-
-@dataclasses.dataclass(frozen=True)
-class ScoredToken:
-    """A given token's log-probability, its rank (1 for the most likely) and the `k`
-    most likely tokens at its position, as (token id, log-probability), best first."""
-
-    logprob: float
-    rank: Optional[int]
-    top: tuple[tuple[int, float], ...]
 
 
 def run_score(model: LanguageModel, requests: Sequence[Request]) -> None:

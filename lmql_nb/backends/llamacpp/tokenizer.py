@@ -106,6 +106,14 @@ class LlamaTokenizer:
             messages=messages, add_generation_prompt=add_generation_prompt,
             bos_token=self._text_of(self.bos_token_id), eos_token=self._text_of(self.eos_token_id))
 
+    def config(self) -> dict[str, Any]:
+        """The tokenizer's configuration as a server reports it: its class and the GGUF's
+        chat template (a GGUF has no tokenizer_config.json)."""
+        config: dict[str, Any] = {"tokenizer_class": type(self).__name__}
+        if self._chat_template is not None:
+            config["chat_template"] = self._chat_template
+        return config
+
     def _text_of(self, token: Optional[int]) -> str:
         return "" if token is None else self.convert_ids_to_tokens([token])[0]
 

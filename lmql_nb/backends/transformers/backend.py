@@ -12,7 +12,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ...tokenization.tokenizer import HFTokenizer
+from .tokenizer import HFTokenizer
 from ...core.validation import option
 from ..engine.in_process import (InProcessBackend, InProcessOptions, default_max_rows,
                                  default_threads)
