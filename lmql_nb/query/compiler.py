@@ -97,6 +97,12 @@ class Program:
     decoder_arguments: dict[str, Any]
     model_source: Optional[str]  # the `from` clause's expression
     has_return: bool
+    #: whether statements come before the decoder clause: they define the query's own
+    #: globals (over the defining module's), as in LMQL
+    has_prologue: bool = False
+    #: names the program-level where constrains that are no holes (LMQL: variables of
+    #: the query, which must be defined when it is called)
+    where_names: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def hole_names(self) -> list[str]:
@@ -123,6 +129,7 @@ class _Compiler:
         self.statement_clauses: dict[tuple[int, int], list[layout_module.Clause]] = {}
         self.program_clauses: list[Clause] = []
         self.distribution: Optional[tuple[str, ast.expr, layout_module.Clause]] = None
+        self.where_names: list[str] = []
 
     def error(self, message: str, line: int, col: int,
               kind: type[Exception] = SyntaxError) -> Exception:
@@ -161,16 +168,29 @@ class _Compiler:
         self.check_names(program_where, distribution)
         body = _mark_no_value(body)
         body = _rename_print(body)
-        free = _free_names(body)
+        body = _rename_context(body)
+        # the decoder's and the from clause's expressions read the program's variables too
+        clause_sources = [v.source for v in decoder_arguments.values()
+                          if isinstance(v, DecoderExpression)] + [model_source or ""]
+        clause_reads = [ast.Expr(ast.parse(f"(\n{source}\n)", mode="eval").body)
+                        for source in clause_sources if source.strip()]
+        body_free = _free_names(body)
+        # (the clauses always see `lmql` / `lmql_nb`: not an argument for them alone)
+        free = [n for n in _free_names(body + clause_reads)  # type: ignore[operator]
+                if n in body_free or n not in ("lmql", "lmql_nb")]
         if parameters is None:
             parameters = [n for n in free if not hasattr(builtins, n) and n not in captures]
         captured = [n for n in captures if n in free and n not in parameters]
+        prologue = _prologue_names(body, layout.prologue_lines, set(parameters))
+        if prologue:  # LMQL: what the prologue defines are the query's globals
+            body = [ast.copy_location(ast.Global(prologue), body[0])] + body
         module = self.wrap(body, parameters, captured)
         code = compile(module, self.origin.filename, "exec", dont_inherit=True)
         outer = next(c for c in code.co_consts
                      if isinstance(c, types.CodeType) and c.co_name == _OUTER)
         return Program(self.source, self.origin, outer, captured, parameters, self.sites,
-                       decoder, decoder_arguments, model_source, _has_return(body))
+                       decoder, decoder_arguments, model_source, _has_return(body),
+                       bool(layout.prologue_lines), self.where_names)
 
     def decoder(self, clause: Optional[layout_module.Clause]) -> tuple[Optional[str], dict]:
         if clause is None:
@@ -447,11 +467,10 @@ class _Compiler:
 
     def check_names(self, program_where: list[Clause], distribution) -> None:
         names = {site.name for site in self.sites}
-        for clause in program_where:
-            if clause.subject not in names:
-                raise self.origin.error(
-                    f"where constrains {clause.subject}, which is not a hole of this program "
-                    f"(its holes: {', '.join(sorted(names)) or 'none'})", 1, 0, ValueError)
+        # as in LMQL, the program's where may name a variable that is no hole: it is the
+        # query's variable (checked to be defined when the query is called) and
+        # constrains no generation
+        self.where_names = sorted({c.subject for c in program_where if c.subject not in names})
         if distribution is not None and distribution[0] not in names:
             raise self.origin.error(
                 f"distribution {distribution[0]}: the program has no hole [{distribution[0]}]",
@@ -567,6 +586,45 @@ def _rename_print(body: list[ast.stmt]) -> list[ast.stmt]:
     return [Rename().visit(s) for s in body]
 
 
+def _rename_context(body: list[ast.stmt]) -> list[ast.stmt]:
+    """`context` reads `__lmql__.context` (the running execution, see query/context.py),
+    except where the program or one of its functions binds the name itself."""
+
+    def binds(nodes: list[Any]) -> bool:
+        for node in nodes:
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Name) and sub.id == "context" and \
+                        isinstance(sub.ctx, (ast.Store, ast.Del)):
+                    return True
+                if isinstance(sub, ast.arg) and sub.arg == "context":
+                    return True
+                if isinstance(sub, (ast.Import, ast.ImportFrom)) and any(
+                        (a.asname or a.name).split(".")[0] == "context" for a in sub.names):
+                    return True
+        return False
+
+    if any(binds([s]) and not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                             ast.ClassDef)) for s in body):
+        return body  # the program's own `context`
+
+    class Rename(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.AST:
+            if node.id == "context" and isinstance(node.ctx, ast.Load):
+                return ast.copy_location(
+                    ast.Attribute(ast.Name(RUNTIME, ast.Load()), "context", ast.Load()), node)
+            return node
+
+        def visit_FunctionDef(self, node: Any) -> Any:
+            return node if binds([node.args] + node.body) else self.generic_visit(node)
+
+        visit_AsyncFunctionDef = visit_FunctionDef
+
+        def visit_Lambda(self, node: ast.Lambda) -> Any:
+            return node if binds([node.args]) else self.generic_visit(node)
+
+    return [Rename().visit(s) for s in body]
+
+
 def _free_names(body: list[ast.stmt]) -> list[str]:
     """Names the program reads and never binds, in order of first use."""
     bound: set[str] = {RUNTIME}
@@ -596,6 +654,27 @@ def _free_names(body: list[ast.stmt]) -> list[str]:
             elif isinstance(node, ast.ExceptHandler) and node.name:
                 bound.add(node.name)
     return [n for n in dict.fromkeys(loaded) if n not in bound]
+
+
+def _prologue_names(body: list[ast.stmt], lines: int, parameters: set[str]) -> list[str]:
+    """The names the statements before the decoder clause (its first `lines` lines) bind
+    at the top level."""
+    names: list[str] = []
+    for statement in body:
+        if statement.lineno > lines:
+            break
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(statement.name)
+        elif isinstance(statement, (ast.Import, ast.ImportFrom)):
+            names += [(a.asname or a.name).split(".")[0] for a in statement.names
+                      if a.name != "*"]
+        else:
+            targets = getattr(statement, "targets", None) or [getattr(statement, "target", None)]
+            for target in targets:
+                for node in ast.walk(target) if target is not None else ():
+                    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                        names.append(node.id)
+    return [n for n in dict.fromkeys(names) if n not in parameters]
 
 
 def _mark_no_value(body: list[ast.stmt]) -> list[ast.stmt]:

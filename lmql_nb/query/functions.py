@@ -71,7 +71,7 @@ class QueryFunction:
         self.returns = returns
         self.__name__ = name
         self.__qualname__ = name
-        outer = _function(program.outer, scope)
+        outer = _function(program.outer, _QueryGlobals(scope) if program.has_prologue else scope)
         self._function = outer(*[captured[n] for n in program.captures])
         _check_constraints(program)
 
@@ -91,7 +91,7 @@ class QueryFunction:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.is_async:
             return self.run(*args, **kwargs)
-        return aio.run_sync(self.run, *args, **kwargs)
+        return _run_sync(self.run, *args, **kwargs)
 
     async def run(self, *args: Any, **kwargs: Any) -> Any:
         """Run the program; its return value(s) or `LMQLResult`(s)."""
@@ -117,6 +117,7 @@ class QueryFunction:
         options = {k: kwargs.pop(k) for k in list(kwargs) if k in OPTIONS or k in _REFUSED}
         options = _config(options, f"{self.__name__}()")
         arguments = self._arguments(args, kwargs)
+        self._check_where_names(arguments)
         settings = self._settings(options, arguments)
         from .runtime import Runner
 
@@ -149,9 +150,22 @@ class QueryFunction:
                 elif name in self.scope:
                     values[name] = self.scope[name]
                 else:
-                    raise TypeError(f"{self.__name__}() needs a value for {name!r} (the "
-                                    "program reads it and it is defined nowhere)")
+                    raise TypeError(f"Failed to resolve variable {name!r} in LMQL query "
+                                    f"{self.__name__}(): the program reads it and it is "
+                                    f"defined nowhere (pass it: {self.__name__}({name}=...))")
         return values
+
+    def _check_where_names(self, arguments: dict[str, Any]) -> None:
+        """A `where` may name a variable that is no hole (LMQL reads it as the query's
+        variable, and it constrains no generation); it must be defined somewhere."""
+        missing = [n for n in self.program.where_names if n not in arguments
+                   and n not in self.captured and n not in self.scope]
+        if missing:
+            listed = ", ".join(f"'{n}'" for n in sorted(missing))
+            raise TypeError(f"Failed to resolve variable{'s' if len(missing) > 1 else ''} in "
+                            f"LMQL query: {listed} (named in {self.__name__}'s where clause, "
+                            f"but no hole of the program, no argument and defined nowhere; "
+                            f"its holes: {', '.join(self.program.hole_names) or 'none'})")
 
     def _settings(self, call: dict[str, Any],
                   arguments: Optional[dict[str, Any]] = None) -> Settings:
@@ -203,7 +217,8 @@ class QueryFunction:
         check = {k: merged[k] for k in ("temperature", "top_k", "top_p", "seed", "top_logprobs",
                                         "cache") if merged.get(k) is not None}
         parse_generate_options(None, decoder=decoder, n=n, **check)  # the same checks as generate
-        return Settings(self._model(options), decoder, n, merged.get("temperature"),
+        return Settings(self._model(options, arguments or {}), decoder, n,
+                        merged.get("temperature"),
                         merged.get("top_k"), merged.get("top_p"), merged.get("seed"), max_len,
                         merged.get("top_logprobs", 5), merged.get("cache", True),
                         merged.get("on_event"))
@@ -227,7 +242,7 @@ class QueryFunction:
         return {"lmql": lmql_nb, "lmql_nb": lmql_nb, **self.scope, **self.captured,
                 **arguments}
 
-    def _model(self, options: dict[str, Any]) -> LLM:
+    def _model(self, options: dict[str, Any], arguments: dict[str, Any]) -> LLM:
         from ..api import _as_llm, get_default_model
 
         if options.get("model") is not None:
@@ -235,11 +250,10 @@ class QueryFunction:
         source = self.program.model_source
         if source is None:
             return get_default_model()
-        import lmql_nb
-
-        namespace = {"lmql": lmql_nb, "lmql_nb": lmql_nb, **self.scope, **self.captured}
-        # the user's own from clause, evaluated as their code would be
-        value = eval(compile(source, self.program.origin.filename, "eval"), namespace)
+        namespace = self._namespace(arguments)
+        # in brackets: the clause may span lines and hold comments
+        value = eval(compile(f"(\n{source}\n)", self.program.origin.filename, "eval"),
+                     namespace)
         return _as_llm(value, "the from clause")
 
 
@@ -293,6 +307,29 @@ class BoundQuery:
         return f"<bound lmql_nb query {self.__name__} of {self.bound_to[0]!r}>"
 
 
+def _run_sync(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a query synchronously. As in LMQL, not from inside a coroutine (it would block
+    that event loop until the query ends): there, await it. A notebook cell is the
+    exception: its sync calls run on lmql_nb's own event loop (see `aio.run_sync`)."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return aio.run_sync(function, *args, **kwargs)
+    if not _in_ipython():
+        raise RuntimeError("LMQL queries cannot be called synchronously from within an async "
+                           "context: await them instead (`await f(...)` for an async query, "
+                           "`await f.run(...)` for any query, `await lmql_nb.run(...)`)")
+    return aio.run_sync(function, *args, **kwargs)
+
+
+def _in_ipython() -> bool:
+    """Whether this runs in an IPython shell or Jupyter kernel."""
+    ipython = sys.modules.get("IPython")
+    return ipython is not None and getattr(ipython, "get_ipython", lambda: None)() is not None
+
+
 def _applies(key: str, decoder: Any) -> bool:
     """Whether option `key` means something to `decoder`."""
     if key == "n":
@@ -317,6 +354,20 @@ def _check_constraints(program: Program) -> None:
             line = program.origin.position(site.line, 0)[0]
             raise type(error)(f"the constraints of [{site.name}] ({program.origin.filename}, "
                               f"line {line}): {error}") from None
+
+
+class _QueryGlobals(dict):
+    """The globals of a program with a prologue: what the prologue defines lives here
+    (the query's own module, as in LMQL), everything else is read from the defining
+    module's globals, live."""
+
+    def __init__(self, module: dict[str, Any]):
+        super().__init__(__builtins__=module.get("__builtins__", __builtins__),
+                         __name__=module.get("__name__", "__lmql__"))
+        self.module = module
+
+    def __missing__(self, name: str) -> Any:
+        return self.module[name]
 
 
 def _function(code: Any, scope: dict[str, Any]) -> Callable:
@@ -387,9 +438,14 @@ def _from_function(function: Callable, config: dict[str, Any], depth: int) -> Qu
 
     _, captured = _caller(depth + 1)  # the function's own globals serve as its scope
     source, origin = _docstring_program(function)
-    signature = inspect.signature(function)
-    parameters = list(signature.parameters)
+    signature: Optional[inspect.Signature] = inspect.signature(function)
+    assert signature is not None
+    parameters: Optional[list[str]] = list(signature.parameters)
+    if not parameters:  # as in LMQL: the program's free variables may be given by keyword
+        parameters = signature = None
     program = compile_program(source, origin, parameters, tuple(captured))
+    if signature is None:
+        _order_parameters(program, set(captured) | set(function.__globals__))
     query_function = QueryFunction(program, function.__globals__, captured, signature,
                                    inspect.iscoroutinefunction(function), config,
                                    function.__name__)
@@ -397,21 +453,40 @@ def _from_function(function: Callable, config: dict[str, Any], depth: int) -> Qu
     return query_function
 
 
+def _order_parameters(program: Program, defined: set[str],
+                      first: Optional[list[str]] = None) -> None:
+    """A program's free variables as its parameters: `first` (in that order), then those
+    defined nowhere (in order of first use), then those the scope defines (read from it
+    unless given)."""
+    first = list(first or [])
+    rest = [n for n in program.parameters if n not in first]
+    program.parameters = first + [n for n in rest if n not in defined] + \
+        [n for n in rest if n in defined]
+
+
 def _from_source(source: str, config: dict[str, Any], is_async: bool, depth: int,
-                 returns: str = "program", name: str = "query") -> QueryFunction:
+                 returns: str = "program", name: str = "query",
+                 input_variables: Optional[list[str]] = None) -> QueryFunction:
     from .compiler import Origin, compile_program
 
     if not isinstance(source, str):
         raise TypeError(f"a query program must be a str, got {type(source).__name__}")
     scope, captured = _caller(depth + 1)
-    dedented = textwrap.dedent(_strip_marker(source))
-    removed = next((len(a) - len(b) for a, b in zip(source.split("\n"), dedented.split("\n"))
-                    if a.strip()), 0)
+    stripped = _strip_marker(source)
+    dedented = textwrap.dedent(stripped)
+    removed = next((len(a) - len(b) for a, b in zip(stripped.split("\n"),
+                                                    dedented.split("\n")) if a.strip()), 0)
     origin = Origin(line=1, first_col=removed, indent=removed, lines=tuple(source.split("\n")))
     program = compile_program(dedented, origin, None, ())
-    defined = set(captured) | set(scope)
-    program.parameters = [n for n in program.parameters if n not in defined] + \
-        [n for n in program.parameters if n in defined]
+    if input_variables is not None:
+        if not isinstance(input_variables, (list, tuple)) or not all(
+                isinstance(v, str) and v.isidentifier() for v in input_variables):
+            raise TypeError(f"input_variables must be a list of names, got {input_variables!r}")
+        unread = [v for v in input_variables if v not in program.parameters]
+        if unread:
+            raise ValueError(f"input_variables names {', '.join(unread)}, which the program "
+                             f"does not read (it reads: {', '.join(program.parameters) or 'none'})")
+    _order_parameters(program, set(captured) | set(scope), input_variables)
     return QueryFunction(program, scope, captured, None, is_async, config, name, returns)
 
 
@@ -432,13 +507,18 @@ def query_in_namespace(source: str, namespace: dict[str, Any], *, filename: str 
 
 
 def query(function: Union[Callable, str, None] = None, *, is_async: Optional[bool] = None,
-          **options: Any) -> Any:
+          input_variables: Optional[list[str]] = None, **options: Any) -> Any:
     """Make a query function: `@query` / `@query(model=..., decoder=...)` on a `def` or
     `async def` whose docstring is the LMQL program, or `query(source_string)` (async
-    unless `is_async=False`)."""
+    unless `is_async=False`; `input_variables=[names]` orders its positional
+    arguments)."""
     config = _config(options, "query()")
     if isinstance(function, str):
-        return _from_source(function, config, True if is_async is None else is_async, 1)
+        return _from_source(function, config, True if is_async is None else is_async, 1,
+                            input_variables=input_variables)
+    if input_variables is not None:
+        raise TypeError("input_variables= is for a query made of a program string; a "
+                        "function's parameters are its arguments")
     if function is None:
         def decorate(f: Callable) -> QueryFunction:
             return _from_function(f, config, 1)
@@ -469,16 +549,16 @@ def run_sync(source: str, *args: Any, **kwargs: Any) -> Any:
     """Synchronous `run`."""
     if source not in _compiled:
         _compiled[source] = _from_source(source, {}, True, 1)
-    return aio.run_sync(_compiled[source].run, *args, **kwargs)
+    return _run_sync(_compiled[source].run, *args, **kwargs)
 
 
 def main(query_function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run `query_function` (a query function, sync or async, or any async function) to
     completion and return its result, blocking (LMQL's `lmql.main`)."""
     if isinstance(query_function, QueryFunction):
-        return aio.run_sync(query_function.run, *args, **kwargs)
+        return _run_sync(query_function.run, *args, **kwargs)
     if inspect.iscoroutinefunction(query_function):
-        return aio.run_sync(query_function, *args, **kwargs)
+        return _run_sync(query_function, *args, **kwargs)
     if not callable(query_function):
         raise TypeError(f"main() takes a query function, got {type(query_function).__name__}")
     result = query_function(*args, **kwargs)
@@ -486,7 +566,7 @@ def main(query_function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         async def wait() -> Any:
             return await result
 
-        return aio.run_sync(wait)
+        return _run_sync(wait)
     return result
 
 

@@ -44,6 +44,9 @@ class Layout:
     statement_clauses: dict[tuple[int, int], list[Clause]] = dataclasses.field(default_factory=dict)
     tail: list[Clause] = dataclasses.field(default_factory=list)
     body_indented: bool = False
+    #: lines before the decoder clause (imports, definitions: the query's globals, as in
+    #: LMQL); 0 when the decoder clause comes first or there is none
+    prologue_lines: int = 0
 
 
 def _tokens(source: str) -> list[tokenize.TokenInfo]:
@@ -154,13 +157,21 @@ def split(source: str) -> Layout:
     text = _Text(source)
     layout = Layout(python="")
     first_body = 0
-    if lines and _is_decoder_clause(lines[0]):
-        first_body = _decoder(lines[0], text, layout)
+    start = _decoder_line(lines)
+    if start is not None:
+        first_body = _decoder(lines[start], text, layout)
+        if start > 0:  # a prologue before the decoder clause: the clause opens the body
+            _open_body(lines[start], first_body, text, layout)
+    start = start or 0
     # the standalone form's trailing clauses: the first logical line at column 0 (after an
     # indented body) that starts with from/where/distribution, or such a keyword after the
     # prompt string of a one-line program
     tail_start: Optional[tuple[int, int]] = None
     for index, line in enumerate(lines):
+        if index < start:
+            _statement_clauses(line, 0, text, layout)
+            continue
+        index -= start
         head = line[first_body] if index == 0 and first_body < len(line) else line[0]
         if index == 0 and first_body >= len(line):
             continue
@@ -179,13 +190,47 @@ def split(source: str) -> Layout:
         end_line = len(text.lines)
         text.blank(tail_start, (end_line, len(text.lines[end_line - 1])))
     python = str(text)
-    body = [line for line in lines if line and line[0].start < (tail_start or (1 << 30, 0))]
-    if layout.decoder is not None:
+    body = [line for line in lines[start:]
+            if line and line[0].start < (tail_start or (1 << 30, 0))]
+    if layout.decoder is not None and not layout.prologue_lines:
         starts = [line[first_body].start if i == 0 else line[0].start for i, line in enumerate(body)
                   if not (i == 0 and first_body >= len(line))]
         layout.body_indented = bool(starts) and starts[0][1] > 0
     layout.python = python
     return layout
+
+
+def _decoder_line(lines: list[list[tokenize.TokenInfo]]) -> Optional[int]:
+    """The index of the logical line holding the decoder clause: the first line, or the
+    first line at column 0 after a prologue (imports, definitions) that opens an
+    indented body or carries the prompt string."""
+    if not lines:
+        return None
+    if _is_decoder_clause(lines[0]):
+        return 0
+    for index, line in enumerate(lines[1:], start=1):
+        if line[0].start[1] != 0 or not _is_decoder_clause(line):
+            continue
+        after = lines[index + 1] if index + 1 < len(lines) else None
+        if any(t.type == tokenize.STRING for t in line) or (
+                after is not None and after[0].start[1] > 0):
+            return index
+    return None
+
+
+def _open_body(line: list[tokenize.TokenInfo], first_body: int, text: _Text,
+               layout: Layout) -> None:
+    """The blanked decoder clause after a prologue becomes `if 1:`, which opens the
+    indented body (or the prompt string on the same line) without moving any column."""
+    head = line[0]
+    end = line[first_body - 1].end
+    width = end[1] - head.start[1] if end[0] == head.start[0] else 0
+    if width < len("if 1:"):
+        raise SyntaxError(f"write a space after the decoder clause {head.string!r}",
+                          ("<lmql>", head.start[0], head.start[1] + 1, head.line))
+    row = text.lines[head.start[0] - 1]
+    text.lines[head.start[0] - 1] = "if 1:" + row[len("if 1:"):]
+    layout.prologue_lines = head.start[0] - 1
 
 
 def _is_decoder_clause(line: list[tokenize.TokenInfo]) -> bool:

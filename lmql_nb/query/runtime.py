@@ -32,6 +32,7 @@ from ..generations.llm import LLM
 from .compiler import HoleSite, Program
 from .decorators import DecoratorList
 from .nested import DeferredCall, nested_target, run_nested
+from .context import ProgramContext
 from .result import LMQLResult
 from .trace import (DistributionScored, DistributionSegment, Event, EventCallback, HoleFinished,
                     HoleSegment, HoleStarted, NestedSegment, SequenceDropped, SequenceFinished,
@@ -157,6 +158,11 @@ class Execution:
     @property
     def logprob(self) -> float:
         return self.trace.logprob
+
+    @property
+    def context(self) -> ProgramContext:
+        """What the program's name `context` reads (see `lmql_nb.query.context`)."""
+        return ProgramContext(self)
 
     def emit(self, event: Event) -> None:
         if not self.replay.active:

@@ -368,7 +368,6 @@ def test_syntax_errors_point_into_the_docstring():
 
 @pytest.mark.parametrize("source, error, message", [
     ('"Hello [X]" where STOPS_AT(Y, ".")', ValueError, "Y, which is not a hole of this prompt"),
-    ('argmax\n    "Hello [X]"\nwhere\n    STOPS_AT(Y, ".")', ValueError, "not a hole of this program"),
     ('argmax\n    "Hello [X]"\ndistribution\n    Y in ["a"]', ValueError, "no hole \\[Y\\]"),
     ('"Hello [X]" where X > 3', ValueError, "cannot express"),
     ('"Hello [@ X]"', SyntaxError, "a decorator is @name"),
