@@ -71,6 +71,34 @@ class Backend(abc.ABC):
         raise NotImplementedError(f"the {self.kind} backend cannot score a prompt's own "
                                   "tokens; use token_scores (the values' scores)")
 
+    # conversations (lists of {"role", "content"} messages, checked by `LLM`) ------------
+
+    async def generate_chat(self, messages: list[dict], options: GenerateOptions,
+                            on_token: Optional[TokenCallback] = None) -> list[Generation]:
+        """Continue a conversation in the assistant's turn (see `tokenization.chat`)."""
+        raise ValueError(f"the {self.kind} backend cannot take a conversation (a list of "
+                         "messages); pass the prompt as a str")
+
+    async def score_chat(self, messages: list[dict], values: list[str],
+                         options: ScoreOptions) -> list[ValueScores]:
+        """Per value, the log-probabilities of its tokens as the assistant's reply (or,
+        after an assistant's message, as its continuation)."""
+        raise ValueError(f"the {self.kind} backend cannot score replies to a conversation; "
+                         "score conversations with a local: or llama.cpp model")
+
+    async def chat_prompt(self, messages: list[dict]) -> tuple[list[int], str]:
+        """The token ids a conversation's generation continues, and their text."""
+        raise ValueError(f"the {self.kind} backend does not expose a conversation's token ids")
+
+    async def chat_prompt_scores(self, messages: list[dict]) -> tuple[list[int], list[float]]:
+        """`prompt_scores` for a conversation's token ids."""
+        raise NotImplementedError(f"the {self.kind} backend cannot score a conversation's "
+                                  "own tokens")
+
+    def chat_fingerprint(self) -> str:
+        """What identifies the chat template this backend renders with (result caches)."""
+        return ""
+
     def identity(self) -> str:
         """What identifies this model's weights (for result caches)."""
         return repr(self)

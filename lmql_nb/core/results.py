@@ -86,6 +86,9 @@ class Generation:
     #: the end-of-sequence token that ended the sequence, if one did: outside `text` and
     #: `tokens`, reported by the server as OpenAI-compatible servers report it
     end_token: Optional[TokenInfo] = None
+    #: the conversation generated for (`{"role", "content"}` dicts; empty for a text
+    #: prompt); `prompt` is then the chat template's rendering of it
+    messages: tuple[dict, ...] = ()
 
     @property
     def logprob(self) -> float:

@@ -47,6 +47,8 @@ class ScoringResult:
         token_ids: per value, the ids of those tokens.
         token_scores: per value, a numpy array of the tokens' log-probabilities.
         model_identifier: the id of the model that scored.
+        messages: the conversation scored against, for `score(messages, replies)`
+            (empty for a text prompt); `prompt` is then its rendering.
         num_value_tokens: per value, how many tokens it was scored as.
         seqs, full_token_scores: per value, the prompt's tokens then the value's, and all
             their log-probabilities (LMQL's names). The prompt's part is computed on
@@ -57,8 +59,12 @@ class ScoringResult:
     def __init__(self, prompt: str, continuations: Sequence[str],
                  tokens: Sequence[Sequence[str]], token_ids: Sequence[Sequence[int]],
                  token_scores: Sequence[Sequence[float]], model_identifier: str,
-                 prompt_scorer: Optional[PromptScorer] = None):
+                 prompt_scorer: Optional[PromptScorer] = None,
+                 messages: Sequence[dict] = ()):
         self.prompt = prompt
+        #: the conversation the values reply to (empty for a text prompt; `prompt` is
+        #: then the chat template's rendering of it)
+        self.messages = tuple(messages)
         self.continuations = list(continuations)
         self.tokens = [list(t) for t in tokens]
         self.token_ids = [list(t) for t in token_ids]
@@ -156,6 +162,8 @@ class ScoringTable(Sequence[ScoringResult]):
         values: per prompt, the values it was scored against.
         gold: per prompt, its correct value, when given (for `accuracy` and `confusion`).
         model_identifier: the id of the model that scored.
+        messages: the conversation scored against, for `score(messages, replies)`
+            (empty for a text prompt); `prompt` is then its rendering.
     """
 
     def __init__(self, prompts: Sequence[str], values: Sequence[Sequence[str]],

@@ -14,6 +14,7 @@ def generations_to_data(generations: list[Generation]) -> list[dict]:
 def generations_from_data(data: list[dict]) -> list[Generation]:
     return [Generation(**{**g, "tokens": tuple(TokenInfo.from_data(t) for t in g["tokens"]),
                           "prefix_ids": tuple(g.get("prefix_ids", ())),
+                          "messages": tuple(g.get("messages", ())),
                           "end_token": TokenInfo.from_data(g["end_token"])
                           if g.get("end_token") else None})
             for g in data]

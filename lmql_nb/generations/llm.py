@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
 import threading
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from ..core import aio
 from ..backends.base import Backend
@@ -19,9 +20,21 @@ from ..core.serialization import (generations_from_data, generations_to_data, sc
 from .score_many import (Values, check_gold, check_prompts, fill, interrupted, progress_bar,
                          values_per_prompt)
 from ..core.scoring import ScoringResult, ScoringTable
+from ..tokenization.chat import check_messages
 from ..tokenization.tokenizer import Tokenizer
 
 GenerateResult = Union[str, list[str], Generation, list[Generation]]
+#: a text, or a conversation: a list of {"role": ..., "content": ...} messages
+Prompt = Union[str, Sequence[Mapping[str, str]]]
+
+
+def _prompt_or_messages(prompt: Any) -> Optional[list[dict[str, str]]]:
+    """None for a valid text prompt; the checked messages of a conversation; else a
+    TypeError or ValueError naming what is wrong."""
+    if isinstance(prompt, (list, tuple)):
+        return check_messages(prompt, "prompt")
+    check_prompt(prompt)
+    return None
 
 
 class LLM:
@@ -67,9 +80,21 @@ class LLM:
         await aio.wait(loading)
         return self.backend
 
-    async def generate(self, prompt: str, max_tokens: Optional[int] = None, *,
+    async def _prompt_key(self, prompt: Prompt) -> Any:
+        """A prompt as result-cache keys hold it: a conversation with the template that
+        renders it."""
+        if isinstance(prompt, str):
+            return prompt
+        fingerprint = await aio.wait(aio.run_in_thread(self.backend.chat_fingerprint))
+        return {"messages": list(prompt), "chat_template": fingerprint}
+
+    async def generate(self, prompt: Prompt, max_tokens: Optional[int] = None, *,
                        on_token: Optional[TokenCallback] = None, **kwargs: Any) -> GenerateResult:
-        """Complete `prompt`.
+        """Complete `prompt`: a text, or a conversation (a list of `{"role": ...,
+        "content": ...}` messages, roles "system", "user", "assistant"), rendered with the
+        model's chat template and continued in the assistant's turn (after an assistant's
+        message, that message is continued). A conversation's generation ends at the
+        template's end-of-turn token.
 
         Returns the completion only: a `str` for one sequence, a `list[str]` for several
         (`decoder="sample", n=2`, `decoder="beam", n=3`, best first for beams). With
@@ -87,18 +112,23 @@ class LLM:
         `RESPONSE`). `on_token(sequence_index, token)` is called from the model's thread
         as tokens are generated.
         """
-        check_prompt(prompt)
+        messages = _prompt_or_messages(prompt)
         options = parse_generate_options(max_tokens, **kwargs)
         key = None
         if options.cache and options.deterministic and result_cache.enabled:
-            key = make_key("generate", await self._identity(), prompt, options.cache_key())
+            key = make_key("generate", await self._identity(), await self._prompt_key(prompt),
+                           options.cache_key())
             generations = result_cache.get(key, generations_from_data)
             if generations is not None:
                 if on_token is not None:
                     _replay(generations, on_token)
                 return _shape(generations, options)
         backend = await self._ready()
-        generations = await backend.generate(prompt, options, on_token)
+        if messages is None:
+            generations = await backend.generate(str(prompt), options, on_token)
+        else:
+            generations = [dataclasses.replace(g, messages=tuple(messages)) for g in
+                           await backend.generate_chat(messages, options, on_token)]
         if key is not None and all(g.finish_reason != "cancelled" for g in generations):
             result_cache.put(key, generations, generations_to_data)
         return _shape(generations, options)
@@ -144,40 +174,63 @@ class LLM:
                              "or at least 1")
         backend = await self._ready()
         chosen = await _chosen_id(backend, generation.tokens[position], token)
-        prompt_ids = await backend.encode_prompt(generation.prompt)
+        if generation.messages:
+            prompt_ids, _ = await backend.chat_prompt(list(generation.messages))
+        else:
+            prompt_ids = await backend.encode_prompt(generation.prompt)
         prefix = list(generation.prefix_ids) + [t.token_id for t in kept]
         generations = await backend.generate_ids(prompt_ids, generation.prompt, options,
                                                  on_token, prefix_ids=prefix,
                                                  forced_ids=[chosen])
+        if generation.messages:
+            generations = [dataclasses.replace(g, messages=generation.messages)
+                           for g in generations]
         return generations[0] if options.n == 1 else generations
 
     def branch_sync(self, *args: Any, **kwargs: Any) -> Union[Generation, list[Generation]]:
         """Synchronous `branch`: works in scripts, threads and running event loops."""
         return aio.run_sync(self.branch, *args, **kwargs)
 
-    async def score(self, prompt: str, values: Union[str, list[str]],
+    async def score(self, prompt: Prompt, values: Union[str, list[str]],
                     **kwargs: Any) -> ScoringResult:
         """Score each of `values` as a continuation of `prompt`.
+
+        `prompt` may be a conversation (see `generate`): each value is then the
+        assistant's reply, scored as its text followed by the template's end-of-turn
+        token (after an assistant's message, a value continues that message instead).
 
         A value's score is the log-probability of its tokens given the prompt, on the
         joint tokenisation of prompt + value. Options: `cache` (False: compute afresh).
         """
-        check_prompt(prompt)
+        messages = _prompt_or_messages(prompt)
         values = check_values(values)
         options = parse_score_options(**kwargs)
         key, scored = None, None
         if options.cache and result_cache.enabled:
-            key = make_key("score", await self._identity(), prompt, values)
+            key = make_key("score", await self._identity(), await self._prompt_key(prompt),
+                           values)
             scored = result_cache.get(key, scores_from_data)
+        backend = await self._ready() if scored is None or messages is not None else None
         if scored is None:
-            backend = await self._ready()
-            scored = await backend.score(prompt, values, options)
+            assert backend is not None
+            scored = await (backend.score(str(prompt), values, options) if messages is None
+                            else backend.score_chat(messages, values, options))
             if key is not None:
                 result_cache.put(key, scored, scores_to_data)
-        return ScoringResult(prompt, values, [s.tokens for s in scored],
+        text = str(prompt)
+        scorer = functools.partial(aio.run_sync, self._prompt_scores, text)
+        if messages is not None:
+            assert backend is not None
+            _, text = await backend.chat_prompt(messages)
+            scorer = functools.partial(aio.run_sync, self._chat_prompt_scores, messages)
+        return ScoringResult(text, values, [s.tokens for s in scored],
                              [s.token_ids for s in scored], [s.logprobs for s in scored],
-                             self.model_identifier, functools.partial(
-                                 aio.run_sync, self._prompt_scores, prompt))
+                             self.model_identifier, scorer, messages or ())
+
+    async def _chat_prompt_scores(self, messages: list[dict[str, str]]
+                                  ) -> tuple[list[int], list[float]]:
+        backend = await self._ready()
+        return await backend.chat_prompt_scores(messages)
 
     async def _prompt_scores(self, prompt: str) -> tuple[list[int], list[float]]:
         backend = await self._ready()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional, Union
 from ..core import aio
 from ..core.options import check_prompt, check_values
 from ..core.scoring import ScoringTable
+from ..tokenization.chat import check_messages
 
 if TYPE_CHECKING:
     from .llm import LLM
@@ -22,12 +23,14 @@ if TYPE_CHECKING:
 Values = Union[str, list[str], list[list[str]]]
 
 
-def check_prompts(prompts: Any) -> list[str]:
-    """`score_many`'s prompts as a list of valid strings."""
+def check_prompts(prompts: Any) -> list[Any]:
+    """`score_many`'s prompts as a list of valid strings or conversations (lists of
+    `{"role", "content"}` messages)."""
     if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Iterable):
         raise TypeError(f"prompts must be a list (or any iterable) of str, got "
                         f"{type(prompts).__name__}")
-    checked = [check_prompt(p, f"prompts[{i}]") for i, p in enumerate(prompts)]
+    checked: list[Any] = [check_messages(p, f"prompts[{i}]") if isinstance(p, (list, tuple))
+                          else check_prompt(p, f"prompts[{i}]") for i, p in enumerate(prompts)]
     if not checked:
         raise ValueError("prompts must not be empty")
     return checked

@@ -11,8 +11,8 @@ passes.
 Modules, one job each: `app` (routes and authentication), `body` (reading bodies under
 size and depth limits), `protocol` (typed requests, validated), `serving` (the serving
 layer: a request in, a body or an event stream out, one path for both), `responses`
-(every body and chunk), `bridge` (the model behind the API, off the event loop),
-`templates` (request chat templates, sandboxed), `stops` (stop strings), `structured`
+(every body and chunk), `bridge` (the model behind the API, off the event loop; chat
+through `tokenization.chat`, as in process), `stops` (stop strings), `structured`
 (`structured_outputs`), `run` (binding, uvicorn, shutdown), `jupyter` (a Jupyter server
 extension that starts servers on demand).
 """

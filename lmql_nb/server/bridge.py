@@ -13,15 +13,18 @@ Nothing here blocks the event loop: tokenisation and chat templates run on threa
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, Optional, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Sequence, TypeVar
 
 from ..core import aio
 from ..core.options import GenerateOptions
 from ..core.results import Generation, TokenCallback
 from ..backends.protocol import ScoredToken, TokenIdBackend
-from ..tokenization.tokenizer import common_prefix_length, encode_chat
-from . import templates
+from ..tokenization import templates
+from ..tokenization.tokenizer import common_prefix_length
 from .errors import APIError, bad_request
+
+if TYPE_CHECKING:
+    from ..tokenization.chat import ChatFormat
 
 T = TypeVar("T")
 
@@ -113,36 +116,42 @@ class ServedModel:
 
     async def chat_prompt(self, messages: list[dict], template: Optional[str],
                           add_generation_prompt: bool) -> list[int]:
-        """The token ids of a conversation, through the model's (or the request's) chat
-        template. A request's template needs `--trust-request-chat-template` and runs
-        sandboxed under a time budget (`templates`); either runs on a thread. The
-        messages' content is text, the template's markup special (`encode_chat`)."""
+        """The token ids of a conversation, through the model's chat template (or its
+        `chat_template=`, or the request's), rendered as the Generations API renders it
+        (`tokenization.chat`: sandboxed, on a thread). A request's template needs
+        `--trust-request-chat-template`. The messages' content is text, the template's
+        markup special (`encode_chat`)."""
+        from ..tokenization.chat import ChatFormat
+
         self._check_text_length("".join(m["content"] for m in messages), "the messages")
-        render = None
         if template is not None:
             if not self.trust_request_chat_template:
                 raise bad_request("this server does not run chat templates from requests: "
                                   "leave chat_template out to use the model's own, or start "
                                   "the server with --trust-request-chat-template",
                                   "chat_template")
-            specials = {"bos_token": self._special_text(self.tokenizer.bos_token_id),
-                        "eos_token": self._special_text(self.tokenizer.eos_token_id)}
-
-            def render(conversation: list[dict]) -> str:
-                return templates.render(template, conversation, add_generation_prompt, specials)
-        elif not self.tokenizer.has_chat_template:
-            raise bad_request("this model has no chat template: use /v1/completions with a "
-                              "text prompt (or start the server with "
-                              "--trust-request-chat-template and pass one as chat_template)",
-                              "messages")
+            chat = ChatFormat(self.tokenizer, template, "the request's chat_template")
+        else:
+            try:
+                chat = self.chat_format()
+            except ValueError:
+                raise bad_request("this model has no chat template: use /v1/completions "
+                                  "with a text prompt (or start the server with "
+                                  "--trust-request-chat-template and pass one as "
+                                  "chat_template)", "messages") from None
         try:
-            return await self.off_loop(encode_chat, self.tokenizer, messages, template,
-                                       add_generation_prompt, render)
+            return await self.off_loop(chat.encode, messages, add_generation_prompt)
         except templates.TemplateError as error:
-            raise bad_request(str(error), "chat_template") from None
-        except Exception as error:  # the model's template refused these messages
-            raise bad_request(f"the chat template failed: {error}",
-                              "messages" if template is None else "chat_template") from None
+            raise bad_request(str(error), "chat_template" if template is not None
+                              else "messages") from None
+
+    def chat_format(self) -> "ChatFormat":
+        """The model's chat format: its backend's (`chat_template=`, the embedded Gemma's
+        turn format), or for a backend without one, the tokenizer's own template."""
+        from ..tokenization.chat import resolve
+
+        own = getattr(self._backend, "chat_format", None)
+        return own() if callable(own) else resolve(self.tokenizer, None, self.model_id)
 
     def _special_text(self, token_id: Optional[int]) -> Optional[str]:
         return None if token_id is None else self.tokenizer.convert_ids_to_tokens([token_id])[0]

@@ -1,1 +1,2 @@
-"""Tokenizer interfaces, incremental detokenisation, aligning tokenisations."""
+"""Tokenizer interfaces, incremental detokenisation, aligning tokenisations, and chat:
+conversations through chat templates (`chat`), rendered sandboxed (`templates`)."""

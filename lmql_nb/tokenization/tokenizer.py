@@ -46,10 +46,7 @@ class EngineTokenizer(Tokenizer, Protocol):
     def special_spellings(self) -> dict[str, int]: ...
 
     @property
-    def has_chat_template(self) -> bool: ...
-
-    def apply_chat_template(self, messages: list[dict], template: Optional[str],
-                            add_generation_prompt: bool) -> str: ...
+    def chat_template_source(self) -> Any: ...
 
     def llguidance_tokenizer(self) -> Any: ...
 
@@ -98,22 +95,16 @@ and a chat message cannot end its turn or open another one. A chat template's ow
 markup stays special."""
 
 
-def encode_chat(tokenizer: "EngineTokenizer", messages: list[dict], template: Optional[str],
-                add_generation_prompt: bool,
-                render: Optional[Callable[[list[dict]], str]] = None) -> list[int]:
-    """The token ids of a conversation through its chat template, the messages' content
-    read as text (`SPECIAL_TOKEN_POLICY`): a content that spells a turn marker gets the
-    marker's characters, never the marker.
+def encode_chat(tokenizer: "EngineTokenizer", messages: list[dict],
+                render: Callable[[list[dict]], str]) -> list[int]:
+    """The token ids of a conversation that `render` writes as text (a chat template,
+    see `lmql_nb.tokenization.chat`), the messages' content read as text
+    (`SPECIAL_TOKEN_POLICY`): a content that spells a turn marker gets the marker's
+    characters, never the marker.
 
     The template's output is split at the special tokens the template itself wrote
-    (where the tokenizer splits it too) and each piece is read as text. `render`, if
-    given, renders the messages instead of the tokenizer (the server's sandbox for
-    templates that requests bring).
+    (where the tokenizer splits it too) and each piece is read as text.
     """
-    if render is None:
-        def render(messages: list[dict]) -> str:
-            return tokenizer.apply_chat_template(messages, template, add_generation_prompt)
-
     spellings: dict[str, int] = tokenizer.special_spellings()
     text = render(messages)
     contents = [str(m.get("content", "")) for m in messages]

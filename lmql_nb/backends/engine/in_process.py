@@ -32,6 +32,9 @@ class InProcessOptions(Options):
     batch_window: float = option(0.005, "seconds the worker waits after a request for "
                                  "others to batch with", "number", minimum=0, maximum=1,
                                  unit="of seconds")
+    chat_template: Optional[str] = option(
+        None, "the chat template conversations are rendered with: a Jinja template or the "
+        "path of a file holding one (None: the model's own)", "str", optional=True)
 
 
 #: share of the memory available at load time that the rows of one batch may take
@@ -108,6 +111,11 @@ class InProcessBackend(Backend):
         self._lock = threading.RLock()
         self._model: Any = None  # a LanguageModel once loaded
         self._worker: Any = None
+        from ...tokenization.chat import template_source
+
+        self._chat_override = (None if options.chat_template is None
+                               else template_source(options.chat_template))
+        self._chat_format: Any = None
 
     # what a subclass provides -------------------------------------------------------------
 
@@ -127,13 +135,76 @@ class InProcessBackend(Backend):
                 return
             from .worker import ModelWorker
 
-            self.get_tokenizer()
+            self._stop_at_end_of_turn(self.get_tokenizer())
             self._model = self._load_model()
             self._worker = ModelWorker(self._run, self.model_id, batch_window=self.batch_window)
 
     @property
     def tokenizer(self) -> EngineTokenizer:
         return self.get_tokenizer()
+
+    # conversations -----------------------------------------------------------------------
+
+    #: True for the embedded Gemma, which carries no chat template (it gets Gemma's)
+    embedded = False
+
+    def _chat_fallback(self) -> Optional[tuple[str, str]]:
+        """The (template, origin) for a model without one of its own (None: refuse)."""
+        from ...tokenization.chat import GEMMA_ORIGIN, GEMMA_TEMPLATE
+
+        return (GEMMA_TEMPLATE, GEMMA_ORIGIN) if self.embedded else None
+
+    def chat_format(self) -> Any:
+        """The `ChatFormat` conversations are rendered with (ValueError naming
+        `chat_template` if the model has no template and none was given)."""
+        with self._lock:
+            if self._chat_format is None:
+                from ...tokenization.chat import resolve
+
+                self._chat_format = resolve(self.get_tokenizer(), self._chat_override,
+                                            self.model_id, self._chat_fallback())
+            return self._chat_format
+
+    def _stop_at_end_of_turn(self, tokenizer: EngineTokenizer) -> None:
+        """Generation ends at the chat template's end-of-turn token, as it ends at EOS."""
+        try:
+            end = self.chat_format().end_of_turn
+        except ValueError:  # no template: nothing to add
+            return
+        if end is not None and end not in tokenizer.eos_token_ids:
+            tokenizer.eos_token_ids = tokenizer.eos_token_ids | {end}
+
+    def chat_fingerprint(self) -> str:
+        try:
+            return self.chat_format().fingerprint
+        except ValueError:
+            return ""
+
+    async def chat_prompt(self, messages: list[dict]) -> tuple[list[int], str]:
+        chat = self.chat_format()
+        return await aio.wait(aio.run_in_thread(chat.prompt, messages, name="lmql_nb-chat"))
+
+    async def generate_chat(self, messages: list[dict], options: GenerateOptions,
+                            on_token: Optional[TokenCallback] = None) -> list[Generation]:
+        prompt_ids, text = await self.chat_prompt(messages)
+        return await self.generate_ids(prompt_ids, text, options, on_token)
+
+    async def score_chat(self, messages: list[dict], values: list[str],
+                         options: ScoreOptions) -> list[ValueScores]:
+        chat = self.chat_format()
+
+        def splits() -> list[tuple[list[int], list[int]]]:
+            return [chat.split(messages, value) for value in values]
+
+        pairs = await aio.wait(aio.run_in_thread(splits, name="lmql_nb-chat"))
+        logprobs = await self._score_splits(pairs, options.cache)
+        return [ValueScores(value_ids, chat.pieces(context, value_ids), scores)
+                for (context, value_ids), scores in zip(pairs, logprobs)]
+
+    async def chat_prompt_scores(self, messages: list[dict]) -> tuple[list[int], list[float]]:
+        """`prompt_scores` for a conversation's token ids."""
+        ids, _ = await self.chat_prompt(messages)
+        return await self._ids_scores(ids)
 
     @property
     def context_length(self) -> Optional[int]:
@@ -266,7 +337,9 @@ class InProcessBackend(Backend):
                 for (context, value_ids), scores in zip(splits, logprobs)]
 
     async def prompt_scores(self, prompt: str) -> tuple[list[int], list[float]]:
-        ids = self.tokenizer.encode_prompt(prompt)
+        return await self._ids_scores(self.tokenizer.encode_prompt(prompt))
+
+    async def _ids_scores(self, ids: list[int]) -> tuple[list[int], list[float]]:
         self.check_length(len(ids), "the prompt")
         if len(ids) < 2:
             return [], []

@@ -50,7 +50,9 @@ def create(model_id: str, target: str, options: LlamaCppOptions) -> "LlamaCppBac
     from ..embedded import EMBEDDED_NAME, embedded_gguf
 
     if target == EMBEDDED_NAME:
-        return LlamaCppBackend(model_id, embedded_gguf, options)
+        backend = LlamaCppBackend(model_id, embedded_gguf, options)
+        backend.embedded = True
+        return backend
     path = Path(target).expanduser()
     if path.suffix.lower() != ".gguf":
         raise ValueError(f"model {model_id!r}: llama.cpp runs GGUF files; pass "

@@ -85,26 +85,9 @@ class LlamaTokenizer:
         return self.convert_ids_to_tokens(self.encode(text))
 
     @property
-    def has_chat_template(self) -> bool:
-        return self._chat_template is not None
-
-    def apply_chat_template(self, messages: list[dict[str, Any]], template: Optional[str],
-                            add_generation_prompt: bool) -> str:
-        """The conversation as text, through `template` or the GGUF's own chat template,
-        rendered the way transformers renders chat templates (sandboxed Jinja)."""
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-        def raise_exception(message: str) -> None:
-            raise ValueError(message)
-
-        environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        environment.globals["raise_exception"] = raise_exception
-        source = template if template is not None else self._chat_template
-        if source is None:
-            raise ValueError("this model has no chat template")
-        return environment.from_string(source).render(
-            messages=messages, add_generation_prompt=add_generation_prompt,
-            bos_token=self._text_of(self.bos_token_id), eos_token=self._text_of(self.eos_token_id))
+    def chat_template_source(self) -> Optional[str]:
+        """The GGUF's `tokenizer.chat_template` (None if it has none)."""
+        return self._chat_template
 
     def config(self) -> dict[str, Any]:
         """The tokenizer's configuration as a server reports it: its class and the GGUF's
@@ -113,9 +96,6 @@ class LlamaTokenizer:
         if self._chat_template is not None:
             config["chat_template"] = self._chat_template
         return config
-
-    def _text_of(self, token: Optional[int]) -> str:
-        return "" if token is None else self.convert_ids_to_tokens([token])[0]
 
     def llguidance_tokenizer(self) -> Any:
         """llguidance's tokenizer for this vocabulary (about a second: cache it)."""

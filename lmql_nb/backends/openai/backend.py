@@ -10,6 +10,7 @@ vLLM-style server takes `prompt=[ids]` on /v1/completions (see `_exact_scores`),
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib.util
 import os
@@ -243,11 +244,38 @@ class OpenAIBackend(Backend):
 
     async def generate(self, prompt: str, options: GenerateOptions,
                        on_token: Optional[TokenCallback] = None) -> list[Generation]:
+        messages = [{"role": "user", "content": prompt}] if self.chat else None
+        return await self._complete(prompt, messages, options, on_token)
+
+    async def generate_chat(self, messages: list[dict[str, str]], options: GenerateOptions,
+                            on_token: Optional[TokenCallback] = None) -> list[Generation]:
+        """A conversation through `/v1/chat/completions`: OpenAI's roles for OpenAI's
+        models, the server's own chat template (or `chat_template=`) for
+        OpenAI-compatible servers, whichever endpoint text prompts use."""
+        if self.official and not self.chat:
+            raise ValueError(f"the openai backend sends {self.model!r} to /v1/completions, "
+                             "which takes a text prompt, not a conversation: use a chat "
+                             "model, or pass the prompt as a str")
+        if messages[-1]["role"] == "assistant":
+            raise ValueError(f"the openai backend cannot continue an assistant's message "
+                             f"({self.model!r} answers in a turn of its own): end the "
+                             "conversation with a user's message, or use a local: model")
+        chat = self
+        if not self.chat:  # this model's text prompts go to /v1/completions
+            chat = copy.copy(self)
+            chat.chat = True
+        text = "\n".join(f"{m['role']}: {m['content']}" for m in messages)
+        return await chat._complete(text, list(messages), options, on_token)
+
+    async def _complete(self, prompt: str, messages: Optional[list[dict[str, str]]],
+                        options: GenerateOptions,
+                        on_token: Optional[TokenCallback]) -> list[Generation]:
+        """`prompt` to /v1/completions, or `messages` to /v1/chat/completions."""
         server = self._server()
         tokens = options.return_details or on_token is not None
         params = dialect.request_parameters(options, server, tokens=tokens)
-        if self.chat:
-            params["messages"] = [{"role": "user", "content": prompt}]
+        if messages is not None:
+            params["messages"] = messages
             if self.chat_template is not None:
                 params["extra_body"] = {**params.get("extra_body", {}),
                                         "chat_template": self.chat_template}
@@ -468,6 +496,16 @@ class OpenAIBackend(Backend):
             model=self.model, prompt=prompts, max_tokens=0, echo=True, logprobs=0,
             temperature=0.0, **({"extra_body": extra} if extra else {})), slot=False)
         return sorted(response.choices, key=lambda c: c.index)
+
+    async def score_chat(self, messages: list[dict], values: list[str],
+                         options: ScoreOptions) -> list[ValueScores]:
+        raise ScoringNotSupported(
+            f"the openai backend cannot score replies to a conversation ({self.model!r}): "
+            "/v1/chat/completions returns log-probabilities only of what the model writes, "
+            "not of given replies (OpenAI's and vLLM's alike; vLLM scores token-id prompts "
+            "through /v1/completions, but renders conversations only for generation). "
+            "Score conversations with a local: or llama.cpp: model, which renders the "
+            "same chat template in process")
 
     async def _exact_scores(self, prompt: str, values: list[str]) -> list[ValueScores]:
         """The values' tokens scored by echoing prompt + value with their

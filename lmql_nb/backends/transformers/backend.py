@@ -40,7 +40,9 @@ def create(model_id: str, target: str, options: TransformersOptions) -> "Transfo
     from ..embedded import EMBEDDED_NAME, embedded_folder
 
     if target == EMBEDDED_NAME:
-        return TransformersBackend(model_id, lambda: str(embedded_folder()), options)
+        backend = TransformersBackend(model_id, lambda: str(embedded_folder()), options)
+        backend.embedded = True
+        return backend
     path = Path(target).expanduser()
     if path.is_dir():
         return TransformersBackend(model_id, lambda: str(path), options)

@@ -64,14 +64,10 @@ class HFTokenizer:
         return list(self.hf.convert_ids_to_tokens(list(ids)))
 
     @property
-    def has_chat_template(self) -> bool:
-        return bool(getattr(self.hf, "chat_template", None))
-
-    def apply_chat_template(self, messages: list[dict], template: Optional[str],
-                            add_generation_prompt: bool) -> str:
-        """The conversation as text, through `template` or the model's own chat template."""
-        return self.hf.apply_chat_template(messages, tokenize=False, chat_template=template,
-                                           add_generation_prompt=add_generation_prompt)
+    def chat_template_source(self) -> Any:
+        """The model's own chat template(s) as transformers loaded them (from
+        `chat_template.jinja` or `tokenizer_config.json`; None if it has none)."""
+        return getattr(self.hf, "chat_template", None)
 
     def config(self) -> dict[str, Any]:
         """The tokenizer's configuration as a server reports it: what its

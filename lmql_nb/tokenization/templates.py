@@ -1,7 +1,8 @@
-"""Chat templates a request brings: Jinja code from a stranger, rendered under limits.
+"""Chat templates are Jinja code: every one is rendered here, under limits.
 
-A request's `chat_template` is refused unless the server was started with
-`--trust-request-chat-template` (as vLLM does). Even then it runs in Jinja's immutable
+A model's own template, a `chat_template=` and a request's `chat_template` (refused by
+the server unless it was started with `--trust-request-chat-template`, as vLLM does) all
+run in Jinja's immutable
 sandbox (no attribute tricks, no mutation of the messages), on a thread of its own (the
 event loop keeps answering), under a time budget that a trace function enforces between
 template statements, with `*`, `**` and `range` bounded so that no single operation
@@ -10,6 +11,7 @@ allocates gigabytes, and with its output size capped.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from typing import Any, Callable, Optional
@@ -66,7 +68,8 @@ def _environment() -> Any:
                 setattr(checked, marker, getattr(function, marker))
         return checked
 
-    env = BoundedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env = BoundedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                             extensions=[loopcontrols, _generation_tag()])
     env.filters = {name: bounded(f) for name, f in env.filters.items()}
 
     def raise_exception(message: str) -> None:
@@ -81,6 +84,23 @@ def _environment() -> Any:
     return env
 
 
+def _generation_tag() -> Any:
+    """transformers' `{% generation %}...{% endgeneration %}` (it marks the assistant's
+    tokens for training masks): here it renders its body, as transformers does."""
+    from jinja2 import nodes
+    from jinja2.ext import Extension
+
+    class GenerationTag(Extension):
+        tags = {"generation"}
+
+        def parse(self, parser: Any) -> Any:
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+            return nodes.Scope(body, lineno=lineno)
+
+    return GenerationTag
+
+
 def _budget(deadline: float) -> Callable:
     """A trace function that raises TemplateError once `deadline` has passed."""
 
@@ -93,12 +113,20 @@ def _budget(deadline: float) -> Callable:
     return trace
 
 
-def render(source: str, messages: list[dict], add_generation_prompt: bool,
-           special_tokens: dict[str, Optional[str]], seconds: float = TEMPLATE_SECONDS) -> str:
-    """Render a request's chat `source` over `messages` (call it off the event loop).
+@functools.lru_cache(maxsize=32)
+def _compiled(source: str) -> Any:
+    """The template compiled in the sandbox (once per source: a template is rendered for
+    every call)."""
+    return _environment().from_string(source)
 
-    The template sees `messages`, `add_generation_prompt` and the model's `bos_token` /
-    `eos_token` texts, as transformers' templates expect. Raises TemplateError.
+
+def render(source: str, messages: list[dict], add_generation_prompt: bool,
+           special_tokens: dict[str, Any], seconds: float = TEMPLATE_SECONDS) -> str:
+    """Render the chat template `source` over `messages`.
+
+    The template sees `messages`, `add_generation_prompt` and `special_tokens` (the
+    model's `bos_token`, `eos_token`, ... texts), as transformers' templates expect.
+    Raises TemplateError (a ValueError).
     """
     from jinja2 import TemplateError as JinjaError
 
@@ -106,7 +134,7 @@ def render(source: str, messages: list[dict], add_generation_prompt: bool,
     previous = sys.gettrace()
     sys.settrace(_budget(deadline))
     try:
-        template = _environment().from_string(source)
+        template = _compiled(source)
         pieces = []
         size = 0
         for piece in template.generate(messages=messages,

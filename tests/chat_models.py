@@ -1,0 +1,54 @@
+"""A tiny chat model the chat tests build: the tiny Llama with ChatML's turn tokens and
+template, saved as transformers saves a chat model (its template in the folder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CHATML = ("{% for message in messages %}"
+          "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+          "{% endfor %}"
+          "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+#: what the tests ask, and the replies they score
+MESSAGES = [{"role": "system", "content": "You answer in one word."},
+            {"role": "user", "content": "The capital of France is"}]
+
+
+def build_chat_model(folder: Path) -> Path:
+    """The tiny Llama with `<|im_start|>`/`<|im_end|>` added and CHATML as its template.
+
+    The end-of-turn token's output row is made a multiple of the row of the token greedy
+    decoding picks fourth, so that greedy decoding reaches `<|im_end|>` after two to
+    seven tokens (random weights alone would almost never end a turn).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from conftest import build_tiny_model
+
+    build_tiny_model(folder, "llama", seed=3)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tokenizer.chat_template = CHATML
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    ids = torch.tensor([tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True,
+                                                      tokenize=True, return_dict=False)])
+    head = model.get_output_embeddings().weight
+    with torch.inference_mode():
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                             max_new_tokens=4, pad_token_id=0)
+        fourth = head[int(out[0, -1])].clone()
+        for factor in (1.01, 1.03, 1.1, 1.3, 1.6, 2.0):  # the first that ends after 2+
+            head[end] = fourth * factor
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                 max_new_tokens=8, pad_token_id=0)[0, ids.shape[1]:].tolist()
+            if end in out and out.index(end) >= 2:
+                break
+        else:
+            raise AssertionError("no end-of-turn row ends the turn after two tokens or more")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
