@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-body-bytes", type=int, default=None,
                        help="refuse request bodies larger than this with a 413 (default "
                             "8 MiB)")
+    serve.add_argument("--chat-template", default=None, metavar="TEMPLATE",
+                       help="the chat template /v1/chat/completions renders with: a Jinja "
+                            "template or a file holding one (default: the model's own)")
     serve.add_argument("--trust-request-chat-template", action="store_true",
                        help="run chat templates that requests bring (chat_template); they "
                             "run sandboxed with a time budget, but they are code from the "
@@ -110,8 +113,8 @@ def _run_score(args: argparse.Namespace) -> None:
 def _run_serve(args: argparse.Namespace) -> None:
     from .server.run import serve
 
-    options = {k: v for k, v in (("dtype", args.dtype), ("threads", args.threads))
-               if v is not None}
+    options = {k: v for k, v in (("dtype", args.dtype), ("threads", args.threads),
+                                 ("chat_template", args.chat_template)) if v is not None}
     serve(args.model, name=args.name, host=args.host, port=args.port,
           api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
           log_level=args.log_level, max_body_bytes=args.max_body_bytes,

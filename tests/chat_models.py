@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 CHATML = ("{% for message in messages %}"
           "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
           "{% endfor %}"
@@ -52,3 +54,9 @@ def build_chat_model(folder: Path) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def chat_path(tmp_path_factory) -> Path:
+    """The tiny chat model's folder (import this fixture into a test module)."""
+    return build_chat_model(tmp_path_factory.mktemp("tiny-chat"))

@@ -187,3 +187,5 @@ def pytest_collection_modifyitems(config, items):
 # real servers and a fault proxy, shared by tests/server and tests/backends
 from servers import (fault_proxy, gpt2_local, gpt2_server, llama_local,  # noqa: E402,F401
                      llama_server, long_gpt2_path, server_process)
+# a tiny chat model (ChatML template and turn tokens), shared by the chat tests
+from chat_models import chat_path  # noqa: E402,F401

@@ -10,14 +10,9 @@ import torch
 import lmql_nb
 
 import reference
-from chat_models import CHATML, MESSAGES, build_chat_model
+from chat_models import CHATML, MESSAGES
 
 REPLIES = [" Paris", " the river and the town"]
-
-
-@pytest.fixture(scope="module")
-def chat_path(tmp_path_factory):
-    return build_chat_model(tmp_path_factory.mktemp("tiny-chat"))
 
 
 @pytest.fixture(scope="module")
