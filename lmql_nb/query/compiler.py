@@ -30,7 +30,7 @@ from typing import Any, Optional
 from ..constraints.where import Clause, WhereParser
 from ..errors import ClauseError, PromptStringError
 from . import layout as layout_module
-from .strings import HolePart, TextPart, parse_prompt
+from .strings import HolePart, RolePart, TextPart, parse_prompt
 
 RUNTIME = "__lmql__"
 _OUTER = "__lmql_outer__"
@@ -73,6 +73,8 @@ class HoleSite:
     distribution: bool
     line: int
     decorators: tuple[str, ...] = ()  # `[@fn NAME]`: the decorator expressions' sources
+    #: `[@message NAME]` (`from lmql_nb.lib.chat import message`): the chat's user sees it
+    message: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -337,6 +339,9 @@ class _Compiler:
             if isinstance(part, TextPart):
                 out.extend(self.text_calls(part, node))
                 continue
+            if isinstance(part, RolePart):
+                out.append(ast.Expr(_call("role", [ast.Constant(part.role)])))
+                continue
             is_distribution = distribution is not None and part is holes[-1]
             program_distribution = (self.distribution is not None
                                     and self.distribution[0] == part.name)
@@ -347,7 +352,7 @@ class _Compiler:
             site = len(self.sites)
             self.sites.append(HoleSite(part.name, renumbered,
                                        is_distribution or program_distribution, line - self.header,
-                                       part.decorators))
+                                       part.decorators, _is_message(part.decorators)))
             if is_distribution or program_distribution:
                 chosen = distribution if is_distribution else self.distribution
                 assert chosen is not None
@@ -569,18 +574,20 @@ def _dedent_continuation(value: str, indent: int) -> str:
 
 
 def _rename_print(body: list[ast.stmt]) -> list[ast.stmt]:
-    """`print` reads `__lmql__.print` (quiet while a beam replays), unless the program
-    defines its own."""
+    """`print` reads `__lmql__.print` (quiet while a beam replays) and `input` reads
+    `__lmql__.input` (`await input()`: the chat's user's next message), unless the
+    program defines its own."""
     stores = {n.id for s in body for n in ast.walk(s)
               if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-    if "print" in stores:
+    renamed = {"print", "input"} - stores
+    if not renamed:
         return body
 
     class Rename(ast.NodeTransformer):
         def visit_Name(self, node: ast.Name) -> ast.AST:
-            if node.id == "print" and isinstance(node.ctx, ast.Load):
+            if node.id in renamed and isinstance(node.ctx, ast.Load):
                 return ast.copy_location(
-                    ast.Attribute(ast.Name(RUNTIME, ast.Load()), "print", ast.Load()), node)
+                    ast.Attribute(ast.Name(RUNTIME, ast.Load()), node.id, ast.Load()), node)
             return node
 
     return [Rename().visit(s) for s in body]
@@ -726,3 +733,9 @@ def _has_return(body: list[ast.stmt]) -> bool:
         return False
 
     return visit(body)
+
+
+def _is_message(decorators: tuple[str, ...]) -> bool:
+    """Whether a hole's decorators include LMQL's `@message` (`lmql_nb.lib.chat.message`,
+    by any import name ending in `message`)."""
+    return any(source.split("(")[0].split(".")[-1] == "message" for source in decorators)

@@ -34,7 +34,8 @@ if TYPE_CHECKING:  # the compiler and runtime load with the first query
 
 #: keyword options a query call accepts besides the program's own arguments
 OPTIONS = ("model", "decoder", "n", "temperature", "top_k", "top_p", "seed", "max_len",
-           "top_logprobs", "cache", "on_event", "verbose", "chunksize", "output_writer")
+           "top_logprobs", "cache", "on_event", "verbose", "chunksize", "output_writer",
+           "inputs")
 _REFUSED = {"certificate": "inference certificates"}
 _DECODERS = ("argmax", "sample", "beam")
 
@@ -221,7 +222,7 @@ class QueryFunction:
                         merged.get("temperature"),
                         merged.get("top_k"), merged.get("top_p"), merged.get("seed"), max_len,
                         merged.get("top_logprobs", 5), merged.get("cache", True),
-                        merged.get("on_event"))
+                        merged.get("on_event"), _inputs(merged.get("inputs")))
 
     def _decoder_arguments(self, arguments: dict[str, Any]) -> dict[str, Any]:
         """The decoder clause's arguments, its expressions evaluated as the user's code
@@ -277,6 +278,16 @@ def _with_writer(options: dict[str, Any]) -> dict[str, Any]:
 
         options["on_event"] = both
     return options
+def _inputs(inputs: Any) -> Any:
+    """`inputs=`: the chat user's messages (a list of str, in order) or an async
+    `ask(prompt)` that returns the next one (None ends the chat)."""
+    if inputs is None or callable(inputs):
+        return inputs
+    if isinstance(inputs, str) or not isinstance(inputs, (list, tuple)) or not all(
+            isinstance(item, str) for item in inputs):
+        raise TypeError(f"inputs must be a list of str (the user's messages for await "
+                        f"input(), in order) or an async function, got {inputs!r:.60}")
+    return tuple(inputs)
 
 class BoundQuery:
     """A query method bound to an object: calls pass the object as the first argument."""

@@ -22,7 +22,7 @@ import contextlib
 import dataclasses
 import json
 import threading
-from typing import Any, AsyncIterator, Callable, Optional
+from typing import Any, AsyncIterator, Awaitable, Callable, Optional, Sequence, Union
 
 import anyio
 
@@ -35,9 +35,9 @@ from .nested import DeferredCall, nested_target, run_nested
 from .context import ProgramContext
 from .result import LMQLResult
 from .trace import (DistributionScored, DistributionSegment, Event, EventCallback, HoleFinished,
-                    HoleSegment, HoleStarted, NestedSegment, SequenceDropped, SequenceFinished,
-                    SequenceStarted, StepRecorded, StepSegment, TextAppended, TextSegment,
-                    TokenAppended, Trace)
+                    HoleSegment, HoleStarted, NestedSegment, RoleSegment, RoleStarted,
+                    SequenceDropped, SequenceFinished, SequenceStarted, StepRecorded, StepSegment,
+                    TextAppended, TextSegment, TokenAppended, Trace)
 
 DEFAULT_MAX_LEN = 2048  # LMQL's default bound on a program's total tokens
 
@@ -57,6 +57,9 @@ class Settings:
     top_logprobs: int = 5
     cache: bool = True
     on_event: Optional[EventCallback] = None
+    #: what `await input()` returns: the user's messages in order (a chat that asks
+    #: for more ends there), or `ask(prompt)`, a coroutine function whose None ends it
+    inputs: Optional[Union[Sequence[str], Callable[[str], Awaitable[Optional[str]]]]] = None
 
 
 #: what a program "returns" when it returns no value (see compiler._mark_no_value)
@@ -112,6 +115,10 @@ async def _task_group() -> AsyncIterator[Any]:
         raise first from None
 
 
+class ChatEnded(Exception):
+    """`await input()` found no further message: the chat, and the execution, end."""
+
+
 class BeamDropped(Exception):
     """Raised inside an execution whose state fell out of the beam."""
 
@@ -154,6 +161,7 @@ class Execution:
         self.choices: list = []  # hole and distribution segments, in order (for forks)
         self.hole_count = 0
         self.depth = 0  # 1 inside a nested query, 2 inside one nested in that, ...
+        self.inputs_read = 0
 
     @property
     def logprob(self) -> float:
@@ -181,6 +189,50 @@ class Execution:
         else:
             segments.append(TextSegment(text))
         self.emit(TextAppended(text))
+
+    async def role(self, role: str) -> None:
+        """A chat tag: the text that follows is `role`'s turn."""
+        if self.trace.conversation() is None and self.prompt.strip():
+            raise ValueError(f"the program writes text before its first chat tag "
+                             f"({{:{role}}}): {self.prompt.strip()[:40]!r}; in a chat "
+                             "program every prompt belongs to a turn ({:system}, {:user} "
+                             "or {:assistant})")
+        self.trace.segments.append(RoleSegment(role))
+        self.emit(RoleStarted(role))
+
+    async def input(self, *prompt: Any) -> str:
+        """`await input()`: the chat's user's next message (ChatEnded when there is none:
+        the execution ends there)."""
+        inputs = self.runner.settings.inputs
+        if self.runner.settings.decoder == "beam":
+            raise ValueError("await input() runs under argmax or sample, not beam (beam "
+                             "search re-runs a program to fork it, which would ask again)")
+        if inputs is None:
+            raise ValueError("await input(): the program asks its user for a message, and "
+                             "none can be given here: pass inputs=[...] (the user's "
+                             "messages, in order), or run it in %%lmql")
+        if callable(inputs):
+            text = await inputs(" ".join(str(p) for p in prompt))
+        else:
+            text = inputs[self.inputs_read] if self.inputs_read < len(inputs) else None
+        if text is None:
+            raise ChatEnded()
+        if not isinstance(text, str):
+            raise TypeError(f"inputs must be strings; message {self.inputs_read} is a "
+                            f"{type(text).__name__}")
+        self.inputs_read += 1
+        return text
+
+    def model_prompt(self, name: str) -> Any:
+        """What the model continues at hole (or distribution) `name`: the prompt text, or
+        for a chat program the conversation, its last turn the assistant's."""
+        messages = self.trace.conversation()
+        if messages is None:
+            return self.prompt
+        if messages[-1]["role"] != "assistant":
+            raise ValueError(f"[{name}] is in a {{:{messages[-1]['role']}}} turn: the model "
+                             "writes the assistant's turn; put the hole after {:assistant}")
+        return messages
 
     async def hole(self, site_index: int, tactic: Any, operands: tuple,
                    decorators: tuple = ()) -> Any:
@@ -267,7 +319,7 @@ class Execution:
         if self.replay.active:
             self._add(self.replay.next(site.name))
             return self.variables[site.name]
-        scored = await self.runner.settings.model.score(self.prompt, values,
+        scored = await self.runner.settings.model.score(self.model_prompt(site.name), values,
                                                         cache=self.runner.settings.cache)
         probs = tuple(float(p) for p in scored.probs())
         best = max(range(len(values)), key=lambda i: probs[i])
@@ -416,7 +468,10 @@ class Runner:
         """Run the program once in `execution` (`announce`: emit its SequenceStarted)."""
         if announce:
             self.emit(execution.slot, SequenceStarted(execution.trace.copy()))
-        value = await self.function(execution, **self.arguments)
+        try:
+            value = await self.function(execution, **self.arguments)
+        except ChatEnded:  # the user ended the chat: the program ends where it asked
+            value = None
         self.emit(execution.slot, SequenceFinished(execution.trace))
         returned = value is not NO_VALUE
         return Outcome(value if returned else None, execution.result(), execution.logprob,
@@ -459,8 +514,9 @@ class Runner:
         if stream and (self.settings.on_event is not None or on_text is not None):
             on_token = _token_forwarder(self, execution.slot, site.name, on_text)
         max_tokens = await self.max_tokens(execution.prompt)
-        generations = await self.settings.model.generate(execution.prompt, max_tokens,
-                                                         on_token=on_token, **kwargs)
+        generations = await self.settings.model.generate(execution.model_prompt(site.name),
+                                                         max_tokens, on_token=on_token,
+                                                         **kwargs)
         return generations if isinstance(generations, list) else [generations]
 
     async def fill(self, execution: Execution, site: HoleSite, options: dict[str, Any],
@@ -484,7 +540,7 @@ def _segment(site: HoleSite, generation: Any, tactic: Any) -> HoleSegment:
         raise ValueError(f"the model's text for {site.name} ({text!r}) is not a valid "
                          f"{getattr(tactic, '__name__', tactic)}: {error}") from None
     return HoleSegment(site.name, text, tuple(generation.tokens), value,
-                       generation.finish_reason)
+                       generation.finish_reason, site.message)
 
 
 def _token_forwarder(runner: Runner, slot: int, name: str,

@@ -31,7 +31,18 @@ class HolePart:
     call: Optional[str] = None  # `[f(NAME)]`: a call in place of the name (parsed, refused)
 
 
-Part = Union[TextPart, HolePart]
+@dataclasses.dataclass(frozen=True)
+class RolePart:
+    """`{:system}`, `{:user}` or `{:assistant}`: the text after it is that role's turn."""
+
+    role: str
+    offset: int
+
+
+#: the chat roles a `{:role}` tag may name (LMQL's tags; OpenAI's roles)
+ROLES = ("system", "user", "assistant")
+
+Part = Union[TextPart, HolePart, RolePart]
 
 
 def _skip_quoted(value: str, i: int) -> int:
@@ -77,8 +88,17 @@ def parse_prompt(value: str) -> list[Part]:
             text.append(pair)
             i += 2
         elif pair == "{:":
-            raise PromptStringError("chat roles ({:user}, {:assistant}) are not supported by "
-                                    "lmql_nb (write the conversation as text)", i)
+            end = value.find("}", i)
+            role = value[i + 2:end].strip() if end >= 0 else ""
+            if role not in ROLES:
+                raise PromptStringError(f"{value[i:end + 1] if end >= 0 else '{:'} is not a "
+                                        f"chat tag; accepted: "
+                                        f"{', '.join('{:' + r + '}' for r in ROLES)}", i)
+            if text:
+                parts.append(TextPart("".join(text)))
+                text = []
+            parts.append(RolePart(role, i))
+            i = end + 1
         elif c == "{":
             end = _closing(value, i, "{", "}")
             text.append(value[i:end + 1])

@@ -8,6 +8,7 @@ A `Trace` is the prompt of one program execution as a list of segments, in order
   the prompt gained), the generated tokens (`lmql_nb.core.results.TokenInfo`, with their
   log-probabilities and top alternatives) and the Python value the program saw (the text,
   or an `int` / dataclass / pydantic instance for typed holes);
+- `RoleSegment`: a chat tag (`{:user}`, ...): the text after it is that role's turn;
 - `DistributionSegment`: a `distribution X in [...]` clause: the values, their
   probabilities (a softmax over the values' summed log-probabilities, as LMQL's `P(X)`)
   and the chosen (most likely) value, which the prompt gained.
@@ -31,6 +32,7 @@ one per sample (`sample(n=k)` runs k executions, indices 0..k-1) or per beam slo
   (empty for a fresh execution; a copy of the parent's segments when a beam forks). A view
   replaces whatever the row showed before.
 - `TextAppended(text)`: a `TextSegment` was appended.
+- `RoleStarted(role)`: a `RoleSegment` was appended (a chat turn begins).
 - `HoleStarted(name)`: the model starts filling hole `name`.
 - `TokenAppended(name, token)`: a token of hole `name` (a `TokenInfo`). Tokens may be
   reported and then superseded (beam search explores several); `HoleFinished` carries the
@@ -71,6 +73,8 @@ class HoleSegment:
     tokens: tuple[TokenInfo, ...] = ()
     value: Any = None
     finish_reason: str = "stop"
+    #: `[@message NAME]`: text the chat's user sees
+    message: bool = False
     kind: str = dataclasses.field(default="hole", init=False)
 
     @property
@@ -130,7 +134,25 @@ class NestedSegment:
         return self.trace.logprob
 
 
-Segment = Union[TextSegment, HoleSegment, DistributionSegment, StepSegment, NestedSegment]
+@dataclasses.dataclass(frozen=True)
+class RoleSegment:
+    """A chat tag (`{:system}`, `{:user}`, `{:assistant}`): what follows is that role's
+    turn, rendered by the model's chat template. It adds no text to the prompt."""
+
+    role: str
+    kind: str = dataclasses.field(default="role", init=False)
+
+    @property
+    def name(self) -> str:
+        return self.role
+
+    @property
+    def text(self) -> str:
+        return ""
+
+
+Segment = Union[TextSegment, HoleSegment, DistributionSegment, StepSegment, NestedSegment,
+                RoleSegment]
 
 
 @dataclasses.dataclass
@@ -153,6 +175,25 @@ class Trace:
     def logprob(self) -> float:
         return float(sum(s.logprob for s in self.segments
                          if isinstance(s, (HoleSegment, NestedSegment))))
+
+    def conversation(self) -> Optional[list[dict[str, str]]]:
+        """The chat the segments write (None if the program uses no chat tags): one
+        `{"role", "content"}` message per turn, consecutive tags of one role joined; text
+        before the first tag is not part of it. Contents are stripped of the space after
+        their tag (and closed turns of trailing space)."""
+        messages: Optional[list[dict[str, str]]] = None
+        for segment in self.segments:
+            if isinstance(segment, RoleSegment):
+                messages = messages if messages is not None else []
+                if not messages or messages[-1]["role"] != segment.role:
+                    messages.append({"role": segment.role, "content": ""})
+            elif messages:
+                messages[-1]["content"] += segment.text
+        if messages:
+            for message in messages[:-1]:
+                message["content"] = message["content"].strip()
+            messages[-1]["content"] = messages[-1]["content"].lstrip()
+        return messages
 
     def holes(self) -> list[HoleSegment]:
         return [s for s in self.segments if isinstance(s, HoleSegment)]
@@ -205,8 +246,10 @@ def _segment_from_data(item: dict) -> Segment:
     if kind == "nested":
         fields["trace"] = Trace.from_data(fields["trace"])
         return NestedSegment(**fields)
+    if kind == "role":
+        return RoleSegment(fields["role"])
     raise ValueError(f"unknown trace segment kind {kind!r}; accepted: text, hole, "
-                     "distribution, step, nested")
+                     "distribution, step, nested, role")
 
 
 # --- streaming events -------------------------------------------------------------------
@@ -220,6 +263,13 @@ class SequenceStarted:
 @dataclasses.dataclass(frozen=True)
 class TextAppended:
     text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RoleStarted:
+    """A `RoleSegment` was appended (a chat turn begins)."""
+
+    role: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,8 +319,8 @@ class SequenceDropped:
     reason: str = "beam"
 
 
-Event = Union[SequenceStarted, TextAppended, HoleStarted, TokenAppended, HoleFinished,
-              DistributionScored, StepRecorded, NestedStarted, NestedFinished,
+Event = Union[SequenceStarted, TextAppended, RoleStarted, HoleStarted, TokenAppended,
+              HoleFinished, DistributionScored, StepRecorded, NestedStarted, NestedFinished,
               SequenceFinished, SequenceDropped]
 
 EventCallback = Callable[[int, Event], None]

@@ -410,7 +410,8 @@ def test_model_text_is_never_code(llm):
 
 
 @pytest.mark.parametrize("source, message", [
-    ('"{:user} Hello [X]"', "chat roles"),
+    # a chat program on a model without a chat template
+    ('"{:user} Hello"\n"{:assistant} [X]"', "chat_template="),
 ])
 def test_unsupported_features_are_named(llm, source, message):
     with pytest.raises((SyntaxError, ValueError), match=message):
