@@ -471,7 +471,7 @@ class Runner:
         try:
             value = await self.function(execution, **self.arguments)
         except ChatEnded:  # the user ended the chat: the program ends where it asked
-            value = None
+            value = NO_VALUE
         self.emit(execution.slot, SequenceFinished(execution.trace))
         returned = value is not NO_VALUE
         return Outcome(value if returned else None, execution.result(), execution.logprob,

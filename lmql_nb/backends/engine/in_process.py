@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import threading
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from ...core import aio
 from ...core.options import GenerateOptions, ScoreOptions
@@ -21,6 +21,9 @@ from ...tokenization.tokenizer import (EngineTokenizer, common_prefix_length, sp
 from ...core.validation import Options, option
 from ..base import Backend
 from ..protocol import ScoredToken
+
+if TYPE_CHECKING:
+    from ...tokenization.chat import ChatFormat
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +118,7 @@ class InProcessBackend(Backend):
 
         self._chat_override = (None if options.chat_template is None
                                else template_source(options.chat_template))
-        self._chat_format: Any = None
+        self._chat_format: Optional[ChatFormat] = None
 
     # what a subclass provides -------------------------------------------------------------
 
@@ -154,7 +157,7 @@ class InProcessBackend(Backend):
 
         return (GEMMA_TEMPLATE, GEMMA_ORIGIN) if self.embedded else None
 
-    def chat_format(self) -> Any:
+    def chat_format(self) -> "ChatFormat":
         """The `ChatFormat` conversations are rendered with (ValueError naming
         `chat_template` if the model has no template and none was given)."""
         with self._lock:
@@ -180,16 +183,18 @@ class InProcessBackend(Backend):
         except ValueError:
             return ""
 
-    async def chat_prompt(self, messages: list[dict]) -> tuple[list[int], str]:
+    async def chat_prompt(self, messages: list[dict[str, str]]) -> tuple[list[int], str]:
         chat = self.chat_format()
-        return await aio.wait(aio.run_in_thread(chat.prompt, messages, name="lmql_nb-chat"))
+        prompt: tuple[list[int], str] = await aio.wait(
+            aio.run_in_thread(chat.prompt, messages, name="lmql_nb-chat"))
+        return prompt
 
-    async def generate_chat(self, messages: list[dict], options: GenerateOptions,
+    async def generate_chat(self, messages: list[dict[str, str]], options: GenerateOptions,
                             on_token: Optional[TokenCallback] = None) -> list[Generation]:
         prompt_ids, text = await self.chat_prompt(messages)
         return await self.generate_ids(prompt_ids, text, options, on_token)
 
-    async def score_chat(self, messages: list[dict], values: list[str],
+    async def score_chat(self, messages: list[dict[str, str]], values: list[str],
                          options: ScoreOptions) -> list[ValueScores]:
         chat = self.chat_format()
 
@@ -201,7 +206,8 @@ class InProcessBackend(Backend):
         return [ValueScores(value_ids, chat.pieces(context, value_ids), scores)
                 for (context, value_ids), scores in zip(pairs, logprobs)]
 
-    async def chat_prompt_scores(self, messages: list[dict]) -> tuple[list[int], list[float]]:
+    async def chat_prompt_scores(self, messages: list[dict[str, str]]
+                                 ) -> tuple[list[int], list[float]]:
         """`prompt_scores` for a conversation's token ids."""
         ids, _ = await self.chat_prompt(messages)
         return await self._ids_scores(ids)
