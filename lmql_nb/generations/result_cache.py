@@ -12,6 +12,8 @@ once without losses.
 from __future__ import annotations
 
 import collections
+import contextlib
+import contextvars
 import dataclasses
 import hashlib
 import json
@@ -21,7 +23,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Hashable, Optional
+from typing import Any, Callable, Hashable, Iterator, Optional
 
 from ..errors import ForeignDatabase
 from ..core.paths import cache_dir
@@ -147,12 +149,17 @@ class DiskCache:
             return operation(self._connection())
 
     def get(self, key: str) -> Optional[Any]:
-        row = self._run(lambda c: c.execute("SELECT value FROM results WHERE key=?",
+        found = self.get_entry(key)
+        return None if found is None else found[0]
+
+    def get_entry(self, key: str) -> Optional[tuple[Any, float]]:
+        """The stored value for `key` and when it was stored (time.time()), or None."""
+        row = self._run(lambda c: c.execute("SELECT value, created FROM results WHERE key=?",
                                             (key,)).fetchone())
         if row is None:
             return None
         try:
-            return json.loads(row[0])
+            return json.loads(row[0]), float(row[1])
         except ValueError:
             return None
 
@@ -185,6 +192,23 @@ def _retry_while_busy(operation: Callable[[], Any]) -> Any:
             pause = min(pause * 2, 0.2)
 
 
+#: who hears of the remembered results a call used (see `watch_hits`)
+_on_hit: contextvars.ContextVar[Optional[Callable[[float], None]]] = \
+    contextvars.ContextVar("lmql_nb_cache_hits", default=None)
+
+
+@contextlib.contextmanager
+def watch_hits(callback: Callable[[float], None]) -> Iterator[None]:
+    """While inside (in this task), call `callback(created)` for each result that comes
+    from the cache, `created` being when it was computed (time.time()): a view can then
+    say that a result was remembered, and how old it is, instead of a speed."""
+    token = _on_hit.set(callback)
+    try:
+        yield
+    finally:
+        _on_hit.reset(token)
+
+
 @dataclasses.dataclass
 class ResultCache:
     """Memory in front of disk. `enabled` and `disk` are the global switches."""
@@ -198,23 +222,28 @@ class ResultCache:
         """The remembered result for `key`, or None."""
         if not self.enabled:
             return None
-        value = self.memory.get(key)
-        if value is None and self.disk:
+        entry = self.memory.get(key)  # (value, created)
+        if entry is None and self.disk:
             try:
-                stored = self.disk_cache.get(key)
-                value = decode(stored) if stored is not None else None
+                stored = self.disk_cache.get_entry(key)
+                entry = (decode(stored[0]), stored[1]) if stored is not None else None
             except (sqlite3.Error, OSError, ValueError, TypeError, KeyError) as error:
                 log.warning("lmql_nb: result cache read failed: %s", error)
-                value = None
-            if value is not None:
-                self.memory.put(key, value)
-        return value
+                entry = None
+            if entry is not None and entry[0] is not None:
+                self.memory.put(key, entry)
+        if entry is None or entry[0] is None:
+            return None
+        hit = _on_hit.get()
+        if hit is not None:
+            hit(entry[1])
+        return entry[0]
 
     def put(self, key: str, value: Any, encode: Callable[[Any], Any]) -> None:
         """Remember `value` under `key` (in memory, and on disk when enabled)."""
         if not self.enabled:
             return
-        self.memory.put(key, value)
+        self.memory.put(key, (value, time.time()))
         if self.disk:
             try:
                 self.disk_cache.put(key, encode(value))

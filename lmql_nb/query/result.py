@@ -17,7 +17,8 @@ class LMQLResult:
     `prompt` is the full text (holes filled); `variables` maps each hole's name to its
     value, plus `"P(X)"` (a list of `(value, probability)` pairs) for a
     `distribution X in [...]` clause; `distribution_variable` / `distribution_values` name
-    that clause. `trace` is the execution segment by segment (`lmql_nb.query.trace`).
+    that clause. `trace` is the execution segment by segment (`lmql_nb.query.trace`);
+    `model` the identifier of the model that ran it.
     """
 
     prompt: str
@@ -25,6 +26,7 @@ class LMQLResult:
     distribution_variable: Optional[str] = None
     distribution_values: Optional[list[str]] = None
     trace: Trace = dataclasses.field(default_factory=Trace, repr=False)
+    model: str = ""
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
         """In a notebook, the trace view; `text/plain` stays the dataclass repr."""

@@ -348,7 +348,8 @@ class Execution:
         distribution = self.scored
         return LMQLResult(self.prompt, dict(self.variables),
                           distribution.name if distribution else None,
-                          list(distribution.values) if distribution else None, self.trace)
+                          list(distribution.values) if distribution else None, self.trace,
+                          getattr(self.runner.settings.model, "model_identifier", ""))
 
 
 def hole_options(site: HoleSite, tactic: Any, operands: tuple) -> dict[str, Any]:

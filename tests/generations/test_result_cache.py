@@ -159,3 +159,29 @@ def test_switches_and_clear(tiny_gpt2_path, fresh_cache, monkeypatch):
     with pytest.raises(TypeError, match="enabled=True"):
         lmql_nb.set_cache("off")
 
+
+
+def test_watch_hits_tells_when_a_remembered_result_was_computed(tiny_gpt2_path, fresh_cache):
+    """A view says "from the result cache (computed N ago)": the time comes from the
+    entry, in memory and on disk, and a computed result reports nothing."""
+    import asyncio
+
+    llm = lmql_nb.model(f"local:{tiny_gpt2_path}")
+    heard: list[float] = []
+
+    async def generate() -> str:
+        with result_cache.watch_hits(heard.append):
+            return await llm.generate("Watch the cache", max_tokens=4)
+
+    before = time.time()
+    first = asyncio.run(generate())
+    after = time.time()
+    assert heard == []  # computed now
+    time.sleep(0.05)
+    assert asyncio.run(generate()) == first
+    [created] = heard
+    assert before <= created <= after  # when the first call computed it
+    result_cache.results.memory.clear()  # from disk now: the stored time
+    assert asyncio.run(generate()) == first
+    assert heard[1] == pytest.approx(created, abs=1e-3)
+    assert llm.generate_sync("Watch the cache", max_tokens=4) == first and len(heard) == 2
