@@ -8,11 +8,14 @@ import sys
 from typing import Any, Optional, Sequence
 
 from .backends.endpoints import API_KEY_ENV
-from .core.options import DECODERS, GENERATE_RULES
+from .core.options import DECODERS, GENERATE_RULES, GenerateOptions
 from .core.validation import Rule
 
 #: the in-process backends' `threads=` option (see `lmql_nb.backends.engine.in_process`)
 THREADS = Rule("int", minimum=1, optional=True)
+
+
+MODEL_HELP = "model id (default: $LMQL_NB_DEFAULT_MODEL, else local:gemma-3-270m)"
 
 
 def _checked(name: str) -> Any:
@@ -20,30 +23,51 @@ def _checked(name: str) -> Any:
     return GENERATE_RULES[name].argparse_type(name)
 
 
+def _described(name: str, default: Any = None) -> str:
+    """The help of `generate`'s option `name`, from its one declaration (`GenerateOptions`):
+    what it means, what is accepted, and the default the command line uses."""
+    [field] = [f for f in GenerateOptions.fields() if f.name == name]
+    default = field.default if default is None else default
+    return (f"{field.metadata['description']}; {GENERATE_RULES[name].accepted(False)} "
+            f"(default {default})").replace("%", "%%")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lmql_nb",
                                      description="Generate and score text with a language model.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    generate = commands.add_parser("generate", help="complete a prompt")
-    generate.add_argument("prompt")
+    generate = commands.add_parser(
+        "generate", help="complete a prompt",
+        description="Complete PROMPT and print it with its completion (one line per "
+                    "sequence for -n > 1). The options are generate()'s, with its rules.")
+    generate.add_argument("prompt", help="the text to complete (quote it if it has spaces)")
     generate.add_argument("--max-tokens", type=_checked("max_tokens"), default=32,
-                          help="tokens to generate at most (default 32; 0 or more)")
-    generate.add_argument("--model", default=None,
-                          help="model id (default: $LMQL_NB_DEFAULT_MODEL or local:gemma-3-270m)")
-    generate.add_argument("--decoder", type=_checked("decoder"), default="argmax",
-                          metavar="{" + ",".join(DECODERS) + "}")
-    generate.add_argument("-n", type=_checked("n"), default=1, help="sequences (sample or beam)")
-    generate.add_argument("--temperature", type=_checked("temperature"), default=None)
-    generate.add_argument("--seed", type=_checked("seed"), default=None)
+                          metavar="N", help=_described("max_tokens", 32))
+    generate.add_argument("--model", default=None, metavar="ID", help=MODEL_HELP)
+    generate.add_argument("--decoder", type=_checked("decoder"), default=None,
+                          metavar="{" + ",".join(DECODERS) + "}",
+                          help=_described("decoder", "argmax; sample with a --temperature"))
+    generate.add_argument("-n", type=_checked("n"), default=1, metavar="N",
+                          help=_described("n"))
+    generate.add_argument("--temperature", type=_checked("temperature"), default=None,
+                          metavar="T", help=_described("temperature", "1.0"))
+    generate.add_argument("--seed", type=_checked("seed"), default=None, metavar="S",
+                          help=_described("seed", "none: a new draw each run"))
 
     demo = commands.add_parser("demo", help="generate and score on the default model")
-    demo.add_argument("--model", default=None)
+    demo.add_argument("--model", default=None, metavar="ID", help=MODEL_HELP)
 
-    score = commands.add_parser("score", help="score continuations of a prompt")
-    score.add_argument("prompt")
-    score.add_argument("values", nargs="+", metavar="VALUE")
-    score.add_argument("--model", default=None)
+    score = commands.add_parser(
+        "score", help="score continuations of a prompt",
+        description="Score each VALUE as a continuation of PROMPT and print a table: its "
+                    "tokens, total and mean log-probability, and its probability among the "
+                    "values (the best marked).")
+    score.add_argument("prompt", help="the prompt the values continue (quote it if it has "
+                                      "spaces)")
+    score.add_argument("values", nargs="+", metavar="VALUE",
+                       help="a continuation to score (one or more; mind a leading space)")
+    score.add_argument("--model", default=None, metavar="ID", help=MODEL_HELP)
 
     serve = commands.add_parser(
         "serve", help="serve a model over an OpenAI-compatible HTTP API",
@@ -82,7 +106,9 @@ def _parser() -> argparse.ArgumentParser:
 def _run_generate(args: argparse.Namespace) -> None:
     from . import api
 
-    options = {"decoder": args.decoder, "n": args.n}
+    options: dict[str, Any] = {"n": args.n}
+    if args.decoder is not None:
+        options["decoder"] = args.decoder
     if args.temperature is not None:
         options["temperature"] = args.temperature
     if args.seed is not None:

@@ -53,3 +53,25 @@ def test_an_unreachable_server_is_a_message_and_exit_code_1():
     assert out.returncode == 1, out.stderr
     assert out.stderr.startswith("error: request to http://127.0.0.1:")
     assert "is the server running?" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_every_argument_of_generate_and_score_is_documented_from_the_declarations():
+    """`--help` documents each argument; generate's options say what GenerateOptions
+    declares for them (the meaning and the accepted values the API checks with)."""
+    import argparse
+
+    from lmql_nb.cli import _parser
+    from lmql_nb.options import GENERATE_RULES, GenerateOptions
+
+    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    descriptions = {f.name: f.metadata["description"] for f in GenerateOptions.fields()}
+    for name in ("generate", "score", "demo"):
+        for action in commands.choices[name]._actions:
+            assert action.help and action.help != argparse.SUPPRESS, (name, action.dest)
+    for action in commands.choices["generate"]._actions:
+        if action.dest in descriptions:
+            assert descriptions[action.dest] in action.help, action.dest
+            assert GENERATE_RULES[action.dest].accepted(False) in action.help, action.dest
+    shown = subprocess.run([sys.executable, "-m", "lmql_nb", "generate", "--help"],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "random seed for sampling" in shown.stdout
