@@ -101,7 +101,7 @@ def test_an_infinite_temperature_draws_evenly_from_what_is_allowed(tiny_gpt2_pat
 
 
 def test_magic_temperatures_reach_generate_as_typed(tiny_gpt2_path):
-    from lmql_nb.notebook.arguments import GENERATE_OPTIONS, build_parser, model_kwargs
+    from lmql_nb.notebook.magics.arguments import GENERATE_OPTIONS, build_parser, model_kwargs
 
     parser = build_parser("%%lmql_generate", GENERATE_OPTIONS)
     llm = lmql_nb.model(f"local:{tiny_gpt2_path}")

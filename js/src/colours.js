@@ -1,9 +1,9 @@
-// The one colour scale of every view, from lmql_nb/notebook/widgets/scale.json (which the
+// The one colour scale of every view, from lmql_nb/notebook/views/scale.json (which the
 // static HTML rendering in colours.py reads too): a token's log-probability picks one of
 // `bins` colours of a cividis-like map (colour-blind safe, rising in lightness). The bin
 // and the rounding are computed exactly as in colours.py, so one log-probability has one
 // colour everywhere. Text on a bin is near-black or white, whichever contrasts more.
-import SCALE from "../../lmql_nb/notebook/widgets/scale.json";
+import SCALE from "../../lmql_nb/notebook/views/scale.json";
 import { h } from "./dom.js";
 
 const DARK_TEXT = "#111111";

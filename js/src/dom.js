@@ -55,9 +55,16 @@ export function appendText(parent, text, { markers = false, lineBreaks = true } 
     parent.appendChild(mark(WHITESPACE[ch] ?? escapeForm(ch), ch,
                             ch === " " ? "" : codePoint(ch)));
     if (ch === "\n" && lineBreaks) parent.appendChild(document.createTextNode("\n"));
+    // a marked space or tab is no break opportunity: give one back, so lines still
+    // break only where the text has whitespace (never inside a word)
+    else if (ch === " " || ch === "\t") parent.appendChild(document.createElement("wbr"));
   }
   flush();
 }
+
+/** True for text made only of whitespace (a "\n" hole, a " " token): always shown with
+    its marks, so that it can be seen and hovered. */
+export const isBlank = (text) => text !== "" && /^\s+$/.test(text);
 
 /** Text shown in one line (tooltips, table cells): whitespace always marked. */
 export function appendMarkedText(parent, text) {
@@ -85,10 +92,36 @@ export function formatNumber(x, digits = 4) {
   return x.toFixed(digits).replace("-", "−");
 }
 
+/** As Python's `format_age`: "8 s", "3 min", "2 h", "4 days". */
+export function formatAge(seconds) {
+  if (seconds < 1) return "<1 s";
+  if (seconds < 60) return `${Math.floor(seconds)} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h`;
+  const days = Math.floor(seconds / 86400);
+  return `${days} day${days === 1 ? "" : "s"}`;
+}
+
 export function formatPercent(p) {
   if (Number.isNaN(p)) return "–";
   if (p > 0 && p < 0.0001) return "<0.01%";
   return `${(100 * p).toFixed(p >= 0.1 ? 1 : 2)}%`;
+}
+
+/** The "¶ whitespace" toggle: `onToggle(markers)` on each click. */
+export function whitespaceToggle(onToggle) {
+  const button = h("button", "lmnb-button lmnb-toggle", "¶ whitespace");
+  button.type = "button";
+  button.title = "show spaces, tabs and line breaks as · → ↵";
+  button.setAttribute("aria-pressed", "false");
+  let markers = false;
+  button.addEventListener("click", () => {
+    markers = !markers;
+    button.classList.toggle("lmnb-active", markers);
+    button.setAttribute("aria-pressed", String(markers));
+    onToggle(markers);
+  });
+  return button;
 }
 
 /** Buttons of which one is active: calls onSelect(key) when another is clicked. */

@@ -2,7 +2,7 @@
 // per-token columns Python's `token_columns` packs (TOKEN_COLUMNS), the colour of a token
 // and its hover card.
 import { paint } from "./colours.js";
-import { appendMarkedText, appendText, formatNumber, formatPercent, h } from "./dom.js";
+import { appendMarkedText, appendText, formatNumber, formatPercent, h, isBlank } from "./dom.js";
 
 export function prefixSums(values) {
   const sums = new Int32Array(values.length + 1);
@@ -16,11 +16,12 @@ export function logprobShown(d, i) {
   return Number.isNaN(constrained) ? d.logprob[i] : constrained;
 }
 
-/** Token `i` as a coloured span (`data-i` = i) of its natural text. */
+/** Token `i` as a coloured span (`data-i` = i) of its natural text (marked if `markers`
+    or if it is only whitespace). */
 export function tokenSpan(d, i, markers = false) {
   const span = h("span", "lmnb-token");
   span.dataset.i = String(i);
-  appendText(span, d.text[i], { markers });
+  appendText(span, d.text[i], { markers: markers || isBlank(d.text[i]) });
   paint(span, logprobShown(d, i));
   return span;
 }

@@ -8,7 +8,7 @@
 //     Read the data as `this.columns.<column>` (after `this.decode()`), react to traits
 //     with `this.onChange("trait", handler)`, add tooltips with `this.hover(...)`.
 //     `npm run build` bundles every file of js/src/views/ into lmql_nb/static/<name>.js.
-//  2. Python: a subclass of `lmql_nb.notebook.widgets.base.LmqlWidget` with
+//  2. Python: a subclass of `lmql_nb.notebook.views.base.LmqlWidget` with
 //     `view = "<name>"`, `columns = {"<column>": "f8" | "i4" | "u1" | "str", ...}` (the one
 //     declaration of its data: `pack` checks what Python sends against it, and reading an
 //     undeclared column here throws) and `static_html()`, its rendering without

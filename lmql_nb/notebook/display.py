@@ -1,19 +1,14 @@
-"""`show(result)` and the rich display of results in a notebook."""
+"""`show(result)` and the rich display of results in a notebook: the view registered for
+the result's type (see `.views.registry`)."""
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
-from ..generations.comparison import Comparison, ScoreComparison
-from ..query.result import LMQLResult
-from ..core.results import Generation
-from ..core.scoring import ScoringResult, ScoringTable
-
-Showable = Union[Generation, list, tuple, ScoringResult, ScoringTable, LMQLResult,
-                 Comparison, ScoreComparison]
+from .kernel import in_kernel
 
 
-def show(result: Showable, **options: Any) -> Any:
+def show(result: Any, **options: Any) -> Any:
     """The widget for `result`.
 
     - a `ScoringResult` (from `score`): a `ScoringHeatmap` (options: `agg`, `alpha`, `sort`);
@@ -29,46 +24,14 @@ def show(result: Showable, **options: Any) -> Any:
     A `TokenView` given `model=` (the `LLM` the generation came from) offers branching.
     """
     try:
-        from .widgets import ComparisonView, DatasetView, ScoringHeatmap, TokenView, TraceView
+        from .views import show as show_view
     except ImportError as error:
         raise ImportError(f"lmql_nb's widgets need the notebook extra ({error}): "
                           "pip install 'lmql_nb[notebook]'") from error
-
-    if isinstance(result, (ScoringResult, ScoreComparison)):
-        return ScoringHeatmap(result, **options)
-    if isinstance(result, Comparison):
-        return ComparisonView(result, **options)
-    if isinstance(result, ScoringTable):
-        return DatasetView(result, **options)
-    if isinstance(result, Generation):
-        return TokenView(result, **options)
-    if isinstance(result, (list, tuple)) and result and all(
-            isinstance(g, Generation) for g in result):
-        return TokenView(result, **options)
-    if isinstance(result, LMQLResult) or (isinstance(result, (list, tuple)) and result and all(
-            isinstance(r, LMQLResult) for r in result)):
-        return TraceView(result, **options)
-    if isinstance(result, str) or (isinstance(result, (list, tuple))
-                                   and all(isinstance(g, str) for g in result)):
-        raise TypeError("show() needs per-token data, which plain text does not have: "
-                        "call generate(..., return_details=True) and show its result")
-    raise TypeError(f"show() accepts a ScoringResult, a ScoringTable, a Generation or a list "
-                    f"of Generations, an LMQLResult or a list of LMQLResults, a Comparison or "
-                    f"a ScoreComparison; got {type(result).__name__}")
+    return show_view(result, **options)
 
 
-def in_kernel() -> bool:
-    """True inside a Jupyter kernel (where widgets can be shown)."""
-    import sys
-
-    if "IPython" not in sys.modules:
-        return False
-    from IPython import get_ipython
-
-    return getattr(get_ipython(), "kernel", None) is not None
-
-
-def mimebundle(result: Showable) -> Any:
+def mimebundle(result: Any) -> Any:
     """The display of `result`: in a kernel, its view (live widget, static HTML, and its
     text as text/plain: the generated text or the scores table); elsewhere `repr`."""
     if not in_kernel():
@@ -78,3 +41,6 @@ def mimebundle(result: Showable) -> Any:
     except ImportError:  # the notebook extra (anywidget) is not installed
         return {"text/plain": repr(result)}
     return widget.mimebundle()
+
+
+__all__ = ["show", "mimebundle", "in_kernel"]

@@ -1,4 +1,4 @@
-// ../lmql_nb/notebook/widgets/scale.json
+// ../lmql_nb/notebook/views/scale.json
 var scale_default = {
   about: "The one colour scale of lmql_nb's views, read by colours.py (static HTML) and js/src/colours.js (widgets). A token's log-probability (nats) in [domain] picks one of `bins` colours interpolated between `stops` (matplotlib's cividis at 0, 1/8, ..., 1: sequential, colour-blind safe, rising in lightness). Ticks are probabilities on the log axis.",
   domain: [-8, 0],
@@ -50,6 +50,7 @@ function appendText(parent, text, { markers = false, lineBreaks = true } = {}) {
       ch === " " ? "" : codePoint(ch)
     ));
     if (ch === "\n" && lineBreaks) parent.appendChild(document.createTextNode("\n"));
+    else if (ch === " " || ch === "	") parent.appendChild(document.createElement("wbr"));
   }
   flush();
 }

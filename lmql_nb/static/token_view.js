@@ -1,4 +1,4 @@
-// ../lmql_nb/notebook/widgets/scale.json
+// ../lmql_nb/notebook/views/scale.json
 var scale_default = {
   about: "The one colour scale of lmql_nb's views, read by colours.py (static HTML) and js/src/colours.js (widgets). A token's log-probability (nats) in [domain] picks one of `bins` colours interpolated between `stops` (matplotlib's cividis at 0, 1/8, ..., 1: sequential, colour-blind safe, rising in lightness). Ticks are probabilities on the log axis.",
   domain: [-8, 0],
@@ -50,9 +50,11 @@ function appendText(parent, text, { markers = false, lineBreaks = true } = {}) {
       ch === " " ? "" : codePoint(ch)
     ));
     if (ch === "\n" && lineBreaks) parent.appendChild(document.createTextNode("\n"));
+    else if (ch === " " || ch === "	") parent.appendChild(document.createElement("wbr"));
   }
   flush();
 }
+var isBlank = (text) => text !== "" && /^\s+$/.test(text);
 function appendMarkedText(parent, text) {
   appendText(parent, text, { markers: true, lineBreaks: false });
 }
@@ -71,10 +73,32 @@ function formatNumber(x, digits = 4) {
   if (x === -Infinity) return "\u2212\u221E";
   return x.toFixed(digits).replace("-", "\u2212");
 }
+function formatAge(seconds) {
+  if (seconds < 1) return "<1 s";
+  if (seconds < 60) return `${Math.floor(seconds)} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h`;
+  const days = Math.floor(seconds / 86400);
+  return `${days} day${days === 1 ? "" : "s"}`;
+}
 function formatPercent(p) {
   if (Number.isNaN(p)) return "\u2013";
   if (p > 0 && p < 1e-4) return "<0.01%";
   return `${(100 * p).toFixed(p >= 0.1 ? 1 : 2)}%`;
+}
+function whitespaceToggle(onToggle) {
+  const button = h("button", "lmnb-button lmnb-toggle", "\xB6 whitespace");
+  button.type = "button";
+  button.title = "show spaces, tabs and line breaks as \xB7 \u2192 \u21B5";
+  button.setAttribute("aria-pressed", "false");
+  let markers = false;
+  button.addEventListener("click", () => {
+    markers = !markers;
+    button.classList.toggle("lmnb-active", markers);
+    button.setAttribute("aria-pressed", String(markers));
+    onToggle(markers);
+  });
+  return button;
 }
 function segmented(label, options, active, onSelect) {
   const group = h("div", "lmnb-segmented");
@@ -552,11 +576,10 @@ var TokenView = class extends View {
     this.markers = false;
     const toolbar = h("div", "lmnb-toolbar");
     this.metricButtons = segmented("Colour by", BUTTONS, this.metric(), (key) => this.set("color_by", key));
-    this.whitespace = h("button", "lmnb-button lmnb-toggle", "\xB6 whitespace");
-    this.whitespace.type = "button";
-    this.whitespace.title = "show spaces, tabs and line breaks as \xB7 \u2192 \u21B5";
-    this.whitespace.setAttribute("aria-pressed", "false");
-    this.listen(this.whitespace, "click", () => this.toggleMarkers());
+    this.whitespace = whitespaceToggle((markers) => {
+      this.markers = markers;
+      this.redraw();
+    });
     this.legendSlot = h("div", "lmnb-legend-slot");
     this.status = h("div", "lmnb-status");
     this.status.setAttribute("aria-live", "polite");
@@ -583,6 +606,7 @@ var TokenView = class extends View {
     this.onChange("status", () => this.updateStatus());
     this.onChange("stage", () => this.updateStatus());
     this.onChange("finish_reasons", () => this.updateStatus());
+    this.onChange("cache_age", () => this.updateStatus());
     this.onChange("prompt", () => this.redraw());
     this.onChange("notice", () => this.updateStatus());
     this.onChange("can_branch", () => this.redraw());
@@ -600,12 +624,6 @@ var TokenView = class extends View {
   }
   metricValue(i) {
     return METRICS[this.metric()].value(this, i);
-  }
-  toggleMarkers() {
-    this.markers = !this.markers;
-    this.whitespace.classList.toggle("lmnb-active", this.markers);
-    this.whitespace.setAttribute("aria-pressed", String(this.markers));
-    this.redraw();
   }
   redraw() {
     for (const row of this.rows) row.element.remove();
@@ -806,7 +824,8 @@ var TokenView = class extends View {
   tokenElement(i) {
     const span = h("span", "lmnb-token");
     span.dataset.i = String(i);
-    appendText(span, this.columns.text[i], { markers: this.markers });
+    const text = this.columns.text[i];
+    appendText(span, text, { markers: this.markers || isBlank(text) });
     paint(span, this.metricValue(i), METRICS[this.metric()].scale.domain);
     return span;
   }
@@ -832,7 +851,9 @@ var TokenView = class extends View {
       if (lengths.length > 1) parts.push(`${lengths.length} sequences`);
       parts.push(`${total} token${total === 1 ? "" : "s"}`);
       const elapsed = this.get("elapsed") || 0;
-      if (elapsed > 0 && total > 0) parts.push(`${(total / elapsed).toFixed(1)} tokens/s`);
+      const age = this.get("cache_age") ?? -1;
+      if (age >= 0) parts.push(`from the result cache (computed ${formatAge(age)} ago)`);
+      else if (elapsed > 0 && total > 0) parts.push(`${(total / elapsed).toFixed(1)} tokens/s`);
       if (status === "generating") parts.push("generating\u2026");
       else if (status === "interrupted") parts.push(`interrupted: kept ${total} token${total === 1 ? "" : "s"}`);
       const reasons = [...new Set(this.get("finish_reasons") || [])];

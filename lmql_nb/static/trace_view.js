@@ -1,4 +1,4 @@
-// ../lmql_nb/notebook/widgets/scale.json
+// ../lmql_nb/notebook/views/scale.json
 var scale_default = {
   about: "The one colour scale of lmql_nb's views, read by colours.py (static HTML) and js/src/colours.js (widgets). A token's log-probability (nats) in [domain] picks one of `bins` colours interpolated between `stops` (matplotlib's cividis at 0, 1/8, ..., 1: sequential, colour-blind safe, rising in lightness). Ticks are probabilities on the log axis.",
   domain: [-8, 0],
@@ -50,9 +50,11 @@ function appendText(parent, text, { markers = false, lineBreaks = true } = {}) {
       ch === " " ? "" : codePoint(ch)
     ));
     if (ch === "\n" && lineBreaks) parent.appendChild(document.createTextNode("\n"));
+    else if (ch === " " || ch === "	") parent.appendChild(document.createElement("wbr"));
   }
   flush();
 }
+var isBlank = (text) => text !== "" && /^\s+$/.test(text);
 function appendMarkedText(parent, text) {
   appendText(parent, text, { markers: true, lineBreaks: false });
 }
@@ -75,6 +77,20 @@ function formatPercent(p) {
   if (Number.isNaN(p)) return "\u2013";
   if (p > 0 && p < 1e-4) return "<0.01%";
   return `${(100 * p).toFixed(p >= 0.1 ? 1 : 2)}%`;
+}
+function whitespaceToggle(onToggle) {
+  const button = h("button", "lmnb-button lmnb-toggle", "\xB6 whitespace");
+  button.type = "button";
+  button.title = "show spaces, tabs and line breaks as \xB7 \u2192 \u21B5";
+  button.setAttribute("aria-pressed", "false");
+  let markers = false;
+  button.addEventListener("click", () => {
+    markers = !markers;
+    button.classList.toggle("lmnb-active", markers);
+    button.setAttribute("aria-pressed", String(markers));
+    onToggle(markers);
+  });
+  return button;
 }
 
 // src/colours.js
@@ -165,7 +181,7 @@ function logprobShown(d, i) {
 function tokenSpan(d, i, markers = false) {
   const span = h("span", "lmnb-token");
   span.dataset.i = String(i);
-  appendText(span, d.text[i], { markers });
+  appendText(span, d.text[i], { markers: markers || isBlank(d.text[i]) });
   paint(span, logprobShown(d, i));
   return span;
 }
@@ -510,11 +526,16 @@ var TraceView = class extends View {
   constructor(model, el) {
     super(model, el, "lmnb-trace");
     this.rows = [];
+    this.markers = false;
     const toolbar = h("div", "lmnb-toolbar");
+    this.whitespace = whitespaceToggle((markers) => {
+      this.markers = markers;
+      this.redraw();
+    });
     this.legend = legend(LOGPROB_SCALE);
     this.status = h("div", "lmnb-status");
     this.status.setAttribute("aria-live", "polite");
-    toolbar.append(this.legend.element, this.status);
+    toolbar.append(this.whitespace, this.legend.element, this.status);
     this.root.appendChild(toolbar);
     this.body = h("div", "lmnb-trace-rows");
     this.root.append(this.body, this.tooltip.element);
@@ -528,6 +549,11 @@ var TraceView = class extends View {
     this.onChange("data", () => this.update());
     this.onChange("status", () => this.updateStatus());
     this.onChange("model_identifier", () => this.updateStatus());
+    this.update();
+  }
+  redraw() {
+    for (const row of this.rows) row.element.remove();
+    this.rows = [];
     this.update();
   }
   update() {
@@ -555,7 +581,7 @@ var TraceView = class extends View {
   // what the row shows, cheaply: its label, each segment's kind, name, text and counts
   rowKey(r) {
     const d = this.columns;
-    const parts = [d.row_dropped[r], d.row_score[r]];
+    const parts = [d.row_dropped[r], d.row_score[r], d.row_open?.[r]];
     for (let s = this.segmentStart[r]; s < this.segmentStart[r + 1]; s++) {
       parts.push(d.seg_kind[s], d.seg_name[s], d.seg_text[s], d.seg_detail?.[s], d.seg_tokens[s], d.seg_values[s]);
     }
@@ -582,20 +608,23 @@ var TraceView = class extends View {
     row.classList.toggle("lmnb-trace-dropped", Boolean(d.row_dropped[r]));
     const text = h("div", "lmnb-trace-text");
     const distributions = h("div", "lmnb-trace-distributions");
-    const open = this.get("status") === "running";
+    const open = Boolean(d.row_open?.[r]);
     const last = this.segmentStart[r + 1] - 1;
     const targets = [text];
     for (let s = this.segmentStart[r]; s <= last; s++) {
       const kind = d.seg_kind[s];
       const target = targets[targets.length - 1];
-      if (kind === TEXT) target.appendChild(h("span", "lmnb-trace-prompt", d.seg_text[s]));
-      else if (kind === HOLE) target.appendChild(this.holeElement(s, open && s === last));
+      if (kind === TEXT) {
+        const prompt = h("span", "lmnb-trace-prompt");
+        appendText(prompt, d.seg_text[s], { markers: this.markers });
+        target.appendChild(prompt);
+      } else if (kind === HOLE) target.appendChild(this.holeElement(s, open && s === last));
       else if (kind === DISTRIBUTION) {
         target.appendChild(this.distributionChip(s));
         distributions.appendChild(this.distributionBars(s));
       } else if (kind === STEP) target.append(...this.stepElements(s));
       else if (kind === NESTED_BEGIN) {
-        const [box, body] = this.nestedBox(s, open);
+        const [box, body] = this.nestedBox(s, this.get("status") === "running");
         target.appendChild(box);
         targets.push(body);
       } else if (kind === NESTED_END) {
@@ -616,56 +645,12 @@ var TraceView = class extends View {
     const count = d.seg_tokens[s];
     if (count === 0) {
       const value = h("span", "lmnb-hole-value");
-      appendText(value, d.seg_text[s]);
+      appendText(value, d.seg_text[s], { markers: this.markers || isBlank(d.seg_text[s]) });
       hole.appendChild(value);
       return hole;
     }
     const start = this.tokenStart[s];
-    for (let i = start; i < start + count; i++) hole.appendChild(tokenSpan(d, i));
-    return hole;
-  }
-  // a decorator or tool step: a chip with what ran (its outcome on hover), then the text
-  // the prompt gained from it, if any
-  stepElements(s) {
-    const d = this.columns;
-    const [step, label, detail] = (d.seg_detail[s] || "").split("\n");
-    const chip = h("span", `lmnb-step lmnb-step-${step === "tool" ? "tool" : "decorator"}`);
-    chip.dataset.name = d.seg_name[s];
-    chip.appendChild(h("span", "lmnb-step-kind", step === "tool" ? "tool" : "decorator"));
-    chip.appendChild(h("span", "lmnb-step-label", label ?? ""));
-    chip.title = `${label ?? ""} ${detail ?? ""}`.trim();
-    if (!d.seg_text[s]) return [chip];
-    return [chip, h("span", "lmnb-trace-prompt lmnb-step-text", d.seg_text[s])];
-  }
-  // a nested query: a collapsible box headed by its call, holding what it added to the
-  // prompt (marked hidden when it was taken out again after the query returned)
-  nestedBox(s, open) {
-    const d = this.columns;
-    const hidden = d.seg_detail[s] === "hidden";
-    const box = h("details", "lmnb-nested");
-    box.classList.toggle("lmnb-nested-hidden", hidden);
-    box.dataset.name = d.seg_name[s];
-    box.open = open;
-    const summary = h("summary", "lmnb-nested-call");
-    summary.appendChild(h("span", "lmnb-nested-query", d.seg_text[s]));
-    if (hidden) {
-      const badge = h("span", "lmnb-nested-badge", "hidden");
-      badge.title = "the nested query returned a value: its text was taken out of the prompt again";
-      summary.appendChild(badge);
-    }
-    const body = h("div", "lmnb-nested-body");
-    box.append(summary, body);
-    return [box, body];
-  }
-  nestedValue(s) {
-    const d = this.columns;
-    const hole = h("span", "lmnb-hole lmnb-hole-nested");
-    hole.dataset.name = d.seg_name[s];
-    hole.appendChild(holeLabel(d.seg_name[s]));
-    const value = h("span", "lmnb-hole-value");
-    appendText(value, d.seg_text[s]);
-    hole.appendChild(value);
-    hole.title = `${d.seg_name[s]} = ${d.seg_detail[s]}`;
+    for (let i = start; i < start + count; i++) hole.appendChild(tokenSpan(d, i, this.markers));
     return hole;
   }
   distributionChip(s) {
@@ -674,7 +659,7 @@ var TraceView = class extends View {
     chip.dataset.name = d.seg_name[s];
     chip.appendChild(holeLabel(d.seg_name[s]));
     const value = h("span", "lmnb-hole-value");
-    appendText(value, d.seg_text[s]);
+    appendText(value, d.seg_text[s], { markers: this.markers || isBlank(d.seg_text[s]) });
     chip.appendChild(value);
     chip.title = `distribution ${d.seg_name[s]}: the most likely value (P(${d.seg_name[s]}) below)`;
     return chip;
@@ -707,18 +692,74 @@ var TraceView = class extends View {
     box.appendChild(table);
     return box;
   }
+  // a decorator or tool step: a chip with what ran (its outcome on hover), then the text
+  // the prompt gained from it, if any
+  stepElements(s) {
+    const d = this.columns;
+    const [step, label, detail] = (d.seg_detail[s] || "").split("\n");
+    const chip = h("span", `lmnb-step lmnb-step-${step === "tool" ? "tool" : "decorator"}`);
+    chip.dataset.name = d.seg_name[s];
+    chip.appendChild(h("span", "lmnb-step-kind", step === "tool" ? "tool" : "decorator"));
+    chip.appendChild(h("span", "lmnb-step-label", label ?? ""));
+    chip.title = `${label ?? ""} ${detail ?? ""}`.trim();
+    if (!d.seg_text[s]) return [chip];
+    const text = h("span", "lmnb-trace-prompt lmnb-step-text");
+    appendText(text, d.seg_text[s], { markers: this.markers });
+    return [chip, text];
+  }
+  // a nested query: a collapsible box headed by its call, holding what it added to the
+  // prompt (marked hidden when it was taken out again after the query returned)
+  nestedBox(s, open) {
+    const d = this.columns;
+    const hidden = d.seg_detail[s] === "hidden";
+    const box = h("details", "lmnb-nested");
+    box.classList.toggle("lmnb-nested-hidden", hidden);
+    box.dataset.name = d.seg_name[s];
+    box.open = open;
+    const summary = h("summary", "lmnb-nested-call");
+    summary.appendChild(h("span", "lmnb-nested-query", d.seg_text[s]));
+    if (hidden) {
+      const badge = h("span", "lmnb-nested-badge", "hidden");
+      badge.title = "the nested query returned a value: its text was taken out of the prompt again";
+      summary.appendChild(badge);
+    }
+    const body = h("div", "lmnb-nested-body");
+    box.append(summary, body);
+    return [box, body];
+  }
+  nestedValue(s) {
+    const d = this.columns;
+    const hole = h("span", "lmnb-hole lmnb-hole-nested");
+    hole.dataset.name = d.seg_name[s];
+    hole.appendChild(holeLabel(d.seg_name[s]));
+    const value = h("span", "lmnb-hole-value");
+    appendText(value, d.seg_text[s], { markers: this.markers || isBlank(d.seg_text[s]) });
+    hole.appendChild(value);
+    hole.title = `${d.seg_name[s]} = ${d.seg_detail[s]}`;
+    return hole;
+  }
   updateStatus() {
     const d = this.columns;
     const rows = d.row_segments?.length ?? 0;
-    const kinds = d.seg_kind ?? [];
-    const holes = kinds.filter ? kinds.filter((k) => k === HOLE || k === DISTRIBUTION || k === NESTED_END).length : 0;
+    const filled = [];
+    for (let r = 0; r < rows; r++) {
+      let n = 0;
+      let depth = 0;
+      for (let s = this.segmentStart[r]; s < this.segmentStart[r + 1]; s++) {
+        const kind2 = d.seg_kind[s];
+        if (kind2 === NESTED_BEGIN) depth++;
+        else if (kind2 === NESTED_END) depth--;
+        if (depth === 0 && (kind2 === HOLE || kind2 === DISTRIBUTION || kind2 === NESTED_END)) n++;
+      }
+      filled.push(n - (d.row_open?.[r] ? 1 : 0));
+    }
     const parts = [];
     const model = this.get("model_identifier");
     if (model) parts.push(model);
     const label = this.get("decoder") || "";
     const kind = label.startsWith("beam") ? "beams" : label.startsWith("sample") ? "samples" : "results";
     if (rows > 1) parts.push(`${rows} ${kind}`);
-    parts.push(`${holes} hole${holes === 1 ? "" : "s"} filled`);
+    parts.push(holesLabel(filled));
     const status = this.get("status");
     if (status === "running") parts.push("running\u2026");
     else if (status !== "done") parts.push(status);
@@ -729,6 +770,14 @@ var TraceView = class extends View {
     }
   }
 };
+function holesLabel(counts) {
+  if (!counts.length) return "0 holes filled";
+  const low = Math.min(...counts);
+  const high = Math.max(...counts);
+  const noun = `hole${high === 1 ? "" : "s"} filled`;
+  if (counts.length === 1) return `${high} ${noun}`;
+  return low === high ? `${high} ${noun} in each` : `${low}\u2013${high} ${noun} per row`;
+}
 function holeLabel(name) {
   const label = h("span", "lmnb-hole-name", name);
   label.setAttribute("aria-label", `hole ${name}`);

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from lmql_nb import ScoringResult, ScoringTable
-from lmql_nb.notebook.widgets import DatasetView
-from lmql_nb.notebook.widgets.static import format_percent
+from lmql_nb.notebook.views import DatasetView
+from lmql_nb.notebook.views.static import format_percent
 
 XSS = "<img src=x onerror=alert(1)>"
 LABELS = [" positive", " negative", " neutral"]

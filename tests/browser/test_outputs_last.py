@@ -19,7 +19,7 @@ import pytest
 from conftest import ACCEPT_KERNEL, run_all
 from test_widgets_in_lab import literal
 
-from lmql_nb.notebook.widgets.colours import logprob_colour
+from lmql_nb.notebook.views.colours import logprob_colour
 
 PROMPT = "Once upon a time"
 CHOICES = [" yes", " no", " maybe"]

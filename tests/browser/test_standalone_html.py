@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lmql_nb import Alternative, Generation, ScoringResult, TokenInfo
-from lmql_nb.notebook.widgets import ScoringHeatmap, TokenView
+from lmql_nb.notebook.views import ScoringHeatmap, TokenView
 
 XSS = "<img src=x onerror=alert(1)>"
 

@@ -8,7 +8,7 @@ import pytest
 from test_widgets_in_lab import literal
 
 from lmql_nb import Alternative, TokenInfo
-from lmql_nb.notebook.widgets import TraceView
+from lmql_nb.notebook.views import TraceView
 from lmql_nb.query import DistributionSegment, HoleSegment, LMQLResult, TextSegment, Trace
 
 SCRIPT = "<script>alert(1)</script>"

@@ -51,7 +51,7 @@ def test_accepted_values_come_back_normalised():
 
 
 def test_every_entry_point_refuses_with_the_same_words():
-    from lmql_nb.notebook.arguments import GENERATE_OPTIONS, build_parser
+    from lmql_nb.notebook.magics.arguments import GENERATE_OPTIONS, build_parser
     from lmql_nb.core.options import parse_generate_options
 
     sentence = "top_logprobs must be an int in [0, 20], got 21"

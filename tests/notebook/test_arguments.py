@@ -4,7 +4,7 @@
 import pytest
 
 from lmql_nb.errors import MagicUsageError
-from lmql_nb.notebook.arguments import (GENERATE_OPTIONS, SCORE_OPTIONS, Option,
+from lmql_nb.notebook.magics.arguments import (GENERATE_OPTIONS, SCORE_OPTIONS, Option,
                                         build_parser, model_kwargs)
 from lmql_nb.core.options import generate_keywords
 
@@ -58,7 +58,7 @@ def test_score_takes_a_prompt_and_values_with_options_anywhere():
 
 
 def test_constraint_options_reach_generate_as_keywords():
-    from lmql_nb.notebook.arguments import GENERATE_OPTIONS, build_parser, model_kwargs
+    from lmql_nb.notebook.magics.arguments import GENERATE_OPTIONS, build_parser, model_kwargs
     from lmql_nb.core.options import parse_generate_options
 
     parser = build_parser("%%lmql_generate", GENERATE_OPTIONS)

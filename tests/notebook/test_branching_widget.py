@@ -8,7 +8,7 @@ import pytest
 
 import lmql_nb
 from lmql_nb.notebook import codec
-from lmql_nb.notebook.widgets import TokenView
+from lmql_nb.notebook.views import TokenView
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lmql_nb.notebook.widgets import ScoringHeatmap, TokenView
-from lmql_nb.notebook.widgets.base import STATIC
+from lmql_nb.notebook.views import ScoringHeatmap, TokenView
+from lmql_nb.notebook.views.base import STATIC
 
 ROOT = Path(__file__).resolve().parents[2]
 JS = ROOT / "js"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import lmql_nb
 from lmql_nb import Alternative, Comparison, ScoreComparison, ScoringResult, TokenInfo
 from lmql_nb.notebook import codec
-from lmql_nb.notebook.widgets import ComparisonView, ScoringHeatmap
+from lmql_nb.notebook.views import ComparisonView, ScoringHeatmap
 
 XSS = "<img src=x onerror=alert(1)>"
 

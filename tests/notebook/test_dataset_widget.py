@@ -10,8 +10,8 @@ import pytest
 import lmql_nb
 from lmql_nb import ScoringResult, ScoringTable
 from lmql_nb.notebook import codec
-from lmql_nb.notebook.widgets import DatasetView
-from lmql_nb.notebook.widgets.dataset import COLUMNS
+from lmql_nb.notebook.views import DatasetView
+from lmql_nb.notebook.views.dataset import COLUMNS
 
 VALUES = [[" yes", " no"], [" no", " maybe"], [" yes", " no"]]
 SCORES = [[-0.5, -1.5], [-2.0, -0.1], [-3.0, -0.2]]

@@ -3,7 +3,7 @@
 import pytest
 
 from lmql_nb.errors import InterpolationError
-from lmql_nb.notebook.interpolation import interpolate, interpolate_values
+from lmql_nb.notebook.magics.interpolation import interpolate, interpolate_values
 
 NS = {"city": "Paris", "n": 3, "pi": 3.14159, "items": [" a", " b"], "info": {"k": "v"}}
 

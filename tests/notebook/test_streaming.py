@@ -11,8 +11,8 @@ import pytest
 
 from lmql_nb import Generation, TokenInfo
 from lmql_nb.notebook import codec
-from lmql_nb.notebook.running import run_with_ticks
-from lmql_nb.notebook.streaming import TokenCollector, WidgetOutput
+from lmql_nb.notebook.magics.running import run_with_ticks
+from lmql_nb.notebook.magics.streaming import TokenCollector, WidgetOutput
 
 INTERVAL = 0.05
 
@@ -124,6 +124,6 @@ def test_partial_keeps_every_sequence_in_order():
 @pytest.mark.parametrize("format, kind", [("widget", "TextOutput"), ("text", "TextOutput"),
                                           ("json", "JsonOutput")])
 def test_outside_a_kernel_a_widget_falls_back_to_text(format, kind):
-    from lmql_nb.notebook.streaming import make_output
+    from lmql_nb.notebook.magics.streaming import make_output
 
     assert type(make_output(format, "p", "m", 1, "argmax")).__name__ == kind

@@ -15,8 +15,9 @@ import pytest
 import lmql_nb
 from lmql_nb import Alternative, TokenInfo
 from lmql_nb.notebook import codec
-from lmql_nb.notebook.trace_streaming import TraceCollector, trace_text
-from lmql_nb.notebook.widgets import TraceView
+from lmql_nb.notebook.magics.trace_streaming import TraceCollector
+from lmql_nb.notebook.texts import trace_text
+from lmql_nb.notebook.views import TraceView
 from lmql_nb.query import (DistributionSegment, HoleSegment, LMQLResult, TextSegment, Trace)
 from lmql_nb.query import trace as tr
 
@@ -57,7 +58,7 @@ def test_trace_view_sends_segments_tokens_and_distributions():
     assert d["alt_text"] == [" Paris", " Lyon"]
     assert d["dist_value"] == ["happy", "sad", XSS]
     assert d["dist_prob"].tolist() == [0.7, 0.2, 0.1]
-    assert repr(view) == "TraceView(2 rows, 3 holes, done)"
+    assert repr(view) == "TraceView(2 rows, 1–2 holes filled per row, done)"  # one count, per row
 
 
 def test_show_and_to_html_of_a_result():

@@ -18,9 +18,9 @@ from toy.views import TOY, bundle, make_toy_view
 
 from lmql_nb import Alternative, Generation, TokenInfo
 from lmql_nb.notebook import saving
-from lmql_nb.notebook.widgets import ScoringHeatmap, TokenView
-from lmql_nb.notebook.widgets.base import STATIC, VIEWS, LmqlWidget
-from lmql_nb.notebook.widgets.colours import logprob_colour, scale, table
+from lmql_nb.notebook.views import ScoringHeatmap, TokenView
+from lmql_nb.notebook.views.base import STATIC, VIEWS, LmqlWidget
+from lmql_nb.notebook.views.colours import logprob_colour, scale, table
 
 ROOT = Path(__file__).resolve().parents[2]
 JS = ROOT / "js"

@@ -20,7 +20,7 @@ import traitlets
 import lmql_nb
 from lmql_nb import Alternative, Generation, ScoringResult, TokenInfo
 from lmql_nb.notebook import codec
-from lmql_nb.notebook.widgets import ScoringHeatmap, TokenView
+from lmql_nb.notebook.views import ScoringHeatmap, TokenView
 
 XSS = "<img src=x onerror=alert(1)>"
 

@@ -12,7 +12,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from lmql_nb.notebook.widgets.base import LmqlWidget
+from lmql_nb.notebook.views.base import LmqlWidget
 
 ROOT = Path(__file__).resolve().parents[2]
 JS = ROOT / "js"
@@ -46,7 +46,7 @@ def make_toy_view(tmp_path: Path) -> type[LmqlWidget]:
                                    "score": np.array(list(words.values()), dtype="<f8")})
 
         def static_html(self) -> str:
-            from lmql_nb.notebook.widgets import static
+            from lmql_nb.notebook.views import static
             return "".join(static.coloured(static.text_html(w), s, f"score {s}")
                            for w, s in self.words.items())
 

@@ -134,6 +134,19 @@ class Dataset extends View {
     const prompt = h("td", "lmnb-col-prompt");
     const text = h("div", "lmnb-prompt-cell");
     appendText(text, d.prompt[i]);
+    // two lines are shown: the whole prompt on hover, and in place on a click
+    text.title = `${d.prompt[i].length > 2000 ? `…${d.prompt[i].slice(-2000)}` : d.prompt[i]}\n(click to expand)`;
+    text.tabIndex = 0;
+    text.setAttribute("role", "button");
+    text.setAttribute("aria-expanded", "false");
+    const toggle = () => {
+      const expanded = text.classList.toggle("lmnb-expanded");
+      text.setAttribute("aria-expanded", String(expanded));
+    };
+    text.addEventListener("click", toggle);
+    text.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); toggle(); }
+    });
     prompt.appendChild(text);
     row.appendChild(prompt);
     for (let j = 0; j < d.value.length; j++) {

@@ -3,7 +3,7 @@
 // generating. Under a constraint a token is coloured by its probability among the
 // allowed tokens, and its tooltip lists the allowed choices first.
 import { LOGPROB_SCALE, legend, paint } from "../colours.js";
-import { appendText, formatNumber, h, segmented } from "../dom.js";
+import { appendText, formatAge, formatNumber, h, isBlank, segmented, whitespaceToggle } from "../dom.js";
 import { describeToken, logprobShown, prefixSums } from "../tokens.js";
 import { View, defineView } from "../view.js";
 
@@ -46,11 +46,7 @@ class TokenView extends View {
 
     const toolbar = h("div", "lmnb-toolbar");
     this.metricButtons = segmented("Colour by", BUTTONS, this.metric(), (key) => this.set("color_by", key));
-    this.whitespace = h("button", "lmnb-button lmnb-toggle", "¶ whitespace");
-    this.whitespace.type = "button";
-    this.whitespace.title = "show spaces, tabs and line breaks as · → ↵";
-    this.whitespace.setAttribute("aria-pressed", "false");
-    this.listen(this.whitespace, "click", () => this.toggleMarkers());
+    this.whitespace = whitespaceToggle((markers) => { this.markers = markers; this.redraw(); });
     this.legendSlot = h("div", "lmnb-legend-slot");
     this.status = h("div", "lmnb-status");
     this.status.setAttribute("aria-live", "polite");
@@ -75,6 +71,7 @@ class TokenView extends View {
     this.onChange("status", () => this.updateStatus());
     this.onChange("stage", () => this.updateStatus());
     this.onChange("finish_reasons", () => this.updateStatus());
+    this.onChange("cache_age", () => this.updateStatus());
     this.onChange("prompt", () => this.redraw());
     this.onChange("notice", () => this.updateStatus());
     this.onChange("can_branch", () => this.redraw());
@@ -95,13 +92,6 @@ class TokenView extends View {
 
   metricValue(i) {
     return METRICS[this.metric()].value(this, i);
-  }
-
-  toggleMarkers() {
-    this.markers = !this.markers;
-    this.whitespace.classList.toggle("lmnb-active", this.markers);
-    this.whitespace.setAttribute("aria-pressed", String(this.markers));
-    this.redraw();
   }
 
   redraw() {
@@ -304,7 +294,8 @@ class TokenView extends View {
   tokenElement(i) {
     const span = h("span", "lmnb-token");
     span.dataset.i = String(i);
-    appendText(span, this.columns.text[i], { markers: this.markers });
+    const text = this.columns.text[i];
+    appendText(span, text, { markers: this.markers || isBlank(text) });
     paint(span, this.metricValue(i), METRICS[this.metric()].scale.domain);
     return span;
   }
@@ -332,7 +323,10 @@ class TokenView extends View {
       if (lengths.length > 1) parts.push(`${lengths.length} sequences`);
       parts.push(`${total} token${total === 1 ? "" : "s"}`);
       const elapsed = this.get("elapsed") || 0;
-      if (elapsed > 0 && total > 0) parts.push(`${(total / elapsed).toFixed(1)} tokens/s`);
+      const age = this.get("cache_age") ?? -1;
+      // a remembered result took no time to make: say where it came from, not a speed
+      if (age >= 0) parts.push(`from the result cache (computed ${formatAge(age)} ago)`);
+      else if (elapsed > 0 && total > 0) parts.push(`${(total / elapsed).toFixed(1)} tokens/s`);
       if (status === "generating") parts.push("generating…");
       else if (status === "interrupted") parts.push(`interrupted: kept ${total} token${total === 1 ? "" : "s"}`);
       const reasons = [...new Set(this.get("finish_reasons") || [])];

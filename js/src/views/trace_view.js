@@ -5,7 +5,7 @@
 //
 // Model text is untrusted: it only ever reaches the page as text nodes.
 import { LOGPROB_SCALE, legend } from "../colours.js";
-import { appendMarkedText, appendText, formatNumber, formatPercent, h } from "../dom.js";
+import { appendMarkedText, appendText, formatNumber, formatPercent, h, isBlank, whitespaceToggle } from "../dom.js";
 import { describeToken, logprobShown, prefixSums, tokenSpan } from "../tokens.js";
 import { View, defineView } from "../view.js";
 
@@ -20,12 +20,14 @@ class TraceView extends View {
   constructor(model, el) {
     super(model, el, "lmnb-trace");
     this.rows = [];
+    this.markers = false;
 
     const toolbar = h("div", "lmnb-toolbar");
+    this.whitespace = whitespaceToggle((markers) => { this.markers = markers; this.redraw(); });
     this.legend = legend(LOGPROB_SCALE);
     this.status = h("div", "lmnb-status");
     this.status.setAttribute("aria-live", "polite");
-    toolbar.append(this.legend.element, this.status);
+    toolbar.append(this.whitespace, this.legend.element, this.status);
     this.root.appendChild(toolbar);
 
     this.body = h("div", "lmnb-trace-rows");
@@ -38,6 +40,12 @@ class TraceView extends View {
     this.onChange("data", () => this.update());
     this.onChange("status", () => this.updateStatus());
     this.onChange("model_identifier", () => this.updateStatus());
+    this.update();
+  }
+
+  redraw() {
+    for (const row of this.rows) row.element.remove();
+    this.rows = [];
     this.update();
   }
 
@@ -68,7 +76,7 @@ class TraceView extends View {
   // what the row shows, cheaply: its label, each segment's kind, name, text and counts
   rowKey(r) {
     const d = this.columns;
-    const parts = [d.row_dropped[r], d.row_score[r]];
+    const parts = [d.row_dropped[r], d.row_score[r], d.row_open?.[r]];
     for (let s = this.segmentStart[r]; s < this.segmentStart[r + 1]; s++) {
       parts.push(d.seg_kind[s], d.seg_name[s], d.seg_text[s], d.seg_detail?.[s], d.seg_tokens[s], d.seg_values[s]);
     }
@@ -97,21 +105,24 @@ class TraceView extends View {
     row.classList.toggle("lmnb-trace-dropped", Boolean(d.row_dropped[r]));
     const text = h("div", "lmnb-trace-text");
     const distributions = h("div", "lmnb-trace-distributions");
-    const open = this.get("status") === "running";
+    const open = Boolean(d.row_open?.[r]);  // its last hole is still being filled
     const last = this.segmentStart[r + 1] - 1;
     // nested queries draw into their own box: `targets` ends with the innermost open one
     const targets = [text];
     for (let s = this.segmentStart[r]; s <= last; s++) {
       const kind = d.seg_kind[s];
       const target = targets[targets.length - 1];
-      if (kind === TEXT) target.appendChild(h("span", "lmnb-trace-prompt", d.seg_text[s]));
-      else if (kind === HOLE) target.appendChild(this.holeElement(s, open && s === last));
+      if (kind === TEXT) {
+        const prompt = h("span", "lmnb-trace-prompt");
+        appendText(prompt, d.seg_text[s], { markers: this.markers });
+        target.appendChild(prompt);
+      } else if (kind === HOLE) target.appendChild(this.holeElement(s, open && s === last));
       else if (kind === DISTRIBUTION) {
         target.appendChild(this.distributionChip(s));
         distributions.appendChild(this.distributionBars(s));
       } else if (kind === STEP) target.append(...this.stepElements(s));
       else if (kind === NESTED_BEGIN) {
-        const [box, body] = this.nestedBox(s, open);
+        const [box, body] = this.nestedBox(s, this.get("status") === "running");
         target.appendChild(box);
         targets.push(body);
       } else if (kind === NESTED_END) {
@@ -134,59 +145,12 @@ class TraceView extends View {
     if (count === 0) {
       // a value without per-token data (or no tokens yet): its text, uncoloured
       const value = h("span", "lmnb-hole-value");
-      appendText(value, d.seg_text[s]);
+      appendText(value, d.seg_text[s], { markers: this.markers || isBlank(d.seg_text[s]) });
       hole.appendChild(value);
       return hole;
     }
     const start = this.tokenStart[s];
-    for (let i = start; i < start + count; i++) hole.appendChild(tokenSpan(d, i));
-    return hole;
-  }
-
-  // a decorator or tool step: a chip with what ran (its outcome on hover), then the text
-  // the prompt gained from it, if any
-  stepElements(s) {
-    const d = this.columns;
-    const [step, label, detail] = (d.seg_detail[s] || "").split("\n");
-    const chip = h("span", `lmnb-step lmnb-step-${step === "tool" ? "tool" : "decorator"}`);
-    chip.dataset.name = d.seg_name[s];
-    chip.appendChild(h("span", "lmnb-step-kind", step === "tool" ? "tool" : "decorator"));
-    chip.appendChild(h("span", "lmnb-step-label", label ?? ""));
-    chip.title = `${label ?? ""} ${detail ?? ""}`.trim();
-    if (!d.seg_text[s]) return [chip];
-    return [chip, h("span", "lmnb-trace-prompt lmnb-step-text", d.seg_text[s])];
-  }
-
-  // a nested query: a collapsible box headed by its call, holding what it added to the
-  // prompt (marked hidden when it was taken out again after the query returned)
-  nestedBox(s, open) {
-    const d = this.columns;
-    const hidden = d.seg_detail[s] === "hidden";
-    const box = h("details", "lmnb-nested");
-    box.classList.toggle("lmnb-nested-hidden", hidden);
-    box.dataset.name = d.seg_name[s];
-    box.open = open;
-    const summary = h("summary", "lmnb-nested-call");
-    summary.appendChild(h("span", "lmnb-nested-query", d.seg_text[s]));
-    if (hidden) {
-      const badge = h("span", "lmnb-nested-badge", "hidden");
-      badge.title = "the nested query returned a value: its text was taken out of the prompt again";
-      summary.appendChild(badge);
-    }
-    const body = h("div", "lmnb-nested-body");
-    box.append(summary, body);
-    return [box, body];
-  }
-
-  nestedValue(s) {
-    const d = this.columns;
-    const hole = h("span", "lmnb-hole lmnb-hole-nested");
-    hole.dataset.name = d.seg_name[s];
-    hole.appendChild(holeLabel(d.seg_name[s]));
-    const value = h("span", "lmnb-hole-value");
-    appendText(value, d.seg_text[s]);
-    hole.appendChild(value);
-    hole.title = `${d.seg_name[s]} = ${d.seg_detail[s]}`;
+    for (let i = start; i < start + count; i++) hole.appendChild(tokenSpan(d, i, this.markers));
     return hole;
   }
 
@@ -196,7 +160,7 @@ class TraceView extends View {
     chip.dataset.name = d.seg_name[s];
     chip.appendChild(holeLabel(d.seg_name[s]));
     const value = h("span", "lmnb-hole-value");
-    appendText(value, d.seg_text[s]);
+    appendText(value, d.seg_text[s], { markers: this.markers || isBlank(d.seg_text[s]) });
     chip.appendChild(value);
     chip.title = `distribution ${d.seg_name[s]}: the most likely value (P(${d.seg_name[s]}) below)`;
     return chip;
@@ -231,18 +195,79 @@ class TraceView extends View {
     return box;
   }
 
+  // a decorator or tool step: a chip with what ran (its outcome on hover), then the text
+  // the prompt gained from it, if any
+  stepElements(s) {
+    const d = this.columns;
+    const [step, label, detail] = (d.seg_detail[s] || "").split("\n");
+    const chip = h("span", `lmnb-step lmnb-step-${step === "tool" ? "tool" : "decorator"}`);
+    chip.dataset.name = d.seg_name[s];
+    chip.appendChild(h("span", "lmnb-step-kind", step === "tool" ? "tool" : "decorator"));
+    chip.appendChild(h("span", "lmnb-step-label", label ?? ""));
+    chip.title = `${label ?? ""} ${detail ?? ""}`.trim();
+    if (!d.seg_text[s]) return [chip];
+    const text = h("span", "lmnb-trace-prompt lmnb-step-text");
+    appendText(text, d.seg_text[s], { markers: this.markers });
+    return [chip, text];
+  }
+
+  // a nested query: a collapsible box headed by its call, holding what it added to the
+  // prompt (marked hidden when it was taken out again after the query returned)
+  nestedBox(s, open) {
+    const d = this.columns;
+    const hidden = d.seg_detail[s] === "hidden";
+    const box = h("details", "lmnb-nested");
+    box.classList.toggle("lmnb-nested-hidden", hidden);
+    box.dataset.name = d.seg_name[s];
+    box.open = open;
+    const summary = h("summary", "lmnb-nested-call");
+    summary.appendChild(h("span", "lmnb-nested-query", d.seg_text[s]));
+    if (hidden) {
+      const badge = h("span", "lmnb-nested-badge", "hidden");
+      badge.title = "the nested query returned a value: its text was taken out of the prompt again";
+      summary.appendChild(badge);
+    }
+    const body = h("div", "lmnb-nested-body");
+    box.append(summary, body);
+    return [box, body];
+  }
+
+  nestedValue(s) {
+    const d = this.columns;
+    const hole = h("span", "lmnb-hole lmnb-hole-nested");
+    hole.dataset.name = d.seg_name[s];
+    hole.appendChild(holeLabel(d.seg_name[s]));
+    const value = h("span", "lmnb-hole-value");
+    appendText(value, d.seg_text[s], { markers: this.markers || isBlank(d.seg_text[s]) });
+    hole.appendChild(value);
+    hole.title = `${d.seg_name[s]} = ${d.seg_detail[s]}`;
+    return hole;
+  }
+
   updateStatus() {
     const d = this.columns;
     const rows = d.row_segments?.length ?? 0;
-    const kinds = d.seg_kind ?? [];
-    const holes = kinds.filter ? kinds.filter((k) => k === HOLE || k === DISTRIBUTION || k === NESTED_END).length : 0;
+    // finished holes per row (one count everywhere: a hole still being filled is not)
+    const filled = [];
+    for (let r = 0; r < rows; r++) {
+      // at the top level only (what %%lmql sets as variables): a nested query counts once
+      let n = 0;
+      let depth = 0;
+      for (let s = this.segmentStart[r]; s < this.segmentStart[r + 1]; s++) {
+        const kind = d.seg_kind[s];
+        if (kind === NESTED_BEGIN) depth++;
+        else if (kind === NESTED_END) depth--;
+        if (depth === 0 && (kind === HOLE || kind === DISTRIBUTION || kind === NESTED_END)) n++;
+      }
+      filled.push(n - (d.row_open?.[r] ? 1 : 0));
+    }
     const parts = [];
     const model = this.get("model_identifier");
     if (model) parts.push(model);
     const label = this.get("decoder") || "";
     const kind = label.startsWith("beam") ? "beams" : label.startsWith("sample") ? "samples" : "results";
     if (rows > 1) parts.push(`${rows} ${kind}`);
-    parts.push(`${holes} hole${holes === 1 ? "" : "s"} filled`);
+    parts.push(holesLabel(filled));
     const status = this.get("status");
     if (status === "running") parts.push("running…");
     else if (status !== "done") parts.push(status);
@@ -253,6 +278,16 @@ class TraceView extends View {
     }
   }
 
+}
+
+/** As Python's `holes_label`: "2 holes filled", "2 holes filled in each", "1–2 ... per row". */
+function holesLabel(counts) {
+  if (!counts.length) return "0 holes filled";
+  const low = Math.min(...counts);
+  const high = Math.max(...counts);
+  const noun = `hole${high === 1 ? "" : "s"} filled`;
+  if (counts.length === 1) return `${high} ${noun}`;
+  return low === high ? `${high} ${noun} in each` : `${low}–${high} ${noun} per row`;
 }
 
 function holeLabel(name) {

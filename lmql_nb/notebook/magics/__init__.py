@@ -23,14 +23,15 @@ import traitlets
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 
-from ..errors import InterpolationError, MagicUsageError
-from ..core.options import MAX_TOP_LOGPROBS, check_values, parse_generate_options
-from ..core.results import Generation
-from ..core.scoring import AGGREGATIONS
+from ...errors import InterpolationError, MagicUsageError
+from ...core.options import MAX_TOP_LOGPROBS, check_values, parse_generate_options
+from ...generations.result_cache import watch_hits
+from ...core.results import Generation
+from ...core.scoring import AGGREGATIONS
 from .arguments import (FORMATS, GENERATE_OPTIONS, QUERY_OPTIONS, SCORE_OPTIONS,
                         build_parser, generate_options, model_kwargs)
 from .interpolation import interpolate, interpolate_values
-from .running import Interrupted, run_with_ticks
+from .running import CellSyntaxError, Interrupted, run_with_ticks
 from .streaming import TokenCollector, make_output
 
 GENERATE_PARSER = build_parser("%%lmql_generate", GENERATE_OPTIONS)
@@ -108,7 +109,9 @@ class LmqlMagics(Magics):
         options.setdefault("top_logprobs", self.top_logprobs)
         try:
             function = compile_cell(line, cell, self._user_ns)
-        except (SyntaxError, NameError, TypeError, ValueError) as error:
+        except SyntaxError as error:  # the cell's line and a caret, as IPython shows its own
+            raise CellSyntaxError(error) from None
+        except (NameError, TypeError, ValueError) as error:
             raise error.with_traceback(None) from None  # about the cell, not lmql_nb's code
         model_id = args.model or ("" if function.program.model_source else self.model)
         if model_id:
@@ -146,9 +149,15 @@ class LmqlMagics(Magics):
                              options.n, options.decoder, lambda: getattr(llm, "loaded", True),
                              model=llm, branch_options=kwargs)
         collector = TokenCollector(options.constraint)
+        remembered: list[float] = []  # when each cached result used was computed
+
+        async def generating() -> Any:
+            with watch_hits(remembered.append):
+                return await llm.generate(prompt, on_token=collector, **kwargs)
+
         try:
-            result = run_with_ticks(llm.generate(prompt, on_token=collector, **kwargs),
-                                    lambda: output.update(collector), self.update_interval)
+            result = run_with_ticks(generating(), lambda: output.update(collector),
+                                    self.update_interval)
         except KeyboardInterrupt:
             partial = collector.partial(prompt, options.n)
             output.finish(partial, interrupted=True)
@@ -156,7 +165,7 @@ class LmqlMagics(Magics):
             kept = sum(len(g.tokens) for g in partial)
             raise Interrupted(f"interrupted: kept {kept} token{'' if kept == 1 else 's'}") from None
         generations: list[Generation] = [result] if isinstance(result, Generation) else result
-        output.finish(generations)
+        output.finish(generations, cached_at=min(remembered) if remembered else None)
         self._store(args.out, generations, options.n)
 
     def _store(self, name: Optional[str], generations: Sequence[Generation], n: int) -> None:
@@ -190,7 +199,7 @@ class LmqlMagics(Magics):
         except (TypeError, ValueError) as error:
             raise UsageError(f"%lmql_score: {error}") from None
         if args.model and len(args.model) > 1:
-            from ..generations.comparison import compare_scores
+            from ...generations.comparison import compare_scores
 
             scoring = compare_scores(prompts[0], values, [self._llm(m) for m in args.model])
         else:
@@ -221,8 +230,8 @@ def _interpolate(function: Callable, text: str, namespace: Any) -> Any:
 def _show_scores(result: Any, agg: str) -> None:
     from IPython.display import display
 
-    from .display import in_kernel
-    from .widgets import ScoringHeatmap
+    from ..kernel import in_kernel
+    from ..views import ScoringHeatmap
 
     if not in_kernel():
         print(repr(result))

@@ -14,10 +14,10 @@ import argparse
 import dataclasses
 from typing import Any, Callable, NoReturn, Optional, Sequence
 
-from ..errors import MagicUsageError
-from ..core.options import DECODERS, GENERATE_RULES
-from ..core.scoring import AGGREGATIONS
-from ..core.validation import Rule
+from ...errors import MagicUsageError
+from ...core.options import DECODERS, GENERATE_RULES
+from ...core.scoring import AGGREGATIONS
+from ...core.validation import Rule
 
 FORMATS = ("widget", "text", "json")
 

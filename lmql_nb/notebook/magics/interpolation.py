@@ -11,7 +11,7 @@ import re
 import string
 from typing import Any, Mapping
 
-from ..errors import InterpolationError
+from ...errors import InterpolationError
 
 _WHOLE_FIELD = re.compile(r"^\{([^{}:!]+)\}$")
 

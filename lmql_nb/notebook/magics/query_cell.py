@@ -11,10 +11,10 @@ from __future__ import annotations
 import builtins
 from typing import Any, MutableMapping, Optional, Sequence
 
-from ..query.compiler import Origin, compile_program
-from ..query.functions import QueryFunction
-from ..query.runtime import Settings
-from ..query.trace import DistributionSegment, HoleSegment, NestedSegment, Trace
+from ...query.compiler import Origin, compile_program
+from ...query.functions import QueryFunction
+from ...query.runtime import Settings
+from ...query.trace import DistributionSegment, HoleSegment, NestedSegment, Trace
 from .running import Interrupted, run_with_ticks
 from .trace_streaming import TraceCollector, make_trace_output
 
@@ -54,9 +54,9 @@ def run_cell(function: QueryFunction, options: dict[str, Any], settings: Setting
         outcomes = run_with_ticks(function.outcomes(on_event=collector, **options),
                                   lambda: output.update(collector), interval)
     except BaseException as error:
-        _, traces = collector.snapshot()
+        _, traces, open_rows = collector.state()
         interrupted = isinstance(error, KeyboardInterrupt)
-        output.finish(traces, "interrupted" if interrupted else "failed")
+        output.finish(traces, "interrupted" if interrupted else "failed", open_rows)
         done = collector.completed()  # without a hole still being filled
         kept = assign_holes(namespace, done[0], function.program.hole_names) if done else 0
         if interrupted:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+import traceback
 from typing import Any, Callable, Coroutine, TypeVar
 
-from ..core import aio
+from ...core import aio
 
 T = TypeVar("T")
 
@@ -24,6 +25,24 @@ class Interrupted(KeyboardInterrupt):
 
     def _render_traceback_(self) -> list[str]:
         return [str(self)]
+
+
+class CellSyntaxError(Exception):
+    """A syntax error in a magic's cell, shown as IPython shows its own: the cell's line
+    with a caret and the message, no frames of lmql_nb's code (IPython would list them
+    for a real SyntaxError raised while a cell runs). Its name is "SyntaxError", as the
+    notebook reports it; `error` is the original `SyntaxError`."""
+
+    def __init__(self, error: SyntaxError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+    def _render_traceback_(self) -> list[str]:
+        lines = traceback.format_exception_only(SyntaxError, self.error)
+        return [line.rstrip("\n") for chunk in lines for line in chunk.split("\n") if line]
+
+
+CellSyntaxError.__name__ = CellSyntaxError.__qualname__ = "SyntaxError"
 
 
 def run_with_ticks(coroutine: Coroutine[Any, Any, T], tick: Callable[[], None],

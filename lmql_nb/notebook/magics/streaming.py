@@ -10,10 +10,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
-from ..core.results import Generation, TokenInfo
+from ...core.results import Generation, TokenInfo
+from ..texts import plain_text
 
 if TYPE_CHECKING:
-    from ..constraints import ConstraintSpec
+    from ...constraints import ConstraintSpec
 
 
 class TokenCollector:
@@ -42,7 +43,7 @@ class TokenCollector:
         with self._lock:
             version, sequences = self._version, [list(s) for s in self._sequences]
         if self._stops is not None:
-            from ..constraints.stops import decided_tokens
+            from ...constraints.stops import decided_tokens
 
             sequences = [decided_tokens(tokens, self._stops) for tokens in sequences]
         return version, sequences
@@ -53,13 +54,6 @@ class TokenCollector:
         collected += [[] for _ in range(sequences - len(collected))]
         return [Generation("".join(t.text for t in tokens), tuple(tokens), "cancelled", prompt)
                 for tokens in collected]
-
-
-def plain_text(generations: Sequence[Generation]) -> str:
-    """The completions as text: the one completion, or each under a "[i]" header."""
-    if len(generations) == 1:
-        return generations[0].text
-    return "\n".join(f"[{i}] {g.text}" for i, g in enumerate(generations, 1))
 
 
 class WidgetOutput:
@@ -73,7 +67,7 @@ class WidgetOutput:
                  model: Any = None, branch_options: Optional[dict] = None) -> None:
         from IPython.display import display
 
-        from .widgets import TokenView
+        from ..views import TokenView
 
         self._loaded = loaded
         loading = not loaded()
@@ -102,9 +96,12 @@ class WidgetOutput:
             self._version = version
             self.view.set_tokens(sequences, elapsed=self._elapsed())
 
-    def finish(self, generations: Sequence[Generation], interrupted: bool = False) -> None:
+    def finish(self, generations: Sequence[Generation], interrupted: bool = False,
+               cached_at: Optional[float] = None) -> None:
+        """Show the finished `generations`; `cached_at`: when the result cache computed
+        them (time.time()), if they came from it."""
         self.view.set_generations(generations, "interrupted" if interrupted else "done",
-                                  elapsed=self._elapsed())
+                                  elapsed=self._elapsed(), cached_at=cached_at)
         if self._handle is not None:
             data, metadata = self.view.mimebundle(plain_text(generations))
             self._handle.update(data, metadata=metadata, raw=True)
@@ -128,7 +125,8 @@ class TextOutput:
             sys.stdout.write("".join(t.text for t in tokens))
             sys.stdout.flush()
 
-    def finish(self, generations: Sequence[Generation], interrupted: bool = False) -> None:
+    def finish(self, generations: Sequence[Generation], interrupted: bool = False,
+               cached_at: Optional[float] = None) -> None:
         if self._streaming:
             rest = generations[0].tokens[self._printed:]
             sys.stdout.write("".join(t.text for t in rest) + "\n")
@@ -146,7 +144,8 @@ class JsonOutput:
     def update(self, collector: TokenCollector) -> None:
         pass
 
-    def finish(self, generations: Sequence[Generation], interrupted: bool = False) -> None:
+    def finish(self, generations: Sequence[Generation], interrupted: bool = False,
+               cached_at: Optional[float] = None) -> None:
         payload = {"model": self.model_identifier,
                    "generations": [dataclasses.asdict(g) for g in generations]}
         print(json.dumps(payload, indent=1, ensure_ascii=False))
@@ -158,7 +157,7 @@ def make_output(format: str, prompt: str, model_identifier: str, n: int,
     """The output for `--format` `format` (text where widgets cannot be shown);
     `loaded()` tells whether the model is loaded yet (the widget says so until it is); a
     widget given the `model` (an `LLM`) offers branching with `branch_options`."""
-    from .display import in_kernel
+    from ..kernel import in_kernel
 
     if format == "json":
         return JsonOutput(model_identifier)

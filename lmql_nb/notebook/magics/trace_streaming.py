@@ -9,8 +9,9 @@ import sys
 import threading
 from typing import Any, Optional, Sequence
 
-from ..query import trace as tr
-from ..core.results import TokenInfo
+from ...query import trace as tr
+from ...core.results import TokenInfo
+from ..texts import trace_text
 
 
 @dataclasses.dataclass
@@ -87,15 +88,15 @@ class TraceCollector:
     def snapshot(self) -> tuple[int, list[tr.Trace]]:
         """A change counter and a copy of every row's trace so far (an open hole holds
         the tokens streamed into it)."""
+        version, traces, _ = self.state()
+        return version, traces
+
+    def state(self) -> tuple[int, list[tr.Trace], list[bool]]:
+        """As `snapshot`, and for each row whether its last segment is a hole still being
+        filled (shown, but not counted as filled)."""
         with self._lock:
-            return self._version, [row.snapshot() for row in self._rows]
-
-
-def trace_text(traces: Sequence[tr.Trace]) -> str:
-    """The rows' prompts as text: the one prompt, or each under a "[i]" header."""
-    if len(traces) == 1:
-        return traces[0].prompt
-    return "\n".join(f"[{i}] {t.prompt}" for i, t in enumerate(traces, 1))
+            return (self._version, [row.snapshot() for row in self._rows],
+                    [row.hole is not None for row in self._rows])
 
 
 class TraceWidgetOutput:
@@ -105,7 +106,7 @@ class TraceWidgetOutput:
     def __init__(self, model_identifier: str, decoder: str) -> None:
         from IPython.display import display
 
-        from .widgets import TraceView
+        from ..views import TraceView
 
         self.view = TraceView(status="running", model_identifier=model_identifier,
                               decoder=decoder)
@@ -114,13 +115,14 @@ class TraceWidgetOutput:
         self._version = 0
 
     def update(self, collector: TraceCollector) -> None:
-        version, traces = collector.snapshot()
+        version, traces, open_rows = collector.state()
         if version != self._version:
             self._version = version
-            self.view.set_traces(traces, "running")
+            self.view.set_traces(traces, "running", open_rows)
 
-    def finish(self, traces: Sequence[tr.Trace], status: str = "done") -> None:
-        self.view.set_traces(traces, status)
+    def finish(self, traces: Sequence[tr.Trace], status: str = "done",
+               open_rows: Sequence[bool] = ()) -> None:
+        self.view.set_traces(traces, status, open_rows)
         if self._handle is not None:
             data, metadata = self.view.mimebundle()
             self._handle.update(data, metadata=metadata, raw=True)
@@ -132,14 +134,15 @@ class TraceTextOutput:
     def update(self, collector: TraceCollector) -> None:
         pass
 
-    def finish(self, traces: Sequence[tr.Trace], status: str = "done") -> None:
+    def finish(self, traces: Sequence[tr.Trace], status: str = "done",
+               open_rows: Sequence[bool] = ()) -> None:
         sys.stdout.write(trace_text(traces) + ("\n" if status == "done" else f"\n({status})\n"))
         sys.stdout.flush()
 
 
 def make_trace_output(model_identifier: str, decoder: str) -> Any:
     """A widget output in a kernel, else text."""
-    from .display import in_kernel
+    from ..kernel import in_kernel
 
     if in_kernel():
         return TraceWidgetOutput(model_identifier, decoder)

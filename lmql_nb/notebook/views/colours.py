@@ -79,8 +79,3 @@ def logprob_colour(logprob: float) -> Optional[tuple[str, str]]:
     index = bin_of(logprob)
     return None if index is None else table()[index]
 
-
-def legend_gradient() -> str:
-    """A CSS linear-gradient of the scale, least likely on the left."""
-    spec = scale()
-    return f"linear-gradient(to right, {', '.join(spec['stops'])})"

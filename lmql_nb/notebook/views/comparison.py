@@ -10,7 +10,8 @@ import traitlets
 from ...generations.comparison import Comparison
 from . import static
 from .base import LmqlWidget
-from .token_view import TOKEN_COLUMNS, token_columns, token_title
+from .registry import shows
+from .tokens import TOKEN_COLUMNS, token_columns, token_title
 
 #: the ends of the colour scale (± nats): the first that holds every difference
 DIFFERENCE_RANGES = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
@@ -56,6 +57,7 @@ def difference_colour_value(difference: float, end: float) -> float:
     return lo + (difference + end) / (2 * end) * (hi - lo)
 
 
+@shows(Comparison)
 class ComparisonView(LmqlWidget):
     """A `Comparison` (from `lmql_nb.compare`): the continuation once, each aligned piece
     coloured by how much more (light) or less (dark) likely the second model finds it

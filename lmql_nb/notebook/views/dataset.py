@@ -13,6 +13,7 @@ import traitlets
 from ...core.scoring import AGGREGATIONS, ScoringTable
 from . import static
 from .base import LmqlWidget
+from .registry import shows
 
 COLUMNS = {"prompt": "str", "value": "str", "logprob": "f8", "argmax": "i4", "gold": "i4"}
 # rows the live view draws at once (sorting picks which); the static rendering draws fewer
@@ -40,6 +41,7 @@ def _indices(labels: list, columns: list[str]) -> np.ndarray:
     return np.array([-1 if label is None else position[label] for label in labels], dtype="<i4")
 
 
+@shows(ScoringTable)
 class DatasetView(LmqlWidget):
     """A `ScoringTable` as a table: one row per prompt, one column per value holding the
     value's probability among the row's values (coloured on the scale every view

@@ -13,6 +13,7 @@ from ...generations.comparison import ScoreComparison
 from ...core.scoring import AGGREGATIONS, ScoringResult
 from . import static
 from .base import LmqlWidget
+from .registry import shows
 
 SORT_KEYS = ("value", "tokens", "sum", "mean", "normalized", "prob")
 COLUMNS = {"value": "str", "token_count": "i4", "token": "str", "token_logprob": "f8",
@@ -41,6 +42,7 @@ def _columns(results: Sequence[ScoringResult], alpha: float) -> dict[str, Any]:
     return columns
 
 
+@shows(ScoringResult, ScoreComparison)
 class ScoringHeatmap(LmqlWidget):
     """A `ScoringResult` as a table: one row per value, one cell per token coloured by
     its log-probability (exact number on hover), the totals (sum, mean, normalized), a

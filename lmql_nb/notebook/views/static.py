@@ -35,6 +35,25 @@ def format_number(x: Optional[float], digits: int = 4) -> str:
     return f"{x:.{digits}f}".replace("-", "−")
 
 
+def format_age(seconds: float) -> str:
+    """How old something is, as the views say it: "8 s", "3 min", "2 h", "4 days"."""
+    if seconds < 1:
+        return "<1 s"
+    if seconds < 60:
+        return f"{int(seconds)} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h"
+    days = int(seconds // 86400)
+    return f"{days} day{'' if days == 1 else 's'}"
+
+
+def cached_text(age: float) -> str:
+    """The status of a result that came from the result cache (`age`: of its entry)."""
+    return f"from the result cache (computed {format_age(age)} ago)"
+
+
 def format_percent(p: float) -> str:
     """As the widgets show probabilities."""
     if math.isnan(p):
@@ -49,15 +68,31 @@ def _escape_form(ch: str) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def text_html(text: str, markers: bool = False) -> str:
+def blank(text: str) -> bool:
+    """True for text made only of whitespace (a "\\n" hole, a " " token): shown with its
+    marks even when whitespace is not marked, so that it can be seen and hovered."""
+    return text != "" and text.isspace()
+
+
+def marked(text: str) -> str:
+    """`text` as plain text with its whitespace as marks (" very" -> "·very"), the one
+    notation of tokens in labels and titles, as the live views write them."""
+    return "".join(_MARKS.get(ch) or (_escape_form(ch) if _INVISIBLE.match(ch) else ch)
+                   for ch in text) or "◌"
+
+
+def text_html(text: str, markers: bool = False, line_breaks: bool = False) -> str:
     """Untrusted `text` as HTML: natural (real whitespace, for `white-space: pre-wrap`), or
-    with whitespace `markers`; control and zero-width characters always as escapes."""
+    with whitespace `markers` (a marked newline still breaks the line with `line_breaks`);
+    control and zero-width characters always as escapes."""
     if text == "":
         return f'<span style="{MUTED}">◌</span>'
     out = []
     for ch in text:
         if _INVISIBLE.match(ch) or (markers and ch in _MARKS):
             out.append(f'<span style="{MUTED}">{escape(_MARKS.get(ch) or _escape_form(ch))}</span>')
+            if ch == "\n" and line_breaks:
+                out.append("\n")
         else:
             out.append(escape(ch))
     return "".join(out)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
-import math
 import threading
 import time
 from typing import Any, Iterable, Optional, Sequence, Union
@@ -12,66 +10,21 @@ from typing import Any, Iterable, Optional, Sequence, Union
 import numpy as np
 import traitlets
 
-from ...core import aio
 from ...core.results import Generation, TokenInfo
+from ..kernel import display_updatable, in_kernel
 from . import static
 from .base import LmqlWidget
-from .branching import BRANCH_COLUMNS, Branch, Rows
-
-STREAM_INTERVAL = 0.1  # seconds between two updates of a streaming branch
+from .branching import BranchController
+from .registry import shows
+from .rows import BRANCH_COLUMNS, Branch, Rows
+from .tokens import TOKEN_COLUMNS, token_columns, token_html, totals
 
 # "logprob" is an older name of "prob": both colour by the log-probability scale
 COLOR_METRICS = ("prob", "logprob", "entropy", "rank")
 STATUSES = ("loading", "generating", "done", "interrupted")
 PROMPT_TAIL = 60  # characters of the prompt shown (in grey) before each completion
 
-#: the per-token columns (read by js/src/tokens.js), shared by every view of tokens
-TOKEN_COLUMNS = {
-    "text": "str", "token_id": "i4", "logprob": "f8", "constrained_logprob": "f8",
-    "rank": "i4", "entropy": "f8",
-    "alt_count": "i4", "alt_text": "str", "alt_token_id": "i4", "alt_logprob": "f8",
-    "alt_blocked": "u1",
-    "allowed_count": "i4", "allowed_text": "str", "allowed_token_id": "i4",
-    "allowed_logprob": "f8",
-}
 COLUMNS = {**TOKEN_COLUMNS, "seq_length": "i4"}
-
-
-def _nan(x: Optional[float]) -> float:
-    return math.nan if x is None else float(x)
-
-
-def shown_logprob(token: TokenInfo) -> float:
-    """The log-probability a token is coloured by: among the allowed tokens under a
-    constraint, else the model's own."""
-    constrained = getattr(token, "constrained_logprob", None)
-    return token.logprob if constrained is None else constrained
-
-
-def token_columns(tokens: Sequence[TokenInfo]) -> dict[str, Any]:
-    """The `TOKEN_COLUMNS` of `tokens`: what every view of tokens draws and hovers."""
-    alternatives = [a for t in tokens for a in t.top]
-    allowed = [a for t in tokens for a in getattr(t, "allowed", ())]
-    return {
-        "text": [t.text for t in tokens],
-        "token_id": np.array([t.token_id for t in tokens], dtype="<i4"),
-        "logprob": np.array([t.logprob for t in tokens], dtype="<f8"),
-        "constrained_logprob": np.array([_nan(getattr(t, "constrained_logprob", None))
-                                         for t in tokens], dtype="<f8"),
-        "rank": np.array([t.rank or 0 for t in tokens], dtype="<i4"),
-        "entropy": np.array([_nan(t.entropy) for t in tokens], dtype="<f8"),
-        "alt_count": np.array([len(t.top) for t in tokens], dtype="<i4"),
-        "alt_text": [a.text for a in alternatives],
-        "alt_token_id": np.array([a.token_id for a in alternatives], dtype="<i4"),
-        "alt_logprob": np.array([a.logprob for a in alternatives], dtype="<f8"),
-        # set by constrained decoding: the model proposed it, the constraint refused it
-        "alt_blocked": np.array([bool(getattr(a, "blocked", False)) for a in alternatives],
-                                dtype="u1"),
-        "allowed_count": np.array([len(getattr(t, "allowed", ())) for t in tokens], dtype="<i4"),
-        "allowed_text": [a.text for a in allowed],
-        "allowed_token_id": np.array([a.token_id for a in allowed], dtype="<i4"),
-        "allowed_logprob": np.array([a.logprob for a in allowed], dtype="<f8"),
-    }
 
 
 def _columns(sequences: Sequence[Sequence[TokenInfo]]) -> dict[str, Any]:
@@ -79,68 +32,15 @@ def _columns(sequences: Sequence[Sequence[TokenInfo]]) -> dict[str, Any]:
             "seq_length": np.array([len(s) for s in sequences], dtype="<i4")}
 
 
-def token_title(token: TokenInfo) -> str:
-    """A token's numbers and alternatives as text (the static rendering's `title`)."""
-    parts = []
-    constrained = getattr(token, "constrained_logprob", None)
-    if constrained is not None:
-        parts.append(f"p {static.format_percent(math.exp(constrained))} among the allowed tokens")
-    parts += [f"{'model' + chr(39) + 's own p' if constrained is not None else 'p'} "
-              f"{static.format_percent(token.prob)}",
-              f"logprob {static.format_number(token.logprob)}",
-              f"rank {token.rank or '–'}",
-              f"entropy {static.format_number(token.entropy, 3)} nats"]
-    lines = [" · ".join(parts)]
-    allowed = getattr(token, "allowed", ())
-    if allowed:
-        lines.append("allowed: " + ", ".join(
-            f"{a.text!r} {static.format_percent(math.exp(a.logprob))}" for a in allowed))
-    if token.top:
-        lines.append("model's top: " + ", ".join(
-            f"{a.text!r} {static.format_percent(math.exp(a.logprob))}"
-            + (" (blocked)" if getattr(a, "blocked", False) else "") for a in token.top))
-    return "\n".join(lines)
-
-
-def token_html(token: TokenInfo) -> str:
-    """A token as the static renderings show it: its text, coloured, numbers in `title`."""
-    return static.coloured(static.text_html(token.text), shown_logprob(token), token_title(token),
-                           "box-shadow: inset -1px 0 0 rgba(128,128,128,0.55)")
-
-
-def totals(tokens: Sequence[TokenInfo]) -> str:
-    """A sequence's total log-probability and perplexity, as the view shows them."""
-    total = float(sum(t.logprob for t in tokens))
-    if not tokens:
-        return ""
-    return (f"Σ logprob {static.format_number(total, 2)} · perplexity "
-            f"{static.format_number(math.exp(-total / len(tokens)), 2)}")
-
-
-def _suppress_next_empty_result() -> None:
-    """Have the kernel not send the next execute_result if it is empty (the value whose
-    view was displayed instead), where the kernel allows such a hook."""
-    from IPython import get_ipython
-
-    hook_owner: Any = getattr(get_ipython(), "displayhook", None)
-    if not hasattr(hook_owner, "register_hook"):
-        return
-
-    def hook(message: Any) -> Any:
-        hook_owner.unregister_hook(hook)
-        data = message.get("content", {}).get("data", {})
-        return None if data == {"text/plain": ""} else message
-
-    hook_owner.register_hook(hook)
-
-
 def branch_label(row: Any, parent: int) -> str:
-    """Where a branch departs: "from #2 at token 5: 'the' → 'a'" (as the view labels it)."""
+    """Where a branch departs: "from #2 at token 5: ·the → ·a" (as the view labels it)."""
     replaced = row.parent.tokens[row.position].text
     chosen = row.tokens[0].text if row.tokens else "…"
-    return f"from #{parent + 1} at token {row.position + 1}: {replaced!r} → {chosen!r}"
+    return (f"from #{parent + 1} at token {row.position + 1}: {static.marked(replaced)} → "
+            f"{static.marked(chosen) if row.tokens else chosen}")
 
 
+@shows(Generation, many=True)
 class TokenView(LmqlWidget):
     """Generated tokens, one row per sequence, coloured by `color_by`.
 
@@ -158,7 +58,8 @@ class TokenView(LmqlWidget):
 
     view = "token_view"
     columns = {**COLUMNS, **BRANCH_COLUMNS}
-    _page_traits = ("prompt", "color_by", "status", "stage", "finish_reasons", "elapsed")
+    _page_traits = ("prompt", "color_by", "status", "stage", "finish_reasons", "elapsed",
+                    "cache_age")
 
     prompt = traitlets.Unicode("").tag(sync=True)
     color_by = traitlets.Enum(COLOR_METRICS, default_value="prob").tag(sync=True)
@@ -167,6 +68,9 @@ class TokenView(LmqlWidget):
     stage = traitlets.Unicode("").tag(sync=True)
     #: seconds spent generating the tokens shown (for tokens per second; 0: unknown)
     elapsed = traitlets.Float(0.0).tag(sync=True)
+    #: for tokens from the result cache: how old the cache entry was, in seconds (-1: not
+    #: from the cache); the status then says so instead of a speed
+    cache_age = traitlets.Float(-1.0).tag(sync=True)
     finish_reasons = traitlets.List(traitlets.Unicode()).tag(sync=True)
     #: True when clicking an alternative branches (a model is attached)
     can_branch = traitlets.Bool(False).tag(sync=True)
@@ -179,7 +83,8 @@ class TokenView(LmqlWidget):
         super().__init__(**kwargs)
         self._rows = Rows()
         self._lock = threading.RLock()
-        self._running: dict[int, concurrent.futures.Future] = {}
+        self._branching = BranchController(self._rows, self._lock, self._push,
+                                           self._refresh_displays)
         #: the displays showing this view, updated when its branches change (so that
         #: their static rendering, what a saved notebook keeps, shows the branches)
         self.display_handles: list[Any] = []
@@ -193,20 +98,32 @@ class TokenView(LmqlWidget):
 
     def attach_model(self, model: Any, branch_options: Optional[dict] = None) -> None:
         """Branch with `model` (an `lmql_nb.LLM`; None: no branching) and `branch_options`."""
-        from ...generations.llm import LLM
-
-        if model is not None and not isinstance(model, LLM):
-            raise TypeError(f"model must be an lmql_nb.LLM, got {type(model).__name__}")
-        self.model = model
-        self.branch_options = {k: v for k, v in (branch_options or {}).items()
-                               if k not in ("n", "return_details", "max_tokens")}
+        self._branching.attach(model, branch_options)
         self.can_branch = model is not None
 
+    @property
+    def model(self) -> Any:
+        """The `LLM` that branches (None: the view does not branch)."""
+        return self._branching.model
+
+    @property
+    def _running(self) -> dict[int, "concurrent.futures.Future"]:
+        """The branches still generating, by row key (their futures)."""
+        return self._branching.running
+
+    @property
+    def branch_options(self) -> dict[str, Any]:
+        """The options every branch is generated with."""
+        return self._branching.options
+
     def set_generations(self, generations: Sequence[Generation], status: str = "done",
-                        elapsed: Optional[float] = None) -> None:
-        """Show finished `generations` (one row each)."""
+                        elapsed: Optional[float] = None,
+                        cached_at: Optional[float] = None) -> None:
+        """Show finished `generations` (one row each); `cached_at`: when the result cache
+        computed them (time.time()), if they came from it."""
         if generations and not self.prompt:
             self.prompt = generations[0].prompt
+        self.cache_age = -1.0 if cached_at is None else max(0.0, time.time() - cached_at)
         self.set_tokens([g.tokens for g in generations], status,
                         [g.finish_reason for g in generations], elapsed, generations)
 
@@ -249,71 +166,12 @@ class TokenView(LmqlWidget):
         beneath. Returns a future of the finished `Branch` (failed branches show their
         error in the row). `max_tokens` defaults to the rest of the row's length (at
         least 16)."""
-        from ...core.results import Alternative
-
-        if self.model is None:
-            raise ValueError("this view has no model to branch with: show it with "
-                             "lmql_nb.show(generation, model=llm)")
-        token_id = token.token_id if isinstance(token, Alternative) else \
-            token if isinstance(token, int) and not isinstance(token, bool) else -1
-        with self._lock:
-            source = self._rows.row(row)
-            new = self._rows.add_branch(row, position, token_id)
-            generation = source.generation
-        limit = max_tokens if max_tokens is not None else max(len(source.tokens) - position, 16)
-        options = {**self.branch_options, **options}
-        self._push()
-        last = [0.0]
-
-        def on_token(index: int, info: TokenInfo) -> None:
-            with self._lock:
-                new.tokens.append(info)
-            now = time.monotonic()
-            if now - last[0] > STREAM_INTERVAL:
-                last[0] = now
-                self._push()
-
-        model = self.model
-
-        async def run() -> Branch:
-            try:
-                assert generation is not None  # a row the view shows has its generation
-                result = await model.branch(generation, position, token, limit,
-                                            on_token=on_token, **options)
-                assert isinstance(result, Generation)  # n=1
-                with self._lock:
-                    new.generation = result
-                    new.tokens = list(result.tokens)
-                    new.token_id = result.tokens[0].token_id if result.tokens else token_id
-                    new.status = "done"
-            except BaseException as error:
-                with self._lock:
-                    new.status = "cancelled" if isinstance(error, (asyncio.CancelledError,
-                        concurrent.futures.CancelledError)) else f"failed: {error}"
-                raise
-            finally:
-                self._running.pop(new.key, None)
-                self._push()
-                self._refresh_displays()
-            with self._lock:
-                return self._rows.snapshot(new)
-
-        future = aio.submit(run())
-        self._running[new.key] = future
-        return future
+        return self._branching.branch(row, position, token, max_tokens, **options)
 
     def remove_branch(self, row: int) -> None:
         """Remove branch row `row` and the branches grown from it (stopping any that
         are still generating)."""
-        with self._lock:
-            self._rows.remove(row)
-            kept = self._rows.keys()
-        for key in [key for key in self._running if key not in kept]:
-            future = self._running.pop(key, None)
-            if future is not None:
-                future.cancel()
-        self._push()
-        self._refresh_displays()
+        self._branching.remove(row)
 
     def _refresh_displays(self) -> None:
         """Give every display of this view its current static rendering and text."""
@@ -323,35 +181,19 @@ class TokenView(LmqlWidget):
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """As every view; a view that can branch, shown as a cell's value in a kernel,
-        shows itself as an updatable display instead (a cell's value cannot be updated
-        later, and its static rendering must gain the branches) and leaves the value's
-        own output empty."""
-        from ..display import in_kernel
-
+        shows itself as an updatable display instead (its static rendering must gain the
+        branches) and leaves the value's own output empty."""
         if self.model is None or not in_kernel():
             return super()._repr_mimebundle_(**kwargs)
-        from IPython.display import display
-
         data, metadata = self.mimebundle()
-        self.display_handles.append(display(data, metadata=metadata, raw=True,
-                                            display_id=True))
-        _suppress_next_empty_result()
+        self.display_handles.append(display_updatable(data, metadata))
         return {"text/plain": ""}, {}
+
     def _on_message(self, _: Any, content: Any, buffers: Any) -> None:
-        """Clicks in the front end: {"type": "branch", row, position, token_id} or
-        {"type": "remove", row}. A bad request shows in the status line, never raises."""
-        try:
-            if not isinstance(content, dict):
-                return
-            # checked by branch(): a bad value is a TypeError or ValueError
-            row: Any = content.get("row")
-            position: Any = content.get("position")
-            if content.get("type") == "branch":
-                self.branch(row, position, content.get("token_id"))
-            elif content.get("type") == "remove":
-                self.remove_branch(row)
-        except (TypeError, ValueError) as error:
-            self.notice = f"cannot branch: {error}"
+        """Clicks in the front end (see `BranchController.on_message`)."""
+        notice = self._branching.on_message(content)
+        if notice:
+            self.notice = notice
 
     def text(self) -> str:
         """The generated text: the one completion, or each under a "[i]" header."""
@@ -398,6 +240,7 @@ class TokenView(LmqlWidget):
         count = sum(len(s) for s in self._sequences)
         reasons = ", ".join(dict.fromkeys(self.finish_reasons))
         status = f"{count} token{'' if count == 1 else 's'}" + (
+            f" · {static.cached_text(self.cache_age)}" if self.cache_age >= 0 else "") + (
             f" · finished: {static.escape(reasons)}" if reasons else "")
         return (f'<div class="lmnb-static" style="{static.FONT}">{static.legend_html()}'
                 f'{"".join(rows)}<div style="{static.MUTED}">{status}</div></div>')

@@ -11,9 +11,11 @@ import traitlets
 from ...query.result import LMQLResult
 from ...query.trace import (DistributionSegment, HoleSegment, NestedSegment, StepSegment,
                             TextSegment, Trace)
+from ..texts import trace_text
 from . import static
 from .base import LmqlWidget
-from .token_view import TOKEN_COLUMNS, token_columns, token_html
+from .registry import shows
+from .tokens import TOKEN_COLUMNS, token_columns, token_html
 
 STATUSES = ("running", "done", "interrupted", "failed")
 # a nested query is drawn from its NESTED_BEGIN (the call) to its NESTED_END (what the outer
@@ -22,7 +24,7 @@ TEXT, HOLE, DISTRIBUTION, STEP, NESTED_BEGIN, NESTED_END = range(6)
 _KINDS = {TextSegment: TEXT, HoleSegment: HOLE, DistributionSegment: DISTRIBUTION,
           StepSegment: STEP}
 COLUMNS = {
-    "row_segments": "i4", "row_score": "f8", "row_dropped": "u1",
+    "row_segments": "i4", "row_score": "f8", "row_dropped": "u1", "row_open": "u1",
     "seg_kind": "u1", "seg_name": "str", "seg_text": "str", "seg_detail": "str",
     "seg_tokens": "i4", "seg_values": "i4", **TOKEN_COLUMNS, "dist_value": "str",
     "dist_prob": "f8",
@@ -63,7 +65,28 @@ def _drawn_tokens(item: _Flat) -> tuple:
     return ()
 
 
-def _columns(traces: Sequence[Trace]) -> dict[str, Any]:
+def filled_holes(trace: Trace, still_open: bool = False) -> int:
+    """How many holes `trace` has filled (holes, distribution variables, nested queries'
+    values, at its top level: what `%%lmql` sets as variables): the one count the view's
+    header, its static rendering, `repr` and an interrupt's message give. A hole still
+    being filled (the last segment, when `still_open`) is not counted."""
+    filled = sum(1 for s in trace.segments
+                 if isinstance(s, (HoleSegment, DistributionSegment, NestedSegment)))
+    return filled - bool(still_open)
+
+
+def holes_label(counts: Sequence[int]) -> str:
+    """"2 holes filled" (one row), "2 holes filled in each" or "1–2 holes filled per row"."""
+    if not counts:
+        return "0 holes filled"
+    low, high = min(counts), max(counts)
+    noun = f"hole{'' if high == 1 else 's'} filled"
+    if len(counts) == 1:
+        return f"{high} {noun}"
+    return f"{high} {noun} in each" if low == high else f"{low}–{high} {noun} per row"
+
+
+def _columns(traces: Sequence[Trace], open_rows: Sequence[bool]) -> dict[str, Any]:
     rows = [_flatten(t.segments) for t in traces]
     items = [item for row in rows for item in row]
     distributions = [i.segment for i in items if isinstance(i.segment, DistributionSegment)]
@@ -71,6 +94,7 @@ def _columns(traces: Sequence[Trace]) -> dict[str, Any]:
         "row_segments": np.array([len(row) for row in rows], dtype="<i4"),
         "row_score": np.array([t.logprob for t in traces], dtype="<f8"),
         "row_dropped": np.array([t.dropped for t in traces], dtype="u1"),
+        "row_open": np.array(list(open_rows), dtype="u1"),
         "seg_kind": np.array([i.kind for i in items], dtype="u1"),
         "seg_name": [i.name for i in items],
         "seg_text": [i.text for i in items],
@@ -88,11 +112,14 @@ def _columns(traces: Sequence[Trace]) -> dict[str, Any]:
 Results = Union[LMQLResult, Trace, Iterable[Union[LMQLResult, Trace]]]
 
 
+def _items(results: Results) -> list[Any]:
+    return [results] if isinstance(results, (LMQLResult, Trace)) else list(results)
+
+
 def traces_of(results: Results) -> list[Trace]:
     """The traces behind `results`: an `LMQLResult`, a `Trace`, or a sequence of them."""
-    items = [results] if isinstance(results, (LMQLResult, Trace)) else list(results)
     traces = []
-    for item in items:
+    for item in _items(results):
         if isinstance(item, LMQLResult):
             traces.append(item.trace)
         elif isinstance(item, Trace):
@@ -103,42 +130,78 @@ def traces_of(results: Results) -> list[Trace]:
     return traces
 
 
-_CHIP = ("border: 1px solid rgba(128,128,128,0.6); border-radius: 3px; padding: 0 3px; "
+_CHIP = ("border: 1px solid var(--jp-brand-color1, #1976d2); border-radius: 3px; "
+         "padding: 0 2px; margin: 0 1px")
+_DASHED = "; border-style: dashed"
+_CHIP_NAME = ("font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: 0.72em; "
+              "text-transform: uppercase; letter-spacing: 0.04em; opacity: 0.7; "
+              "margin-right: 3px; user-select: none")
+_STEP = ("border: 1px solid rgba(128,128,128,0.6); border-radius: 3px; padding: 0 3px; "
          "font-size: 0.85em; opacity: 0.85")
 
 
-def _segments_html(segments: Sequence[Any]) -> str:
+def _chip(name: str, inner: str, extra: str = "") -> str:
+    """A hole as the live view's chip: its name visible, then its value."""
+    name = static.escape(name)
+    return (f'<span data-hole="{name}" style="{_CHIP}{extra}"><span style="{_CHIP_NAME}" '
+            f'title="hole {name}">{name}</span>{inner}</span>')
+
+
+def _value_html(text: str) -> str:
+    """A value without tokens: its text (marked when it is only whitespace)."""
+    return static.text_html(text, markers=static.blank(text), line_breaks=True)
+
+
+def _distribution_bars(segment: DistributionSegment) -> str:
+    """A distribution's values with their probabilities as bars (the most likely bold)."""
+    best = max(range(len(segment.probs)), key=lambda k: segment.probs[k], default=-1)
+    rows = []
+    for k, (value, p) in enumerate(zip(segment.values, segment.probs)):
+        weight = "font-weight: 600; " if k == best else ""
+        rows.append(
+            f'<tr style="{weight}"><td style="{static.CODE}; padding-right: 8px">'
+            f'{static.text_html(value, markers=True)}</td><td><span style="display: '
+            f'inline-block; width: 120px; height: 0.7em; background: rgba(128,128,128,0.2); '
+            f'vertical-align: middle"><span style="display: block; height: 100%; width: '
+            f'{100 * p:.2f}%; background: var(--jp-brand-color1, #1976d2)"></span></span> '
+            f'<span style="font-variant-numeric: tabular-nums">{static.format_percent(p)}'
+            f'</span></td></tr>')
+    return (f'<div data-distribution="{static.escape(segment.name)}"><div style="{static.MUTED}">'
+            f'P({static.escape(segment.name)})</div><table style="border-collapse: collapse">'
+            f'{"".join(rows)}</table></div>')
+
+
+def _segments_html(segments: Sequence[Any], bars: list[str]) -> str:
+    """Segments as the live view draws them (hole chips with their names, coloured
+    tokens, nested queries as collapsible boxes, steps as chips); each distribution's
+    bars are added to `bars`."""
     parts = []
     for segment in segments:
         if isinstance(segment, NestedSegment):
             state = "hidden: taken out after it returned" if segment.hidden else "kept"
             summary = static.escape(f"{segment.name} ← {segment.query} ({state})")
             parts.append(f'<details style="display: inline-block; vertical-align: top; '
-                         f'{_CHIP}"><summary>{summary}</summary>'
-                         f'{_segments_html(segment.trace.segments)}</details>')
-            parts.append(f'<span title="{static.escape(segment.name)}" style="outline: 1px '
-                         f'dashed rgba(128,128,128,0.6)">{static.text_html(segment.text)}</span>')
-            continue
-        if isinstance(segment, StepSegment):
+                         f'{_STEP}"><summary>{summary}</summary>'
+                         f'{_segments_html(segment.trace.segments, bars)}</details>')
+            parts.append(_chip(segment.name, _value_html(segment.text)))
+        elif isinstance(segment, StepSegment):
             chip = static.escape(f"{segment.step}: {segment.label}")
-            parts.append(f'<span title="{static.escape(segment.detail)}" style="{_CHIP}">'
+            parts.append(f'<span title="{static.escape(segment.detail)}" style="{_STEP}">'
                          f'{chip}</span>{static.text_html(segment.text)}')
-            continue
-        if isinstance(segment, HoleSegment) and segment.tokens and \
-                "".join(t.text for t in segment.tokens) == segment.text:
-            inner = "".join(token_html(t) for t in segment.tokens)
+        elif isinstance(segment, HoleSegment):
+            drawn = "".join(t.text for t in segment.tokens) == segment.text and segment.tokens
+            inner = ("".join(token_html(t) for t in segment.tokens) if drawn
+                     else _value_html(segment.text))
+            parts.append(_chip(segment.name, inner))
         elif isinstance(segment, DistributionSegment):
-            inner = static.escape(segment.text) + static.escape(" (" + ", ".join(
-                f"{v!r} {static.format_percent(p)}"
-                for v, p in zip(segment.values, segment.probs)) + ")")
+            parts.append(_chip(segment.name, _value_html(segment.text), _DASHED))
+            bars.append(_distribution_bars(segment))
         else:
-            inner = static.text_html(segment.text)
-        name = getattr(segment, "name", "")
-        parts.append(f'<span title="{static.escape(name)}" style="outline: 1px dashed '
-                     f'rgba(128,128,128,0.6)">{inner}</span>' if name else inner)
+            parts.append(static.text_html(segment.text))
     return "".join(parts)
 
 
+@shows(LMQLResult, many=True)
 class TraceView(LmqlWidget):
     """A query program's prompt as it wrote it, one row per sample or beam.
 
@@ -159,38 +222,63 @@ class TraceView(LmqlWidget):
     def __init__(self, results: Results = (), **kwargs: Any):
         super().__init__(**kwargs)
         self._traces: list[Trace] = []
+        self._open: list[bool] = []
+        if not self.model_identifier:  # the model that ran the results, as they say
+            self.model_identifier = next((r.model for r in _items(results)
+                                          if isinstance(r, LMQLResult) and r.model), "")
         traces = traces_of(results)
         if traces:
             self.set_traces(traces, self.status)
 
-    def set_traces(self, traces: Sequence[Trace], status: str = "running") -> None:
-        """Show `traces` (one row each) in one message to the front end."""
+    def set_traces(self, traces: Sequence[Trace], status: str = "running",
+                   open_rows: Sequence[bool] = ()) -> None:
+        """Show `traces` (one row each) in one message to the front end; `open_rows[i]`:
+        row i's last segment is a hole still being filled (drawn, not counted)."""
         self._traces = [t.copy() for t in traces]
+        self._open = [bool(o) for o in open_rows] + [False] * (len(traces) - len(open_rows))
         with self.hold_sync():
-            self.data = self.pack(_columns(self._traces))
+            self.data = self.pack(_columns(self._traces, self._open))
             self.status = status
+
+    def filled(self) -> list[int]:
+        """Each row's count of filled holes (see `filled_holes`)."""
+        return [filled_holes(t, o) for t, o in zip(self._traces, self._open)]
 
     def text(self) -> str:
         """Each row's whole text (prompt and holes), under "[i]" headers for several."""
-        from ..trace_streaming import trace_text
-
         return trace_text(self._traces)
 
     def static_html(self) -> str:
-        """Each row's prompt text with its holes' tokens coloured (numbers in `title`s),
-        each distribution's values with their probabilities, nested queries as
-        collapsible `<details>` (what the inner query added) and decorator and tool steps
-        as labelled chips."""
+        """As the live view draws it, without script: each row's prompt text, each hole a
+        chip with its name and its tokens coloured (numbers in `title`s), each
+        distribution's values as bars, nested queries as collapsible `<details>`, decorator
+        and tool steps as labelled chips; the header's count and status."""
         rows = []
         for index, trace in enumerate(self._traces, 1):
+            bars: list[str] = []
+            text = _segments_html(trace.segments, bars)
             label = (f'<div style="{static.MUTED}">#{index} · logprob '
                      f'{static.format_number(trace.logprob, 3)}</div>'
                      if len(self._traces) > 1 else "")
             rows.append(f'{label}<div style="{static.CODE}; white-space: pre-wrap; '
-                        f'line-height: 1.7; margin-bottom: 6px">'
-                        f'{_segments_html(trace.segments)}</div>')
+                        f'overflow-wrap: break-word; line-height: 1.9; margin-bottom: 6px">'
+                        f'{text}</div>'
+                        + (f'<div style="display: flex; flex-wrap: wrap; gap: 8px 24px">'
+                           f'{"".join(bars)}</div>' if bars else ""))
         return (f'<div class="lmnb-static" style="{static.FONT}">{static.legend_html()}'
-                f'{"".join(rows)}</div>')
+                f'{"".join(rows)}<div style="{static.MUTED}">'
+                f'{static.escape(self._status_text())}</div></div>')
+
+    def _status_text(self) -> str:
+        parts = [self.model_identifier] if self.model_identifier else []
+        if len(self._traces) > 1:
+            kind = ("beams" if self.decoder.startswith("beam") else "samples"
+                    if self.decoder.startswith("sample") else "results")
+            parts.append(f"{len(self._traces)} {kind}")
+        parts.append(holes_label(self.filled()))
+        if self.status != "done":
+            parts.append("running…" if self.status == "running" else self.status)
+        return " · ".join(parts)
 
     @property
     def traces(self) -> list[Trace]:
@@ -199,7 +287,7 @@ class TraceView(LmqlWidget):
 
     def __repr__(self) -> str:
         rows = len(self._traces)
-        holes = sum(1 for t in self._traces for s in t.segments if not isinstance(s, TextSegment))
-        return (f"TraceView({rows} row{'' if rows == 1 else 's'}, "
-                f"{holes} hole{'' if holes == 1 else 's'}, {self.status})")
+        model = f"{self.model_identifier}, " if self.model_identifier else ""
+        return (f"TraceView({model}{rows} row{'' if rows == 1 else 's'}, "
+                f"{holes_label(self.filled())}, {self.status})")
 
