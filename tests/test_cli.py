@@ -61,7 +61,7 @@ def test_every_argument_of_generate_and_score_is_documented_from_the_declaration
     import argparse
 
     from lmql_nb.cli import _parser
-    from lmql_nb.options import GENERATE_RULES, GenerateOptions
+    from lmql_nb.core.options import GENERATE_RULES, GenerateOptions
 
     commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
     descriptions = {f.name: f.metadata["description"] for f in GenerateOptions.fields()}
