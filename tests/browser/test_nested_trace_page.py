@@ -10,7 +10,7 @@ import pytest
 from test_widgets_in_lab import literal
 
 import lmql_nb
-from lmql_nb.notebook.widgets import TraceView
+from lmql_nb.notebook.views import TraceView
 from lmql_nb.query import NestedSegment
 
 SCRIPT = "<script>alert(1)</script>"

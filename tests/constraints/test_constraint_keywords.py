@@ -17,7 +17,7 @@ from lmql_nb.constraints.keywords import (Flag, Keyword, Pattern, WhereFunction,
                                           register_keyword, regex_escape, unregister_keyword)
 from lmql_nb.core.options import parse_generate_options
 from lmql_nb.core.text import check_text
-from lmql_nb.notebook.arguments import build_parser, generate_options, model_kwargs
+from lmql_nb.notebook.magics.arguments import build_parser, generate_options, model_kwargs
 
 PROMPT = "Once upon"
 BY_HAND = r" river[\s\S]*"

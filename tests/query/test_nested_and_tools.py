@@ -362,7 +362,7 @@ def test_a_tool_loop_records_each_call(llm):
 def test_the_notebook_collector_rebuilds_nested_traces_from_events(llm):
     """What `%%lmql` draws while a program runs is built from its events: at the end it
     is the program's own trace, nested queries and steps included."""
-    from lmql_nb.notebook.trace_streaming import TraceCollector
+    from lmql_nb.notebook.magics.trace_streaming import TraceCollector
 
     collector = TraceCollector()
     snapshots = []

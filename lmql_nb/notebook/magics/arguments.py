@@ -94,7 +94,7 @@ _GENERATE_OPTIONS: tuple[Option, ...] = (
 
 def constraint_options() -> tuple[Option, ...]:
     """The flags of the registered constraint keywords, in registration order."""
-    from ..constraints.keywords import keywords
+    from ...constraints.keywords import keywords
 
     return tuple(Option((k.flag.flag,), k.name, k.flag.help, _flag_type(k.flag.parse),
                         metavar=k.flag.metavar, repeatable=k.flag.repeatable)
