@@ -38,3 +38,44 @@ def reviews(n: int) -> list[str]:
     """`n` distinct short review prompts (about 15-30 tokens each)."""
     return [f"Review {i}: {_OPINIONS[i % len(_OPINIONS)]}"
             f"{', really' * (i % 4)}.\nSentiment:" for i in range(n)]
+
+# a nested-query program (issue 24): an inner chain-of-thought query, run twice in the
+# outer prompt (its instructions hidden once it returns), then one outer hole; the same
+# text for lmql_nb and LMQL 0.7.3 ({question} differs per run)
+NESTED_INNER = '''
+    "A: Let's think step by step.\\n[REASONING]" where len(TOKENS(REASONING)) < 9
+    "So the answer is[ANSWER]" where len(TOKENS(ANSWER)) < 9
+    return ANSWER.strip()
+'''
+NESTED_OUTER = '''
+    "Q: {question}\\n"
+    "Answer: [FIRST: think]\\n"
+    "Q: And what is twice that?\\n"
+    "Answer: [SECOND: think]\\n"
+    "Final answer:[FINAL]" where len(TOKENS(FINAL)) < 9
+    return FINAL
+'''
+NESTED_QUESTIONS = ["Q: {question}\nAnswer: ", "\nQ: And what is twice that?\nAnswer: "]
+
+# a tool loop (issue 24): the model writes an expression, a Python calculator's result
+# goes back into the prompt, four times, then the answer
+TOOL_LOOP = '''
+    "Q: {question}\\nLet's compute it step by step.\\n"
+    for i in range(4):
+        "Step {i + 1}:[EXPR]" where STOPS_AT(EXPR, "=") and len(TOKENS(EXPR)) < 9
+        " {calc(EXPR)}\\n"
+    "Answer:[ANSWER]" where len(TOKENS(ANSWER)) < 9
+    return ANSWER
+'''
+
+
+def calc(expression: str) -> str:
+    """The tool loop's calculator: the digits and operators of `expression`, evaluated
+    (as LMQL's tools page does), or "?"."""
+    import re
+
+    kept = re.sub(r"[^0-9+\-*/().]", "", expression)
+    try:
+        return str(eval(kept, {"__builtins__": {}}))  # digits and operators only
+    except Exception:
+        return "?"

@@ -1,0 +1,117 @@
+"""A nested-query program and a tool loop against the same calls by hand, and against
+LMQL 0.7.3 (issue 24).
+
+    python benchmarks/bench_nested.py [--repeat 3] [--skip-lmql]
+
+The programs (workloads.NESTED_OUTER with NESTED_INNER, and workloads.TOOL_LOOP) run as
+queries on float32 `local:` and on `llama.cpp:`, and as the same `generate` calls written
+by hand (each hole continues the prompt so far; the nested query's instructions are
+dropped once it returns). The engine's prefix cache is on (what a query is meant to use),
+the result cache off (an answer from an earlier run would come from disk). LMQL 0.7.3
+runs the same programs on the same float32 weights in its own environment (see
+bench_lmql.py; lmql_nested_worker.py). Every run asks a question no run asked before.
+Targets (issue 24): query / by hand <= 1.15; LMQL / query >= 1.7 (float32) and >= 5
+(llama.cpp).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import subprocess
+import textwrap
+from pathlib import Path
+
+from bench_lmql import lmql_python
+from timing import timed
+from workloads import NESTED_INNER, NESTED_OUTER, NESTED_QUESTIONS, QUERY_QUESTION, TOOL_LOOP, calc
+
+import lmql_nb
+from lmql_nb.backends.embedded import embedded_folder
+from lmql_nb.core import aio
+
+HERE = Path(__file__).resolve().parent
+
+
+def nested_by_hand(llm: lmql_nb.LLM, question: str) -> str:
+    """The nested program's calls, written out."""
+    prompt = ""
+    for head in NESTED_QUESTIONS:
+        prompt += head.format(question=question)
+        inner = prompt + "A: Let's think step by step.\n"
+        inner += llm.generate_sync(inner, max_tokens=8)
+        inner += "So the answer is"
+        prompt += llm.generate_sync(inner, max_tokens=8).strip()
+    prompt += "\nFinal answer:"
+    return prompt + llm.generate_sync(prompt, max_tokens=8)
+
+
+def tools_by_hand(llm: lmql_nb.LLM, question: str) -> str:
+    """The tool loop's calls, written out."""
+    prompt = f"Q: {question}\nLet's compute it step by step.\n"
+    for i in range(4):
+        prompt += f"Step {i + 1}:"
+        expression = llm.generate_sync(prompt, max_tokens=8, stops_at="=")
+        prompt += expression + f" {calc(expression)}\n"
+    prompt += "Answer:"
+    return prompt + llm.generate_sync(prompt, max_tokens=8)
+
+
+def programs() -> tuple[lmql_nb.QueryFunction, lmql_nb.QueryFunction]:
+    think = lmql_nb.query(textwrap.dedent(NESTED_INNER), is_async=False)
+    outer = lmql_nb.query(textwrap.dedent(NESTED_OUTER), is_async=False)
+    tools = lmql_nb.query(textwrap.dedent(TOOL_LOOP), is_async=False)
+    return outer, tools  # `outer` reads `think` from here, `tools` reads `calc`
+
+
+def run_lmql(folder: str, repeat: int) -> dict:
+    out = subprocess.run([str(lmql_python()), str(HERE / "lmql_nested_worker.py"), folder,
+                          str(repeat)], capture_output=True, text=True, cwd=HERE, timeout=3600)
+    if out.returncode != 0:
+        raise RuntimeError(f"LMQL 0.7.3 failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-lmql", action="store_true",
+                        help="time lmql_nb only (no LMQL 0.7.3 environment)")
+    args = parser.parse_args()
+    lmql_nb.set_cache(False)  # results computed every time; prefix caches stay on
+    runs = itertools.count()
+    outer, tools = programs()
+    rows = {}
+    for model_id in ("local:gemma-3-270m", "llama.cpp:gemma-3-270m"):
+        llm = lmql_nb.model(model_id)
+        for name, query, by_hand in (("nested", outer, nested_by_hand),
+                                     ("tool loop", tools, tools_by_hand)):
+            def as_query(question: str, q=query, m=llm) -> str:
+                return aio.run_sync(q.outcomes, question=question, model=m)[0].result.prompt
+
+            question = QUERY_QUESTION.format(n=1000)
+            # the same text both ways (a check, and the warm-up)
+            assert as_query(question) == by_hand(llm, question), f"{name}: query and calls differ"
+            hand = timed(lambda h=by_hand, m=llm: h(m, QUERY_QUESTION.format(n=next(runs))),
+                         args.repeat)
+            timed_query = timed(lambda f=as_query: f(QUERY_QUESTION.format(n=next(runs))),
+                                args.repeat)
+            rows[(model_id, name)] = (hand, timed_query)
+    theirs = None if args.skip_lmql else run_lmql(str(embedded_folder()), args.repeat)
+
+    print(f"{'model':<24} {'program':<10} {'by hand':>9} {'query':>9} {'query/hand':>11}"
+          "  target <= 1.15x" + ("" if theirs is None else
+                                 f"   {'LMQL 0.7.3':>10} {'LMQL/query':>10}  target"))
+    for (model_id, name), (hand, query) in rows.items():
+        line = (f"{model_id:<24} {name:<10} {hand:>8.3f}s {query:>8.3f}s "
+                f"{query / hand:>10.2f}x")
+        if theirs is not None:
+            goal = ">= 5x" if model_id.startswith("llama.cpp") else ">= 1.7x"
+            their = theirs[name]
+            line += f"   {'':>14} {their:>9.3f}s {their / query:>9.2f}x  {goal}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
