@@ -43,7 +43,7 @@ _COMPLETION_FIELDS = {
     "model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "n", "stop", "seed",
     "include_stop_str_in_output", "min_tokens",
     "logprobs", "echo", "stream", "prompt_logprobs", "use_beam_search", "add_special_tokens",
-    "return_tokens_as_token_ids", "structured_outputs",
+    "return_tokens_as_token_ids", "return_token_ids", "structured_outputs",
 } | set(_NEUTRAL) | _IGNORED
 _CHAT_FIELDS = {
     "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
@@ -122,6 +122,7 @@ class CompletionRequest:
     prompt_logprobs: Optional[int]
     add_special_tokens: bool
     tokens_as_ids: bool
+    token_ids: bool = False  # vLLM's return_token_ids: prompt_token_ids, token_ids
 
     @property
     def wants_prompt_scores(self) -> bool:
@@ -268,7 +269,8 @@ def parse_completion(body: Any) -> CompletionRequest:
                           "the request without stream)", "stream")
     return CompletionRequest(sampling, _prompts(body), echo, prompt_logprobs,
                              _bool(body, "add_special_tokens", True),
-                             _bool(body, "return_tokens_as_token_ids", False))
+                             _bool(body, "return_tokens_as_token_ids", False),
+                             _bool(body, "return_token_ids", False))
 
 
 def _messages(body: dict) -> list[dict]:

@@ -185,6 +185,10 @@ class Serving:
                     [dataclasses.replace(pos, top=pos.top[:request.prompt_logprobs])
                      for pos in prompt_positions])
                 body["prompt_token_ids"] = prompt.ids
+            if request.token_ids:  # as vLLM: the ids of the prompt and of what was generated
+                body["prompt_token_ids"] = prompt.ids
+                body["token_ids"] = [t.token_id for t in generation.tokens] + (
+                    [generation.end_token.token_id] if generation.end_token is not None else [])
             choices.append(body)
         return responses.completion_body(responses.new_id("cmpl"), self.model.name, choices,
                                          responses.usage(prepared.prompt_tokens,

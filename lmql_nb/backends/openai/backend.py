@@ -32,6 +32,8 @@ from .transport import Secret, Transport, is_official
 
 #: OpenAI's legacy completion models (everything else official is a chat model)
 COMPLETION_MODELS = ("gpt-3.5-turbo-instruct", "davinci-002", "babbage-002")
+#: servers (by /v1/models' owned_by) that return token ids with `return_token_ids`
+TOKEN_IDS = ("vllm", "lmql_nb")
 #: how many first-token candidates the approximation reads (OpenAI's chat maximum)
 APPROXIMATION_CANDIDATES = 20
 
@@ -491,7 +493,7 @@ class OpenAIBackend(Backend):
     async def _echo(self, prompts: list) -> list:
         """One echo of `prompts` (texts or token-id lists) with their log-probabilities,
         generating nothing: the choices in order (vLLM also returns each prompt's ids)."""
-        extra = {"return_token_ids": True} if self._server().owner == "vllm" else {}
+        extra = {"return_token_ids": True} if self._server().owner in TOKEN_IDS else {}
         response = await self.transport.request(lambda client: client.completions.create(
             model=self.model, prompt=prompts, max_tokens=0, echo=True, logprobs=0,
             temperature=0.0, **({"extra_body": extra} if extra else {})), slot=False)
@@ -510,9 +512,10 @@ class OpenAIBackend(Backend):
     async def _exact_scores(self, prompt: str, values: list[str]) -> list[ValueScores]:
         """The values' tokens scored by echoing prompt + value with their
         log-probabilities (`max_tokens=0`), in a request shared with other rows waiting
-        (`batching`). vLLM tokenises the texts itself and returns the ids; elsewhere the
-        joint token ids come from /tokenize first."""
-        if self._server().owner == "vllm":
+        (`batching`). vLLM and `lmql_nb serve` tokenise the texts themselves and return
+        the ids (`return_token_ids`); elsewhere the joint token ids come from /tokenize
+        first."""
+        if self._server().owner in TOKEN_IDS:
             choices = await self._batcher.submit([prompt] + [prompt + v for v in values])
             prompt_ids = premask.prompt_ids(choices[0])
             joints = [premask.prompt_ids(choice) for choice in choices[1:]]
