@@ -58,11 +58,12 @@ def tools_by_hand(llm: lmql_nb.LLM, question: str) -> str:
     return prompt + llm.generate_sync(prompt, max_tokens=8)
 
 
-def programs() -> tuple[lmql_nb.QueryFunction, lmql_nb.QueryFunction]:
+def programs() -> tuple[lmql_nb.QueryFunction, lmql_nb.QueryFunction, dict]:
+    """The two programs, and the names they read besides `question`."""
     think = lmql_nb.query(textwrap.dedent(NESTED_INNER), is_async=False)
     outer = lmql_nb.query(textwrap.dedent(NESTED_OUTER), is_async=False)
     tools = lmql_nb.query(textwrap.dedent(TOOL_LOOP), is_async=False)
-    return outer, tools  # `outer` reads `think` from here, `tools` reads `calc`
+    return outer, tools, {"think": think, "calc": calc}
 
 
 def run_lmql(folder: str, repeat: int) -> dict:
@@ -81,14 +82,16 @@ def main() -> None:
     args = parser.parse_args()
     lmql_nb.set_cache(False)  # results computed every time; prefix caches stay on
     runs = itertools.count()
-    outer, tools = programs()
+    outer, tools, names = programs()
     rows = {}
     for model_id in ("local:gemma-3-270m", "llama.cpp:gemma-3-270m"):
         llm = lmql_nb.model(model_id)
         for name, query, by_hand in (("nested", outer, nested_by_hand),
                                      ("tool loop", tools, tools_by_hand)):
             def as_query(question: str, q=query, m=llm) -> str:
-                return aio.run_sync(q.outcomes, question=question, model=m)[0].result.prompt
+                reads = {k: v for k, v in names.items() if k in q.program.parameters}
+                outcomes = aio.run_sync(q.outcomes, question=question, model=m, **reads)
+                return outcomes[0].result.prompt
 
             question = QUERY_QUESTION.format(n=1000)
             # the same text both ways (a check, and the warm-up)
