@@ -25,6 +25,7 @@ from .query.builder import QueryBuilder
 from .query.functions import (F, QueryFunction, main, query, run,  # binds `query` to the
                               run_sync)                           # decorator, not the package
 from .query.output import headless, printing, silent, stream
+from .generations.tracing import InferenceCertificate, certificate, traced
 from .query.result import LMQLResult
 from .backends.registry import register_backend
 from .generations.result_cache import clear_cache, set_cache
@@ -70,8 +71,8 @@ __all__ = [
     "Comparison", "compare_scores", "compare_scores_sync", "ScoreComparison", "query", "run",
     "run_sync", "F", "LMQLResult", "QueryBuilder", "register_backend",
     "main", "stream", "printing", "silent", "headless", "tokenizer", "LMQLTokenizer",
-    "QueryFunction", "LMQLQueryFunction",
-    "run_sync", "F", "LMQLResult", "QueryBuilder", "register_backend", "decorators",
+    "QueryFunction", "LMQLQueryFunction", "decorators", "traced", "certificate",
+    "InferenceCertificate",
 ]
 
 #: LMQL's name for a query function

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import threading
 from typing import Any, Awaitable, Callable, Coroutine, Optional, TypeVar
 
@@ -131,7 +132,42 @@ def submit(coroutine: Coroutine[Any, Any, T]) -> "concurrent.futures.Future[T]":
     if _portal.in_portal_thread():
         raise RuntimeError("a _sync function was called from inside an lmql_nb coroutine; "
                            "await the async version instead")
-    return asyncio.run_coroutine_threadsafe(coroutine, _portal.loop())
+    return _start_in_context(coroutine, _portal.loop(), contextvars.copy_context())
+
+
+def _start_in_context(coroutine: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop,
+                      context: contextvars.Context) -> "concurrent.futures.Future[T]":
+    """`asyncio.run_coroutine_threadsafe`, with the task running in the caller's
+    `contextvars` context (as an awaited coroutine would): context variables set by the
+    caller (an active inference-certificate tracer) are seen inside."""
+    future: concurrent.futures.Future = concurrent.futures.Future()
+
+    def start() -> None:
+        if future.cancelled():
+            coroutine.close()
+            return
+        task = loop.create_task(coroutine)  # copies the current context: `context`
+
+        def done(finished: asyncio.Task) -> None:
+            if finished.cancelled():
+                future.cancel()
+            elif not future.set_running_or_notify_cancel():
+                return  # cancelled meanwhile
+            elif finished.exception() is not None:
+                future.set_exception(finished.exception())
+            else:
+                future.set_result(finished.result())
+
+        task.add_done_callback(done)
+
+        def cancelled(_: concurrent.futures.Future) -> None:
+            if future.cancelled():
+                loop.call_soon_threadsafe(task.cancel)
+
+        future.add_done_callback(cancelled)
+
+    loop.call_soon_threadsafe(start, context=context)
+    return future
 
 
 def run_sync(coroutine_function: Callable[..., Coroutine[Any, Any, T]], *args: Any,

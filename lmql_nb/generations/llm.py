@@ -12,6 +12,7 @@ from ..core import aio
 from ..backends.base import Backend
 from ..core.options import (GenerateOptions, check_prompt, check_values, parse_generate_options,
                       parse_score_options)
+from . import tracing
 from .result_cache import make_key
 from .result_cache import results as result_cache
 from ..core.results import Alternative, Generation, TokenCallback, TokenInfo
@@ -122,6 +123,9 @@ class LLM:
             if generations is not None:
                 if on_token is not None:
                     _replay(generations, on_token)
+                await self._trace("lmql_nb.generate", prompt, dict(kwargs, max_tokens=max_tokens),
+                                  [g.text for g in generations],
+                                  sum(len(g.tokens) for g in generations), cached=True)
                 return _shape(generations, options)
         backend = await self._ready()
         if messages is None:
@@ -131,7 +135,37 @@ class LLM:
                            await backend.generate_chat(messages, options, on_token)]
         if key is not None and all(g.finish_reason != "cancelled" for g in generations):
             result_cache.put(key, generations, generations_to_data)
+        await self._trace("lmql_nb.generate", prompt, dict(kwargs, max_tokens=max_tokens),
+                          [g.text for g in generations], sum(len(g.tokens) for g in generations))
         return _shape(generations, options)
+
+    async def _trace(self, name: str, prompt: Any, call: dict[str, Any], result: Any,
+                     tokens: int, cached: bool = False) -> None:
+        """Record the call for the active inference certificate, if any (`tracing`)."""
+        if tracing.active_tracer() is None:
+            return
+        backend = await self._ready()
+        messages = _prompt_or_messages(prompt)
+        ids: Optional[list[int]] = None
+        if messages is not None:
+            try:
+                ids, text = await backend.chat_prompt(messages)
+            except ValueError:  # a backend that does not expose a conversation's tokens
+                text = ""
+        else:
+            text = str(prompt)
+            ids = await backend.encode_prompt(text)
+        tracing.record(name, {
+            "model": self.model_identifier,
+            "model_options": tracing.model_options(getattr(backend, "options", None)),
+            "messages": messages,
+            "prompt": text,
+            "prompt_ids": list(ids) if ids is not None else None,
+            "kwargs": {k: v for k, v in call.items() if k != "on_token"},
+            "result": result,
+            "tokens": tokens,
+            "cached": cached,
+        })
 
     def generate_sync(self, *args: Any, **kwargs: Any) -> GenerateResult:
         """Synchronous `generate`: works in scripts, threads and running event loops."""
@@ -217,6 +251,9 @@ class LLM:
                             else backend.score_chat(messages, values, options))
             if key is not None:
                 result_cache.put(key, scored, scores_to_data)
+        await self._trace("lmql_nb.score", prompt, dict(kwargs, values=values),
+                          [[float(x) for x in s.logprobs] for s in scored],
+                          sum(len(s.token_ids) for s in scored))
         text = str(prompt)
         scorer = functools.partial(aio.run_sync, self._prompt_scores, text)
         if messages is not None:

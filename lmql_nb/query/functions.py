@@ -35,8 +35,8 @@ if TYPE_CHECKING:  # the compiler and runtime load with the first query
 #: keyword options a query call accepts besides the program's own arguments
 OPTIONS = ("model", "decoder", "n", "temperature", "top_k", "top_p", "seed", "max_len",
            "top_logprobs", "cache", "on_event", "verbose", "chunksize", "output_writer",
-           "inputs")
-_REFUSED = {"certificate": "inference certificates"}
+           "inputs", "certificate")
+_REFUSED: dict[str, str] = {}
 _DECODERS = ("argmax", "sample", "beam")
 
 
@@ -96,12 +96,31 @@ class QueryFunction:
 
     async def run(self, *args: Any, **kwargs: Any) -> Any:
         """Run the program; its return value(s) or `LMQLResult`(s)."""
+        from ..generations import tracing
+
+        certificate = kwargs.pop("certificate", self.config.get("certificate", False))
+        tracing.check_option(certificate)
+        if certificate is False and tracing.active_tracer() is None:
+            return (await self._run(args, kwargs))[0]
+        # an inference certificate: this run's model calls and results (a child of the
+        # enclosing `traced` context, if any)
+        with tracing.traced(self.__name__) as tracer:
+            value, outcomes = await self._run(args, kwargs)
+            tracer.event("lmql.LMQLResult", [
+                {"prompt": o.result.prompt, "variables": o.result.variables,
+                 "distribution_variable": o.result.distribution_variable,
+                 "distribution_values": o.result.distribution_values} for o in outcomes])
+        if certificate is not False:
+            tracing.deliver(certificate, tracer)
+        return value
+
+    async def _run(self, args: tuple, kwargs: dict) -> tuple[Any, list[Outcome]]:
         outcomes, settings = await self._execute(args, kwargs)
         values = [self._shape(o) for o in outcomes]
         # as in LMQL: one output when n is 1, or when the program finished without a
         # model call (nothing for the decoder to branch on)
         single = settings.n == 1 or not any(o.called_model for o in outcomes)
-        return values[0] if single else values
+        return (values[0] if single else values), outcomes
 
     def _shape(self, outcome: Outcome) -> Any:
         if self.returns == "F":

@@ -265,3 +265,41 @@ def test_query_builder_text_is_lmqls():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert lmql_nb.query(quoted).output_variables == ["X"]
+
+
+# -- inference certificates -----------------------------------------------------------------
+
+def test_certificates_record_each_model_call(llm, tmp_path, capsys):
+    """LMQL's inference certificates: `traced` collects every call (a query's as a child
+    certificate, a plain generate as an event); each event carries the prompt's token
+    ids as the model read them and what the call returned."""
+    say = lmql_nb.F("Greet the world:[GREETING]", "len(TOKENS(GREETING)) < 4")
+    with lmql_nb.traced("my-context") as t:
+        greeting = say()
+        more = lmql_nb.generate_sync("Greet the animals:", max_tokens=3, cache=False)
+    data = lmql_nb.certificate(t).asdict()
+    assert data["name"] == "my-context" and len(data["children"]) == 1
+    child = data["children"][0]
+    calls = [e for e in child["events"] if e["name"] == "lmql_nb.generate"]
+    assert len(calls) == 1
+    call = calls[0]["data"]
+    assert call["prompt"] == "Greet the world:" and call["result"] == [greeting]
+    assert call["prompt_ids"] == llm.get_tokenizer().encode_prompt("Greet the world:")
+    results = [e for e in child["events"] if e["name"] == "lmql.LMQLResult"]
+    assert results[0]["data"][0]["variables"] == {"GREETING": greeting}
+    outer = [e["data"] for e in data["events"] if e["name"] == "lmql_nb.generate"]
+    assert outer[0]["result"] == [more] and outer[0]["kwargs"]["max_tokens"] == 3
+    assert data["metrics"]["lmql_nb"]["requests"] == 2
+    assert "lmql_nb" in data["environment"]
+
+    path = tmp_path / "certificate.json"
+    say(certificate=str(path))
+    import json
+
+    written = json.loads(path.read_text())
+    assert written["name"] == "F" and written["events"][0]["data"]["result"] == [greeting]
+    received = []
+    say(certificate=received.append)
+    assert isinstance(received[0], lmql_nb.InferenceCertificate)
+    say(certificate=True)
+    assert json.loads(capsys.readouterr().out)["name"] == "F"

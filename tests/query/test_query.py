@@ -385,8 +385,8 @@ def test_program_errors_before_any_generation(source, error, message):
 
 def test_option_errors_before_any_generation():
     program = lmql_nb.query('"Hello [X]"', is_async=False)
-    with pytest.raises(ValueError, match="inference certificates"):
-        program(certificate=True)
+    with pytest.raises(TypeError, match="certificate= takes True"):
+        program(certificate=3)
     with pytest.raises(TypeError, match="unknown keyword 'colour'"):
         lmql_nb.query('"Hello [X]"', colour=1)
     with pytest.raises(ValueError, match="n=2 needs decoder"):
