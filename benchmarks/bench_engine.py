@@ -17,7 +17,7 @@ import copy
 import torch
 
 import lmql_nb
-from lmql_nb.backends.embedded import embedded_folder
+from lmql_nb.backends.transformers.conversion import embedded_folder
 
 from timing import timed
 from workloads import CONCURRENT, LONG_PROMPT, PROMPT, VALUES

@@ -24,7 +24,7 @@ import venv
 from pathlib import Path
 
 import lmql_nb
-from lmql_nb.backends.embedded import embedded_folder
+from lmql_nb.backends.transformers.conversion import embedded_folder
 from lmql_nb.core.paths import cache_dir
 
 from timing import timed

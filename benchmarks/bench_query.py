@@ -25,7 +25,7 @@ from timing import timed
 from workloads import QUERY, QUERY_CHECK, QUERY_QUESTION, QUERY_STEPS
 
 import lmql_nb
-from lmql_nb.backends.embedded import embedded_folder
+from lmql_nb.backends.transformers.conversion import embedded_folder
 
 HERE = Path(__file__).resolve().parent
 

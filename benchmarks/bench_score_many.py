@@ -29,7 +29,8 @@ import subprocess
 import numpy as np
 
 import lmql_nb
-from lmql_nb.backends.embedded import embedded_folder, embedded_gguf
+from lmql_nb.backends.embedded import embedded_gguf
+from lmql_nb.backends.transformers.conversion import embedded_folder
 
 from bench_lmql import HERE, lmql_python
 from timing import timed

@@ -1,3 +1,5 @@
+"""`python -m lmql_nb`: the command line (see `cli`)."""
+
 import sys
 
 from .cli import main

@@ -1,3 +1,7 @@
-"""Deprecated import path: use `lmql_nb.core.scoring` (or the names exported by `lmql_nb`)."""
+"""Deprecated import path, kept for one release: use `lmql_nb.core.scoring` (or the names
+`lmql_nb` exports)."""
 
+from .core.deprecation import moved
 from .core.scoring import *  # noqa: F401,F403
+
+moved(__name__, "lmql_nb.core.scoring")

@@ -271,6 +271,7 @@ def test_a_damaged_converted_model_is_converted_again(tiny_llama_path, tmp_path,
     import warnings
 
     from lmql_nb.backends.transformers import conversion
+    from lmql_nb.core.paths import gguf_key
 
     conversions = []
 
@@ -284,7 +285,7 @@ def test_a_damaged_converted_model_is_converted_again(tiny_llama_path, tmp_path,
     gguf.write_bytes(b"GGUF")
     expected = reference.greedy(tiny_llama_path, "Once upon", 5)
     assert lmql_nb.model(f"local:{gguf}").generate_sync("Once upon", max_tokens=5) == expected
-    folder = conversion.converted_folder(lambda: gguf, conversion.gguf_key(gguf), "little")
+    folder = conversion.converted_folder(lambda: gguf, gguf_key(gguf), "little")
     assert conversions == ["little"]
     weights = folder / "model.safetensors"
     with open(weights, "r+b") as file:  # truncated under a completed marker
@@ -300,7 +301,7 @@ def test_a_damaged_converted_model_is_converted_again(tiny_llama_path, tmp_path,
     config.write_text(config.read_text().replace("  ", "\t "))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        conversion.converted_folder(lambda: gguf, conversion.gguf_key(gguf), "little")
+        conversion.converted_folder(lambda: gguf, gguf_key(gguf), "little")
     assert "config.json differs from the file written" in str(caught[0].message)
 
 

@@ -1,12 +1,15 @@
-"""The interface every backend implements: a tokenizer, generation and scoring."""
+"""The interface every backend implements (a tokenizer, generation and scoring), and the
+record a backend registers itself with."""
 
 from __future__ import annotations
 
 import abc
-from typing import Optional, Sequence
+import dataclasses
+from typing import Any, Callable, Optional, Sequence
 
 from ..core.options import GenerateOptions, ScoreOptions
 from ..core.results import Generation, TokenCallback, ValueScores
+from ..core.validation import Options
 from ..tokenization.tokenizer import Tokenizer
 
 
@@ -102,3 +105,29 @@ class Backend(abc.ABC):
     def identity(self) -> str:
         """What identifies this model's weights (for result caches)."""
         return repr(self)
+
+
+#: (model id, the name after the prefix, the checked options) -> a backend, not loaded yet
+BackendFactory = Callable[[str, str, Any], Backend]
+#: (model id) -> where it is served: {"base_url", "name", "api_key"}
+EndpointResolver = Callable[[str], dict]
+
+
+@dataclasses.dataclass(frozen=True)
+class Registration:
+    """A backend's id prefix, its factory, its options class and the id forms it accepts
+    (for error messages and docs); see `lmql_nb.register_backend`."""
+
+    prefix: str
+    factory: BackendFactory
+    options: type[Options]
+    forms: tuple[tuple[str, str], ...]  # (an id form, what it names)
+
+
+@dataclasses.dataclass(frozen=True)
+class EndpointRegistration:
+    """A name `endpoint=` accepts and how it resolves to a server."""
+
+    name: str
+    resolve: EndpointResolver
+    description: str

@@ -8,7 +8,6 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-from .transformers.conversion import converted_folder
 from ..core.paths import FINGERPRINT_SPAN, cache_dir
 
 EMBEDDED_NAME = "gemma-3-270m"
@@ -73,7 +72,6 @@ def _last_bytes(chunks: list[Path], count: int) -> bytes:
     return data[-count:]
 
 
-def embedded_folder() -> Path:
-    """The embedded model as a transformers folder (converted on first use)."""
-    key = _package().EXPECTED_SHA256[:16]
-    return converted_folder(embedded_gguf, key, EMBEDDED_NAME)
+def embedded_key() -> str:
+    """What identifies the embedded GGUF's contents (for the caches derived from it)."""
+    return str(_package().EXPECTED_SHA256[:16])

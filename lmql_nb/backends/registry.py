@@ -7,10 +7,12 @@ A backend registers the prefix of its ids, a factory and its options class:
 
 and `lmql_nb.model("toy:x", **options)` then checks the options against `ToyOptions` and
 calls `ToyBackend("toy:x", "x", ToyOptions(...))`. The built-in backends register the
-same way (`lmql_nb/backends/builtin.py`); installed packages register through the entry
-point group `lmql_nb.backends`, whose entries name a function without arguments that
-calls `register_backend` (loaded when an id matches no registered prefix). Error
-messages list the accepted forms from these registrations.
+same way: each backend folder declares its `REGISTRATION`, `backends/builtin.py` lists
+them, and the registry registers that list the first time an id is looked up (so the
+registry imports the list, and nothing it lists imports the registry). Installed
+packages register through the entry point group `lmql_nb.backends`, whose entries
+name a function without arguments that calls `register_backend` (loaded when an id
+matches no registered prefix). Error messages list the accepted forms from these registrations.
 
 `endpoint=` works with any id: the model is served elsewhere ("host:port", a URL, or a
 named endpoint such as "jupyter", see `register_endpoint`), and the OpenAI-compatible
@@ -22,44 +24,21 @@ One `LLM` instance is shared per id and options, so a notebook that calls
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import warnings
 from typing import Any, Callable, Optional, Sequence, TypeVar
 
-from .base import Backend
+from .base import (Backend, BackendFactory, EndpointRegistration, EndpointResolver,
+                   Registration)
 from ..core.validation import NoOptions, Options, is_hashable
 
 #: the entry point group of backends that installed packages provide
 ENTRY_POINT_GROUP = "lmql_nb.backends"
 
-#: (model id, the name after the prefix, the checked options) -> a backend, not loaded yet
-BackendFactory = Callable[[str, str, Any], Backend]
-#: (model id) -> where it is served: {"base_url", "name", "api_key"}
-EndpointResolver = Callable[[str], dict]
-
-
-@dataclasses.dataclass(frozen=True)
-class Registration:
-    """One registered id prefix."""
-
-    prefix: str
-    factory: BackendFactory
-    options: type[Options]
-    forms: tuple[tuple[str, str], ...]  # (an id form, what it names)
-
-
-@dataclasses.dataclass(frozen=True)
-class EndpointRegistration:
-    name: str
-    resolve: EndpointResolver
-    description: str
-
-
 _lock = threading.RLock()
 _backends: dict[str, Registration] = {}
 _endpoints: dict[str, EndpointRegistration] = {}
-# the backend that talks to served models (the OpenAI-compatible client), set by builtin.py
+# the backend that talks to served models (the OpenAI-compatible client), from builtin.py
 _endpoint_client: Optional[Registration] = None
 _plugins_seen: set[tuple[str, str]] = set()
 _builtins_registered = False
@@ -192,9 +171,14 @@ def _ensure_builtins() -> None:
         if _builtins_registered:
             return
         _builtins_registered = True
-        from .builtin import register
+        from .builtin import BACKENDS, ENDPOINT_CLIENT, ENDPOINTS
 
-        register()
+        for registration in BACKENDS:
+            register_backend(registration.prefix, registration.factory,
+                             options=registration.options, forms=registration.forms)
+        set_endpoint_client(ENDPOINT_CLIENT.factory, ENDPOINT_CLIENT.options)
+        for endpoint in ENDPOINTS:
+            register_endpoint(endpoint.name, endpoint.resolve, endpoint.description)
 
 
 def _load_plugins() -> None:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
+# up a layer: generate's keywords include the constraint keywords (stops_at, regex, where,
+# ...), which the constraints layer's registry defines and parses; that registry builds on
+# core (validation, text, results), so it cannot sit below it
 from ..constraints import CONSTRAINT_KEYS, ConstraintSpec, parse_constraints
 from .text import check_text
 from .validation import Options, Rule, option, unknown_options

@@ -73,3 +73,10 @@ def folder_fingerprints(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, l
     """`file_fingerprint` of every file under `folder` (by relative path), but `skip`."""
     return {str(path.relative_to(folder)): file_fingerprint(path)
             for path in sorted(folder.rglob("*")) if path.is_file() and path.name not in skip}
+
+
+def gguf_key(path: Path) -> str:
+    """A cache key for a GGUF file: its resolved path, size and modification time."""
+    stat = path.stat()
+    text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -294,7 +294,7 @@ class LLM:
         table = self._table(prompts, values, gold, progress, kwargs)
         bar = progress_bar(len(table), progress)
         try:
-            return await fill(self, table, self.backend.score_window, bar, kwargs)
+            return await fill(self.score, table, self.backend.score_window, bar, kwargs)
         finally:
             if bar is not None:
                 bar.close()
@@ -307,7 +307,7 @@ class LLM:
         others are None; `complete` is False), with a warning."""
         table = self._table(prompts, values, gold, progress, kwargs)
         bar = progress_bar(len(table), progress)  # drawn from the caller's thread
-        future = aio.submit(fill(self, table, self.backend.score_window, bar, kwargs))
+        future = aio.submit(fill(self.score, table, self.backend.score_window, bar, kwargs))
         try:
             return future.result()
         except KeyboardInterrupt:

@@ -10,15 +10,12 @@ concurrency).
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any, Iterable, Optional, Union
+from typing import Any, Awaitable, Callable, Iterable, Optional, Union
 
 from ..core import aio
 from ..core.options import check_prompt, check_values
-from ..core.scoring import ScoringTable
+from ..core.scoring import ScoringResult, ScoringTable
 from ..tokenization.chat import check_messages
-
-if TYPE_CHECKING:
-    from .llm import LLM
 
 Values = Union[str, list[str], list[list[str]]]
 
@@ -82,9 +79,10 @@ def progress_bar(total: int, enabled: bool) -> Any:
                            "[{elapsed}<{remaining}, {rate_noinv_fmt}]")
 
 
-async def fill(llm: "LLM", table: ScoringTable, window: int, bar: Any,
-               options: dict) -> ScoringTable:
-    """Score the table's unfinished rows, at most `window` at once; each row is stored
+async def fill(score: Callable[..., Awaitable[ScoringResult]], table: ScoringTable,
+               window: int, bar: Any, options: dict) -> ScoringTable:
+    """Score the table's unfinished rows with `score(prompt, values, **options)` (an
+    `LLM.score`), at most `window` at once; each row is stored
     as it finishes. A failing row cancels the others and its error is raised (naming
     the row); a cancellation leaves the finished rows in `table`."""
     import anyio
@@ -93,7 +91,7 @@ async def fill(llm: "LLM", table: ScoringTable, window: int, bar: Any,
 
     async def row(index: int) -> None:
         try:
-            result = await llm.score(table.prompts[index], table.values[index], **options)
+            result = await score(table.prompts[index], table.values[index], **options)
         except Exception as error:
             if hasattr(error, "add_note"):  # Python 3.11+
                 error.add_note(f"while scoring prompts[{index}] of score_many")

@@ -257,6 +257,8 @@ class QueryFunction:
 
     def _namespace(self, arguments: dict[str, Any]) -> dict[str, Any]:
         """What the program's clauses see: lmql, the defining scope, the arguments."""
+        # up a layer: a program's clauses (from, decoder arguments) are the user's code,
+        # which reads the package as `lmql` the way LMQL programs do
         import lmql_nb
 
         return {"lmql": lmql_nb, "lmql_nb": lmql_nb, **self.scope, **self.captured,

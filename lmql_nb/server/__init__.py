@@ -1,4 +1,4 @@
-"""An OpenAI-compatible HTTP server over a model the in-process engine loads.
+"""An OpenAI-compatible HTTP server over any backend that implements `TokenIdBackend`.
 
     python -m lmql_nb serve local:gemma-3-270m --port 8080
 

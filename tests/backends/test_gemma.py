@@ -66,7 +66,7 @@ def test_a_gguf_file_converts_once_atomically_and_scores_like_the_reference(gemm
     os.symlink(source, gguf)
     models = tmp_path / "cache" / "models"
     models.mkdir(parents=True)
-    from lmql_nb.backends.transformers.conversion import gguf_key
+    from lmql_nb.core.paths import gguf_key
 
     stale = models / f"my-model-{gguf_key(gguf)}"
     stale.mkdir()

@@ -122,7 +122,7 @@ class LlamaCppBackend(InProcessBackend):
     def identity(self) -> str:
         """The GGUF file as result caches should know it: path, size, modification time
         (reading gigabytes to hash them would cost more than a cache hit saves)."""
-        from ..transformers.conversion import gguf_key
+        from ...core.paths import gguf_key
 
         # throughput mode's numbers depend on the company a call had: cached apart
         # flash attention changes the numbers too

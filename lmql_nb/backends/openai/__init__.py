@@ -19,8 +19,17 @@ Importing this package imports neither `openai` nor `httpx`: they load with the 
 request.
 """
 
+from ..base import Registration
 from .backend import OpenAIBackend, create, create_at_endpoint
 from .options import OpenAIOptions
 from .tokenizer import RemoteTokenizer
 
-__all__ = ["OpenAIBackend", "OpenAIOptions", "RemoteTokenizer", "create", "create_at_endpoint"]
+REGISTRATION = Registration(
+    "openai/", create, OpenAIOptions,
+    (("openai/<model>", "OpenAI, Azure OpenAI or an OpenAI-compatible server: options "
+                        "api_key, base_url, ..."),))
+#: what `endpoint=` models use (`create_at_endpoint(model_id, endpoint, options, connect)`)
+ENDPOINT_CLIENT = Registration("", create_at_endpoint, OpenAIOptions, ())
+
+__all__ = ["ENDPOINT_CLIENT", "OpenAIBackend", "OpenAIOptions", "REGISTRATION",
+           "RemoteTokenizer", "create", "create_at_endpoint"]

@@ -37,7 +37,8 @@ class TransformersOptions(InProcessOptions):
 def create(model_id: str, target: str, options: TransformersOptions) -> "TransformersBackend":
     """The backend for `local:<target>`: the embedded model, a `save_pretrained` folder, a
     GGUF file (converted once) or a hub id already in the local cache."""
-    from ..embedded import EMBEDDED_NAME, embedded_folder
+    from ..embedded import EMBEDDED_NAME
+    from .conversion import embedded_folder
 
     if target == EMBEDDED_NAME:
         backend = TransformersBackend(model_id, lambda: str(embedded_folder()), options)
@@ -49,7 +50,8 @@ def create(model_id: str, target: str, options: TransformersOptions) -> "Transfo
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
             raise FileNotFoundError(f"model {model_id!r}: no GGUF file at {str(path)!r}")
-        from .conversion import converted_folder, gguf_key
+        from ...core.paths import gguf_key
+        from .conversion import converted_folder
 
         key = gguf_key(path)
         return TransformersBackend(

@@ -8,7 +8,6 @@ user cache, through a temporary folder and a rename, with a marker file written 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import warnings
@@ -19,13 +18,6 @@ from ...core.paths import atomic_directory, cache_dir, file_fingerprint, folder_
 from ...core.progress import stage
 
 MARKER = "lmql_nb-converted.json"
-
-
-def gguf_key(path: Path) -> str:
-    """A cache key for a GGUF file: its resolved path, size and modification time."""
-    stat = path.stat()
-    text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def converted_folder(gguf_source: Callable[[], Path], key: str, label: str) -> Path:
@@ -111,3 +103,10 @@ def _safetensors_problem(path: Path) -> Optional[str]:
         return "has an unreadable header"
     expected = 8 + length + end
     return None if size == expected else f"is {size} bytes, its header says {expected}"
+
+
+def embedded_folder() -> Path:
+    """The embedded model as a transformers folder (converted on first use)."""
+    from ..embedded import EMBEDDED_NAME, embedded_gguf, embedded_key
+
+    return converted_folder(embedded_gguf, embedded_key(), EMBEDDED_NAME)

@@ -81,10 +81,10 @@ class LmqlMagics(Magics):
         return self.shell.user_ns
 
     def _llm(self, model_id: Optional[str]) -> Any:
-        import lmql_nb
+        from .. import api
 
         model_id = model_id or self.model
-        return lmql_nb.model(model_id) if model_id else lmql_nb.get_default_model()
+        return api.model(model_id) if model_id else api.get_default_model()
 
     @no_var_expand
     @cell_magic

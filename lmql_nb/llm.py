@@ -1,0 +1,7 @@
+"""Deprecated import path, kept for one release: use `lmql_nb.generations.llm` (or the names
+`lmql_nb` exports)."""
+
+from .core.deprecation import moved
+from .generations.llm import *  # noqa: F401,F403
+
+moved(__name__, "lmql_nb.generations.llm")
