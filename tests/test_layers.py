@@ -25,10 +25,6 @@ IMPORTS = layers.imports()
 KNOWN_CIRCLES = [
     # the constraints registry (issue 23, helper "constraints"): spec <-> grammar/stops
     ["lmql_nb.constraints.grammar", "lmql_nb.constraints.spec", "lmql_nb.constraints.stops"],
-    # the notebook views split (issue 23, helper "views")
-    ["lmql_nb.notebook.display", "lmql_nb.notebook.trace_streaming",
-     "lmql_nb.notebook.widgets", "lmql_nb.notebook.widgets.comparison",
-     "lmql_nb.notebook.widgets.token_view", "lmql_nb.notebook.widgets.trace_view"],
     # nested queries and the context object (issues 24/25): runtime <-> nested/context
     ["lmql_nb.query.context", "lmql_nb.query.functions", "lmql_nb.query.nested",
      "lmql_nb.query.runtime"],

@@ -81,7 +81,7 @@ class LmqlMagics(Magics):
         return self.shell.user_ns
 
     def _llm(self, model_id: Optional[str]) -> Any:
-        from .. import api
+        from ... import api
 
         model_id = model_id or self.model
         return api.model(model_id) if model_id else api.get_default_model()
