@@ -8,10 +8,10 @@ Every `.py` file under `lmql_nb/` is a node; every `import` of another lmql_nb f
 edge, lazy (inside functions) and relative ones included, `if TYPE_CHECKING:` ones marked
 as type-only. A file's layer is its first folder under `lmql_nb/` (or, at the top, its
 name); `LAYERS` orders them bottom to top. The picture is a Mermaid flowchart with one
-node per layer and one arrow per pair of layers that import each other, labelled with how
-many imports it stands for; the table of folders takes each folder's line from the first
-line of its `__init__.py` docstring. Both are generated: the test fails when the committed
-page differs from what this script writes.
+node per layer and one arrow per pair of layers where one imports the other; the table
+of folders takes each folder's line from the first paragraph of its `__init__.py`
+docstring (a top-level file's from its own). All are generated: tests/test_layers.py
+fails when the committed page differs from what this script writes.
 """
 
 from __future__ import annotations
@@ -245,23 +245,22 @@ def cycles(found: Optional[list[Import]] = None) -> list[list[str]]:
 
 def mermaid(found: Optional[list[Import]] = None) -> str:
     """The layers as a Mermaid flowchart, top layer first; an arrow per pair of layers
-    with imports between them, labelled with their count (dotted: upward). Arrows into
-    the `BASE` layers, which every layer uses, are left out of the picture."""
+    with imports between them (dotted: upward). Arrows into the `BASE` layers, which
+    every layer uses, are left out of the picture. Counts are left out too, so the page
+    changes only when the structure does."""
     found = imports() if found is None else found
-    counts: dict[tuple[str, str], int] = {}
+    pairs: set[tuple[str, str]] = set()
     for i in found:
         pair = (layer_of(i.source), layer_of(i.target))
-        if pair[0] != pair[1]:
-            counts[pair] = counts.get(pair, 0) + 1
+        if pair[0] != pair[1] and (pair[1] not in BASE or rank(pair[1]) > rank(pair[0])):
+            pairs.add(pair)
     lines = ["```mermaid", "flowchart TB"]
     for name, members in reversed(LAYERS):
         label = ", ".join(m if m.endswith(".py") else f"{m}/" for m in members)
         lines.append(f'    {name}["{label}"]')
-    for (source, target), count in sorted(((pair, count) for pair, count in counts.items()
-                                           if pair[1] not in BASE or rank(pair[1]) > rank(pair[0])),
-                                          key=lambda kv: (-rank(kv[0][0]), -rank(kv[0][1]))):
+    for source, target in sorted(pairs, key=lambda p: (-rank(p[0]), -rank(p[1]))):
         arrow = "-.->" if rank(target) > rank(source) else "-->"
-        lines.append(f"    {source} {arrow}|{count}| {target}")
+        lines.append(f"    {source} {arrow} {target}")
     lines.append("```")
     return "\n".join(lines)
 
