@@ -108,6 +108,12 @@ export function formatPercent(p) {
   return `${(100 * p).toFixed(p >= 0.1 ? 1 : 2)}%`;
 }
 
+/** The hover text of a prompt shown cut to its end: the whole prompt (its last 2000
+    characters for a very long one). */
+export function promptTitle(prompt) {
+  return `the prompt${prompt.length > 2000 ? ` (its last 2000 characters)` : ""}:\n${prompt.slice(-2000)}`;
+}
+
 /** The "¶ whitespace" toggle: `onToggle(markers)` on each click. */
 export function whitespaceToggle(onToggle) {
   const button = h("button", "lmnb-button lmnb-toggle", "¶ whitespace");

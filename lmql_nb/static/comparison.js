@@ -77,6 +77,10 @@ function formatPercent(p) {
   if (p > 0 && p < 1e-4) return "<0.01%";
   return `${(100 * p).toFixed(p >= 0.1 ? 1 : 2)}%`;
 }
+function promptTitle(prompt) {
+  return `the prompt${prompt.length > 2e3 ? ` (its last 2000 characters)` : ""}:
+${prompt.slice(-2e3)}`;
+}
 
 // src/colours.js
 var DARK_TEXT = "#111111";
@@ -541,6 +545,7 @@ var ComparisonView = class extends View {
     const prompt = this.get("prompt") || "";
     const tail = h("span", "lmnb-prompt-tail");
     tail.dataset.copy = "skip";
+    if (prompt.length > PROMPT_TAIL) tail.title = promptTitle(prompt);
     if (prompt.length > PROMPT_TAIL) tail.appendChild(h("span", "lmnb-ellipsis", "\u2026"));
     appendText(tail, prompt.slice(-PROMPT_TAIL));
     const fragment = document.createDocumentFragment();

@@ -86,6 +86,10 @@ function formatPercent(p) {
   if (p > 0 && p < 1e-4) return "<0.01%";
   return `${(100 * p).toFixed(p >= 0.1 ? 1 : 2)}%`;
 }
+function promptTitle(prompt) {
+  return `the prompt${prompt.length > 2e3 ? ` (its last 2000 characters)` : ""}:
+${prompt.slice(-2e3)}`;
+}
 function whitespaceToggle(onToggle) {
   const button = h("button", "lmnb-button lmnb-toggle", "\xB6 whitespace");
   button.type = "button";
@@ -655,7 +659,7 @@ var TokenView = class extends View {
         const tail = this.get("prompt") || "";
         if (tail.length > PROMPT_TAIL) prompt.appendChild(h("span", "lmnb-ellipsis", "\u2026"));
         appendText(prompt, tail.slice(-PROMPT_TAIL), { markers: this.markers });
-        prompt.title = "the end of the prompt";
+        prompt.title = tail.length > PROMPT_TAIL ? promptTitle(tail) : "the end of the prompt";
         const tokens = h("span", "lmnb-sequence-tokens");
         const head = h("div", "lmnb-branch-head");
         head.dataset.copy = "skip";

@@ -41,8 +41,8 @@ def _cells(model: str, other: str) -> list[str]:
         # 6, 7: the same generation twice (a prompt no other run cached): the second is cached
         "%%lmql_generate --max-tokens 8\nHarbour {tag}",
         "%%lmql_generate --max-tokens 8\nHarbour {tag}",
-        # 8: interrupted while it waits after two holes
-        '%%lmql\n"A:[A]" where len(TOKENS(A)) < 50\n"\\nB:[B]" where len(TOKENS(B)) < 50\n'
+        # 8: interrupted while it waits after two holes (a prompt no run cached: streamed)
+        '%%lmql\n"{tag} A:[A]" where len(TOKENS(A)) < 50\n"\\nB:[B]" where len(TOKENS(B)) < 50\n'
         "import time\ntime.sleep(120)\n",
     ]
 
@@ -76,6 +76,10 @@ def expected(tiny_gpt2_path):
 
 def _open(lab, browser, name, theme, width):
     lab.set_theme(theme)
+    # every cell in the page (JupyterLab's windowing would detach those scrolled away)
+    folder = lab.settings / "@jupyterlab" / "notebook-extension"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     context = browser.new_context(viewport={"width": width, "height": 1000})
     context.add_init_script(ACCEPT_KERNEL)
     page = context.new_page()
@@ -111,8 +115,9 @@ def run(request, lab, browser, tiny_gpt2_path, tiny_llama_path, screenshots):
         run_all(page)
         # the last program has filled both holes and sleeps: interrupt it
         page.wait_for_function(
-            "() => { const v = [...document.querySelectorAll('.lmnb-trace')].pop(); "
-            "return v && /2 holes filled/.test(v.querySelector('.lmnb-status').textContent); }",
+            "() => [...document.querySelectorAll('.lmnb-trace')].some(v => "
+            "v.querySelector('.lmnb-hole[data-name=\"B\"]') && "
+            "/2 holes filled/.test(v.querySelector('.lmnb-status').textContent))",
             timeout=180_000)
         page.wait_for_timeout(500)
         _interrupt(page)
@@ -247,7 +252,7 @@ def test_one_count_of_finished_holes_in_the_header_and_the_interrupt(run, screen
     view = page.locator(".lmnb-trace").last
     header = view.locator(".lmnb-toolbar .lmnb-status").text_content()
     assert "2 holes filled" in header and "interrupted" in header, header
-    cell = page.locator(".jp-Cell", has=view)
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(8)  # the program's cell
     assert "interrupted: kept 2 holes" in cell.inner_text()
     # while it ran, the header never counted a hole still being generated
     counts = page.evaluate("window.__counts")

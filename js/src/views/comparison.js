@@ -3,7 +3,7 @@
 // by how much more or less likely the second model finds it than the first, on the
 // shared colour scale; hovering shows every model's numbers and top alternatives.
 import { legend, paint } from "../colours.js";
-import { appendMarkedText, appendText, formatNumber, h } from "../dom.js";
+import { appendMarkedText, appendText, formatNumber, h, promptTitle } from "../dom.js";
 import { describeToken, prefixSums } from "../tokens.js";
 import { View, defineView } from "../view.js";
 
@@ -55,6 +55,7 @@ class ComparisonView extends View {
     const prompt = this.get("prompt") || "";
     const tail = h("span", "lmnb-prompt-tail");
     tail.dataset.copy = "skip";
+    if (prompt.length > PROMPT_TAIL) tail.title = promptTitle(prompt);
     if (prompt.length > PROMPT_TAIL) tail.appendChild(h("span", "lmnb-ellipsis", "…"));
     appendText(tail, prompt.slice(-PROMPT_TAIL));
     const fragment = document.createDocumentFragment();

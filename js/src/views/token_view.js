@@ -3,7 +3,7 @@
 // generating. Under a constraint a token is coloured by its probability among the
 // allowed tokens, and its tooltip lists the allowed choices first.
 import { LOGPROB_SCALE, legend, paint } from "../colours.js";
-import { appendText, formatAge, formatNumber, h, isBlank, segmented, whitespaceToggle } from "../dom.js";
+import { appendText, formatAge, formatNumber, h, isBlank, promptTitle, segmented, whitespaceToggle } from "../dom.js";
 import { describeToken, logprobShown, prefixSums } from "../tokens.js";
 import { View, defineView } from "../view.js";
 
@@ -127,7 +127,7 @@ class TokenView extends View {
         const tail = this.get("prompt") || "";
         if (tail.length > PROMPT_TAIL) prompt.appendChild(h("span", "lmnb-ellipsis", "…"));
         appendText(prompt, tail.slice(-PROMPT_TAIL), { markers: this.markers });
-        prompt.title = "the end of the prompt";
+        prompt.title = tail.length > PROMPT_TAIL ? promptTitle(tail) : "the end of the prompt";
         const tokens = h("span", "lmnb-sequence-tokens");
         const head = h("div", "lmnb-branch-head");
         head.dataset.copy = "skip";
