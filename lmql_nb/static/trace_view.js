@@ -522,6 +522,7 @@ var DISTRIBUTION = 2;
 var STEP = 3;
 var NESTED_BEGIN = 4;
 var NESTED_END = 5;
+var ROLE = 6;
 var TraceView = class extends View {
   constructor(model, el) {
     super(model, el, "lmnb-trace");
@@ -623,7 +624,10 @@ var TraceView = class extends View {
         target.appendChild(this.distributionChip(s));
         distributions.appendChild(this.distributionBars(s));
       } else if (kind === STEP) target.append(...this.stepElements(s));
-      else if (kind === NESTED_BEGIN) {
+      else if (kind === ROLE) {
+        if (target.childElementCount) target.appendChild(h("br"));
+        target.appendChild(h("span", "lmnb-trace-role", d.seg_name[s]));
+      } else if (kind === NESTED_BEGIN) {
         const [box, body] = this.nestedBox(s, this.get("status") === "running");
         target.appendChild(box);
         targets.push(body);

@@ -15,6 +15,7 @@ const DISTRIBUTION = 2;
 const STEP = 3; // a decorator or tool step (seg_detail: "kind\nlabel\noutcome")
 const NESTED_BEGIN = 4; // a nested query's call (seg_detail "hidden" when taken out again)
 const NESTED_END = 5; // what the outer prompt gained from it
+const ROLE = 6; // a chat tag ({:user}): a turn starts; seg_name is its role
 
 class TraceView extends View {
   constructor(model, el) {
@@ -121,6 +122,11 @@ class TraceView extends View {
         target.appendChild(this.distributionChip(s));
         distributions.appendChild(this.distributionBars(s));
       } else if (kind === STEP) target.append(...this.stepElements(s));
+      else if (kind === ROLE) {
+        // a turn starts on its own line, labelled with its role (text, never HTML)
+        if (target.childElementCount) target.appendChild(h("br"));
+        target.appendChild(h("span", "lmnb-trace-role", d.seg_name[s]));
+      }
       else if (kind === NESTED_BEGIN) {
         const [box, body] = this.nestedBox(s, this.get("status") === "running");
         target.appendChild(box);

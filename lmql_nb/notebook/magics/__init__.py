@@ -38,7 +38,8 @@ GENERATE_PARSER = build_parser("%%lmql_generate", GENERATE_OPTIONS)
 QUERY_PARSER = build_parser("%%lmql", QUERY_OPTIONS)
 SCORE_PARSER = build_parser("%lmql_score", SCORE_OPTIONS, [
     ("prompt", "the prompt (quote it if it has spaces)", None),
-    ("values", "the values to score; {name} of a list expands to several", "+"),
+    ("values", "the values to score; {name} of a list expands to several (with --user, "
+               "the prompt argument is the first reply)", "*"),
 ])
 
 
@@ -101,6 +102,10 @@ class LmqlMagics(Magics):
         returns: its `return` value, else its `LMQLResult` (a list of them for n > 1).
         `-m`, `--decoder`, `-n`, ... override the program's `from` and decoder clauses;
         `%config LmqlMagics.model` is used when the program has no `from` clause.
+
+        A chat program's `await input()` asks for the user's message in an input box
+        under the trace (an empty message or the interrupt button ends the chat);
+        `--inputs VAR` gives the messages as a list instead (for unattended runs).
         """
         from .query_cell import compile_cell, run_cell
 
@@ -116,12 +121,22 @@ class LmqlMagics(Magics):
         model_id = args.model or ("" if function.program.model_source else self.model)
         if model_id:
             options["model"] = self._llm(model_id)
+        requests = None
+        if args.inputs is not None:  # the chat user's messages, given
+            if args.inputs not in self._user_ns:
+                raise UsageError(f"%%lmql: --inputs {args.inputs}: no such variable")
+            options["inputs"] = self._user_ns[args.inputs]
+        else:  # asked for in the notebook, under the trace
+            from .chat_input import InputRequests
+
+            requests = InputRequests()
+            options["inputs"] = requests.ask
         try:  # the options against the program's own clauses, before anything runs
             settings = function._settings(options)
         except (TypeError, ValueError) as error:
             raise UsageError(f"%%lmql: {error}") from None
         run_cell(function, options, settings, self._user_ns, args.out,
-                 self.update_interval)
+                 self.update_interval, requests.serve if requests is not None else None)
 
     @no_var_expand
     @cell_magic
@@ -129,13 +144,22 @@ class LmqlMagics(Magics):
     def lmql_generate(self, line: str, cell: str) -> None:
         """Generate a completion of the cell's text, shown as it arrives.
 
-        `{name}` in the cell is filled from the notebook's variables ({{ and }} for
-        literal braces). `-o VAR` stores what `generate` returns (a str, or a list of str
-        for n > 1); on an interrupt it stores what was generated so far.
+        With `--system TEXT` or `--chat`, the cell is the user's message of a chat (after
+        the system message, if given) and the reply is the assistant's turn, through the
+        model's chat template. `{name}` in the cell is filled from the notebook's
+        variables ({{ and }} for literal braces). `-o VAR` stores what `generate` returns
+        (a str, or a list of str for n > 1); on an interrupt it stores what was generated
+        so far.
         """
         flags = generate_options()  # with constraint keywords registered since import
         args = _parse(build_parser("%%lmql_generate", flags), line)
-        prompt = _interpolate(interpolate, cell.removesuffix("\n"), self._user_ns)
+        text = _interpolate(interpolate, cell.removesuffix("\n"), self._user_ns)
+        prompt: Any = text
+        if args.system is not None or args.chat:  # the cell is the user's turn
+            system = ([] if args.system is None else [
+                {"role": "system",
+                 "content": _interpolate(interpolate, args.system, self._user_ns)}])
+            prompt = [*system, {"role": "user", "content": text}]
         kwargs = model_kwargs(flags, args)
         kwargs.setdefault("max_tokens", self.max_tokens)
         kwargs.setdefault("top_logprobs", self.top_logprobs)
@@ -145,7 +169,8 @@ class LmqlMagics(Magics):
         except (TypeError, ValueError) as error:
             raise UsageError(f"%%lmql_generate: {error}") from None
         llm = self._llm(args.model)
-        output = make_output(args.format or self.format, prompt, llm.model_identifier,
+        shown = text if isinstance(prompt, str) else ""  # a chat's rendering comes with it
+        output = make_output(args.format or self.format, shown, llm.model_identifier,
                              options.n, options.decoder, lambda: getattr(llm, "loaded", True),
                              model=llm, branch_options=kwargs)
         collector = TokenCollector(options.constraint)
@@ -159,7 +184,7 @@ class LmqlMagics(Magics):
             result = run_with_ticks(generating(), lambda: output.update(collector),
                                     self.update_interval)
         except KeyboardInterrupt:
-            partial = collector.partial(prompt, options.n)
+            partial = collector.partial(shown, options.n)
             output.finish(partial, interrupted=True)
             self._store(args.out, partial, options.n)
             kept = sum(len(g.tokens) for g in partial)
@@ -179,6 +204,10 @@ class LmqlMagics(Magics):
     def lmql_score(self, line: str) -> None:
         """Score values as continuations of a prompt and show the scoring heatmap.
 
+        With `--user TEXT` (and `--system TEXT`), every argument is a reply to that chat,
+        scored as the assistant's turn (its text and the end-of-turn token): `%lmql_score
+        --user "Capital of France?" "Paris." "Berlin."` shows which the model prefers.
+
         Arguments are shell-quoted: `%lmql_score "The capital of France is" " Paris"
         " Berlin"`. `{name}` is filled from the notebook's variables; an argument that is
         just `{name}` of a list expands to its items. `-o VAR` stores the ScoringResult.
@@ -188,11 +217,23 @@ class LmqlMagics(Magics):
         """
         args = _parse(SCORE_PARSER, line)
         namespace = self._user_ns
-        prompts = _interpolate(interpolate_values, args.prompt, namespace)
-        if len(prompts) != 1:
-            raise UsageError(f"%lmql_score: the prompt {args.prompt} is a list; the prompt "
-                             "must be one string (lists expand only in the values)")
-        values = [v for argument in args.values
+        arguments = [args.prompt, *args.values] if args.user is not None else args.values
+        prompt: Any
+        if args.user is not None:  # a chat: the arguments are the assistant's replies
+            system = ([] if args.system is None else [
+                {"role": "system", "content": _interpolate(interpolate, args.system, namespace)}])
+            prompt = [*system, {"role": "user",
+                                "content": _interpolate(interpolate, args.user, namespace)}]
+        elif args.system is not None:
+            raise UsageError("%lmql_score: --system needs --user (the user's message the "
+                             "values reply to)")
+        else:
+            prompts = _interpolate(interpolate_values, args.prompt, namespace)
+            if len(prompts) != 1:
+                raise UsageError(f"%lmql_score: the prompt {args.prompt} is a list; the prompt "
+                                 "must be one string (lists expand only in the values)")
+            prompt = prompts[0]
+        values = [v for argument in arguments
                   for v in _interpolate(interpolate_values, argument, namespace)]
         try:
             check_values(values)
@@ -201,9 +242,9 @@ class LmqlMagics(Magics):
         if args.model and len(args.model) > 1:
             from ...generations.comparison import compare_scores
 
-            scoring = compare_scores(prompts[0], values, [self._llm(m) for m in args.model])
+            scoring = compare_scores(prompt, values, [self._llm(m) for m in args.model])
         else:
-            scoring = self._llm(args.model[0] if args.model else None).score(prompts[0], values)
+            scoring = self._llm(args.model[0] if args.model else None).score(prompt, values)
         result = run_with_ticks(scoring, lambda: None, self.update_interval)
         if args.out:
             namespace[args.out] = result

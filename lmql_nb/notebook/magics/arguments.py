@@ -56,6 +56,7 @@ class Option:
     to_model: bool = True  # passed on to generate()/score(); else used by the magic
     metavar: Optional[str] = None
     repeatable: bool = False  # may be given several times; the value is then a list
+    switch: bool = False  # takes no value: True when given
 
 
 MODEL = Option(("-m", "--model"), "model", "model id (default: %config LmqlMagics.model, "
@@ -73,8 +74,16 @@ TOP_LOGPROBS = Option(("--top-logprobs",), "top_logprobs", "alternatives per tok
                       "hover (default: %config LmqlMagics.top_logprobs)",
                       _checked("top_logprobs"), metavar="K")
 
+SYSTEM = Option(("--system",), "system", "chat: the system message (the cell, or --user, "
+                "is the user's message)", to_model=False, metavar="TEXT")
+CHAT = Option(("--chat",), "chat", "chat: the cell is the user's message, answered in the "
+              "assistant's turn through the model's chat template (implied by --system)",
+              to_model=False, switch=True)
+
 _GENERATE_OPTIONS: tuple[Option, ...] = (
     MODEL,
+    SYSTEM,
+    CHAT,
     Option(("--max-tokens",), "max_tokens", "tokens to generate at most "
            "(default: %config LmqlMagics.max_tokens)", _checked("max_tokens"), metavar="N"),
     DECODER,
@@ -119,6 +128,9 @@ QUERY_OPTIONS: tuple[Option, ...] = (
            _checked("max_len", Rule("int", minimum=1)), metavar="N"),
     SEED,
     TOP_LOGPROBS,
+    Option(("--inputs",), "inputs", "the chat user's messages for `await input()`: a list "
+           "variable (default: asked for in the notebook, one input box per turn)",
+           type=_identifier, to_model=False, metavar="VAR"),
     OUT,
 )
 
@@ -128,6 +140,9 @@ SCORE_OPTIONS: tuple[Option, ...] = (
                         "default model)"),
     Option(("--agg",), "agg", "aggregation shown first (default: %config LmqlMagics.agg)",
            choices=AGGREGATIONS, to_model=False),
+    SYSTEM,
+    Option(("--user",), "user", "chat: the user's message; every argument is then a reply, "
+           "scored as the assistant's turn", to_model=False, metavar="TEXT"),
     OUT,
 )
 
@@ -142,6 +157,10 @@ def build_parser(name: str, options: Sequence[Option],
     """An argparse parser for `options` and `positionals` ((name, help, nargs) triples)."""
     parser = _Parser(prog=name, add_help=False, allow_abbrev=False)
     for option in options:
+        if option.switch:
+            parser.add_argument(*option.flags, dest=option.dest, action="store_true",
+                                default=None, help=option.help.replace("%", "%%"))
+            continue
         parser.add_argument(*option.flags, dest=option.dest, type=option.type,
                             help=option.help.replace("%", "%%"),  # argparse %-formats help
                             choices=option.choices, metavar=option.metavar, default=None,

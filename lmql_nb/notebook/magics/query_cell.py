@@ -9,7 +9,7 @@ assignments are (from the first output when the decoder gives several).
 from __future__ import annotations
 
 import builtins
-from typing import Any, MutableMapping, Optional, Sequence
+from typing import Any, Callable, MutableMapping, Optional, Sequence
 
 from ...query.compiler import Origin, compile_program
 from ...query.functions import QueryFunction
@@ -39,11 +39,13 @@ def compile_cell(line: str, cell: str, namespace: dict[str, Any]) -> QueryFuncti
 
 
 def run_cell(function: QueryFunction, options: dict[str, Any], settings: Settings,
-             namespace: MutableMapping[str, Any], out: Optional[str], interval: float) -> None:
+             namespace: MutableMapping[str, Any], out: Optional[str], interval: float,
+             on_tick: Optional[Callable[[], None]] = None) -> None:
     """Run `function` with query `options` (which `settings` resolved), showing its trace
     as it grows; then set the holes as notebook variables and store what the program
     returns in `out` (a list when the decoder gives n > 1, as a query call returns).
 
+    `on_tick()` runs on this thread after each redraw (`await input()`'s questions).
     An interrupt (or an error) keeps the trace so far on screen and the holes filled so
     far as variables, then propagates.
     """
@@ -51,8 +53,13 @@ def run_cell(function: QueryFunction, options: dict[str, Any], settings: Setting
     decoder = settings.decoder if settings.n == 1 else f"{settings.decoder}(n={settings.n})"
     output = make_trace_output(settings.model.model_identifier, decoder)
     try:
-        outcomes = run_with_ticks(function.outcomes(on_event=collector, **options),
-                                  lambda: output.update(collector), interval)
+        def tick() -> None:
+            output.update(collector)
+            if on_tick is not None:  # after drawing: an input box goes under the trace
+                on_tick()
+
+        outcomes = run_with_ticks(function.outcomes(on_event=collector, **options), tick,
+                                  interval)
     except BaseException as error:
         _, traces, open_rows = collector.state()
         interrupted = isinstance(error, KeyboardInterrupt)

@@ -58,6 +58,8 @@ class TraceCollector:
                 self._rows[index] = _Row(event.trace.copy())
             elif isinstance(event, tr.TextAppended):
                 row.current.segments.append(tr.TextSegment(event.text))
+            elif isinstance(event, tr.RoleStarted):
+                row.current.segments.append(tr.RoleSegment(event.role))
             elif isinstance(event, tr.HoleStarted):
                 row.hole, row.tokens = event.name, []
             elif isinstance(event, tr.TokenAppended):

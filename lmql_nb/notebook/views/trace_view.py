@@ -9,8 +9,8 @@ import numpy as np
 import traitlets
 
 from ...query.result import LMQLResult
-from ...query.trace import (DistributionSegment, HoleSegment, NestedSegment, StepSegment,
-                            TextSegment, Trace)
+from ...query.trace import (DistributionSegment, HoleSegment, NestedSegment, RoleSegment,
+                            StepSegment, TextSegment, Trace)
 from ..texts import trace_text
 from . import static
 from .base import LmqlWidget
@@ -20,9 +20,10 @@ from .tokens import TOKEN_COLUMNS, token_columns, token_html
 STATUSES = ("running", "done", "interrupted", "failed")
 # a nested query is drawn from its NESTED_BEGIN (the call) to its NESTED_END (what the outer
 # prompt gained), its inner segments in between
-TEXT, HOLE, DISTRIBUTION, STEP, NESTED_BEGIN, NESTED_END = range(6)
+# a chat tag ({:user}) is a ROLE: its name is the role, the turn's label
+TEXT, HOLE, DISTRIBUTION, STEP, NESTED_BEGIN, NESTED_END, ROLE = range(7)
 _KINDS = {TextSegment: TEXT, HoleSegment: HOLE, DistributionSegment: DISTRIBUTION,
-          StepSegment: STEP}
+          StepSegment: STEP, RoleSegment: ROLE}
 COLUMNS = {
     "row_segments": "i4", "row_score": "f8", "row_dropped": "u1", "row_open": "u1",
     "seg_kind": "u1", "seg_name": "str", "seg_text": "str", "seg_detail": "str",
@@ -184,6 +185,9 @@ def _segments_html(segments: Sequence[Any], bars: list[str]) -> str:
                          f'{_STEP}"><summary>{summary}</summary>'
                          f'{_segments_html(segment.trace.segments, bars)}</details>')
             parts.append(_chip(segment.name, _value_html(segment.text)))
+        elif isinstance(segment, RoleSegment):  # a turn starts: its role, as a label
+            parts.append(f'<br><span class="lmnb-trace-role" style="{_STEP}; '
+                         f'font-weight: 600">{static.escape(segment.role)}</span> ')
         elif isinstance(segment, StepSegment):
             chip = static.escape(f"{segment.step}: {segment.label}")
             parts.append(f'<span title="{static.escape(segment.detail)}" style="{_STEP}">'
