@@ -17,6 +17,22 @@ MESSAGES = [{"role": "system", "content": "You answer in one word."},
             {"role": "user", "content": "The capital of France is"}]
 
 
+def _root_conftest():
+    """tests/conftest.py as a module (`import conftest` may find a subfolder's)."""
+    import importlib.util
+    import sys
+
+    name = "_lmql_nb_tests_root_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(
+            "conftest.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 def build_chat_model(folder: Path) -> Path:
     """The tiny Llama with `<|im_start|>`/`<|im_end|>` added and CHATML as its template.
 
@@ -27,7 +43,7 @@ def build_chat_model(folder: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from conftest import build_tiny_model
+    build_tiny_model = _root_conftest().build_tiny_model
 
     build_tiny_model(folder, "llama", seed=3)
     tokenizer = AutoTokenizer.from_pretrained(str(folder))

@@ -189,6 +189,9 @@ class Trace:
                     messages.append({"role": segment.role, "content": ""})
             elif messages:
                 messages[-1]["content"] += segment.text
+        if messages and len(messages) > 1 and messages[-1]["role"] != "assistant" \
+                and not messages[-1]["content"].strip():
+            messages.pop()  # a turn opened and left empty (a chat that ended at input())
         if messages:
             for message in messages[:-1]:
                 message["content"] = message["content"].strip()

@@ -46,7 +46,7 @@ def test_a_chat_loop_renders_the_template_and_ends_with_the_inputs(chat_llm, cha
     result = program(inputs=["The capital of France is", "And of Germany?"], cache=False)
     conversation = result.trace.conversation()
     assert [m["role"] for m in conversation] == ["system", "user", "assistant", "user",
-                                                 "assistant", "user"]
+                                                 "assistant"]
     assert conversation[:2] == MESSAGES and conversation[3]["content"] == "And of Germany?"
     holes = result.trace.holes()
     assert all(h.message for h in holes)  # @message marks what the user sees
