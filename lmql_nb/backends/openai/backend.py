@@ -22,6 +22,7 @@ from ...core.aio import gather, run_in_thread, wait
 from ...errors import ApproximateScoreWarning, BackendError, ScoringNotSupported
 from ...core.options import GenerateOptions, ScoreOptions
 from ...core.results import Generation, TokenCallback, TokenInfo, ValueScores
+from ...tokenization.chat import template_source
 from ...tokenization.tokenizer import common_prefix_length
 from ..base import Backend
 from . import dialect, parsing, premask
@@ -122,7 +123,8 @@ class OpenAIBackend(Backend):
         self.chat = options.chat if options.chat is not None else (
             self.official and not model.startswith(COMPLETION_MODELS))
         self.stop = options.stop or ()
-        self.chat_template = options.chat_template
+        self.chat_template = (None if options.chat_template is None
+                              else template_source(options.chat_template))
         self.scoring = options.scoring
         # score_many keeps enough rows in flight to fill every slot with a full batch
         self.score_window = options.max_concurrency * options.batch_rows

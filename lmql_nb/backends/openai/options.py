@@ -37,9 +37,9 @@ class OpenAIOptions(Options):
         "for OpenAI's and Azure's chat models, completions for every other server", "bool",
         optional=True)
     chat_template: Optional[str] = option(
-        None, "a Jinja chat template sent with each chat request, for a model that has "
-        "none of its own (vLLM takes it from requests when started with "
-        "`--trust-request-chat-template`)", "str", optional=True)
+        None, "a Jinja chat template (or the path of a file holding one) sent with each "
+        "chat request, for a model that has none of its own (vLLM takes it from requests "
+        "when started with `--trust-request-chat-template`)", "str", optional=True)
     stop: Optional[tuple[str, ...]] = option(
         None, "stop strings for every call (per call: `stops_before=` / `stops_at=`)",
         "strings", optional=True)
