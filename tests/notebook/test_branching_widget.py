@@ -99,3 +99,18 @@ def test_the_displayed_view_gains_the_branches_so_a_saved_notebook_shows_them(ti
     assert shown["output_type"] == "display_data"
     assert "↳ from #1 at token 3" in shown["data"]["text/html"]
     assert notebook.cells[1].outputs[0]["data"]["text/plain"] == "'done'"
+
+
+def test_static_branch_labels_use_the_live_views_notation():
+    """One notation for a token in labels: whitespace as marks ("·very"), as the live view
+    writes them, not Python reprs ("' very'")."""
+    from types import SimpleNamespace
+
+    from lmql_nb.notebook.views.token_view import branch_label
+
+    def token(text):
+        return SimpleNamespace(text=text)
+
+    row = SimpleNamespace(parent=SimpleNamespace(tokens=[token(" the"), token(" very")]),
+                          position=1, tokens=[token(" man"), token("\n")])
+    assert branch_label(row, 0) == "from #1 at token 2: ·very → ·man"

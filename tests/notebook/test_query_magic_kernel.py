@@ -113,6 +113,16 @@ def test_syntax_error_points_into_the_cell(run):
     # the cell's line 3, counting the %%lmql line as the notebook does
     assert "(<%%lmql cell>, line 3)" in output.evalue, output.evalue
     assert "'['" in output.evalue  # says what is wrong: the hole's bracket is not closed
+    # as IPython shows its own syntax errors: the user's line and a caret, no frames of
+    # lmql_nb's code (no "magics", no "raise ... from None" line)
+    import re
+
+    shown = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in output.traceback]
+    assert shown[0] == '  File "<%%lmql cell>", line 3', shown
+    assert shown[1].strip() == '"broken [B" where', shown
+    assert set(shown[2].strip()) <= {"^", "~"} and shown[2].strip(), shown
+    assert shown[-1].startswith("SyntaxError: ") and len(shown) == 4, shown
+    assert not any("lmql_nb" in line or "raise" in line for line in shown), shown
 
 
 def test_interrupt_keeps_the_trace_and_the_holes_filled_so_far(tiny_llama_path, tiny_llm,

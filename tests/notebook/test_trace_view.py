@@ -126,3 +126,16 @@ def test_collector_snapshots_are_consistent_across_threads():
     thread.join()
     _, [trace] = collector.snapshot()
     assert len(trace.segments[-1].tokens) == 2000
+
+
+def test_a_query_result_names_its_model_in_its_repr_and_its_view(tiny_gpt2_path):
+    import lmql_nb
+
+    model = lmql_nb.model(f"local:{tiny_gpt2_path}")
+    result = lmql_nb.run_sync('"Say[X]" where len(TOKENS(X)) < 3', model=model)
+    assert result.model == model.model_identifier
+    assert f"model={model.model_identifier!r}" in repr(result)
+    view = TraceView(result)  # as show(result) builds it, no model given
+    assert view.model_identifier == model.model_identifier
+    assert repr(view) == f"TraceView({model.model_identifier}, 1 row, 1 hole filled, done)"
+    assert f"{model.model_identifier} · 1 hole filled" in view.static_html()
