@@ -15,6 +15,7 @@ Importing lmql_nb is cheap: torch and transformers load with the first `local:` 
 from typing import Any
 
 from .core import display_hooks
+from .core.version import VERSION
 from .api import (LMQLTokenizer, generate, generate_sync, get_default_model, model, score,
                   score_many, score_many_sync, score_sync, set_default_model, tokenizer)
 from .generations.comparison import (Comparison, ScoreComparison, compare, compare_scores,
@@ -32,7 +33,7 @@ from .generations.result_cache import clear_cache, set_cache
 from .core.results import Alternative, Generation, TokenInfo
 from .core.scoring import ScoringResult, ScoringTable
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 
 def load_ipython_extension(ipython: Any) -> None:

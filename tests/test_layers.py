@@ -117,3 +117,13 @@ def test_the_architecture_page_is_what_the_code_draws():
         folder = init.parent.relative_to(ROOT / "lmql_nb").as_posix()
         if folder != ".":
             assert f"`{folder}/`" in page, folder
+
+
+def test_the_version_is_stated_once_for_the_package():
+    import re
+
+    import lmql_nb
+    from lmql_nb.core.version import VERSION
+
+    project = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert project is not None and lmql_nb.__version__ == VERSION == project.group(1)

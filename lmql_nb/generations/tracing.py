@@ -154,9 +154,9 @@ def _certificate_data(tracer: Tracer, top: bool = False) -> dict[str, Any]:
 
 def _environment() -> dict[str, str]:
     """lmql_nb's version and those of the libraries in use."""
-    import lmql_nb
+    from ..core.version import VERSION
 
-    versions = {"lmql_nb": lmql_nb.__version__, "python": sys.version.split()[0]}
+    versions = {"lmql_nb": VERSION, "python": sys.version.split()[0]}
     for module in ("torch", "transformers", "llama_cpp", "llguidance", "openai"):
         loaded = sys.modules.get(module)
         if loaded is not None:
