@@ -41,7 +41,9 @@ class ProgramContext:
     @property
     def num_calls(self) -> int:
         """The model calls made so far (holes filled and distributions scored)."""
-        return sum(1 for segment in self._execution.trace.segments if segment.kind != "text")
+        from .runtime import model_calls
+
+        return model_calls(self._execution.trace)
 
     async def get_var(self, name: str) -> Any:
         """The value of hole `name` (KeyError if it was not filled yet)."""

@@ -89,8 +89,14 @@ class Outcome:
 
 
 def _called_model(trace: Trace) -> bool:
-    return any(s.kind in ("hole", "distribution") and not _fixed(s)
-               or isinstance(s, NestedSegment) and _called_model(s.trace)
+    return model_calls(trace) > 0
+
+
+def model_calls(trace: Trace) -> int:
+    """The model calls behind `trace`: holes the model filled and distributions, those
+    of nested queries included (not decorator or tool steps)."""
+    return sum(model_calls(s.trace) if isinstance(s, NestedSegment)
+               else int(s.kind in ("hole", "distribution") and not _fixed(s))
                for s in trace.segments)
 
 
@@ -244,7 +250,7 @@ class Execution:
                 self._step(step)
             return self.variables[site.name]
         decorated = DecoratorList.of(decorators, site.decorators) if decorators else None
-        fixed = decorated.pre(site.name, self) if decorated is not None else None
+        fixed = decorated.pre(site.name, self.context) if decorated is not None else None
         steps: list[StepSegment] = []
         if fixed is not None:  # a pre decorator chose the value: no model call
             value, text, source = fixed
@@ -264,8 +270,8 @@ class Execution:
                 options["where"] = join_where(options.get("where"), self.runner.outer_where)
             on_text = None
             if decorated is not None and decorated.has_stage("stream"):
-                decorated.stream("", self)
-                on_text = _streamer(decorated, self)
+                decorated.stream("", self.context)
+                on_text = _streamer(decorated, self.context)
             self.emit(HoleStarted(site.name))
             segment = await self.runner.fill(self, site, options, tactic, on_text)
             if on_text is not None:
@@ -274,7 +280,8 @@ class Execution:
                                          f"streaming: called with {site.name}'s text per token"))
         if decorated is not None and fixed is None and decorated.has_stage("post"):
             value, text = segment.value, segment.text
-            for source, value, text in decorated.post(segment.value, segment.text, self):
+            for source, value, text in decorated.post(segment.value, segment.text,
+                                                      self.context):
                 steps.append(StepSegment("decorator", site.name, f"@{source}",
                                          f"post: {site.name} = {_short(value)}"
                                          + ("" if text == str(value) else f", text {text!r}")))
@@ -572,9 +579,9 @@ def _token_forwarder(runner: Runner, slot: int, name: str,
     return forward
 
 
-def _streamer(decorated: DecoratorList, execution: Execution) -> Callable[[str], None]:
+def _streamer(decorated: DecoratorList, context: Any) -> Callable[[str], None]:
     def stream(text: str) -> None:
-        decorated.stream(text, execution)
+        decorated.stream(text, context)
 
     return stream
 

@@ -250,6 +250,7 @@ def test_post_decorators_change_value_and_prompt_in_reverse_order(llm):
 
     def tagged(value, prompt_value, context):
         calls.append("tagged")
+        assert context.prompt == "Say:"  # the program's context: the prompt before the hole
         return value + "?", prompt_value + "!"
 
     result = lmql_nb.run_sync('"Say:[@upper @tagged T]" where len(TOKENS(T)) < 4\n"."')
