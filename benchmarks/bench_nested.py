@@ -7,7 +7,8 @@ The programs (workloads.NESTED_OUTER with NESTED_INNER, and workloads.TOOL_LOOP)
 queries on float32 `local:` and on `llama.cpp:`, and as the same `generate` calls written
 by hand (each hole continues the prompt so far; the nested query's instructions are
 dropped once it returns). The engine's prefix cache is on (what a query is meant to use),
-the result cache off (an answer from an earlier run would come from disk). LMQL 0.7.3
+the result cache off (an answer from an earlier run would come from disk); query and by
+hand run by turns, so that a busy machine slows both alike. LMQL 0.7.3
 runs the same programs on the same float32 weights in its own environment (see
 bench_lmql.py; lmql_nested_worker.py). Every run asks a question no run asked before.
 Targets (issue 24): query / by hand <= 1.15; LMQL / query >= 1.7 (float32) and >= 5
@@ -19,16 +20,18 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import statistics
 import subprocess
 import textwrap
+import time
 from pathlib import Path
+from typing import Callable
 
 from bench_lmql import lmql_python
-from timing import timed
 from workloads import NESTED_INNER, NESTED_OUTER, NESTED_QUESTIONS, QUERY_QUESTION, TOOL_LOOP, calc
 
 import lmql_nb
-from lmql_nb.backends.embedded import embedded_folder
+from lmql_nb.backends.transformers.conversion import embedded_folder
 from lmql_nb.core import aio
 
 HERE = Path(__file__).resolve().parent
@@ -66,6 +69,20 @@ def programs() -> tuple[lmql_nb.QueryFunction, lmql_nb.QueryFunction, dict]:
     return outer, tools, {"think": think, "calc": calc}
 
 
+def interleaved(first: Callable[[], object], second: Callable[[], object],
+                repeat: int) -> tuple[float, float]:
+    """The median wall times of `first` and `second`, run by turns (a busy machine slows
+    both alike), after one warm-up call each."""
+    first(), second()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for function, kept in ((first, times[0]), (second, times[1])):
+            started = time.perf_counter()
+            function()
+            kept.append(time.perf_counter() - started)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 def run_lmql(folder: str, repeat: int) -> dict:
     out = subprocess.run([str(lmql_python()), str(HERE / "lmql_nested_worker.py"), folder,
                           str(repeat)], capture_output=True, text=True, cwd=HERE, timeout=3600)
@@ -96,10 +113,9 @@ def main() -> None:
             question = QUERY_QUESTION.format(n=1000)
             # the same text both ways (a check, and the warm-up)
             assert as_query(question) == by_hand(llm, question), f"{name}: query and calls differ"
-            hand = timed(lambda h=by_hand, m=llm: h(m, QUERY_QUESTION.format(n=next(runs))),
-                         args.repeat)
-            timed_query = timed(lambda f=as_query: f(QUERY_QUESTION.format(n=next(runs))),
-                                args.repeat)
+            hand, timed_query = interleaved(
+                lambda h=by_hand, m=llm: h(m, QUERY_QUESTION.format(n=next(runs))),
+                lambda f=as_query: f(QUERY_QUESTION.format(n=next(runs))), args.repeat)
             rows[(model_id, name)] = (hand, timed_query)
     theirs = None if args.skip_lmql else run_lmql(str(embedded_folder()), args.repeat)
 
