@@ -52,10 +52,11 @@ def main(names: list[str]) -> None:
     """Draw the views named in `names` (all when empty)."""
     OUT.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp())
+    drawn = views()  # before Playwright, whose sync API runs an event loop in this thread
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
                                              args=["--headless", "--no-sandbox"])
-        for name, (view, selector, index) in views().items():
+        for name, (view, selector, index) in drawn.items():
             if names and name not in names:
                 continue
             page_path = view.save_html(folder / f"{name}.html", title=name)

@@ -27,11 +27,15 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def first_command() -> str:
-    """The README's first command, as written in its Quickstart."""
+def quickstart_commands() -> list[str]:
+    """The README's two set-up commands, as written in its Quickstart."""
     quickstart = (ROOT / "README.md").read_text().split("## Quickstart", 1)[1]
     block = re.search(r"```bash\n(.*?)```", quickstart, re.S).group(1)
-    return next(line for line in block.splitlines() if line and not line.startswith("#"))
+    return [line for line in block.splitlines() if line and not line.startswith("#")]
+
+
+def first_command() -> str:
+    return quickstart_commands()[0]
 
 
 @pytest.fixture(scope="module")
@@ -59,24 +63,30 @@ def test_the_first_command_brings_jupyterlab_and_a_kernel(fresh):
     assert Path(found.stdout.strip()).is_relative_to(ROOT)  # the clone, editable
 
 
-def test_jupyter_lab_starts_and_serves_the_notebooks(fresh, tmp_path):
+def test_the_second_command_starts_jupyter_lab_on_the_notebooks(fresh, tmp_path):
+    """The README's second command as written (from the clone), with what a test needs
+    added: no browser, a free port on 127.0.0.1, a known token."""
+    import shlex
+
     bin_folder, env = fresh
+    command = shlex.split(quickstart_commands()[1])
+    assert command[:2] == ["jupyter", "lab"], command
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     token = secrets.token_hex(16)
     log = open(tmp_path / "lab.log", "w")
-    lab = subprocess.Popen([str(bin_folder / "jupyter"), "lab", "--no-browser",
+    lab = subprocess.Popen([str(bin_folder / "jupyter"), *command[1:], "--no-browser",
                             "--ip=127.0.0.1", f"--port={port}", "--allow-root",
-                            f"--IdentityProvider.token={token}",
-                            f"--ServerApp.root_dir={ROOT / 'notebooks'}"],
-                           env=env, stdout=log, stderr=subprocess.STDOUT)
+                            f"--IdentityProvider.token={token}"],
+                           cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         while True:
             try:
                 listing = json.load(urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/api/contents?token={token}", timeout=5))
+                    f"http://127.0.0.1:{port}/api/contents/notebooks?token={token}",
+                    timeout=5))
                 break
             except OSError:
                 assert lab.poll() is None and time.monotonic() < deadline, \
@@ -84,8 +94,8 @@ def test_jupyter_lab_starts_and_serves_the_notebooks(fresh, tmp_path):
                 time.sleep(0.5)
         names = {item["name"] for item in listing["content"]}
         assert {p.name for p in NOTEBOOKS} <= names
-        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/lab/tree/quickstart.ipynb"
-                                      f"?token={token}", timeout=30).read().decode()
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/lab/tree/notebooks/"
+                                      f"quickstart.ipynb?token={token}", timeout=30).read().decode()
         assert "JupyterLab" in page
     finally:
         lab.terminate()
