@@ -383,3 +383,24 @@ def test_the_notebook_collector_rebuilds_nested_traces_from_events(llm):
     # while the first nested query ran, the row showed it open, inner text and all
     open_nested = snapshots[0].segments[-1]
     assert isinstance(open_nested, NestedSegment) and open_nested.query == "think()"
+
+
+@lmql_nb.query
+def count():
+    '''lmql
+    "How many?[N: int]" where len(TOKENS(N)) < 3
+    return N * 2
+    '''
+
+
+def test_a_call_of_a_function_that_is_no_query_gives_the_holes_type(llm):
+    def integer():
+        return int
+
+    result = lmql_nb.run_sync('"Number:[X: integer()] and [Y: count]"', integer=integer)
+    expected = gen(llm, "Number:", where="INT(RESPONSE)")
+    assert result.X == int(expected)
+    doubled = int(gen(llm, f"Number:{expected} and How many?",
+                      where="INT(RESPONSE) and len(TOKENS(RESPONSE)) < 3")) * 2
+    assert result.Y == doubled  # a returned int is the value; its str is the text
+    assert result.prompt == f"Number:{expected} and {doubled}"
