@@ -16,7 +16,10 @@ from ..constraints import CONSTRAINT_KEYS, ConstraintSpec, parse_constraints
 from .text import check_text
 from .validation import Options, Rule, option, unknown_options
 
+#: the decoders, for generate, query programs, the magics, the CLI and the server
 DECODERS = ("argmax", "sample", "beam")
+#: the options that apply to decoder="sample" alone
+SAMPLING_OPTIONS = ("temperature", "top_k", "top_p", "seed")
 MAX_TOP_LOGPROBS = 20
 
 
@@ -103,6 +106,35 @@ def check_values(values: Any) -> list[str]:
     return list(values)
 
 
+def default_decoder(temperature: Any) -> str:
+    """LMQL's rule for a call that names no decoder: a non-zero temperature samples."""
+    return "sample" if temperature else "argmax"
+
+
+def applies(option: str, decoder: Any) -> bool:
+    """Whether `option` means something to `decoder` (n: sample and beam; the sampling
+    options: sample)."""
+    if option == "n":
+        return decoder in ("sample", "beam")
+    return option not in SAMPLING_OPTIONS or decoder == "sample"
+
+
+def check_decoder(decoder: Any, n: int, given: Any = ()) -> None:
+    """The decoder rules, for `generate` and query programs alike: a known decoder, n > 1
+    only with sample or beam, the sampling options (`given` names those passed) only
+    with sample."""
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r}; accepted decoders are: "
+                         f"{', '.join(DECODERS)}")
+    if n > 1 and not applies("n", decoder):
+        raise ValueError(f"n={n} needs decoder='sample' or decoder='beam'; "
+                         f"decoder={decoder!r} gives a single sequence")
+    misplaced = [k for k in SAMPLING_OPTIONS if k in given and not applies(k, decoder)]
+    if misplaced:
+        raise ValueError(f"{', '.join(misplaced)} only apply to decoder='sample' "
+                         f"(decoder is {decoder!r}); pass decoder='sample' to sample")
+
+
 def parse_generate_options(max_tokens: Any = None, **kwargs: Any) -> GenerateOptions:
     """Check `generate`'s keyword options and return them as a `GenerateOptions`."""
     accepted = generate_keywords()
@@ -112,7 +144,8 @@ def parse_generate_options(max_tokens: Any = None, **kwargs: Any) -> GenerateOpt
     if kwargs.get("decoder") is None:  # LMQL's rule: a non-zero temperature samples
         kwargs.pop("decoder", None)
         temperature = kwargs.get("temperature")
-        if temperature and GENERATE_RULES["temperature"].check("temperature", temperature):
+        if default_decoder(temperature) == "sample" and \
+                GENERATE_RULES["temperature"].check("temperature", temperature):
             kwargs["decoder"] = "sample"
         else:
             kwargs.pop("temperature", None)
@@ -120,14 +153,7 @@ def parse_generate_options(max_tokens: Any = None, **kwargs: Any) -> GenerateOpt
     if max_tokens is not None:
         given["max_tokens"] = max_tokens
     values = {name: GENERATE_RULES[name].check(name, value) for name, value in given.items()}
-    decoder, n = values.get("decoder", "argmax"), values.get("n", 1)
-    if n > 1 and decoder == "argmax":
-        raise ValueError(f"n={n} needs decoder='sample' or decoder='beam'; "
-                         "decoder='argmax' yields a single sequence")
-    sampling_only = [k for k in ("temperature", "top_k", "top_p", "seed") if k in kwargs]
-    if decoder != "sample" and sampling_only:
-        raise ValueError(f"{', '.join(sampling_only)} only apply to decoder='sample' "
-                         f"(decoder is {decoder!r}); pass decoder='sample' to sample")
+    check_decoder(values.get("decoder", "argmax"), values.get("n", 1), kwargs)
     if "top_logprobs" not in values:
         values["top_logprobs"] = 5 if values.get("return_details") else 0
     constraint = parse_constraints(kwargs)

@@ -25,6 +25,7 @@ import textwrap
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ..core import aio
+from ..core.options import SAMPLING_OPTIONS, applies, check_decoder, default_decoder
 from ..generations.llm import LLM
 from .result import LMQLResult
 
@@ -37,7 +38,6 @@ OPTIONS = ("model", "decoder", "n", "temperature", "top_k", "top_p", "seed", "ma
            "top_logprobs", "cache", "on_event", "verbose", "chunksize", "output_writer",
            "inputs", "certificate")
 _REFUSED: dict[str, str] = {}
-_DECODERS = ("argmax", "sample", "beam")
 
 
 def _config(options: dict[str, Any], where: str) -> dict[str, Any]:
@@ -207,41 +207,39 @@ class QueryFunction:
         for i, layer in enumerate(layers):
             for key, value in layer.items():
                 if key == "decoder" or (deciding is not None and i < deciding
-                                        and not _applies(key, decoder)):
+                                        and not applies(key, decoder)):
                     continue
                 merged[key] = value
         options = merged
-        temperature = merged.get("temperature")
-        if decoder is None:  # LMQL's rule: a non-zero temperature means sampling
-            decoder = "sample" if temperature else "argmax"
-        if decoder not in _DECODERS:
-            raise ValueError(f"unknown decoder {decoder!r}; accepted decoders are: "
-                             f"{', '.join(_DECODERS)}")
+        if decoder is None:
+            decoder = default_decoder(merged.get("temperature"))
         n = merged.get("n", 1)
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
-        if n > 1 and decoder == "argmax":
-            raise ValueError(f"n={n} needs decoder='sample' or decoder='beam'; argmax runs "
-                             "the program once")
-        sampling = [k for k in ("top_k", "top_p", "seed") if merged.get(k) is not None]
-        if temperature and decoder != "sample":
-            sampling.insert(0, "temperature")
-        if sampling and decoder != "sample":
-            raise ValueError(f"{', '.join(sampling)} only apply to decoder='sample' (decoder "
-                             f"is {decoder!r})")
+        # a temperature of 0 asks for no sampling: allowed with any decoder, as in LMQL
+        given = [k for k in SAMPLING_OPTIONS if merged.get(k) is not None
+                 and (k != "temperature" or merged[k])]
+        check_decoder(decoder, n, given)
         max_len = merged.get("max_len", DEFAULT_MAX_LEN)
         if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
             raise ValueError(f"max_len must be a positive int, got {max_len!r}")
         from ..core.options import parse_generate_options
 
-        check = {k: merged[k] for k in ("temperature", "top_k", "top_p", "seed", "top_logprobs",
-                                        "cache") if merged.get(k) is not None}
+        check = {k: merged[k] for k in (*SAMPLING_OPTIONS, "top_logprobs", "cache")
+                 if merged.get(k) is not None}
         parse_generate_options(None, decoder=decoder, n=n, **check)  # the same checks as generate
-        return Settings(self._model(options, arguments or {}), decoder, n,
-                        merged.get("temperature"),
+        _check_chunksize(merged.get("chunksize"))
+        model = self._model(options, arguments or {})
+        on_event = merged.get("on_event")
+        verbose = merged.get("verbose", False)
+        if not isinstance(verbose, bool):
+            raise TypeError(f"verbose must be True or False, got {verbose!r}")
+        if verbose:
+            on_event = _chain(on_event, _verbose_log(model.model_identifier))
+        return Settings(model, decoder, n, merged.get("temperature"),
                         merged.get("top_k"), merged.get("top_p"), merged.get("seed"), max_len,
                         merged.get("top_logprobs", 5), merged.get("cache", True),
-                        merged.get("on_event"), _inputs(merged.get("inputs")))
+                        on_event, _inputs(merged.get("inputs")))
 
     def _decoder_arguments(self, arguments: dict[str, Any]) -> dict[str, Any]:
         """The decoder clause's arguments, its expressions evaluated as the user's code
@@ -289,16 +287,56 @@ def _with_writer(options: dict[str, Any]) -> dict[str, Any]:
         raise TypeError("output_writer must be lmql_nb.stream(...), lmql_nb.printing, "
                         "lmql_nb.silent or a callable(sequence_index, event), got "
                         f"{type(writer).__name__}")
-    on_event = options.get("on_event")
-    if on_event is None:
-        options["on_event"] = writer
-    else:
-        def both(index: int, event: Any) -> None:
-            writer(index, event)
-            on_event(index, event)
-
-        options["on_event"] = both
+    options["on_event"] = _chain(options.get("on_event"), writer)
     return options
+
+
+def _chain(first: Optional[Callable[[int, Any], None]],
+           then: Callable[[int, Any], None]) -> Callable[[int, Any], None]:
+    """An event callback that calls `then`, and `first` (if any) after it."""
+    if first is None:
+        return then
+
+    def both(index: int, event: Any) -> None:
+        then(index, event)
+        first(index, event)
+
+    return both
+
+
+def _check_chunksize(chunksize: Any) -> None:
+    """LMQL's `chunksize=`: how many tokens its decoders generate between constraint
+    checks. lmql_nb checks constraints at every token (so no chunk size changes a
+    result): a valid value is accepted for LMQL programs, with a warning that says so."""
+    if chunksize is None:
+        return
+    if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
+        raise ValueError(f"chunksize must be a positive int, got {chunksize!r}")
+    import warnings
+
+    warnings.warn(f"chunksize={chunksize} has no effect in lmql_nb: LMQL generates that many "
+                  "tokens between constraint checks, lmql_nb checks its constraints at every "
+                  "token, so there are no chunks and every chunksize gives the same result",
+                  UserWarning, stacklevel=5)
+
+
+def _verbose_log(model_id: str) -> Callable[[int, Any], None]:
+    """`verbose=True` (LMQL's): one line on stdout per model call of the run, as it
+    finishes: the hole it filled or the distribution it scored, and what came back."""
+    from .trace import DistributionScored, HoleFinished
+
+    def log(index: int, event: Any) -> None:
+        if isinstance(event, HoleFinished):
+            hole = event.segment
+            print(f"lmql_nb [{index}] generate {hole.name} on {model_id}: {hole.text!r} "
+                  f"({len(hole.tokens)} tokens, {hole.finish_reason})", flush=True)
+        elif isinstance(event, DistributionScored):
+            scored = event.segment
+            scores = ", ".join(f"{v!r}: {p:.3f}" for v, p in zip(scored.values, scored.probs))
+            print(f"lmql_nb [{index}] score {scored.name} on {model_id}: {scores} -> "
+                  f"{scored.chosen!r}", flush=True)
+
+    return log
 def _inputs(inputs: Any) -> Any:
     """`inputs=`: the chat user's messages (a list of str, in order) or an async
     `ask(prompt)` that returns the next one (None ends the chat)."""
@@ -360,15 +398,6 @@ def _in_ipython() -> bool:
     """Whether this runs in an IPython shell or Jupyter kernel."""
     ipython = sys.modules.get("IPython")
     return ipython is not None and getattr(ipython, "get_ipython", lambda: None)() is not None
-
-
-def _applies(key: str, decoder: Any) -> bool:
-    """Whether option `key` means something to `decoder`."""
-    if key == "n":
-        return decoder in ("sample", "beam")
-    if key in ("temperature", "top_k", "top_p", "seed"):
-        return decoder == "sample"
-    return True
 
 
 def _check_constraints(program: Program) -> None:

@@ -15,7 +15,8 @@ import io
 import tokenize
 from typing import Optional
 
-DECODERS = ("argmax", "sample", "beam")
+from ..core.options import DECODERS
+
 #: decoders LMQL has that lmql_nb does not run
 UNSUPPORTED_DECODERS = ("beam_sample", "beam_var", "var", "best_k", "incontext")
 _CLAUSES = ("where", "distribution")
