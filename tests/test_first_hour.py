@@ -23,6 +23,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+# installing torch, transformers and JupyterLab into a new venv takes minutes, not seconds
+pytestmark = pytest.mark.timeout(3600)
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 

@@ -196,3 +196,26 @@ def test_import_lmql_nb_stays_light():
             "'IPython', 'ipywidgets', 'pandas') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_show_draws_a_result_type_that_a_view_registered_without_editing_show():
+    from lmql_nb.notebook.views import registry
+
+    class Thing:
+        pass
+
+    class ThingView:
+        def __init__(self, result, **options):
+            self.result, self.options = result, options
+
+    registry.shows(Thing, many=True)(ThingView)
+    try:
+        one = lmql_nb.show(Thing(), colour="red")
+        assert isinstance(one, ThingView) and one.options == {"colour": "red"}
+        assert isinstance(lmql_nb.show([Thing(), Thing()]), ThingView)
+        with pytest.raises(TypeError, match="Thing \\(or a list of them\\)"):
+            lmql_nb.show([Thing(), 3])  # a list of different results has no one view
+        with pytest.raises(ValueError, match="drawn by"):
+            registry.shows(Thing)(TokenView)  # one view per result type
+    finally:
+        registry._VIEWS_OF.pop(Thing)

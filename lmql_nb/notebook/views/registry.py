@@ -48,10 +48,8 @@ def view_for(result: Any) -> Optional[Callable[..., Any]]:
 
 def accepted() -> str:
     """What `show()` accepts, in words (for its error message)."""
-    names = []
-    for kind, (_, many) in _VIEWS_OF.items():
-        names.append(f"a {kind.__name__}" + (f" or a list of {kind.__name__}s" if many else ""))
-    return ", ".join(names)
+    return ", ".join(kind.__name__ + (" (or a list of them)" if many else "")
+                     for kind, (_, many) in _VIEWS_OF.items())
 
 
 def show(result: Any, **options: Any) -> Any:
@@ -63,4 +61,4 @@ def show(result: Any, **options: Any) -> Any:
                                    and all(isinstance(g, str) for g in result)):
         raise TypeError("show() needs per-token data, which plain text does not have: "
                         "call generate(..., return_details=True) and show its result")
-    raise TypeError(f"show() accepts {accepted()}; got {type(result).__name__}")
+    raise TypeError(f"show() accepts: {accepted()}; got {type(result).__name__}")
