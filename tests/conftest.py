@@ -143,7 +143,8 @@ def gemma():
 # a model: seconds each), vllm (tests/vllm: a real vLLM server, its CPU build in a virtual
 # environment of its own) and gemma (the embedded model, marked by hand).
 SERVER_FIXTURES = {"gpt2_server", "llama_server", "server_process", "fault_proxy"}
-KERNEL_MODULES = {"test_magics_kernel.py", "test_interrupt_and_autoload.py"}
+KERNEL_MODULES = {"test_magics_kernel.py", "test_interrupt_and_autoload.py",
+                  "test_query_interrupt_kernel.py"}
 
 
 def _starts_python(item) -> bool:

@@ -30,7 +30,14 @@ async def wait(future: concurrent.futures.Future,
     try:
         library = sniffio.current_async_library()
         if library == "asyncio":
-            return await asyncio.shield(asyncio.wrap_future(future))
+            inner = asyncio.wrap_future(future)
+            try:
+                return await asyncio.shield(inner)
+            except asyncio.CancelledError:
+                # the work ends later; its outcome (often a CancelledError of its own) has
+                # no reader now: take it, or asyncio logs "exception was never retrieved"
+                inner.add_done_callback(_retrieve)
+                raise
         if library == "trio":
             return await _wait_trio(future)
         if library == "curio":
@@ -43,6 +50,11 @@ async def wait(future: concurrent.futures.Future,
         if not future.done() and on_cancel is not None:
             on_cancel()
         raise
+
+
+def _retrieve(future: "asyncio.Future[Any]") -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def _wait_trio(future: concurrent.futures.Future) -> Any:
@@ -104,6 +116,12 @@ class _Portal:
     def in_portal_thread(self) -> bool:
         return threading.current_thread() is self._thread
 
+    def abandon(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Leave `loop` to whatever holds its thread: the next call starts a new one."""
+        with self._lock:
+            if self._loop is loop:
+                self._loop, self._thread = None, None
+
 
 _portal = _Portal()
 _thread_state = threading.local()
@@ -123,8 +141,10 @@ def reentrant_call_error() -> RuntimeError:
                         "the generation returns (or from another thread)")
 
 
-def submit(coroutine: Coroutine[Any, Any, T]) -> "concurrent.futures.Future[T]":
-    """Schedule `coroutine` on lmql_nb's private event loop; return a future of it."""
+def submit(coroutine: Coroutine[Any, Any, T],
+           loop: Optional[asyncio.AbstractEventLoop] = None) -> "concurrent.futures.Future[T]":
+    """Schedule `coroutine` on lmql_nb's private event loop (or `loop`, one it gave);
+    return a future of it."""
     if getattr(_thread_state, "runs_callbacks", False):
         if asyncio.iscoroutine(coroutine):
             coroutine.close()  # never awaited: no "was never awaited" warning
@@ -132,7 +152,8 @@ def submit(coroutine: Coroutine[Any, Any, T]) -> "concurrent.futures.Future[T]":
     if _portal.in_portal_thread():
         raise RuntimeError("a _sync function was called from inside an lmql_nb coroutine; "
                            "await the async version instead")
-    return _start_in_context(coroutine, _portal.loop(), contextvars.copy_context())
+    return _start_in_context(coroutine, loop or _portal.loop(),
+                             contextvars.copy_context())
 
 
 def _start_in_context(coroutine: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop,
@@ -170,18 +191,53 @@ def _start_in_context(coroutine: Coroutine[Any, Any, T], loop: asyncio.AbstractE
     return future
 
 
+#: how long an interrupted call may take to stop before its event loop is left behind
+CANCEL_GRACE_SECONDS = 3.0
+
+
+class Submitted:
+    """A coroutine running on lmql_nb's private loop (`start`), and a way to stop it that
+    leaves the loop usable for the next call whatever the coroutine does (`cancel`)."""
+
+    def __init__(self, coroutine: Coroutine[Any, Any, T]):
+        self.finished = threading.Event()
+
+        async def main() -> Any:
+            try:
+                return await coroutine
+            finally:
+                self.finished.set()
+
+        self.loop = _portal.loop()
+        self.future: concurrent.futures.Future = submit(main(), self.loop)
+
+    def cancel(self, grace: float = CANCEL_GRACE_SECONDS) -> bool:
+        """Cancel the coroutine and wait up to `grace` seconds for it to stop; return
+        whether it did. One that does not (Python that never gives control back) is left
+        running on its loop, and later calls get a new loop: lmql_nb stays usable."""
+        self.future.cancel()
+        stopped = False
+        try:
+            stopped = self.finished.wait(timeout=grace)
+        finally:
+            if not stopped:
+                _portal.abandon(self.loop)
+        return stopped
+
+
 def run_sync(coroutine_function: Callable[..., Coroutine[Any, Any, T]], *args: Any,
              **kwargs: Any) -> T:
     """Run `coroutine_function(*args, **kwargs)` to completion and return its result.
 
     A KeyboardInterrupt (a notebook's interrupt button) cancels the coroutine, which
-    stops the work behind it, and is then re-raised.
+    stops the work behind it, and is then re-raised; the next call works whatever the
+    interrupted coroutine was doing (see `Submitted.cancel`).
     """
-    future = submit(coroutine_function(*args, **kwargs))
+    submitted = Submitted(coroutine_function(*args, **kwargs))
     try:
-        return future.result()
+        return submitted.future.result()
     except KeyboardInterrupt:
-        future.cancel()
+        submitted.cancel()
         raise
 
 

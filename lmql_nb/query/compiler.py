@@ -105,6 +105,7 @@ class Program:
     #: names the program-level where constrains that are no holes (LMQL: variables of
     #: the query, which must be defined when it is called)
     where_names: list[str] = dataclasses.field(default_factory=list)
+    checked: bool = False  # its literal constraints were checked (query functions do it once)
 
     @property
     def hole_names(self) -> list[str]:
@@ -245,7 +246,7 @@ class _Compiler:
                 node.col_offset -= 1  # type: ignore[attr-defined]
             if getattr(node, "end_lineno", 0) == 1:
                 node.end_col_offset -= 1  # type: ignore[attr-defined]
-        return tree.body
+        return _fold_negative_numbers(tree.body)
 
     @staticmethod
     def analyser(clause: layout_module.Clause) -> WhereParser:
@@ -267,7 +268,17 @@ class _Compiler:
                 and isinstance(expression.left, ast.Name)):
             raise self.origin.error("a distribution clause reads 'VARIABLE in [values]'",
                                     clause.line, clause.col)
-        return expression.left.id, expression.comparators[0], clause
+        values = expression.comparators[0]
+        name = expression.left.id
+        if isinstance(values, (ast.Constant, ast.Dict, ast.JoinedStr)) or (
+                isinstance(values, (ast.List, ast.Tuple, ast.Set)) and (not values.elts or any(
+                    isinstance(v, ast.Constant) and (not isinstance(v.value, str) or not v.value)
+                    for v in values.elts))):
+            raise self.origin.error(f"distribution {name} in ...: the values must be a "
+                                    "non-empty list of non-empty strings, e.g. "
+                                    f'distribution {name} in ["yes", "no"]', clause.line,
+                                    clause.col, ValueError)
+        return name, values, clause
 
     # -- prompt statements -----------------------------------------------------------------
 
@@ -287,6 +298,12 @@ class _Compiler:
                 handler.body = self.transform(handler.body) or [ast.Pass()]
             for case in getattr(statement, "cases", []):
                 case.body = self.transform(case.body) or [ast.Pass()]
+            if isinstance(statement, (ast.While, ast.For, ast.AsyncFor)):
+                # each iteration gives the event loop a chance: a loop stays cancellable
+                tick = ast.Expr(_call("tick", []))
+                ast.copy_location(tick, statement.body[0])
+                ast.fix_missing_locations(tick)
+                statement.body.insert(0, tick)
             result.append(_ToolAwaits().visit(statement))
         return result
 
@@ -308,6 +325,11 @@ class _Compiler:
         distribution = None
         analysers = []
         for clause in clauses:
+            if not clause.source:
+                wanted = "a constraint" if clause.keyword == "where" else "VARIABLE in [values]"
+                raise self.origin.error(f"the {clause.keyword} clause is empty: write "
+                                        f"{wanted} after {clause.keyword}", clause.line,
+                                        clause.col)
             expression = self.expression(clause)
             if clause.keyword == "where":
                 analyser = self.analyser(clause)
@@ -542,6 +564,22 @@ class _ToolAwaits(ast.NodeTransformer):
 
     def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
         return node
+
+
+def _fold_negative_numbers(node: ast.expr) -> ast.expr:
+    """`-3` as the literal it is (Python's parser gives a minus applied to 3), so that
+    constraints check it as they check `3`."""
+
+    class Fold(ast.NodeTransformer):
+        def visit_UnaryOp(self, unary: ast.UnaryOp) -> ast.AST:
+            self.generic_visit(unary)
+            operand = unary.operand
+            if isinstance(unary.op, ast.USub) and isinstance(operand, ast.Constant) \
+                    and type(operand.value) in (int, float):
+                return ast.copy_location(ast.Constant(-operand.value), unary)  # type: ignore[operator]
+            return unary
+
+    return Fold().visit(node)
 
 
 def _placed(node: ast.expr, where: ast.stmt) -> ast.expr:

@@ -12,21 +12,36 @@ A `def` query is called synchronously, an `async def` one returns a coroutine. K
 options (`model=`, `decoder=`, `n=`, `temperature=`, `max_len=`, ...) go on the decorator
 or on the call (the call wins), and override the program's own decoder and `from`
 clauses. A non-zero `temperature` without a decoder means `sample`, as in LMQL.
+
+Variables: a program reads the names it does not bind where it was written, when it
+runs, as Python code in the same place would: `run(source)` / `run_sync(source)` read
+the calling function's locals and module globals at the call; a query defined inside a
+function reads that function's locals when it is called (as a closure does). Compiled
+programs are cached by source text, never with values.
+
+A keyword argument that names a variable the program reads (or a parameter of a
+`def` query) is that variable, even where it is also an option's name (`n`, `seed`,
+`model`, ...): LMQL's rule. Where such a name could be either, a `QueryArgumentWarning`
+says it was taken as the variable.
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
+import dataclasses
 import functools
 import inspect
 import linecache
 import sys
 import textwrap
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+import warnings
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Mapping, Optional, Union
 
 from ..core import aio
 from ..core.options import SAMPLING_OPTIONS, applies, check_decoder, default_decoder
 from ..generations.llm import LLM
+from .program_cache import ProgramCache
 from .result import LMQLResult
 
 if TYPE_CHECKING:  # the compiler and runtime load with the first query
@@ -38,6 +53,18 @@ OPTIONS = ("model", "decoder", "n", "temperature", "top_k", "top_p", "seed", "ma
            "top_logprobs", "cache", "on_event", "verbose", "chunksize", "output_writer",
            "inputs", "certificate")
 _REFUSED: dict[str, str] = {}
+
+#: where a query reads its caller's or definer's local variables, when it runs
+LocalsReader = Callable[[], Mapping[str, Any]]
+
+
+class BeamWidthWarning(UserWarning):
+    """A beam search returned fewer results than its `n` asked for."""
+
+
+class QueryArgumentWarning(UserWarning):
+    """A keyword argument named both like a query option and like a variable the program
+    reads was taken as the variable (LMQL's rule)."""
 
 
 def _config(options: dict[str, Any], where: str) -> dict[str, Any]:
@@ -60,21 +87,38 @@ class QueryFunction:
 
     __lmql_query__ = True
 
-    def __init__(self, program: Program, scope: dict[str, Any], captured: dict[str, Any],
+    def __init__(self, program: Program, scope: dict[str, Any],
+                 captured: Union[Mapping[str, Any], LocalsReader],
                  signature: Optional[inspect.Signature], is_async: bool,
-                 config: dict[str, Any], name: str = "query", returns: str = "program"):
+                 config: dict[str, Any], name: str = "query", returns: str = "program",
+                 keywords_are_options: bool = False):
         self.program = program
         self.scope = scope  # the defining module's globals (read live)
-        self.captured = captured  # the defining function's locals at definition time
+        # the defining function's locals, read when the program runs
+        self._locals: LocalsReader = (captured if callable(captured)
+                                      else functools.partial(_fixed, captured))
         self.signature = signature
         self.is_async = is_async
         self.config = config
         self.returns = returns
+        self.keywords_are_options = keywords_are_options  # %%lmql: no keyword is a variable
         self.__name__ = name
         self.__qualname__ = name
-        outer = _function(program.outer, _QueryGlobals(scope) if program.has_prologue else scope)
-        self._function = outer(*[captured[n] for n in program.captures])
-        _check_constraints(program)
+        self._outer = _function(program.outer,
+                                _QueryGlobals(scope) if program.has_prologue else scope)
+        if not program.checked:
+            _check_constraints(program)
+            program.checked = True
+
+    @property
+    def captured(self) -> Mapping[str, Any]:
+        """The defining function's local variables, as they are now."""
+        return self._locals()
+
+    @property
+    def _function(self) -> Callable:
+        """The program's function, bound to the variables it captures as they are now."""
+        return self._bind(self._locals())
 
     def __repr__(self) -> str:
         return f"<lmql_nb query {self.__name__}({', '.join(self.program.parameters)})>"
@@ -134,16 +178,64 @@ class QueryFunction:
         return (await self._execute(args, kwargs))[0]
 
     async def _execute(self, args: tuple, kwargs: dict) -> tuple[list[Outcome], Settings]:
-        options = {k: kwargs.pop(k) for k in list(kwargs) if k in OPTIONS or k in _REFUSED}
-        options = _config(options, f"{self.__name__}()")
-        arguments = self._arguments(args, kwargs)
-        self._check_where_names(arguments)
-        settings = self._settings(options, arguments)
+        local_values = self._locals()
+        options = _config(self._options(kwargs), f"{self.__name__}()")
+        arguments = self._arguments(args, kwargs, local_values)
+        self._check_where_names(arguments, local_values)
+        settings = self._settings(options, arguments, local_values)
+        function = self._bind(local_values)
         from .runtime import Runner
 
-        return await Runner(self.program, self._function, arguments, settings).run(), settings
+        outcomes = await Runner(self.program, function, arguments, settings).run()
+        if settings.decoder == "beam" and len(outcomes) < settings.n:
+            warnings.warn(f"beam(n={settings.n}) gave {len(outcomes)} result"
+                          f"{'' if len(outcomes) == 1 else 's'}: a beam search keeps at most "
+                          "as many beams as there are distinct continuations (the model's "
+                          "vocabulary, narrowed by the constraints, at each hole)",
+                          BeamWidthWarning, stacklevel=3)
+        return outcomes, settings
 
-    def _arguments(self, args: tuple, kwargs: dict) -> dict[str, Any]:
+    def _options(self, kwargs: dict) -> dict[str, Any]:
+        """Take the query options out of `kwargs` (LMQL's rule: a keyword naming a variable
+        the program reads, or a parameter of a `def` query, is that variable)."""
+        if self.keywords_are_options:
+            variables: set[str] = set()
+        elif self.signature is not None:
+            variables = set(self.signature.parameters)
+        else:
+            variables = set(self.program.parameters)
+        options = {}
+        for key in list(kwargs):
+            if key in variables:
+                if key in OPTIONS and self.signature is None:
+                    warnings.warn(f"{self.__name__}(): {key}= was taken as the program's "
+                                  f"variable {key} (the program reads it), not as the query "
+                                  f"option {key}; rename the variable to pass the option",
+                                  QueryArgumentWarning, stacklevel=4)
+                continue
+            if key in OPTIONS or key in _REFUSED:
+                options[key] = kwargs.pop(key)
+        return options
+
+    def _bind(self, local_values: Mapping[str, Any]) -> Callable:
+        """The program's function, its captured names bound to their values now."""
+        values = []
+        for name in self.program.captures:
+            if name in local_values:
+                values.append(local_values[name])
+            elif name in self.scope:
+                values.append(self.scope[name])
+            elif hasattr(builtins, name):
+                values.append(getattr(builtins, name))
+            else:
+                raise NameError(f"name {name!r} is not defined: the query {self.__name__} "
+                                "reads it")
+        return self._outer(*values)
+
+    def _arguments(self, args: tuple, kwargs: dict,
+                   local_values: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+        if local_values is None:
+            local_values = self._locals()
         if self.signature is not None:
             try:
                 bound = self.signature.bind(*args, **kwargs)
@@ -165,8 +257,8 @@ class QueryFunction:
             values[key] = value
         for name in parameters:
             if name not in values:
-                if name in self.captured:
-                    values[name] = self.captured[name]
+                if name in local_values:
+                    values[name] = local_values[name]
                 elif name in self.scope:
                     values[name] = self.scope[name]
                 else:
@@ -175,11 +267,12 @@ class QueryFunction:
                                     f"defined nowhere (pass it: {self.__name__}({name}=...))")
         return values
 
-    def _check_where_names(self, arguments: dict[str, Any]) -> None:
+    def _check_where_names(self, arguments: dict[str, Any],
+                           local_values: Mapping[str, Any]) -> None:
         """A `where` may name a variable that is no hole (LMQL reads it as the query's
         variable, and it constrains no generation); it must be defined somewhere."""
         missing = [n for n in self.program.where_names if n not in arguments
-                   and n not in self.captured and n not in self.scope]
+                   and n not in local_values and n not in self.scope]
         if missing:
             listed = ", ".join(f"'{n}'" for n in sorted(missing))
             raise TypeError(f"Failed to resolve variable{'s' if len(missing) > 1 else ''} in "
@@ -187,8 +280,8 @@ class QueryFunction:
                             f"but no hole of the program, no argument and defined nowhere; "
                             f"its holes: {', '.join(self.program.hole_names) or 'none'})")
 
-    def _settings(self, call: dict[str, Any],
-                  arguments: Optional[dict[str, Any]] = None) -> Settings:
+    def _settings(self, call: dict[str, Any], arguments: Optional[dict[str, Any]] = None,
+                  local_values: Optional[Mapping[str, Any]] = None) -> Settings:
         """The run's settings from the program's clauses, the decorator and the call (each
         overriding the one before). Decoder options given below the layer that chose the
         decoder are dropped where they do not apply to it (`@query(temperature=...)`
@@ -197,7 +290,9 @@ class QueryFunction:
         from .runtime import DEFAULT_MAX_LEN, Settings
 
         program = self.program
-        layers = [dict(self._decoder_arguments(arguments or {}),
+        if local_values is None:
+            local_values = self._locals()
+        layers = [dict(self._decoder_arguments(arguments or {}, local_values),
                        **({"decoder": program.decoder} if program.decoder else {})),
                   self.config, call]
         deciding = max((i for i, layer in enumerate(layers) if layer.get("decoder")),
@@ -229,7 +324,7 @@ class QueryFunction:
                  if merged.get(k) is not None}
         parse_generate_options(None, decoder=decoder, n=n, **check)  # the same checks as generate
         _check_chunksize(merged.get("chunksize"))
-        model = self._model(options, arguments or {})
+        model = self._model(options, arguments or {}, local_values)
         on_event = merged.get("on_event")
         verbose = merged.get("verbose", False)
         if not isinstance(verbose, bool):
@@ -241,7 +336,8 @@ class QueryFunction:
                         merged.get("top_logprobs", 5), merged.get("cache", True),
                         on_event, _inputs(merged.get("inputs")))
 
-    def _decoder_arguments(self, arguments: dict[str, Any]) -> dict[str, Any]:
+    def _decoder_arguments(self, arguments: dict[str, Any],
+                           local_values: Mapping[str, Any]) -> dict[str, Any]:
         """The decoder clause's arguments, its expressions evaluated as the user's code
         (`argmax(n=n)` reads the query's argument `n`)."""
         from .compiler import DecoderExpression
@@ -250,19 +346,21 @@ class QueryFunction:
         for key, value in values.items():
             if isinstance(value, DecoderExpression):
                 values[key] = eval(compile(value.source, self.program.origin.filename, "eval"),
-                                   self._namespace(arguments))
+                                   self._namespace(arguments, local_values))
         return values
 
-    def _namespace(self, arguments: dict[str, Any]) -> dict[str, Any]:
+    def _namespace(self, arguments: dict[str, Any],
+                   local_values: Mapping[str, Any]) -> dict[str, Any]:
         """What the program's clauses see: lmql, the defining scope, the arguments."""
         # up a layer: a program's clauses (from, decoder arguments) are the user's code,
         # which reads the package as `lmql` the way LMQL programs do
         import lmql_nb
 
-        return {"lmql": lmql_nb, "lmql_nb": lmql_nb, **self.scope, **self.captured,
+        return {"lmql": lmql_nb, "lmql_nb": lmql_nb, **self.scope, **local_values,
                 **arguments}
 
-    def _model(self, options: dict[str, Any], arguments: dict[str, Any]) -> LLM:
+    def _model(self, options: dict[str, Any], arguments: dict[str, Any],
+               local_values: Mapping[str, Any]) -> LLM:
         from ..api import _as_llm, get_default_model
 
         if options.get("model") is not None:
@@ -270,7 +368,7 @@ class QueryFunction:
         source = self.program.model_source
         if source is None:
             return get_default_model()
-        namespace = self._namespace(arguments)
+        namespace = self._namespace(arguments, local_values)
         # in brackets: the clause may span lines and hold comments
         value = eval(compile(f"(\n{source}\n)", self.program.origin.filename, "eval"),
                      namespace)
@@ -437,13 +535,26 @@ def _function(code: Any, scope: dict[str, Any]) -> Callable:
     return types.FunctionType(code, scope)
 
 
-def _caller(depth: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The globals and (unless module-level) a snapshot of the locals of the frame
-    `depth` levels up."""
+def _caller(depth: int, live: bool) -> tuple[dict[str, Any], LocalsReader]:
+    """The globals of the frame `depth` levels up, and where its locals are read: live
+    from the frame (`live`: a query defined there reads them when it runs, as a closure
+    would), or as they are now (a program run there now); nothing at module level."""
     frame = sys._getframe(depth + 1)
     scope = frame.f_globals
-    captured = {} if frame.f_locals is scope else dict(frame.f_locals)
-    return scope, captured
+    if frame.f_locals is scope:
+        return scope, _no_locals
+    if live:
+        return scope, lambda: frame.f_locals
+    snapshot = dict(frame.f_locals)
+    return scope, functools.partial(_fixed, snapshot)
+
+
+def _no_locals() -> Mapping[str, Any]:
+    return {}
+
+
+def _fixed(values: Mapping[str, Any]) -> Mapping[str, Any]:
+    return values
 
 
 def _docstring_program(function: Callable) -> tuple[str, Origin]:
@@ -497,17 +608,17 @@ def _strip_marker(program: str) -> str:
 def _from_function(function: Callable, config: dict[str, Any], depth: int) -> QueryFunction:
     from .compiler import compile_program
 
-    _, captured = _caller(depth + 1)  # the function's own globals serve as its scope
+    _, local_values = _caller(depth + 1, live=True)  # the function's own globals: scope
     source, origin = _docstring_program(function)
     signature: Optional[inspect.Signature] = inspect.signature(function)
     assert signature is not None
     parameters: Optional[list[str]] = list(signature.parameters)
     if not parameters:  # as in LMQL: the program's free variables may be given by keyword
         parameters = signature = None
-    program = compile_program(source, origin, parameters, tuple(captured))
+    program = compile_program(source, origin, parameters, tuple(local_values()))
     if signature is None:
-        _order_parameters(program, set(captured) | set(function.__globals__))
-    query_function = QueryFunction(program, function.__globals__, captured, signature,
+        _order_parameters(program, set(local_values()) | set(function.__globals__))
+    query_function = QueryFunction(program, function.__globals__, local_values, signature,
                                    inspect.iscoroutinefunction(function), config,
                                    function.__name__)
     functools.update_wrapper(query_function, function)
@@ -527,18 +638,14 @@ def _order_parameters(program: Program, defined: set[str],
 
 def _from_source(source: str, config: dict[str, Any], is_async: bool, depth: int,
                  returns: str = "program", name: str = "query",
-                 input_variables: Optional[list[str]] = None) -> QueryFunction:
-    from .compiler import Origin, compile_program
-
+                 input_variables: Optional[list[str]] = None,
+                 live: bool = True) -> QueryFunction:
+    """A query function for `source` in the scope `depth` frames up (`live`: it reads that
+    scope's locals when it runs; else as they are now, for a program run at once)."""
     if not isinstance(source, str):
         raise TypeError(f"a query program must be a str, got {type(source).__name__}")
-    scope, captured = _caller(depth + 1)
-    stripped = _strip_marker(source)
-    dedented = textwrap.dedent(stripped)
-    removed = next((len(a) - len(b) for a, b in zip(stripped.split("\n"),
-                                                    dedented.split("\n")) if a.strip()), 0)
-    origin = Origin(line=1, first_col=removed, indent=removed, lines=tuple(source.split("\n")))
-    program = compile_program(dedented, origin, None, ())
+    scope, local_values = _caller(depth + 1, live)
+    program = _source_program(source) if live else _programs.get(source, _source_program)
     if input_variables is not None:
         if not isinstance(input_variables, (list, tuple)) or not all(
                 isinstance(v, str) and v.isidentifier() for v in input_variables):
@@ -547,8 +654,24 @@ def _from_source(source: str, config: dict[str, Any], is_async: bool, depth: int
         if unread:
             raise ValueError(f"input_variables names {', '.join(unread)}, which the program "
                              f"does not read (it reads: {', '.join(program.parameters) or 'none'})")
-    _order_parameters(program, set(captured) | set(scope), input_variables)
-    return QueryFunction(program, scope, captured, None, is_async, config, name, returns)
+    program = dataclasses.replace(program, parameters=list(program.parameters))  # its own order
+    _order_parameters(program, set(local_values()) | set(scope), input_variables)
+    return QueryFunction(program, scope, local_values, None, is_async, config, name, returns)
+
+
+def _source_program(source: str) -> Program:
+    """`source` compiled (dedented; errors point at the lines as written)."""
+    from .compiler import Origin, compile_program
+
+    stripped = _strip_marker(source)
+    dedented = textwrap.dedent(stripped)
+    removed = next((len(a) - len(b) for a, b in zip(stripped.split("\n"),
+                                                    dedented.split("\n")) if a.strip()), 0)
+    origin = Origin(line=1, first_col=removed, indent=removed, lines=tuple(source.split("\n")))
+    program = compile_program(dedented, origin, None, ())
+    _check_constraints(program)
+    program.checked = True
+    return program
 
 
 def query_in_namespace(source: str, namespace: dict[str, Any], *, filename: str = "<cell>",
@@ -564,7 +687,7 @@ def query_in_namespace(source: str, namespace: dict[str, Any], *, filename: str 
     origin = Origin(filename, first_line, 0, 0, tuple(source.split("\n")))
     program = compile_program(source, origin, None, ())
     return QueryFunction(program, namespace, {}, None, True, _config(options, "%%lmql"),
-                         "cell")
+                         "cell", keywords_are_options=True)
 
 
 def query(function: Union[Callable, str, None] = None, *, is_async: Optional[bool] = None,
@@ -591,26 +714,20 @@ def query(function: Union[Callable, str, None] = None, *, is_async: Optional[boo
     return _from_function(function, config, 1)
 
 
-_compiled: dict[str, QueryFunction] = {}
+#: compiled programs of `run` / `run_sync` by source text (code only, never values)
+_programs: ProgramCache[Program] = ProgramCache()
 
 
-async def run(source: str, *args: Any, **kwargs: Any) -> Any:
+def run(source: str, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
     """Run the LMQL program `source`; keyword arguments are its variables (and query
-    options such as `model=`, `decoder=`)."""
-    function = _compiled.get(source)
-    if function is None:
-        function = _from_source(source, {}, True, 1)
-        if len(_compiled) > 64:
-            _compiled.clear()
-        _compiled[source] = function
-    return await function.run(*args, **kwargs)
+    options such as `model=`, `decoder=`). The program reads other variables where
+    `run` is called, as they are at the call. Returns a coroutine to await."""
+    return _from_source(source, {}, True, 1, live=False).run(*args, **kwargs)
 
 
 def run_sync(source: str, *args: Any, **kwargs: Any) -> Any:
     """Synchronous `run`."""
-    if source not in _compiled:
-        _compiled[source] = _from_source(source, {}, True, 1)
-    return _run_sync(_compiled[source].run, *args, **kwargs)
+    return _run_sync(_from_source(source, {}, True, 1, live=False).run, *args, **kwargs)
 
 
 def main(query_function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -640,13 +757,34 @@ def F(template: str, constraints: Optional[str] = None, is_async: bool = False,
         raise TypeError(f"F() takes the prompt template as a str, got {type(template).__name__}")
     source = repr(template)
     if constraints is not None:
-        if not isinstance(constraints, str):
-            raise TypeError(f"constraints must be a where expression str, got "
-                            f"{type(constraints).__name__}")
-        source += " where " + constraints
+        source += " where " + _where_expression(constraints)
     config = _config(options, "F()")
     return _from_source(source, config, is_async, 1, returns="F", name="F")
 
 
+def _where_expression(constraints: Any) -> str:
+    """`F`'s constraints as one where expression on one line: parsed alone, so that no
+    text of it can become a statement or another clause of the program."""
+    if not isinstance(constraints, str):
+        raise TypeError(f"constraints must be a where expression str, got "
+                        f"{type(constraints).__name__}")
+    if not constraints.strip():
+        raise ValueError("constraints is empty: pass a where expression such as "
+                         "'len(TOKENS(X)) < 10', or leave it out")
+    try:
+        tree = ast.parse(constraints.strip(), mode="eval")
+    except SyntaxError as error:
+        raise ValueError(f"constraints must be one where expression, e.g. 'len(TOKENS(X)) < "
+                         f"10 and STOPS_AT(X, \".\")'; {constraints!r} is not ({error.msg}, "
+                         f"column {error.offset})") from None
+    except (ValueError, RecursionError) as error:  # a null byte; absurd nesting
+        raise ValueError(f"constraints must be one where expression: {error}") from None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in ("where", "distribution"):
+            raise ValueError(f"constraints: {node.id!r} is an LMQL keyword, not a name a "
+                             "where expression can use")
+    return ast.unparse(tree.body)
+
+
 __all__ = ["query", "run", "run_sync", "F", "main", "QueryFunction", "LMQLResult",
-           "query_in_namespace"]
+           "query_in_namespace", "QueryArgumentWarning", "BeamWidthWarning"]

@@ -19,6 +19,8 @@ class LMQLResult:
     `distribution X in [...]` clause; `distribution_variable` / `distribution_values` name
     that clause. `trace` is the execution segment by segment (`lmql_nb.query.trace`);
     `model` the identifier of the model that ran it.
+    `limits` maps each hole that a bound ended (rather than the model or its
+    constraints) to that bound: `{"N": "max_len=2048"}` (see `HoleSegment.limit`).
     """
 
     prompt: str
@@ -27,6 +29,7 @@ class LMQLResult:
     distribution_values: Optional[list[str]] = None
     trace: Trace = dataclasses.field(default_factory=Trace, repr=False)
     model: str = ""
+    limits: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
         """In a notebook, the trace view; `text/plain` stays the dataclass repr."""

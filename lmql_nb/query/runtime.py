@@ -13,6 +13,14 @@ Decoders act on whole programs, as in LMQL:
   Python again from the start, replaying the values its ancestors chose (no model calls,
   `print` quiet), so control flow that depends on a hole branches as it should. Python
   side effects other than `print` (appending to an outside list) happen again on replay.
+
+Cancellation: every hole and distribution gives control back to the event loop (even
+when the result cache answers it at once), and so do prompt statements and each loop
+iteration of the program (`tick`, at most every `TICK_SECONDS`), so `wait_for`, a task's
+`cancel()` and the notebook's interrupt stop any program. A program that stops making
+progress ends with an error instead of spinning: its prompt may not outgrow `max_len`
+(checked as text is added, not only at holes), and a hole reached `STALL_LIMIT` times in
+a row on an unchanged prompt ends the run.
 """
 
 from __future__ import annotations
@@ -22,12 +30,14 @@ import contextlib
 import dataclasses
 import json
 import threading
+import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Optional, Sequence, Union
 
 import anyio
+import anyio.lowlevel
 
 from ..core import aio
-from ..constraints.where import Where, join_where
+from ..constraints.where import Clause, Where, join_where
 from ..generations.llm import LLM
 from .compiler import HoleSite, Program
 from .decorators import DecoratorList
@@ -40,6 +50,13 @@ from .trace import (DistributionScored, DistributionSegment, Event, EventCallbac
                     TextAppended, TextSegment, TokenAppended, Trace)
 
 DEFAULT_MAX_LEN = 2048  # LMQL's default bound on a program's total tokens
+#: how often (seconds) a running program gives control back to the event loop at least
+TICK_SECONDS = 0.02
+#: how many times in a row a hole may be asked on an unchanged prompt
+STALL_LIMIT = 100
+#: an INT hole without a length bound writes at most this many characters (any 64-bit
+#: integer fits); LMQL itself bounds it only by max_len
+INT_MAX_CHARS = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,6 +183,10 @@ class Execution:
         self.replay = _Replay(replay or [])
         self.choices: list = []  # hole and distribution segments, in order (for forks)
         self.hole_count = 0
+        self.prompt_bytes = 0  # len(self.prompt.encode()), kept as the prompt grows
+        self.measured = (0, 0)  # (prompt_bytes, tokens) when the prompt was last counted
+        self.last_hole: Optional[tuple[int, str]] = None  # (site, prompt) of the last hole
+        self.stalled = 0  # holes asked in a row on an unchanged prompt
         self.depth = 0  # 1 inside a nested query, 2 inside one nested in that, ...
         self.inputs_read = 0
 
@@ -184,17 +205,30 @@ class Execution:
 
     # -- what compiled programs call ------------------------------------------------------
 
+    async def tick(self) -> None:
+        """Give control back to the event loop if the program has not for a while (each
+        loop iteration of the program calls this: a loop stays cancellable)."""
+        await self.runner.tick()
+
     async def text(self, text: Any) -> None:
         text = str(text)
+        await self.runner.tick()
         if not text:
             return
-        self.prompt += text
+        self._grow(text)
         segments = self.trace.segments
         if segments and isinstance(segments[-1], TextSegment):
             segments[-1] = TextSegment(segments[-1].text + text)
         else:
             segments.append(TextSegment(text))
         self.emit(TextAppended(text))
+        if not self.replay.active:
+            await self.runner.check_length(self)
+
+    def _grow(self, text: str) -> None:
+        """Append `text` to the prompt (and count its bytes for `check_length`)."""
+        self.prompt += text
+        self.prompt_bytes += len(text.encode("utf-8", "surrogatepass"))
 
     async def role(self, role: str) -> None:
         """A chat tag: the text that follows is `role`'s turn."""
@@ -243,6 +277,7 @@ class Execution:
     async def hole(self, site_index: int, tactic: Any, operands: tuple,
                    decorators: tuple = ()) -> Any:
         site = self.runner.program.sites[site_index]
+        await anyio.lowlevel.checkpoint()  # a cached answer must not starve the loop
         if self.replay.active:
             segment = self.replay.next(site.name)
             self._add(segment)
@@ -261,7 +296,7 @@ class Execution:
             segment = await run_nested(self, site, tactic,
                                        hole_options(site, None, operands).get("where"))
         else:
-            options = hole_options(site, tactic, operands)
+            options = self.runner.hole_options(site, tactic, operands)
             if self.runner.outer_where:
                 if "json_schema" in options:
                     raise ValueError(f"[{site.name}: {getattr(tactic, '__name__', tactic)}] "
@@ -272,6 +307,7 @@ class Execution:
             if decorated is not None and decorated.has_stage("stream"):
                 decorated.stream("", self.context)
                 on_text = _streamer(decorated, self.context)
+            self._check_progress(site_index, site)
             self.emit(HoleStarted(site.name))
             segment = await self.runner.fill(self, site, options, tactic, on_text)
             if on_text is not None:
@@ -310,7 +346,7 @@ class Execution:
     async def tool_text(self, source: str, text: str) -> None:
         """`{calc(EXPR)}` in a prompt: the call's text joins the prompt as a tool step."""
         step = StepSegment("tool", "", source, f"→ {_short(text)}", text)
-        self.prompt += text
+        self._grow(text)
         self._record_tool(step)
 
     def _record_tool(self, step: StepSegment) -> None:
@@ -320,9 +356,27 @@ class Execution:
     def _step(self, step: StepSegment) -> None:
         self.trace.segments.append(step)
 
+    def _check_progress(self, site_index: int, site: HoleSite) -> None:
+        """End a program that asks the same hole on the same prompt again and again."""
+        current = (site_index, self.prompt)
+        self.stalled = self.stalled + 1 if current == self.last_hole else 0
+        self.last_hole = current
+        if self.stalled >= STALL_LIMIT:
+            raise RuntimeError(
+                f"the program makes no progress: [{site.name}] "
+                f"({self.runner.program_line(site)}) was asked {STALL_LIMIT + 1} times in a "
+                "row on the same prompt (its text added nothing, and nothing else changed "
+                "the prompt), so the model was asked the same question each time. End the "
+                f"loop when a hole adds nothing (if not {site.name}: break), or constrain "
+                "the hole so that it writes something")
+
     async def distribution(self, site_index: int, values: Any) -> str:
         site = self.runner.program.sites[site_index]
-        values = _distribution_values(site.name, values)
+        await anyio.lowlevel.checkpoint()
+        try:
+            values = _distribution_values(site.name, values)
+        except TypeError as error:
+            raise TypeError(f"{error} ({self.runner.program_line(site)})") from None
         if self.replay.active:
             self._add(self.replay.next(site.name))
             return self.variables[site.name]
@@ -342,7 +396,7 @@ class Execution:
     def _add(self, segment: Any) -> None:
         """Append a hole's or distribution's segment: prompt, trace and variables."""
         self.trace.segments.append(segment)
-        self.prompt += segment.text
+        self._grow(segment.text)
         self.choices.append(segment)
         if isinstance(segment, (HoleSegment, NestedSegment)):
             self.variables[segment.name] = segment.value
@@ -353,10 +407,13 @@ class Execution:
 
     def result(self) -> LMQLResult:
         distribution = self.scored
+        limits = {s.name: s.limit for s in self.trace.segments
+                  if isinstance(s, HoleSegment) and s.limit}
         return LMQLResult(self.prompt, dict(self.variables),
                           distribution.name if distribution else None,
                           list(distribution.values) if distribution else None, self.trace,
-                          getattr(self.runner.settings.model, "model_identifier", ""))
+                          getattr(self.runner.settings.model, "model_identifier", ""),
+                          limits=limits)
 
 
 def hole_options(site: HoleSite, tactic: Any, operands: tuple) -> dict[str, Any]:
@@ -386,7 +443,21 @@ def hole_options(site: HoleSite, tactic: Any, operands: tuple) -> dict[str, Any]
     else:
         raise TypeError(f"[{site.name}: {tactic!r}]: a hole's type must be int, str, a regex "
                         "string, a dataclass or a pydantic model class")
+    if int_capped(site, tactic is int):
+        cap = Clause(site.name, "length", (("literal", "chars"), ("literal", "<="),
+                                           ("literal", INT_MAX_CHARS)),
+                     source=f"len({site.name}) <= {INT_MAX_CHARS} (INT_MAX_CHARS)")
+        options["where"] = join_where(options.get("where"), Where((cap,), ()))
     return options
+
+
+def int_capped(site: HoleSite, typed_int: bool) -> bool:
+    """Whether the hole is an integer (`typed_int`: `[N: int]`, or `INT(N)`) with no
+    length bound of its own, which `INT_MAX_CHARS` then bounds (a small model can write
+    digits until max_len)."""
+    is_int = typed_int or any(c.kind == "type" for c in site.clauses)
+    bounded = any(c.kind in ("length", "in", "equals", "regex") for c in site.clauses)
+    return is_int and not bounded
 
 
 def json_schema_of(cls: type, name: str) -> dict:
@@ -430,7 +501,11 @@ def _distribution_values(name: str, values: Any) -> list[str]:
     if isinstance(values, str):
         raise TypeError(f"distribution {name} in ...: the values must be a list of str, got "
                         "one str")
-    values = list(values)
+    try:
+        values = list(values)
+    except TypeError:
+        raise TypeError(f"distribution {name} in ...: the values must be a list of str, got "
+                        f"{type(values).__name__} {values!r}") from None
     if not values or not all(isinstance(v, str) and v for v in values):
         raise TypeError(f"distribution {name} in ...: the values must be a non-empty list of "
                         f"non-empty str, got {values!r}")
@@ -448,6 +523,7 @@ class Runner:
         self.settings = settings
         self._tokenizer: Any = None
         self.beam: Optional[_Beam] = None
+        self._last_tick = time.monotonic()
         self.outer_where: Optional[Where] = None  # a nested query's: the outer hole's where
         self.decorator_steps: dict[int, list[StepSegment]] = {}  # by id of a hole's segment
 
@@ -485,11 +561,50 @@ class Runner:
         return Outcome(value if returned else None, execution.result(), execution.logprob,
                        returned)
 
-    async def max_tokens(self, prompt: str) -> int:
-        """What is left of `max_len` after `prompt` (in the model's tokens)."""
+    async def tick(self) -> None:
+        """A checkpoint (cancellation reaches the program here) at most every
+        `TICK_SECONDS`."""
+        now = time.monotonic()
+        if now - self._last_tick >= TICK_SECONDS:
+            self._last_tick = now
+            await anyio.lowlevel.checkpoint()
+
+    def program_line(self, site: HoleSite) -> str:
+        """Where `site` is in the user's file, as "file, line N"."""
+        origin = self.program.origin
+        return f"{origin.filename}, line {origin.position(site.line, 0)[0]}"
+
+    def hole_options(self, site: HoleSite, tactic: Any, operands: tuple) -> dict[str, Any]:
+        """`hole_options`, its errors naming the hole and its line."""
+        try:
+            return hole_options(site, tactic, operands)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"the constraints of [{site.name}] "
+                              f"({self.program_line(site)}): {error}") from None
+
+    async def count_tokens(self, prompt: str) -> int:
+        """`prompt`'s length in the model's tokens."""
         if self._tokenizer is None:
             self._tokenizer = await aio.wait(aio.run_in_thread(self.settings.model.get_tokenizer))
-        used = len(self._tokenizer.encode_prompt(prompt))
+        return len(self._tokenizer.encode_prompt(prompt))
+
+    async def check_length(self, execution: Execution) -> None:
+        """Refuse a prompt longer than `max_len` tokens. A token covers at least one byte,
+        so the prompt is only tokenized when its bytes could exceed the bound."""
+        measured_bytes, measured_tokens = execution.measured
+        limit = self.settings.max_len
+        if measured_tokens + (execution.prompt_bytes - measured_bytes) + 4 <= limit:
+            return
+        used = await self.count_tokens(execution.prompt)
+        execution.measured = (execution.prompt_bytes, used)
+        if used > limit:
+            raise ValueError(f"the prompt is {used} tokens long, beyond max_len={limit} (a "
+                             "program's whole text, holes included, must fit in max_len; a "
+                             "loop that adds text forever ends here); pass a larger max_len")
+
+    async def max_tokens(self, prompt: str) -> int:
+        """What is left of `max_len` after `prompt` (in the model's tokens)."""
+        used = await self.count_tokens(prompt)
         left = self.settings.max_len - used
         if left <= 0:
             raise ValueError(f"the prompt is {used} tokens long, which leaves nothing of "
@@ -515,17 +630,31 @@ class Runner:
         return kwargs
 
     async def generate(self, execution: Execution, site: HoleSite, options: dict[str, Any],
-                       stream: bool, on_text: Optional[Callable[[str], None]] = None) -> list:
+                       stream: bool, on_text: Optional[Callable[[str], None]] = None
+                       ) -> list[tuple[Any, str]]:
+        """The hole's generation(s), each with the bound that ended it ("" if none)."""
         kwargs = self.generate_options(execution, site, options)
         execution.hole_count += 1
         on_token = None
         if stream and (self.settings.on_event is not None or on_text is not None):
             on_token = _token_forwarder(self, execution.slot, site.name, on_text)
         max_tokens = await self.max_tokens(execution.prompt)
-        generations = await self.settings.model.generate(execution.model_prompt(site.name),
-                                                         max_tokens, on_token=on_token,
-                                                         **kwargs)
-        return generations if isinstance(generations, list) else [generations]
+        result = await self.settings.model.generate(execution.model_prompt(site.name),
+                                                    max_tokens, on_token=on_token, **kwargs)
+        generations = result if isinstance(result, list) else [result]
+        return [(g, self.limit(g, max_tokens, site, options)) for g in generations]
+
+    def limit(self, generation: Any, max_tokens: int, site: HoleSite,
+              options: dict[str, Any]) -> str:
+        """What bound ended the hole, if one did rather than the model or a constraint."""
+        if generation.finish_reason == "length" and len(generation.tokens) >= max_tokens:
+            return f"max_len={self.settings.max_len}"
+        if generation.finish_reason == "context":
+            return "the model's context length"
+        if int_capped(site, options.get("type") is int) \
+                and len(generation.text) >= INT_MAX_CHARS:
+            return f"INT_MAX_CHARS={INT_MAX_CHARS}"
+        return ""
 
     async def fill(self, execution: Execution, site: HoleSite, options: dict[str, Any],
                    tactic: Any, on_text: Optional[Callable[[str], None]] = None
@@ -535,20 +664,21 @@ class Runner:
         beam). `on_text(text so far)` follows the tokens (streaming decorators)."""
         if self.beam is not None and execution.depth == 0:
             return await self.beam.fill(execution, site, options, tactic)
-        generation = (await self.generate(execution, site, options, stream=True,
-                                          on_text=on_text))[0]
-        return _segment(site, generation, tactic)
+        generation, limit = (await self.generate(execution, site, options, stream=True,
+                                                 on_text=on_text))[0]
+        return _segment(site, generation, tactic, limit)
 
 
-def _segment(site: HoleSite, generation: Any, tactic: Any) -> HoleSegment:
+def _segment(site: HoleSite, generation: Any, tactic: Any, limit: str = "") -> HoleSegment:
     text = generation.text
     try:
         value = hole_value(text, tactic)
     except (ValueError, TypeError) as error:
+        ended = f" (it ended at {limit})" if limit else ""
         raise ValueError(f"the model's text for {site.name} ({text!r}) is not a valid "
-                         f"{getattr(tactic, '__name__', tactic)}: {error}") from None
+                         f"{getattr(tactic, '__name__', tactic)}{ended}: {error}") from None
     return HoleSegment(site.name, text, tuple(generation.tokens), value,
-                       generation.finish_reason, site.message)
+                       generation.finish_reason, site.message, limit=limit)
 
 
 def _token_forwarder(runner: Runner, slot: int, name: str,
@@ -667,7 +797,7 @@ class _Beam:
         async def expand_one(i: int, execution: Execution, site: HoleSite, options: dict,
                              tactic: Any) -> None:
             generations = await self.runner.generate(execution, site, options, stream=False)
-            candidates[i] = [_segment(site, g, tactic) for g in generations]
+            candidates[i] = [_segment(site, g, tactic, limit) for g, limit in generations]
 
         async with _task_group() as inner:
             for i, (execution, (site, options, tactic, _)) in enumerate(waiting):

@@ -66,7 +66,10 @@ class TextSegment:
 @dataclasses.dataclass(frozen=True)
 class HoleSegment:
     """A hole the model filled: `text` is what the prompt gained, `value` what the
-    program's variable `name` holds. `finish_reason` as in `Generation`."""
+    program's variable `name` holds. `finish_reason` as in `Generation`. `limit` names
+    the bound that ended the hole where one did, not the model or the hole's constraints:
+    "max_len=2048", "the model's context length", or "INT_MAX_CHARS=20" (an integer hole
+    without a length bound of its own); "" otherwise."""
 
     name: str
     text: str
@@ -75,6 +78,7 @@ class HoleSegment:
     finish_reason: str = "stop"
     #: `[@message NAME]`: text the chat's user sees
     message: bool = False
+    limit: str = ""
     kind: str = dataclasses.field(default="hole", init=False)
 
     @property

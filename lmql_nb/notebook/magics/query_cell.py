@@ -35,7 +35,8 @@ def compile_cell(line: str, cell: str, namespace: dict[str, Any]) -> QueryFuncti
         raise NameError(f"name {missing[0]!r} is not defined: the query reads it; define it "
                         "in the notebook first (or write [[ ]] / {{ }} for literal brackets "
                         "and braces)")
-    return QueryFunction(program, namespace, {}, None, True, {}, "%%lmql")
+    return QueryFunction(program, namespace, {}, None, True, {}, "%%lmql",
+                         keywords_are_options=True)  # the magic's flags are options
 
 
 def run_cell(function: QueryFunction, options: dict[str, Any], settings: Settings,

@@ -9,7 +9,6 @@ all leave from the kernel's main thread.
 from __future__ import annotations
 
 import concurrent.futures
-import threading
 import traceback
 from typing import Any, Callable, Coroutine, TypeVar
 
@@ -52,22 +51,13 @@ def run_with_ticks(coroutine: Coroutine[Any, Any, T], tick: Callable[[], None],
     A KeyboardInterrupt (the notebook's interrupt button) cancels the coroutine, which
     stops the model's work behind it, and is re-raised.
     """
-    finished = threading.Event()
-
-    async def main() -> T:
-        try:
-            return await coroutine
-        finally:
-            finished.set()
-
-    future = aio.submit(main())
+    submitted = aio.Submitted(coroutine)
     try:
         while True:
             try:
-                return future.result(timeout=interval)
+                return submitted.future.result(timeout=interval)
             except concurrent.futures.TimeoutError:
                 tick()
     except KeyboardInterrupt:
-        future.cancel()
-        finished.wait(timeout=10)  # let the cancellation reach the model's thread
+        submitted.cancel(grace=10)  # let the cancellation reach the model's thread
         raise
