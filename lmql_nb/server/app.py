@@ -167,8 +167,17 @@ class Routes:
 
 
 def _event_stream(events: AsyncIterator[str]) -> StreamingResponse:
-    return StreamingResponse(events, media_type="text/event-stream",
+    return StreamingResponse(_paced(events), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache"})
+
+
+async def _paced(events: AsyncIterator[str]) -> AsyncIterator[str]:
+    """`events`, giving the loop a turn after each: tokens that queued up while the
+    client went away would otherwise be written in one go, before the server learns the
+    connection is gone (and asyncio logs "socket.send() raised exception." for each)."""
+    async for event in events:
+        yield event
+        await asyncio.sleep(0)
 
 
 def create_app(model: ServedModel, api_key: Optional[str] = None,
