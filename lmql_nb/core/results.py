@@ -76,6 +76,11 @@ class Generation:
     `prefix_ids` are the ids of response tokens that came before this generation's first
     token and are not part of it: empty for `generate`; for `LLM.branch`, the tokens the
     branch shares with the generation it departs from.
+
+    `model` is the id of the model that generated it and `fingerprint` a hash of that
+    model's files (weights and tokenizer, as the result cache knows them; "" where
+    unknown): `LLM.branch` continues a generation only on a model with the same files.
+    Neither takes part in comparisons.
     """
 
     text: str
@@ -89,6 +94,8 @@ class Generation:
     #: the conversation generated for (`{"role", "content"}` dicts; empty for a text
     #: prompt); `prompt` is then the chat template's rendering of it
     messages: tuple[dict, ...] = ()
+    model: str = dataclasses.field(default="", compare=False, repr=False)
+    fingerprint: str = dataclasses.field(default="", compare=False, repr=False)
 
     @property
     def logprob(self) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
+import hashlib
 import threading
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
@@ -73,6 +74,16 @@ class LLM:
             self._identity_value = await aio.wait(aio.run_in_thread(self.backend.identity))
         return self._identity_value
 
+    async def _fingerprint(self) -> str:
+        """A short hash of the backend's identity (its files: weights and tokenizer)."""
+        return hashlib.sha256((await self._identity()).encode()).hexdigest()[:16]
+
+    async def _stamped(self, generations: list[Generation]) -> list[Generation]:
+        """`generations` marked as this model's (see `Generation.model`)."""
+        fingerprint = await self._fingerprint()
+        return [dataclasses.replace(g, model=self.model_identifier, fingerprint=fingerprint)
+                for g in generations]
+
     async def _ready(self) -> Backend:
         with self._load_lock:
             if self._loading is None or (self._loading.done() and self._loading.exception()):
@@ -126,7 +137,7 @@ class LLM:
                 await self._trace("lmql_nb.generate", prompt, dict(kwargs, max_tokens=max_tokens),
                                   [g.text for g in generations],
                                   sum(len(g.tokens) for g in generations), cached=True)
-                return _shape(generations, options)
+                return _shape(await self._stamped(generations), options)
         backend = await self._ready()
         if messages is None:
             generations = await backend.generate(str(prompt), options, on_token)
@@ -137,7 +148,7 @@ class LLM:
             result_cache.put(key, generations, generations_to_data)
         await self._trace("lmql_nb.generate", prompt, dict(kwargs, max_tokens=max_tokens),
                           [g.text for g in generations], sum(len(g.tokens) for g in generations))
-        return _shape(generations, options)
+        return _shape(await self._stamped(generations), options)
 
     async def _trace(self, name: str, prompt: Any, call: dict[str, Any], result: Any,
                      tokens: int, cached: bool = False) -> None:
@@ -198,6 +209,11 @@ class LLM:
         if not 0 <= position < len(generation.tokens):
             raise ValueError(f"position must be in [0, {len(generation.tokens)}) (the "
                              f"generation has {len(generation.tokens)} tokens), got {position}")
+        await self._check_same_model(generation)
+        if isinstance(token, str) and not token:
+            raise ValueError("token is empty text, which names no token: pass a token's "
+                             "text (one token), a token id, or an Alternative from the "
+                             "token's top")
         kept = generation.tokens[:position]
         if any(t.token_id < 0 for t in kept):
             raise ValueError("this generation's token ids are unknown (its server did not "
@@ -219,7 +235,22 @@ class LLM:
         if generation.messages:
             generations = [dataclasses.replace(g, messages=generation.messages)
                            for g in generations]
+        generations = await self._stamped(list(generations))
         return generations[0] if options.n == 1 else generations
+
+    async def _check_same_model(self, generation: Generation) -> None:
+        """Refuse a generation another model made: its token ids mean other text here
+        (and its log-probabilities other numbers)."""
+        if not generation.fingerprint or generation.fingerprint == await self._fingerprint():
+            return
+        if generation.model != self.model_identifier:
+            raise ValueError(f"this generation comes from the model {generation.model!r}, "
+                             f"not {self.model_identifier!r}: branch it on the model that "
+                             f"made it (lmql_nb.model({generation.model!r}).branch), whose "
+                             "token ids it holds")
+        raise ValueError(f"this generation comes from {self.model_identifier!r} as its files "
+                         "were before they changed (other weights or another tokenizer): "
+                         "generate it again to branch it")
 
     def branch_sync(self, *args: Any, **kwargs: Any) -> Union[Generation, list[Generation]]:
         """Synchronous `branch`: works in scripts, threads and running event loops."""

@@ -259,6 +259,8 @@ class _Compiler:
             clauses = analyser.clauses(expression)
         except ClauseError as error:
             raise self.clause_error(error, clause) from None
+        except (TypeError, ValueError) as error:  # a literal the constraint cannot take
+            raise self.origin.error(str(error), clause.line, clause.col, ValueError) from None
         self.program_analysers.append((analyser, clauses))
         return clauses
 
@@ -337,6 +339,9 @@ class _Compiler:
                     found = analyser.clauses(expression)
                 except ClauseError as error:
                     raise self.clause_error(error, clause) from None
+                except (TypeError, ValueError) as error:  # a literal it cannot take
+                    raise self.origin.error(str(error), clause.line, clause.col,
+                                            ValueError) from None
                 where.extend(found)
                 analysers.append((analyser, found))
             else:

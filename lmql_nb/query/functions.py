@@ -187,12 +187,13 @@ class QueryFunction:
         from .runtime import Runner
 
         outcomes = await Runner(self.program, function, arguments, settings).run()
-        if settings.decoder == "beam" and len(outcomes) < settings.n:
+        if settings.decoder == "beam" and len(outcomes) < settings.n \
+                and any(o.called_model for o in outcomes):
             warnings.warn(f"beam(n={settings.n}) gave {len(outcomes)} result"
-                          f"{'' if len(outcomes) == 1 else 's'}: a beam search keeps at most "
-                          "as many beams as there are distinct continuations (the model's "
-                          "vocabulary, narrowed by the constraints, at each hole)",
-                          BeamWidthWarning, stacklevel=3)
+                          f"{'' if len(outcomes) == 1 else 's'}: the search found no more "
+                          "distinct ways through the program (a hole has at most as many "
+                          "continuations as the vocabulary and its constraints allow; nested "
+                          "queries do not branch)", BeamWidthWarning, stacklevel=3)
         return outcomes, settings
 
     def _options(self, kwargs: dict) -> dict[str, Any]:

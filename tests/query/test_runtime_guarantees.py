@@ -6,6 +6,7 @@ time limit (`run_script`): the process not finishing in time is the failure.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -54,7 +55,7 @@ def test_run_reads_the_callers_variables_at_each_call():
         return [await lmql_nb.run('return "city=" + city') for city in ["Paris", "Rome", "Oslo"]]
 
     assert loop() == ["city=Paris", "city=Rome", "city=Oslo"]
-    assert lmql_nb.aio.run_sync(async_loop) == ["city=Paris", "city=Rome", "city=Oslo"]
+    assert asyncio.run(async_loop()) == ["city=Paris", "city=Rome", "city=Oslo"]
 
 
 def test_a_hole_prompt_reads_the_callers_variable_at_each_call(llm):
