@@ -651,10 +651,12 @@ var TraceView = class extends View {
       const value = h("span", "lmnb-hole-value");
       appendText(value, d.seg_text[s], { markers: this.markers || isBlank(d.seg_text[s]) });
       hole.appendChild(value);
+      appendLimit(hole, d.seg_detail?.[s]);
       return hole;
     }
     const start = this.tokenStart[s];
     for (let i = start; i < start + count; i++) hole.appendChild(tokenSpan(d, i, this.markers));
+    appendLimit(hole, d.seg_detail?.[s]);
     return hole;
   }
   distributionChip(s) {
@@ -781,6 +783,12 @@ function holesLabel(counts) {
   const noun = `hole${high === 1 ? "" : "s"} filled`;
   if (counts.length === 1) return `${high} ${noun}`;
   return low === high ? `${high} ${noun} in each` : `${low}\u2013${high} ${noun} per row`;
+}
+function appendLimit(hole, note) {
+  if (!note) return;
+  const limit = h("span", "lmnb-hole-limit", note);
+  limit.title = "a length bound ended this hole, not the model or its constraints";
+  hole.appendChild(limit);
 }
 function holeLabel(name) {
   const label = h("span", "lmnb-hole-name", name);

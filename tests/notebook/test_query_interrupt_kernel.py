@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from lmql_nb import paths
+from lmql_nb.core import paths
 
 CUT = "The capital of France is"
 PROGRAMS = {
@@ -71,7 +71,8 @@ def test_interrupting_any_query_cell_leaves_the_next_one_working(kernel, tiny_ll
     assert error is None
     for label, program in PROGRAMS.items():
         cached = label != "uncached holes"
-        _, error = _run(client, f"lmql_nb.result_cache.enabled = {cached}")
+        _, error = _run(client, "from lmql_nb.generations.result_cache import results\n"
+                                f"results.enabled = {cached}")
         assert error is None
         timer = threading.Timer(1.5, manager.interrupt_kernel)
         _, error = _run(client, f"%%lmql --max-len 1000000000\n{program}\n",

@@ -276,7 +276,7 @@ INTERRUPTS = """
     def usable(label):
         start = time.monotonic()
         llm.generate_sync("Hello", max_tokens=2, cache=False)
-        print(label, "usable", round(time.monotonic() - start, 1) < 10, flush=True)
+        print(label, "usable", time.monotonic() - start < 60, flush=True)  # not hung
 """
 
 
@@ -338,3 +338,54 @@ def test_a_hole_free_loop_ends_at_max_len(tiny_gpt2_path):
         print(error)
     """, 120, str(tiny_gpt2_path))
     assert "beyond max_len=300" in out
+
+
+# -- 9. unbounded holes: a documented cap for INT, and bounds that say they ended a hole --
+
+def test_an_unbounded_int_hole_stops_at_the_documented_cap(llm):
+    from lmql_nb.query.runtime import INT_MAX_CHARS
+
+    prompt = "Numbers: "
+    unbounded = llm.generate_sync(prompt, type=int)  # LMQL's semantics: max_len alone
+    assert len(unbounded) > INT_MAX_CHARS  # this model writes long numbers
+    capped = llm.generate_sync(prompt, where=f"INT(RESPONSE) and len(RESPONSE) <= "
+                                             f"{INT_MAX_CHARS}")
+    for program in ('"Numbers: [N]" where INT(N)', '"Numbers: [N: int]"'):
+        result = lmql_nb.run_sync(program)
+        assert str(result.variables["N"]) == capped
+        assert result.limits == {"N": f"INT_MAX_CHARS={INT_MAX_CHARS}"}
+    # a length bound of its own is kept as written
+    bounded = lmql_nb.run_sync('"Numbers: [N]" where INT(N) and len(TOKENS(N)) < 40')
+    assert str(bounded.variables["N"]) == llm.generate_sync(prompt, type=int, max_tokens=39)
+
+
+def test_a_hole_ended_by_max_len_says_so_in_the_result_and_the_trace_view(llm):
+    from lmql_nb.notebook.views import trace_view
+    from lmql_nb.notebook.views.trace_view import TraceView
+
+    prompt = "Numbers: 0 1 2 3 4 5 6 7 8 9 10 42 123 "
+    used = len(llm.get_tokenizer().encode_prompt(prompt))
+    expected = llm.generate_sync(prompt, max_tokens=5, return_details=True)
+    assert expected.finish_reason == "length"  # five tokens do not end this text
+    result = lmql_nb.run_sync(f'"{prompt}[X]"', max_len=used + 5)
+    assert result.variables["X"] == expected.text
+    assert result.limits == {"X": f"max_len={used + 5}"}
+    [hole] = [s for s in result.trace.segments if getattr(s, "name", "") == "X"]
+    assert hole.limit == f"max_len={used + 5}"
+    assert f"ended at max_len={used + 5}" in TraceView(result).static_html()
+    columns = trace_view._columns([result.trace], [False])  # what the live view draws
+    assert f"ended at max_len={used + 5}" in columns["seg_detail"]
+    # a hole its own constraint ended says nothing
+    short = lmql_nb.run_sync(f'"{prompt}[X]" where len(TOKENS(X)) < 3')
+    assert short.limits == {}
+
+
+# -- 10. beam(n) larger than what exists says so ----------------------------------------
+
+def test_a_beam_wider_than_what_exists_says_so(llm):
+    from lmql_nb.query.functions import BeamWidthWarning
+
+    with pytest.warns(BeamWidthWarning, match=r"beam\(n=100000\) gave \d+ results"):
+        results = lmql_nb.run_sync('"A[X]" where X in [" b", " c", " d"]', decoder="beam",
+                                   n=100000)
+    assert sorted(r.variables["X"] for r in results) == [" b", " c", " d"]

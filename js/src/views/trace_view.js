@@ -153,10 +153,12 @@ class TraceView extends View {
       const value = h("span", "lmnb-hole-value");
       appendText(value, d.seg_text[s], { markers: this.markers || isBlank(d.seg_text[s]) });
       hole.appendChild(value);
+      appendLimit(hole, d.seg_detail?.[s]);
       return hole;
     }
     const start = this.tokenStart[s];
     for (let i = start; i < start + count; i++) hole.appendChild(tokenSpan(d, i, this.markers));
+    appendLimit(hole, d.seg_detail?.[s]);
     return hole;
   }
 
@@ -294,6 +296,14 @@ function holesLabel(counts) {
   const noun = `hole${high === 1 ? "" : "s"} filled`;
   if (counts.length === 1) return `${high} ${noun}`;
   return low === high ? `${high} ${noun} in each` : `${low}–${high} ${noun} per row`;
+}
+
+// a hole that a bound ended (max_len, the context, INT_MAX_CHARS) says so after its text
+function appendLimit(hole, note) {
+  if (!note) return;
+  const limit = h("span", "lmnb-hole-limit", note);
+  limit.title = "a length bound ended this hole, not the model or its constraints";
+  hole.appendChild(limit);
 }
 
 function holeLabel(name) {

@@ -54,9 +54,16 @@ def _flatten(segments: Sequence[Any]) -> list[_Flat]:
             items.append(_Flat(NESTED_END, s.name, s.text, repr(s.value)))
         elif isinstance(s, StepSegment):
             items.append(_Flat(STEP, s.name, s.text, f"{s.step}\n{s.label}\n{s.detail}"))
-        else:
-            items.append(_Flat(_KINDS[type(s)], getattr(s, "name", ""), s.text, "", s))
+        else:  # a hole's detail: the bound that ended it, if one did (HoleSegment.limit)
+            items.append(_Flat(_KINDS[type(s)], getattr(s, "name", ""), s.text,
+                               _limit_note(s), s))
     return items
+
+
+def _limit_note(segment: Any) -> str:
+    """"ended at max_len=2048" for a hole a bound ended, else ""."""
+    limit = getattr(segment, "limit", "") if isinstance(segment, HoleSegment) else ""
+    return f"ended at {limit}" if limit else ""
 
 
 def _drawn_tokens(item: _Flat) -> tuple:
@@ -196,6 +203,10 @@ def _segments_html(segments: Sequence[Any], bars: list[str]) -> str:
             drawn = "".join(t.text for t in segment.tokens) == segment.text and segment.tokens
             inner = ("".join(token_html(t) for t in segment.tokens) if drawn
                      else _value_html(segment.text))
+            note = _limit_note(segment)
+            if note:
+                inner += (f'<span style="{static.MUTED}; font-size: 0.8em"> '
+                          f'[{static.escape(note)}]</span>')
             parts.append(_chip(segment.name, inner))
         elif isinstance(segment, DistributionSegment):
             parts.append(_chip(segment.name, _value_html(segment.text), _DASHED))
