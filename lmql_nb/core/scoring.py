@@ -93,6 +93,14 @@ class ScoringResult:
         the value's (the last `num_value_tokens[i]` are `token_scores[i]`)."""
         return [s.logprobs for s in self.seqs]
 
+    def control_mask(self) -> list[list[bool]]:
+        """Per value, which of its tokens are a chat template's control tokens: the
+        end-of-turn token a reply to a conversation is scored with. Views mute them; they
+        are scored like any other token."""
+        ends_turn = bool(self.messages) and self.messages[-1].get("role") != "assistant"
+        return [[ends_turn and i == len(tokens) - 1 for i in range(len(tokens))]
+                for tokens in self.tokens]
+
     def scores(self, agg: str = "sum", alpha: float = 0.7) -> np.ndarray:
         """One score per value.
 

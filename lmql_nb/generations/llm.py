@@ -34,6 +34,10 @@ def _prompt_or_messages(prompt: Any) -> Optional[list[dict[str, str]]]:
     """None for a valid text prompt; the checked messages of a conversation; else a
     TypeError or ValueError naming what is wrong."""
     if isinstance(prompt, (list, tuple)):
+        if prompt and not any(isinstance(item, Mapping) for item in prompt):
+            raise TypeError(f"prompt must be a str or a conversation (a list of {{'role': "
+                            f"..., 'content': ...}} dicts), got a list of "
+                            f"{type(prompt[0]).__name__}")
         return check_messages(prompt, "prompt")
     check_prompt(prompt)
     return None

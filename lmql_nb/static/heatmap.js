@@ -546,6 +546,7 @@ var Heatmap = class extends View {
       cell.dataset.t = String(t);
       appendMarkedText(cell, d.token[i]);
       paint(cell, d.token_logprob[i]);
+      if (d.token_control?.[i]) cell.classList.add("lmnb-control");
       cells.appendChild(cell);
     }
     tokens.appendChild(cells);

@@ -59,7 +59,7 @@ def test_backend_options_are_checked():
         lmql_nb.model("local:gemma-3-270m", dtype="int3")
     with pytest.raises(TypeError, match="model 'local:gemma-3-270m' got unknown option "
                                         "'colour'; accepted options are: batch_window, "
-                                        "device, dtype, max_rows, threads"):
+                                        "chat_template, device, dtype, max_rows, threads"):
         lmql_nb.model("local:gemma-3-270m", colour="red")
 
 
@@ -100,8 +100,11 @@ def test_bad_score_input_fails_before_loading(prompt, values, error, message, tm
 
 
 def test_non_string_prompt(tiny_gpt2_path):
-    with pytest.raises(TypeError, match="prompt must be a str, got list"):
+    with pytest.raises(TypeError, match=r"prompt must be a str or a conversation \(a list "
+                                        r"of \{'role'.*got a list of str"):
         lmql_nb.model(f"local:{tiny_gpt2_path}").generate_sync(["a"])
+    with pytest.raises(TypeError, match="prompt must be a str, got int"):
+        lmql_nb.model(f"local:{tiny_gpt2_path}").generate_sync(3)
 
 
 def test_prompt_longer_than_the_context(tiny_gpt2_path):

@@ -137,6 +137,8 @@ class Heatmap extends View {
       cell.dataset.t = String(t);
       appendMarkedText(cell, d.token[i]);
       paint(cell, d.token_logprob[i]);
+      // a chat template's control token (a reply's end of turn): muted, still scored
+      if (d.token_control?.[i]) cell.classList.add("lmnb-control");
       cells.appendChild(cell);
     }
     tokens.appendChild(cells);

@@ -17,7 +17,7 @@ from .registry import shows
 
 SORT_KEYS = ("value", "tokens", "sum", "mean", "normalized", "prob")
 COLUMNS = {"value": "str", "token_count": "i4", "token": "str", "token_logprob": "f8",
-           "group": "i4", **{f"score_{agg}": "f8" for agg in AGGREGATIONS}}
+           "token_control": "u1", "group": "i4", **{f"score_{agg}": "f8" for agg in AGGREGATIONS}}
 _SORT = re.compile(rf"^(?:(?:{'|'.join(SORT_KEYS)}):(?:asc|desc))?$")
 
 #: the tooltip of a value the models pick different winners for
@@ -33,6 +33,9 @@ def _columns(results: Sequence[ScoringResult], alpha: float) -> dict[str, Any]:
         "token": [t for result in results for tokens in result.tokens for t in tokens],
         "token_logprob": (np.concatenate(scores).astype("<f8")
                           if scores else np.zeros(0, dtype="<f8")),
+        # a chat template's control token (a reply's end of turn): drawn muted
+        "token_control": np.array([c for result in results for mask in result.control_mask()
+                                   for c in mask], dtype="u1"),
         "group": np.array([g for g, result in enumerate(results) for _ in result.continuations],
                           dtype="<i4"),
     }
@@ -126,10 +129,14 @@ class ScoringHeatmap(LmqlWidget):
                 tokens = "".join(
                     static.coloured(static.text_html(token, markers=True), lp,
                                     f"logprob {static.format_number(lp)} · p "
-                                    f"{static.format_percent(math.exp(lp))}",
+                                    f"{static.format_percent(math.exp(lp))}"
+                                    + (" · the chat template's end of turn" if control else ""),
                                     "padding: 0 3px; margin: 1px; border-radius: 2px; "
-                                    "display: inline-block; white-space: pre")
-                    for token, lp in zip(result.tokens[v], result.token_scores[v].tolist()))
+                                    "display: inline-block; white-space: pre"
+                                    + ("; opacity: 0.5; font-style: italic" if control else ""))
+                    for token, lp, control in zip(result.tokens[v],
+                                                  result.token_scores[v].tolist(),
+                                                  result.control_mask()[v]))
                 star = "★ " if v == best else ""
                 weight = "font-weight: 600; " if v == best else ""
                 mark = ("; outline: 2px dashed rgba(216,67,67,0.8); outline-offset: -2px"

@@ -1,0 +1,44 @@
+"""Chat in the views: a reply's end-of-turn token is drawn muted in the heatmap (and
+still scored), a chat program's turns are labelled with their roles in the trace view;
+both in the live data and in the static rendering saved notebooks keep."""
+
+from __future__ import annotations
+
+import lmql_nb
+from lmql_nb.notebook.codec import unpack
+from lmql_nb.notebook.views import ScoringHeatmap
+from lmql_nb.notebook.views.trace_view import ROLE, TraceView
+
+from chat_models import MESSAGES
+
+
+def test_the_heatmap_mutes_the_end_of_turn_and_still_counts_it(chat_path):
+    result = lmql_nb.model(f"local:{chat_path}").score_sync(MESSAGES, [" Paris", " Rome"],
+                                                            cache=False)
+    view = ScoringHeatmap(result)
+    columns = unpack(view.data)
+    marks = list(columns["token_control"])
+    tokens = list(columns["token"])
+    assert [tokens[i] for i, mark in enumerate(marks) if mark] == ["<|im_end|>"] * 2
+    assert result.scores()[0] == sum(result.token_scores[0])  # the end of turn counts
+    html = view.static_html()
+    assert html.count("the chat template&#x27;s end of turn") == 2 or \
+        html.count("the chat template's end of turn") == 2
+    assert "opacity: 0.5; font-style: italic" in html
+
+
+def test_the_trace_view_labels_each_turn(chat_path):
+    program = lmql_nb.query('''argmax
+    "{:system} You answer in one word."
+    "{:user} The capital of France is"
+    "{:assistant} [ANSWER]" where len(TOKENS(ANSWER)) < 3
+''', model=lmql_nb.model(f"local:{chat_path}"), is_async=False)
+    result = program(cache=False)
+    view = TraceView(result)
+    columns = unpack(view.data)
+    roles = [name for kind, name in zip(columns["seg_kind"], columns["seg_name"])
+             if kind == ROLE]
+    assert roles == ["system", "user", "assistant"]
+    html = view.static_html()
+    assert all('lmnb-trace-role" style' in html and f">{role}</span>" in html
+               for role in roles)
