@@ -514,16 +514,15 @@ class OpenAIBackend(Backend):
     async def _exact_scores(self, prompt: str, values: list[str]) -> list[ValueScores]:
         """The values' tokens scored by echoing prompt + value with their
         log-probabilities (`max_tokens=0`), in a request shared with other rows waiting
-        (`batching`). vLLM and `lmql_nb serve` tokenise the texts themselves and return
-        the ids (`return_token_ids`); elsewhere the joint token ids come from /tokenize
-        first."""
-        if self._server().owner in TOKEN_IDS:
-            choices = await self._batcher.submit([prompt] + [prompt + v for v in values])
-            prompt_ids = premask.prompt_ids(choices[0])
-            joints = [premask.prompt_ids(choice) for choice in choices[1:]]
-            return parsing.echoed_scores(choices[1:], self._splits(prompt_ids, values, joints),
-                                         self.url, self._what_scores())
+        (`batching`). The prompt's ids come from /tokenize; vLLM and `lmql_nb serve`
+        tokenise prompt + value themselves and return the ids (`return_token_ids`),
+        elsewhere those come from /tokenize too."""
         prompt_ids = await self._tokenize(prompt)
+        if self._server().owner in TOKEN_IDS:
+            choices = await self._batcher.submit([prompt + v for v in values])
+            joints = [premask.prompt_ids(choice) for choice in choices]
+            return parsing.echoed_scores(choices, self._splits(prompt_ids, values, joints),
+                                         self.url, self._what_scores())
         joints = await gather(*(self._tokenize(prompt + value) for value in values))
         splits = self._splits(prompt_ids, values, joints)
         choices = await self._batcher.submit([joint for joint, _ in splits])
