@@ -148,3 +148,22 @@ def test_where_need_not_come_last():
 def test_stops_at_takes_a_list_in_where():
     spec = parse_generate_options(9, where='STOPS_AT(RESPONSE, [".", "!"])').constraint
     assert spec.stops_at == (".", "!")
+
+
+def test_min_tokens_with_a_stop_streams_what_it_returns(gpt2_server, llm):
+    """vLLM's `min_tokens` on `lmql_nb serve`: stop strings before the bound are not
+    stops, in a stream as in one response (the stream holds text back the same way)."""
+    import openai
+
+    here = llm.generate_sync(PROMPT, max_tokens=20, cache=False,
+                             where='STOPS_BEFORE(RESPONSE, "ow") and len(TOKENS(RESPONSE)) > 9')
+    free = llm.generate_sync(PROMPT, max_tokens=20, cache=False, stops_before=["ow"])
+    assert len(free) < len(here)  # without the bound it stops earlier
+    with openai.OpenAI(api_key=gpt2_server.api_key, base_url=gpt2_server.base_url,
+                       max_retries=0, timeout=60) as client:
+        body = dict(model="tiny-gpt2", prompt=PROMPT, max_tokens=20, temperature=0,
+                    stop=["ow"], extra_body={"min_tokens": 10})
+        whole = client.completions.create(**body).choices[0].text
+        streamed = "".join(chunk.choices[0].text for chunk in
+                           client.completions.create(stream=True, **body) if chunk.choices)
+    assert whole == streamed == here
