@@ -75,6 +75,12 @@ class ScoreOptions(Options):
 #: the rule of each of `generate`'s options, by name (the magics' and the server's checks)
 GENERATE_RULES: dict[str, Rule] = {f.name: f.metadata["rule"] for f in GenerateOptions.fields()}
 
+#: LMQL's default bound on a query program's total tokens (prompt and holes)
+DEFAULT_MAX_LEN = 2048
+#: the rules of a query program's options beyond generate's (its decoder options are
+#: generate's): the query functions and the `%%lmql` magic check with these
+QUERY_RULES: dict[str, Rule] = {"max_len": Rule("int", minimum=1)}
+
 
 def generate_keywords() -> set[str]:
     """Every keyword `generate` accepts: its options and the constraint keywords

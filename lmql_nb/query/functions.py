@@ -39,7 +39,8 @@ import warnings
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, Mapping, Optional, Union
 
 from ..core import aio
-from ..core.options import SAMPLING_OPTIONS, applies, check_decoder, default_decoder
+from ..core.options import (DEFAULT_MAX_LEN, GENERATE_RULES, QUERY_RULES, SAMPLING_OPTIONS,
+                            applies, check_decoder, default_decoder)
 from ..generations.llm import LLM
 from .program_cache import ProgramCache
 from .result import LMQLResult
@@ -288,7 +289,7 @@ class QueryFunction:
         decoder are dropped where they do not apply to it (`@query(temperature=...)`
         called with `decoder="beam"`); given with it or above, they must apply.
         `arguments` are the program's arguments (a decoder clause may read them)."""
-        from .runtime import DEFAULT_MAX_LEN, Settings
+        from .runtime import Settings
 
         program = self.program
         if local_values is None:
@@ -309,16 +310,12 @@ class QueryFunction:
         options = merged
         if decoder is None:
             decoder = default_decoder(merged.get("temperature"))
-        n = merged.get("n", 1)
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        n = GENERATE_RULES["n"].check("n", merged.get("n", 1))
         # a temperature of 0 asks for no sampling: allowed with any decoder, as in LMQL
         given = [k for k in SAMPLING_OPTIONS if merged.get(k) is not None
                  and (k != "temperature" or merged[k])]
         check_decoder(decoder, n, given)
-        max_len = merged.get("max_len", DEFAULT_MAX_LEN)
-        if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
-            raise ValueError(f"max_len must be a positive int, got {max_len!r}")
+        max_len = QUERY_RULES["max_len"].check("max_len", merged.get("max_len", DEFAULT_MAX_LEN))
         from ..core.options import parse_generate_options
 
         check = {k: merged[k] for k in (*SAMPLING_OPTIONS, "top_logprobs", "cache")

@@ -37,6 +37,7 @@ import anyio
 import anyio.lowlevel
 
 from ..core import aio
+from ..core.options import DEFAULT_MAX_LEN
 from ..constraints.where import Clause, Where, join_where
 from ..generations.llm import LLM
 from .compiler import HoleSite, Program
@@ -49,7 +50,6 @@ from .trace import (DistributionScored, DistributionSegment, Event, EventCallbac
                     SequenceDropped, SequenceFinished, SequenceStarted, StepRecorded, StepSegment,
                     TextAppended, TextSegment, TokenAppended, Trace)
 
-DEFAULT_MAX_LEN = 2048  # LMQL's default bound on a program's total tokens
 #: how often (seconds) a running program gives control back to the event loop at least
 TICK_SECONDS = 0.02
 #: how many times in a row a hole may be asked on an unchanged prompt

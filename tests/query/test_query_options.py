@@ -59,3 +59,11 @@ def test_chunksize_is_checked_and_warns_that_it_changes_nothing(llm):
     for bad in (0, -1, 2.5, True, "4"):
         with pytest.raises(ValueError, match="chunksize must be a positive int"):
             lmql_nb.run_sync(PROGRAM, model=llm, chunksize=bad)
+
+
+def test_a_query_checks_max_len_and_n_with_the_declared_rules(llm):
+    expected = options.QUERY_RULES["max_len"].accepted()
+    with pytest.raises(ValueError, match=f"max_len must be {expected}"):
+        lmql_nb.run_sync(PROGRAM, model=llm, max_len=0)
+    with pytest.raises(ValueError, match=f"n must be {options.GENERATE_RULES['n'].accepted()}"):
+        lmql_nb.run_sync(PROGRAM, model=llm, decoder="sample", n=0)

@@ -15,7 +15,7 @@ import dataclasses
 from typing import Any, Callable, NoReturn, Optional, Sequence
 
 from ...errors import MagicUsageError
-from ...core.options import DECODERS, GENERATE_RULES
+from ...core.options import DECODERS, GENERATE_RULES, QUERY_RULES
 from ...core.scoring import AGGREGATIONS
 from ...core.validation import Rule
 
@@ -125,7 +125,7 @@ QUERY_OPTIONS: tuple[Option, ...] = (
     TEMPERATURE,
     Option(("--max-len",), "max_len", "the program's length in tokens at most (prompt and "
            "holes: LMQL's max_len)",
-           _checked("max_len", Rule("int", minimum=1)), metavar="N"),
+           _checked("max_len", QUERY_RULES["max_len"]), metavar="N"),
     SEED,
     TOP_LOGPROBS,
     Option(("--inputs",), "inputs", "the chat user's messages for `await input()`: a list "
