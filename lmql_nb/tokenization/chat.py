@@ -104,6 +104,14 @@ def check_messages(messages: Any, name: str = "messages") -> list[dict[str, str]
     return checked
 
 
+def prompt_text(prompt: Any) -> str:
+    """A prompt as text for views and tables: a str as it is, a conversation as one
+    `role: content` line per message."""
+    if isinstance(prompt, str):
+        return prompt
+    return "\n".join(f"{m.get('role')}: {m.get('content')}" for m in prompt)
+
+
 def template_source(value: Any) -> str:
     """The template `model(..., chat_template=...)` names: a Jinja template, or the path of
     a file holding one (`.jinja`, or any file whose text is a template)."""

@@ -42,3 +42,15 @@ def test_the_trace_view_labels_each_turn(chat_path):
     html = view.static_html()
     assert all('lmnb-trace-role" style' in html and f">{role}</span>" in html
                for role in roles)
+
+
+def test_the_dataset_view_shows_conversations_as_their_lines(chat_path):
+    from lmql_nb.notebook.views.dataset import DatasetView
+
+    table = lmql_nb.model(f"local:{chat_path}").score_many_sync(
+        [MESSAGES, MESSAGES[1:]], [" Paris", " Rome"], progress=False, cache=False)
+    view = DatasetView(table)
+    assert list(unpack(view.data)["prompt"]) == [
+        "system: You answer in one word.\nuser: The capital of France is",
+        "user: The capital of France is"]
+    assert "user: The capital of France is" in view.static_html()

@@ -11,6 +11,7 @@ import numpy as np
 import traitlets
 
 from ...core.scoring import AGGREGATIONS, ScoringTable
+from ...tokenization.chat import prompt_text
 from . import static
 from .base import LmqlWidget
 from .registry import shows
@@ -76,7 +77,7 @@ class DatasetView(LmqlWidget):
         self.predicted = _indices(table.predictions(agg, self.alpha), columns)
         self.gold = _indices(table.gold, columns) if table.gold is not None else None
         self.data = self.pack({
-            "prompt": table.prompts, "value": columns,
+            "prompt": [prompt_text(p) for p in table.prompts], "value": columns,
             "logprob": self.logprobs.reshape(-1).astype("<f8"), "argmax": self.predicted,
             "gold": self.gold if self.gold is not None else np.zeros(0, dtype="<i4"),
         })
@@ -114,7 +115,7 @@ class DatasetView(LmqlWidget):
                        for k, title in enumerate(heads))
         body = []
         for i in range(min(len(self.table), STATIC_ROWS)):
-            prompt = self.table.prompts[i]
+            prompt = prompt_text(self.table.prompts[i])  # a conversation as its lines
             shown = prompt if len(prompt) <= 120 else "…" + prompt[-119:]
             cells = [f'<td style="{number}">{i}</td>',
                      f'<td style="{cell}; white-space: pre-wrap; overflow-wrap: anywhere" '
