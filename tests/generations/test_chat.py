@@ -153,3 +153,23 @@ def test_a_template_is_sandboxed(chat_path):
     llm = lmql_nb.model(f"local:{chat_path}", chat_template=hostile)
     with pytest.raises(ValueError, match="template"):
         llm.generate_sync(MESSAGES, max_tokens=1)
+
+
+def test_a_template_in_tokenizer_config_json_is_the_models_own(chat_path, tmp_path):
+    """The older place for a template: tokenizer_config.json (no chat_template.jinja)."""
+    import json
+    import shutil
+
+    folder = tmp_path / "config-template"
+    shutil.copytree(chat_path, folder)
+    template = (folder / "chat_template.jinja").read_text()
+    (folder / "chat_template.jinja").unlink()
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config["chat_template"] = template.replace("'\n' + message['content']",
+                                               "': ' + message['content']")
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    llm = lmql_nb.model(f"local:{folder}")
+    llm.backend.load()
+    expected = hf_prompt(folder, MESSAGES)
+    assert llm.backend.chat_format().prompt_ids(MESSAGES) == expected
+    assert expected != hf_prompt(chat_path, MESSAGES)  # it is the config's template

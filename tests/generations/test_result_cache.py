@@ -98,7 +98,7 @@ def test_processes_opening_a_new_cache_at_once_lose_nothing(fresh_cache):
     code = """
 import sys, time
 from pathlib import Path
-from lmql_nb import result_cache
+from lmql_nb.generations import result_cache
 while not Path(sys.argv[2]).exists():
     pass  # spin: a sleep would stagger the writers and hide the race
 for i in range(150):
