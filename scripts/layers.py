@@ -107,6 +107,7 @@ class _Visitor(ast.NodeVisitor):
         self.depth = 0
         self.type_only = False
         self.found: list[Import] = []
+        self.unresolved: list[tuple[int, str]] = []  # (line, module) of missing modules
 
     def _add(self, target: str, node: ast.stmt) -> None:
         # importing a.b.c runs the packages a.b (and a) first: their __init__ files are
@@ -133,6 +134,8 @@ class _Visitor(ast.NodeVisitor):
             origin = node.module or ""
         if not origin.startswith("lmql_nb"):
             return
+        if origin not in self.modules:
+            self.unresolved.append((node.lineno, origin))
         named_modules = [f"{origin}.{a.name}" for a in node.names
                          if f"{origin}.{a.name}" in self.modules]
         for target in named_modules:  # `from . import aio`: the module aio
@@ -161,16 +164,27 @@ class _Visitor(ast.NodeVisitor):
             self.generic_visit(node)
 
 
-def imports() -> list[Import]:
-    """Every import of an lmql_nb file by another, in file order."""
+def _visit_all() -> list[tuple[Path, _Visitor]]:
     modules = _modules()
-    found: list[Import] = []
+    visited = []
     for module, path in modules.items():
         text = path.read_text()
         visitor = _Visitor(module, path.name == "__init__.py", modules, text.splitlines())
         visitor.visit(ast.parse(text))
-        found += visitor.found
-    return found
+        visited.append((path, visitor))
+    return visited
+
+
+def imports() -> list[Import]:
+    """Every import of an lmql_nb file by another, in file order."""
+    return [i for _, visitor in _visit_all() for i in visitor.found]
+
+
+def unresolved() -> list[str]:
+    """`from lmql_nb... import` statements whose module does not exist (a stale path after
+    a move fails only when its line runs; found here instead), as "file:line module"."""
+    return [f"{path.relative_to(ROOT)}:{line} {module}"
+            for path, visitor in _visit_all() for line, module in visitor.unresolved]
 
 
 def layer_of(module: str) -> str:
