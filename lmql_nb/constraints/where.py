@@ -368,9 +368,8 @@ def _any_of(clause: Clause, branches: list[list[Primitive]], operands: tuple
         ("pattern", Pattern(clause.source, op="and", parts=tuple(b))) for b in branches)))]
 
 
-_NAMES = {"stops_at": "a stopping phrase", "stops_before": "a stopping phrase",
-          "max_tokens": "a token count", "min_tokens": "a token count",
-          "json_schema": "a JSON schema"}
+_NAMES = {**{stop: "a stopping phrase" for stop in STOPS}, "max_tokens": "a token count",
+          "min_tokens": "a token count", "json_schema": "a JSON schema"}
 
 
 def _regular_only(clause: Clause, branches: tuple[tuple[Clause, ...], ...], operands: tuple,

@@ -124,9 +124,10 @@ class LLM:
         `decoder` means `decoder="sample"` (`temperature=0` means argmax). Constraints,
         combinable, under every decoder:
         `stops_at`, `stops_before`, `choices`, `regex`, `type=int`, `json_schema` (a dict
-        or a pydantic model class) and `where` (LMQL's expression language over
-        `RESPONSE`). `on_token(sequence_index, token)` is called from the model's thread
-        as tokens are generated.
+        or a pydantic model class), `starts_with`, `min_tokens`, `where` (LMQL's expression
+        language over `RESPONSE`: docs/constraints.md) and any keyword registered since
+        (`lmql_nb.constraints.keywords`). `on_token(sequence_index, token)` is called from
+        the model's thread as tokens are generated.
         """
         messages = _prompt_or_messages(prompt)
         options = parse_generate_options(max_tokens, **kwargs)
