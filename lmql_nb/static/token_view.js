@@ -612,6 +612,7 @@ var TokenView = class extends View {
     this.onChange("finish_reasons", () => this.updateStatus());
     this.onChange("cache_age", () => this.updateStatus());
     this.onChange("prompt", () => this.redraw());
+    this.onChange("role", () => this.redraw());
     this.onChange("notice", () => this.updateStatus());
     this.onChange("can_branch", () => this.redraw());
     this.updateData();
@@ -660,6 +661,8 @@ var TokenView = class extends View {
         if (tail.length > PROMPT_TAIL) prompt.appendChild(h("span", "lmnb-ellipsis", "\u2026"));
         appendText(prompt, tail.slice(-PROMPT_TAIL), { markers: this.markers });
         prompt.title = tail.length > PROMPT_TAIL ? promptTitle(tail) : "the end of the prompt";
+        const role = this.get("role") || "";
+        if (role) prompt.appendChild(h("span", "lmnb-trace-role", role));
         const tokens = h("span", "lmnb-sequence-tokens");
         const head = h("div", "lmnb-branch-head");
         head.dataset.copy = "skip";

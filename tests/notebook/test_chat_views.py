@@ -54,3 +54,18 @@ def test_the_dataset_view_shows_conversations_as_their_lines(chat_path):
         "system: You answer in one word.\nuser: The capital of France is",
         "user: The capital of France is"]
     assert "user: The capital of France is" in view.static_html()
+
+
+def test_the_token_view_labels_the_assistants_turn_after_the_rendered_prompt(chat_path):
+    from lmql_nb.notebook.views import TokenView
+
+    generation = lmql_nb.model(f"local:{chat_path}").generate_sync(
+        MESSAGES, max_tokens=4, return_details=True, cache=False)
+    view = TokenView(generation)
+    assert view.role == "assistant"
+    assert view.prompt.endswith("<|im_start|>assistant\n")  # control tokens kept, muted
+    html = view.static_html()
+    assert ">assistant</span>" in html and "&lt;|im_start|&gt;" in html
+    plain = TokenView(lmql_nb.model(f"local:{chat_path}").generate_sync(
+        "The capital", max_tokens=2, return_details=True, cache=False))
+    assert plain.role == "" and "lmnb-trace-role" not in plain.static_html()

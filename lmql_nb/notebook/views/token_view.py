@@ -58,10 +58,13 @@ class TokenView(LmqlWidget):
 
     view = "token_view"
     columns = {**COLUMNS, **BRANCH_COLUMNS}
-    _page_traits = ("prompt", "color_by", "status", "stage", "finish_reasons", "elapsed",
-                    "cache_age")
+    _page_traits = ("prompt", "role", "color_by", "status", "stage", "finish_reasons",
+                    "elapsed", "cache_age")
 
     prompt = traitlets.Unicode("").tag(sync=True)
+    #: for a chat ("assistant"): the turn the tokens are, labelled after the prompt's end
+    #: (the template's rendering, control tokens included, in grey)
+    role = traitlets.Unicode("").tag(sync=True)
     color_by = traitlets.Enum(COLOR_METRICS, default_value="prob").tag(sync=True)
     status = traitlets.Enum(STATUSES, default_value="done").tag(sync=True)
     #: while loading: what is being done ("loading the model")
@@ -123,6 +126,8 @@ class TokenView(LmqlWidget):
         computed them (time.time()), if they came from it."""
         if generations and not self.prompt:
             self.prompt = generations[0].prompt
+        if generations and generations[0].messages:
+            self.role = "assistant"
         self.cache_age = -1.0 if cached_at is None else max(0.0, time.time() - cached_at)
         self.set_tokens([g.tokens for g in generations], status,
                         [g.finish_reason for g in generations], elapsed, generations)
@@ -213,6 +218,10 @@ class TokenView(LmqlWidget):
         tail = self.prompt[-PROMPT_TAIL:]
         prompt = (f'<span style="{static.MUTED}; opacity: 0.55" title="the end of the prompt">'
                   f'{"…" if len(self.prompt) > PROMPT_TAIL else ""}{static.text_html(tail)}</span>')
+        if self.role:  # a chat: the tokens are this role's turn
+            prompt += (f' <span class="lmnb-trace-role" style="{static.MUTED}; font-weight: 600; '
+                       f'border: 1px solid rgba(128,128,128,0.5); border-radius: 3px; '
+                       f'padding: 0 4px">{static.escape(self.role)}</span> ')
         rows = []
         for index in order:
             row = all_rows[index]
