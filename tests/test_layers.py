@@ -109,3 +109,13 @@ def test_the_version_is_stated_once_for_the_package():
 
     project = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
     assert project is not None and lmql_nb.__version__ == VERSION == project.group(1)
+
+
+def test_importing_the_package_loads_no_torch_transformers_or_llama_cpp():
+    code = ("import sys, lmql_nb; lmql_nb.model('local:gemma-3-270m'); "
+            "print(sorted(m for m in ('torch', 'transformers', 'llama_cpp', 'openai') "
+            "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
