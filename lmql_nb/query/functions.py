@@ -35,6 +35,7 @@ import inspect
 import linecache
 import sys
 import textwrap
+import tokenize
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, Mapping, Optional, Union
 
@@ -312,6 +313,9 @@ class QueryFunction:
             decoder = default_decoder(merged.get("temperature"))
         n = GENERATE_RULES["n"].check("n", merged.get("n", 1))
         # a temperature of 0 asks for no sampling: allowed with any decoder, as in LMQL
+        # and a seed under a deterministic decoder changes nothing: accepted, as in LMQL
+        if decoder != "sample":
+            merged.pop("seed", None)
         given = [k for k in SAMPLING_OPTIONS if merged.get(k) is not None
                  and (k != "temperature" or merged[k])]
         check_decoder(decoder, n, given)
@@ -562,12 +566,14 @@ def _docstring_program(function: Callable) -> tuple[str, Origin]:
     try:
         lines, first = inspect.getsourcelines(function)
         filename = inspect.getsourcefile(function) or "<lmql>"
-    except (OSError, TypeError):
+        ast.parse(textwrap.dedent("".join(lines)))
+    except (OSError, TypeError, SyntaxError, tokenize.TokenError):
+        # no Python source to read (exec'd code, a file that is not its source)
         doc = function.__doc__
         if doc is None:
             raise ValueError(f"{function.__name__} has no docstring: a query function's "
                              "docstring is its LMQL program") from None
-        return _strip_marker(textwrap.dedent(doc)), Origin(f"<{function.__name__}>")
+        return textwrap.dedent(_strip_marker(doc)), Origin(f"<{function.__name__}>")
     source = "".join(lines)
     dedented = textwrap.dedent(source)
     shift = len(source.split("\n")[0]) - len(dedented.split("\n")[0])

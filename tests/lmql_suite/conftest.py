@@ -15,6 +15,7 @@ checks is restated on Gemma in `test_restated.py`.
 from __future__ import annotations
 
 import ast
+import os
 import asyncio
 import importlib
 import inspect
@@ -110,9 +111,12 @@ def _runner(file: UpstreamFile, name: str) -> Any:
             return
         with pytest.raises(AssertionError) as failure:
             _run_like_lmql(file, name)
-        assert set_aside.expect in str(failure.value), (
-            f"{key} is set aside because its assertion is one model's text "
-            f"({set_aside.expect!r}), but it failed otherwise: {failure.value}")
+        lines = [entry.lineno + 1 for entry in failure.traceback
+                 if str(entry.path) == str(file.path)]
+        assert lines and lines[-1] == set_aside.line and set_aside.expect in str(
+            failure.value), (f"{key} is set aside because its assertion at line "
+                             f"{set_aside.line} compares one model's text, but it failed "
+                             f"otherwise (line {lines[-1] if lines else '?'}): {failure.value}")
 
     run.__name__ = name
     run.__doc__ = f"LMQL's {key}, run unchanged" + (
@@ -140,12 +144,13 @@ async def _awaited(awaitable: Any) -> Any:
 
 
 @pytest.fixture(scope="package")
-def lmql_upstream(gemma: Any, tiny_gpt2_path: Path, tiny_llama_path: Path) -> Any:
+def lmql_upstream(tiny_gpt2_path: Path, tiny_llama_path: Path) -> Any:
     """`import lmql` means lmql_nb, with LMQL's test models swapped (see lmql_shim)."""
     import lmql_nb
     import lmql_shim
 
-    models = lmql_shim.Models(gemma, lmql_nb.model(f"local:{tiny_gpt2_path}"),
+    models = lmql_shim.Models(lmql_nb.model(lmql_shim.GEMMA, **lmql_shim.GEMMA_OPTIONS),
+                              lmql_nb.model(f"local:{tiny_gpt2_path}"),
                               lmql_nb.model(f"local:{tiny_llama_path}"))
     lmql_shim.install(models)
     try:
@@ -157,7 +162,47 @@ def lmql_upstream(gemma: Any, tiny_gpt2_path: Path, tiny_llama_path: Path) -> An
             sys.modules.pop(module, None)
 
 
+LAST = "test_this_run_matches_the_recorded_run"
+
+
 def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None:
     for item in items:
         if isinstance(item.parent, UpstreamFile):
             item.add_marker(pytest.mark.gemma)
+            item.add_marker(pytest.mark.llamacpp)
+    # the check against the recorded run comes after everything else of the session
+    last = [item for item in items if item.name == LAST]
+    items[:] = [item for item in items if item.name != LAST] + last
+
+
+# -- the run's outcomes: what scripts/lmql_suite_table.py renders as the README's table ----
+
+from suite_results import RESULTS_ENV, outcome_id, outcomes  # noqa: E402
+
+_config: list[Any] = []
+
+
+def pytest_configure(config: Any) -> None:
+    _config.append(config)
+
+
+def pytest_runtest_logreport(report: Any) -> None:
+    key = outcome_id(report.nodeid)
+    if key is None or not _config:
+        return
+    from set_asides import SET_ASIDES
+
+    recorded = outcomes(_config[-1])
+    if report.failed:
+        recorded[key] = "failed"
+    elif report.when == "call" and recorded.get(key) != "failed":
+        recorded[key] = "set aside" if key in SET_ASIDES else "passed"
+
+
+def pytest_sessionfinish(session: Any) -> None:
+    path = os.environ.get(RESULTS_ENV)
+    recorded = outcomes(session.config)
+    if path and recorded:
+        import json
+
+        Path(path).write_text(json.dumps(dict(sorted(recorded.items())), indent=1) + "\n")

@@ -44,6 +44,12 @@ SWAPS = {
     "local:llama.cpp:/lmql/llama-2-7b-chat.Q2_K.gguf": "gemma",  # Llama-2 7B chat, GGUF
     "local:sshleifer/tiny-gpt2": "tiny-gpt2",
 }
+#: the embedded Gemma as llama.cpp runs it (the same GGUF), with a 512-token context: a
+#: hole whose stop phrase Gemma never writes (LMQL's tests stop on words its random
+#: model happened to produce) ends at the context's end within seconds, rather than at
+#: LMQL's max_len of 2048 tokens minutes later
+GEMMA = "llama.cpp:gemma-3-270m"
+GEMMA_OPTIONS = {"n_ctx": 512}
 #: a `random` model built with a Llama tokenizer
 LLAMA_TOKENIZERS = {"AyyYOO/Luna-AI-Llama2-Uncensored-FP16-sharded"}
 #: LMQL's model options that say how LMQL hosts or seeds the swapped model

@@ -303,3 +303,26 @@ def test_certificates_record_each_model_call(llm, tmp_path, capsys):
     assert isinstance(received[0], lmql_nb.InferenceCertificate)
     say(certificate=True)
     assert json.loads(capsys.readouterr().out)["name"] == "F"
+
+
+@pytest.mark.gemma
+def test_docs_lmql_examples_run_as_written(gemma, capsys):
+    """docs/lmql.md's examples, in order, on the embedded model; what they print is what
+    the page says they compute."""
+    import re
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "lmql.md"
+    blocks = re.findall(r"^```python\n(.*?)^```", page.read_text(), re.S | re.M)
+    assert len(blocks) == 4
+    lmql_nb.set_default_model(gemma)
+    namespace: dict = {}
+    try:
+        for block in blocks:
+            exec(compile(block, "<docs/lmql.md>", "exec"), namespace)
+    finally:
+        lmql_nb.api._default = None
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1:] == ["True", "2",
+                           'argmax "What is the capital of France? [ANSWER]" where '
+                           "len(TOKENS(ANSWER)) < 4", "1 2"]
