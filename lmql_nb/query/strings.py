@@ -110,9 +110,9 @@ def parse_prompt(value: str) -> list[Part]:
                 text = []
             parts.append(_hole(value[i + 1:end], i))
             i = end + 1
-        elif c == "]":
-            raise PromptStringError("unmatched ']' in prompt string (write ']]' for a "
-                                    "literal ']')", i)
+        elif c == "]":  # a lone closing bracket is text, as in LMQL
+            text.append(c)
+            i += 1
         elif c == "}":
             raise PromptStringError("unmatched '}' in prompt string (write '}}' for a "
                                     "literal '}')", i)
