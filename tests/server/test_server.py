@@ -228,8 +228,8 @@ def test_structured_outputs(client):
     vLLM's `grammar`, which no keyword answers, is a 400 naming the keys that are."""
     import openai
 
-    for body, message in (({"bogus": 1}, "exactly one of regex, choice, json"),
-                          ({"grammar": "start: /a/"}, "exactly one of regex, choice, json"),
+    for body, message in (({"bogus": 1}, "exactly one of choice, regex, json"),
+                          ({"grammar": "start: /a/"}, "exactly one of choice, regex, json"),
                           ({"choice": []}, "choice must be")):
         with pytest.raises(openai.BadRequestError, match=message):
             client.completions.create(model="tiny-gpt2", prompt=PROMPT, max_tokens=4,
