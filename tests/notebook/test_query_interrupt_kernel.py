@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 
 import pytest
 
@@ -39,8 +40,11 @@ def _run(client, code: str, timeout: float = 60, on_start=None) -> tuple[str, st
     seconds is a hang: the test fails."""
     msg_id = client.execute(code)
     printed, error = [], None
+    deadline = time.monotonic() + timeout  # a cell still sending widget updates may hang
     while True:
         try:
+            if time.monotonic() > deadline:
+                raise queue.Empty
             msg = client.get_iopub_msg(timeout=timeout)
         except queue.Empty:
             raise AssertionError(f"the kernel hung: nothing for {timeout} s after "

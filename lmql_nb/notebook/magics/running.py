@@ -9,8 +9,11 @@ all leave from the kernel's main thread.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import signal
+import threading
 import traceback
-from typing import Any, Callable, Coroutine, TypeVar
+from typing import Any, Callable, Coroutine, Iterator, TypeVar
 
 from ...core import aio
 
@@ -52,12 +55,35 @@ def run_with_ticks(coroutine: Coroutine[Any, Any, T], tick: Callable[[], None],
     stops the model's work behind it, and is re-raised.
     """
     submitted = aio.Submitted(coroutine)
+    with _interrupt_flag() as interrupted:
+        try:
+            while True:
+                if interrupted.is_set():
+                    raise KeyboardInterrupt
+                try:
+                    return submitted.future.result(timeout=interval)
+                except concurrent.futures.TimeoutError:
+                    tick()
+        except KeyboardInterrupt:
+            submitted.cancel(grace=10)  # let the cancellation reach the model's thread
+            raise
+
+
+@contextlib.contextmanager
+def _interrupt_flag() -> Iterator[threading.Event]:
+    """While the magic runs, SIGINT (the notebook's interrupt button) sets an event that
+    the loop above turns into a KeyboardInterrupt. Raised by the default handler instead,
+    the KeyboardInterrupt can land in code that swallows it (a weakref callback run by
+    the garbage collector while a busy trace view is redrawn: "Exception ignored in
+    ...") and the cell would run on. Off the main thread, signals cannot be handled:
+    nothing changes there."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, lambda number, frame: interrupted.set())
     try:
-        while True:
-            try:
-                return submitted.future.result(timeout=interval)
-            except concurrent.futures.TimeoutError:
-                tick()
-    except KeyboardInterrupt:
-        submitted.cancel(grace=10)  # let the cancellation reach the model's thread
-        raise
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
