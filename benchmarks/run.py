@@ -8,7 +8,8 @@ generation), bench_llamacpp.py (the llama.cpp backend against `llama_cpp.Llama` 
 hand; needs llama-cpp-python), bench_query.py (a query program against the same calls
 by hand and against LMQL 0.7.3), bench_score_many.py (scoring at dataset scale against
 transformers and llama.cpp by hand and LMQL 0.7.3) and bench_flash_attention.py
-(llama.cpp's flash attention on and off: distance from float32, speed). Each prints its own table of times
+(llama.cpp's flash attention on and off: distance from float32, speed) and
+bench_server.py (score_many against vLLM and `lmql_nb serve` at 1-64 requests in flight). Each prints its own table of times
 and ratios.
 """
 
@@ -19,7 +20,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["bench_engine.py", "bench_lmql.py", "bench_constraints.py", "bench_llamacpp.py",
-           "bench_query.py", "bench_score_many.py", "bench_flash_attention.py"]
+           "bench_query.py", "bench_score_many.py", "bench_flash_attention.py",
+           "bench_server.py"]
 
 
 def main() -> int:
