@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 import lmql_nb
-from lmql_nb.backends.embedded import embedded_folder
+from lmql_nb.backends.transformers.conversion import embedded_folder
 
 from timing import timed
 from workloads import SENTIMENTS, reviews

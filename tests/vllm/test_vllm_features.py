@@ -121,9 +121,12 @@ distribution
 
 def test_branch_equals_in_process(remote, local):
     g = local.generate_sync(PROMPTS[0], max_tokens=8, return_details=True, cache=False)
+    served = remote.generate_sync(PROMPTS[0], max_tokens=8, return_details=True, cache=False)
+    # vLLM returns the generated tokens' ids, so its generations can be branched
+    assert [t.token_id for t in served.tokens] == [t.token_id for t in g.tokens]
     alternative = g.tokens[2].top[1]
     expected = local.branch_sync(g, 2, alternative.token_id, max_tokens=6)
-    got = remote.branch_sync(g, 2, alternative.token_id, max_tokens=6)
+    got = remote.branch_sync(served, 2, alternative.token_id, max_tokens=6)
     assert got.text == expected.text
     assert [t.logprob for t in got.tokens] == pytest.approx(
         [t.logprob for t in expected.tokens], abs=1e-4)

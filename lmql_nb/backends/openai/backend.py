@@ -313,6 +313,8 @@ class OpenAIBackend(Backend):
             # vLLM's numbers come after its mask: ask for the ids to echo them (premask)
             params["extra_body"] = {**params.get("extra_body", {}), "return_token_ids": True}
             return await self._generate_unmasked(params, prompt, options, on_token)
+        if tokens and on_token is None and server.owner == "vllm":  # the tokens' ids too
+            params["extra_body"] = {**params.get("extra_body", {}), "return_token_ids": True}
         generations = await self._generate_once(params, prompt, options, on_token)
         missing = options.n - len(generations)
         if missing > 0 and options.decoder == "sample":

@@ -8,6 +8,7 @@ unless the server returns them as "token_id:N" labels (vLLM's
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any, Callable, Optional, Sequence
 
@@ -27,6 +28,10 @@ def generation(choice: Any, prompt: str, k: int, chat: bool,
     else:
         text = choice.text or ""
         tokens = completion_tokens(choice.logprobs, k)
+    ids = getattr(choice, "token_ids", None)  # vLLM's return_token_ids
+    if isinstance(ids, list) and len(ids) == len(tokens):
+        tokens = tuple(dataclasses.replace(t, token_id=int(i)) if t.token_id < 0 else t
+                       for t, i in zip(tokens, ids))
     reason = finish_reason(choice.finish_reason)
     tokens, end = split_end(tokens, text, reason, stops)
     return Generation(text, tokens, reason, prompt, end_token=end)
