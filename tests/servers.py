@@ -179,6 +179,8 @@ class FaultProxy:
         self.max_stalled = 0  # the most open at once
         self.forwarding = 0  # forwarded requests open now
         self.max_forwarding = 0  # the most open at once
+        self.open_by_path: dict[str, int] = {}  # forwarded requests open now, per path
+        self.max_by_path: dict[str, int] = {}  # the most open at once, per path
         self._abandoned_event = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
@@ -237,13 +239,19 @@ class FaultProxy:
                     self.abandoned += 1
                     self._abandoned_event.set()
                     return
-                self.forwarded.append((head.split(b"\r\n", 1)[0].decode(), body))
+                line = head.split(b"\r\n", 1)[0].decode()
+                self.forwarded.append((line, body))
+                path = line.split(" ")[1] if " " in line else ""
                 self.forwarding += 1
+                self.open_by_path[path] = self.open_by_path.get(path, 0) + 1
                 self.max_forwarding = max(self.max_forwarding, self.forwarding)
+                self.max_by_path[path] = max(self.max_by_path.get(path, 0),
+                                             self.open_by_path[path])
                 try:
                     await self._forward(head, body, writer)
                 finally:
                     self.forwarding -= 1
+                    self.open_by_path[path] -= 1
                 return
         finally:
             writer.transport.abort() if writer.transport.is_closing() else writer.close()

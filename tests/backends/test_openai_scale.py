@@ -36,7 +36,7 @@ def test_rows_are_batched_bounded_and_each_returned_once_in_order(fault_proxy, g
     assert remote.backend.score_window == 8
     remote.score_sync("warm", VALUES, cache=False)  # the probe at load is not a row
     fault_proxy.forwarded.clear()
-    fault_proxy.max_forwarding = 0
+    fault_proxy.max_by_path.clear()
     prompts = [f"Row {i}: the capital of" for i in range(40)]
     table = remote.score_many_sync(prompts, VALUES, cache=False, progress=False)
     assert table.complete and [r.prompt for r in table] == prompts
@@ -54,7 +54,7 @@ def test_rows_are_batched_bounded_and_each_returned_once_in_order(fault_proxy, g
     assert max(sent) > len(VALUES)  # several rows in one request
     assert max(sent) <= 4 * len(VALUES)  # never more than batch_rows rows
     assert len(batches) < len(prompts)
-    assert fault_proxy.max_forwarding <= 2
+    assert fault_proxy.max_by_path["/v1/completions"] <= 2  # scoring requests: bounded
 
 
 @pytest.mark.parametrize("fault", ["429", "503"])

@@ -28,7 +28,7 @@ def test_score_many_through_429_and_503_loses_and_repeats_no_row(vllm_proxy, loc
                            max_concurrency=2, batch_rows=4, max_retries=6)
     remote.score_sync("warm", VALUES, cache=False)  # the probe is not a row
     vllm_proxy.forwarded.clear()
-    vllm_proxy.max_forwarding = 0
+    vllm_proxy.max_by_path.clear()
     vllm_proxy.retry_after = "0.2"
     vllm_proxy.faults = ["429", "forward", "503", "forward", "forward"] * 4
     prompts = [f"Line {i}: the sky is" for i in range(32)]
@@ -46,4 +46,4 @@ def test_score_many_through_429_and_503_loses_and_repeats_no_row(vllm_proxy, loc
     assert sent == sorted(p + v for p in prompts for v in VALUES)
     assert max(len(batch) for batch in batches) > len(VALUES)  # rows share requests
     assert max(len(batch) for batch in batches) <= 4 * len(VALUES)
-    assert vllm_proxy.max_forwarding <= 2
+    assert vllm_proxy.max_by_path["/v1/completions"] <= 2  # scoring requests: bounded

@@ -238,8 +238,11 @@ class OpenAIBackend(Backend):
                 "serve` offer one")
 
     async def _tokenize(self, text: str, special: bool = True) -> list[int]:
+        # no request slot: /tokenize runs no model, and a row must not wait behind the
+        # scoring requests to join the next one (score_many bounds the rows in flight)
         body = await self.transport.post("/tokenize", {"prompt": text,
-                                                       "add_special_tokens": special})
+                                                       "add_special_tokens": special},
+                                         slot=False)
         if not isinstance(body, dict) or not isinstance(body.get("tokens"), list):
             raise BackendError(f"{self.url}/tokenize answered without a token list")
         return [int(t) for t in body["tokens"]]

@@ -225,10 +225,12 @@ class Transport:
             await sleep(delay)
             attempt += 1
 
-    async def post(self, path: str, body: dict) -> Any:
-        """POST `body` (with the model) to `path` under the server root, with retries."""
+    async def post(self, path: str, body: dict, slot: bool = True) -> Any:
+        """POST `body` (with the model) to `path` under the server root, with retries
+        (holding a request slot, unless `slot` is False)."""
         return await self.request(lambda client: client.post(
-            f"{self.root_url}{path}", cast_to=object, body={"model": self.model, **body}))
+            f"{self.root_url}{path}", cast_to=object, body={"model": self.model, **body}),
+            slot=slot)
 
     def get_sync(self, path: str) -> Any:
         """GET `path` under the server root, blocking, without retries."""
