@@ -30,7 +30,7 @@ from typing import Any, Optional
 from ..constraints.where import Clause, WhereParser
 from ..errors import ClauseError, PromptStringError
 from . import layout as layout_module
-from .strings import HolePart, RolePart, TextPart, parse_prompt
+from .strings import ROLES, HolePart, RolePart, TextPart, parse_prompt
 
 RUNTIME = "__lmql__"
 _OUTER = "__lmql_outer__"
@@ -367,6 +367,10 @@ class _Compiler:
                 out.extend(self.text_calls(part, node))
                 continue
             if isinstance(part, RolePart):
+                if part.role not in ROLES:
+                    raise self.error(f"{{:{part.role}}} is not a chat tag; accepted: "
+                                     f"{', '.join('{:' + r + '}' for r in ROLES)}",
+                                     *self.locate(node, part.offset))
                 out.append(ast.Expr(_call("role", [ast.Constant(part.role)])))
                 continue
             is_distribution = distribution is not None and part is holes[-1]

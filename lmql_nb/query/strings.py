@@ -87,13 +87,12 @@ def parse_prompt(value: str) -> list[Part]:
         elif pair in ("{{", "}}"):
             text.append(pair)
             i += 2
-        elif pair == "{:":
+        elif pair == "{:":  # a tag, as LMQL parses it (the compiler accepts chat roles)
             end = value.find("}", i)
-            role = value[i + 2:end].strip() if end >= 0 else ""
-            if role not in ROLES:
-                raise PromptStringError(f"{value[i:end + 1] if end >= 0 else '{:'} is not a "
-                                        f"chat tag; accepted: "
-                                        f"{', '.join('{:' + r + '}' for r in ROLES)}", i)
+            if end < 0:
+                raise PromptStringError("unclosed '{:' tag in prompt string (a chat tag reads "
+                                        f"{', '.join('{:' + r + '}' for r in ROLES)})", i)
+            role = value[i + 2:end].strip()
             if text:
                 parts.append(TextPart("".join(text)))
                 text = []

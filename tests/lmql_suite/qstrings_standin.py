@@ -47,18 +47,22 @@ class QstringParser:
         self.mode = mode
 
     def parse(self, value: str) -> list[Any]:
-        from lmql_nb.query.strings import HolePart, parse_prompt
+        from lmql_nb.query.strings import HolePart, RolePart, parse_prompt
 
         out: list[Any] = []
         position = 0
         index = 0
         for part in parse_prompt(value):
-            if isinstance(part, HolePart):
+            if isinstance(part, (HolePart, RolePart)):
                 if part.offset > position:
                     self._text(value[position:part.offset], out)
+            if isinstance(part, HolePart):
                 out.append(_variable(part, index))
                 index += 1
                 position = _hole_end(value, part.offset)
+            elif isinstance(part, RolePart):  # a {:tag}
+                out.append(TagExpression(":" + part.role))
+                position = value.index("}", part.offset) + 1
         if position < len(value):
             self._text(value[position:], out)
         return out
