@@ -108,6 +108,7 @@ async def run_nested(parent: "Execution", site: "HoleSite", tactic: Any,
     child.prompt = parent.prompt
     child.hole_count = parent.hole_count
     child.depth = parent.depth + 1
+    child.outer = parent.outer + parent.trace.segments  # chat tags before the hole count
     parent.emit(NestedStarted(site.name, label))
     await _checkpoint(parent)
     value = await function._function(child, **arguments)

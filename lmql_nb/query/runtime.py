@@ -188,6 +188,7 @@ class Execution:
         self.last_hole: Optional[tuple[int, str]] = None  # (site, prompt) of the last hole
         self.stalled = 0  # holes asked in a row on an unchanged prompt
         self.depth = 0  # 1 inside a nested query, 2 inside one nested in that, ...
+        self.outer: list = []  # in a nested query: the segments of the prompt it continues
         self.inputs_read = 0
 
     @property
@@ -232,7 +233,7 @@ class Execution:
 
     async def role(self, role: str) -> None:
         """A chat tag: the text that follows is `role`'s turn."""
-        if self.trace.conversation() is None and self.prompt.strip():
+        if self.conversation() is None and self.prompt.strip():
             raise ValueError(f"the program writes text before its first chat tag "
                              f"({{:{role}}}): {self.prompt.strip()[:40]!r}; in a chat "
                              "program every prompt belongs to a turn ({:system}, {:user} "
@@ -263,10 +264,15 @@ class Execution:
         self.inputs_read += 1
         return text
 
+    def conversation(self) -> Optional[list[dict[str, str]]]:
+        """The chat so far (None without chat tags), a nested query's inside the chat of
+        the program it runs in (`outer`: that program's segments before the hole)."""
+        return Trace(self.outer + self.trace.segments).conversation()
+
     def model_prompt(self, name: str) -> Any:
         """What the model continues at hole (or distribution) `name`: the prompt text, or
         for a chat program the conversation, its last turn the assistant's."""
-        messages = self.trace.conversation()
+        messages = self.conversation()
         if messages is None:
             return self.prompt
         if messages[-1]["role"] != "assistant":

@@ -186,7 +186,7 @@ class Trace:
         before the first tag is not part of it. Contents are stripped of the space after
         their tag (and closed turns of trailing space)."""
         messages: Optional[list[dict[str, str]]] = None
-        for segment in self.segments:
+        for segment in _in_prompt(self.segments):
             if isinstance(segment, RoleSegment):
                 messages = messages if messages is not None else []
                 if not messages or messages[-1]["role"] != segment.role:
@@ -218,6 +218,18 @@ class Trace:
     def from_data(cls, data: dict) -> "Trace":
         return cls([_segment_from_data(item) for item in data["segments"]],
                    bool(data.get("dropped", False)))
+
+
+def _in_prompt(segments: list) -> list:
+    """`segments` as the prompt holds them: a nested query that returned nothing (its
+    text stayed) as its own segments, one that returned a value as that value's text."""
+    out: list = []
+    for segment in segments:
+        if isinstance(segment, NestedSegment) and not segment.hidden:
+            out.extend(_in_prompt(segment.trace.segments))
+        else:
+            out.append(segment)
+    return out
 
 
 def _plain(value: Any) -> Any:
