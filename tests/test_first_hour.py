@@ -31,10 +31,12 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def quickstart_commands() -> list[str]:
-    """The README's two set-up commands, as written in its Quickstart."""
+    """The README's Quickstart commands as written: its two set-up commands (install and
+    demo; the tests), then the one that opens the example notebooks."""
     quickstart = (ROOT / "README.md").read_text().split("## Quickstart", 1)[1]
-    block = re.search(r"```bash\n(.*?)```", quickstart, re.S).group(1)
-    return [line for line in block.splitlines() if line and not line.startswith("#")]
+    blocks = re.findall(r"```bash\n(.*?)```", quickstart, re.S)[:2]
+    return [line for block in blocks for line in block.splitlines()
+            if line and not line.startswith("#")]
 
 
 def first_command() -> str:
@@ -66,13 +68,13 @@ def test_the_first_command_brings_jupyterlab_and_a_kernel(fresh):
     assert Path(found.stdout.strip()).is_relative_to(ROOT)  # the clone, editable
 
 
-def test_the_second_command_starts_jupyter_lab_on_the_notebooks(fresh, tmp_path):
-    """The README's second command as written (from the clone), with what a test needs
+def test_the_notebooks_command_starts_jupyter_lab_on_them(fresh, tmp_path):
+    """The README's command that opens the notebooks, as written (from the clone), with what a test needs
     added: no browser, a free port on 127.0.0.1, a known token."""
     import shlex
 
     bin_folder, env = fresh
-    command = shlex.split(quickstart_commands()[1])
+    command = shlex.split(quickstart_commands()[2])
     assert command[:2] == ["jupyter", "lab"], command
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

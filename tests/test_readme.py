@@ -42,7 +42,9 @@ def test_the_readme_is_a_front_door():
     first = re.search(r"```bash\n(.*?)```", quickstart, re.S).group(1)
     commands = [line for line in first.splitlines() if line and not line.startswith("#")]
     assert commands[0].startswith('pip install torch==2.13.0 -e ".[all]"'), commands
-    assert commands[1].startswith("jupyter lab notebooks/"), commands
+    assert commands[1] == "bash scripts/test.sh", commands  # what .ci/run calls
+    assert len(commands) == 2, commands
+    assert "bash scripts/test.sh" in (README.parent / ".ci" / "run").read_text()
 
 
 def test_every_link_resolves():
