@@ -248,6 +248,8 @@ class LLM:
         (and its log-probabilities other numbers)."""
         if not generation.fingerprint or generation.fingerprint == await self._fingerprint():
             return
+        if await self._reads_ids_alike(generation):
+            return  # the same vocabulary (say the same model served, or quantised)
         if generation.model != self.model_identifier:
             raise ValueError(f"this generation comes from the model {generation.model!r}, "
                              f"not {self.model_identifier!r}: branch it on the model that "
@@ -256,6 +258,22 @@ class LLM:
         raise ValueError(f"this generation comes from {self.model_identifier!r} as its files "
                          "were before they changed (other weights or another tokenizer): "
                          "generate it again to branch it")
+
+    async def _reads_ids_alike(self, generation: Generation) -> bool:
+        """True if this model's tokenizer reads the generation's token ids as the text it
+        recorded: then its ids mean the same here (the tokenizer's identity, checked by
+        what it does rather than by where its files are)."""
+        ids = [t.token_id for t in generation.tokens]
+        if not ids or any(i is None or i < 0 for i in ids):
+            return False
+        tokenizer = (await self._ready()).get_tokenizer()
+        text: str = await aio.wait(aio.run_in_thread(tokenizer.decode, ids))
+        def plain(value: str) -> str:
+            # bytes that are no whole UTF-8 character read as U+FFFD, alone or in context
+            return value.replace("\ufffd", "").strip()
+
+        recorded = plain("".join(t.text for t in generation.tokens))
+        return bool(recorded) and plain(text) == recorded
 
     def branch_sync(self, *args: Any, **kwargs: Any) -> Union[Generation, list[Generation]]:
         """Synchronous `branch`: works in scripts, threads and running event loops."""

@@ -16,16 +16,24 @@ running execution's `ProgramContext`:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Protocol, Union
 
-if TYPE_CHECKING:
-    from .runtime import Execution
+from .trace import Trace, model_calls
+
+
+class Execution(Protocol):
+    """What a context reads of a running execution (the runtime's `Execution`)."""
+
+    prompt: str
+    variables: dict[str, Any]
+    trace: Trace
+    runner: Any  # its `settings` name the model and whether results are cached
 
 
 class ProgramContext:
     """A running execution seen from inside the program (read-only)."""
 
-    def __init__(self, execution: "Execution"):
+    def __init__(self, execution: Execution):
         self._execution = execution
 
     @property
@@ -41,8 +49,6 @@ class ProgramContext:
     @property
     def num_calls(self) -> int:
         """The model calls made so far (holes filled and distributions scored)."""
-        from .runtime import model_calls
-
         return model_calls(self._execution.trace)
 
     async def get_var(self, name: str) -> Any:

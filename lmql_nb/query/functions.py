@@ -43,6 +43,7 @@ from ..core import aio
 from ..core.options import (DEFAULT_MAX_LEN, GENERATE_RULES, QUERY_RULES, SAMPLING_OPTIONS,
                             applies, check_decoder, default_decoder)
 from ..generations.llm import LLM
+from .options import OPTIONS
 from .program_cache import ProgramCache
 from .result import LMQLResult
 
@@ -50,10 +51,6 @@ if TYPE_CHECKING:  # the compiler and runtime load with the first query
     from .compiler import Origin, Program
     from .runtime import Outcome, Settings
 
-#: keyword options a query call accepts besides the program's own arguments
-OPTIONS = ("model", "decoder", "n", "temperature", "top_k", "top_p", "seed", "max_len",
-           "top_logprobs", "cache", "on_event", "verbose", "chunksize", "output_writer",
-           "inputs", "certificate")
 _REFUSED: dict[str, str] = {}
 
 #: where a query reads its caller's or definer's local variables, when it runs

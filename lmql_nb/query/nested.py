@@ -23,15 +23,9 @@ holes branch as usual. The trace keeps what the inner query saw and returned as 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
-from ..constraints.where import Where, join_where
-from .result import LMQLResult
-from .trace import NestedFinished, NestedSegment, NestedStarted
 
-if TYPE_CHECKING:
-    from .compiler import HoleSite
-    from .runtime import Execution
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,48 +75,6 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-async def run_nested(parent: "Execution", site: "HoleSite", tactic: Any,
-                     outer_where: Optional[Where]) -> NestedSegment:
-    """Run the nested query `tactic` names for hole `site` of `parent`; its segment."""
-    from .functions import OPTIONS
-    from .runtime import NO_VALUE, Execution, Runner
-
-    target = nested_target(tactic)
-    assert target is not None
-    function, args, kwargs = target
-    refused = [k for k in kwargs if k in OPTIONS]
-    if refused:
-        raise ValueError(f"[{site.name}: {function.__name__}(...)]: a nested query runs with "
-                         f"the outer program's model and decoder; it takes no "
-                         f"{', '.join(refused)}=")
-    is_method = getattr(tactic if not isinstance(tactic, DeferredCall) else tactic.function,
-                        "bound_to", None) is not None
-    label = describe_call(function, args, kwargs, is_method)
-    arguments = function._arguments(args, kwargs)
-    outer = parent.runner
-    runner = Runner(function.program, function._function, arguments, outer.settings)
-    runner.emit = outer.emit  # type: ignore[method-assign]  # one stream of events
-    runner.outer_where = _joined(getattr(outer, "outer_where", None), outer_where)
-    runner._tokenizer = outer._tokenizer
-    child = Execution(runner, parent.slot)
-    child.prompt = parent.prompt
-    child.hole_count = parent.hole_count
-    child.depth = parent.depth + 1
-    child.outer = parent.outer + parent.trace.segments  # chat tags before the hole count
-    parent.emit(NestedStarted(site.name, label))
-    await _checkpoint(parent)
-    value = await function._function(child, **arguments)
-    parent.hole_count = child.hole_count
-    outer._tokenizer = runner._tokenizer
-    added = child.prompt[len(parent.prompt):]
-    returned = value is not NO_VALUE and not isinstance(value, LMQLResult)
-    text = str(value) if returned else added
-    segment = NestedSegment(site.name, label, child.trace, text,
-                            value if returned else added, hidden=returned)
-    parent.emit(NestedFinished(segment))
-    return segment
-
-
 def stable_prefix(prompt: str) -> str:
     """`prompt` without its last word and what follows it: text whose tokens stay the
     same whatever is appended (a word may merge with what follows it, a space with the
@@ -130,25 +82,3 @@ def stable_prefix(prompt: str) -> str:
     text = prompt.rstrip()
     cut = max(text.rfind(" "), text.rfind("\n"))
     return text[:cut] if cut > 0 else ""
-
-
-async def _checkpoint(parent: "Execution") -> None:
-    """Have the model's prefix cache hold the outer prompt before the inner query adds
-    its text. The inner query's holes continue it, and so does the outer prompt after the
-    nested query, which a hidden inner text is no prefix of: without this state, the next
-    hole would compute the whole prompt again. Only the in-process transformers engine
-    continues the longest cached prefix (llama.cpp reuses exact prompts only, and a remote
-    server's cache is its own), so only there is this done. Scoring one one-token value
-    runs the prefix alone. (`cache=False` turns the prefix cache off too: then nothing.)"""
-    if not parent.runner.settings.cache:
-        return
-    model = parent.runner.settings.model
-    if not model.model_identifier.startswith("local:"):
-        return
-    text = stable_prefix(parent.prompt)
-    if len(text) >= 32:
-        await model.score(text, [" ."], cache=parent.runner.settings.cache)
-
-
-def _joined(first: Optional[Where], second: Optional[Where]) -> Optional[Where]:
-    return join_where(first, second)

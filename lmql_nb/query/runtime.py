@@ -42,11 +42,13 @@ from ..constraints.where import Clause, Where, join_where
 from ..generations.llm import LLM
 from .compiler import HoleSite, Program
 from .decorators import DecoratorList
-from .nested import DeferredCall, nested_target, run_nested
+from .nested import DeferredCall, describe_call, nested_target, stable_prefix
+from .options import OPTIONS
 from .context import ProgramContext
 from .result import LMQLResult
 from .trace import (DistributionScored, DistributionSegment, Event, EventCallback, HoleFinished,
-                    HoleSegment, HoleStarted, NestedSegment, RoleSegment, RoleStarted,
+                    HoleSegment, HoleStarted, NestedFinished, NestedSegment, NestedStarted,
+                    RoleSegment, RoleStarted, model_calls,
                     SequenceDropped, SequenceFinished, SequenceStarted, StepRecorded, StepSegment,
                     TextAppended, TextSegment, TokenAppended, Trace)
 
@@ -107,19 +109,6 @@ class Outcome:
 
 def _called_model(trace: Trace) -> bool:
     return model_calls(trace) > 0
-
-
-def model_calls(trace: Trace) -> int:
-    """The model calls behind `trace`: holes the model filled and distributions, those
-    of nested queries included (not decorator or tool steps)."""
-    return sum(model_calls(s.trace) if isinstance(s, NestedSegment)
-               else int(s.kind in ("hole", "distribution") and not _fixed(s))
-               for s in trace.segments)
-
-
-def _fixed(segment: Any) -> bool:
-    """A hole a pre decorator filled (no tokens, no model call)."""
-    return isinstance(segment, HoleSegment) and not segment.tokens and segment.text != ""
 
 
 @contextlib.asynccontextmanager
@@ -842,3 +831,64 @@ class _Beam:
         self.running += len(waiting)
         for _, (_, _, _, event) in waiting:
             event.set()
+
+
+async def run_nested(parent: Execution, site: HoleSite, tactic: Any,
+                     outer_where: Optional[Where]) -> NestedSegment:
+    """Run the nested query `tactic` names for hole `site` of `parent`; its segment."""
+    target = nested_target(tactic)
+    assert target is not None
+    function, args, kwargs = target
+    refused = [k for k in kwargs if k in OPTIONS]
+    if refused:
+        raise ValueError(f"[{site.name}: {function.__name__}(...)]: a nested query runs with "
+                         f"the outer program's model and decoder; it takes no "
+                         f"{', '.join(refused)}=")
+    is_method = getattr(tactic if not isinstance(tactic, DeferredCall) else tactic.function,
+                        "bound_to", None) is not None
+    label = describe_call(function, args, kwargs, is_method)
+    arguments = function._arguments(args, kwargs)
+    outer = parent.runner
+    runner = Runner(function.program, function._function, arguments, outer.settings)
+    runner.emit = outer.emit  # type: ignore[method-assign]  # one stream of events
+    runner.outer_where = _joined(getattr(outer, "outer_where", None), outer_where)
+    runner._tokenizer = outer._tokenizer
+    child = Execution(runner, parent.slot)
+    child.prompt = parent.prompt
+    child.hole_count = parent.hole_count
+    child.depth = parent.depth + 1
+    child.outer = parent.outer + parent.trace.segments  # chat tags before the hole count
+    parent.emit(NestedStarted(site.name, label))
+    await _checkpoint(parent)
+    value = await function._function(child, **arguments)
+    parent.hole_count = child.hole_count
+    outer._tokenizer = runner._tokenizer
+    added = child.prompt[len(parent.prompt):]
+    returned = value is not NO_VALUE and not isinstance(value, LMQLResult)
+    text = str(value) if returned else added
+    segment = NestedSegment(site.name, label, child.trace, text,
+                            value if returned else added, hidden=returned)
+    parent.emit(NestedFinished(segment))
+    return segment
+
+
+async def _checkpoint(parent: Execution) -> None:
+    """Have the model's prefix cache hold the outer prompt before the inner query adds
+    its text. The inner query's holes continue it, and so does the outer prompt after the
+    nested query, which a hidden inner text is no prefix of: without this state, the next
+    hole would compute the whole prompt again. Only the in-process transformers engine
+    continues the longest cached prefix (llama.cpp reuses exact prompts only, and a remote
+    server's cache is its own), so only there is this done. Scoring one one-token value
+    runs the prefix alone. (`cache=False` turns the prefix cache off too: then nothing.)"""
+    if not parent.runner.settings.cache:
+        return
+    model = parent.runner.settings.model
+    if not model.model_identifier.startswith("local:"):
+        return
+    text = stable_prefix(parent.prompt)
+    if len(text) >= 32:
+        await model.score(text, [" ."], cache=parent.runner.settings.cache)
+
+
+def _joined(first: Optional[Where], second: Optional[Where]) -> Optional[Where]:
+    return join_where(first, second)

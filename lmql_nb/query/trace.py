@@ -344,3 +344,16 @@ Event = Union[SequenceStarted, TextAppended, RoleStarted, HoleStarted, TokenAppe
 
 EventCallback = Callable[[int, Event], None]
 """`on_event(sequence_index, event)`: see the module docstring."""
+
+
+def model_calls(trace: Trace) -> int:
+    """The model calls behind `trace`: holes the model filled and distributions, those
+    of nested queries included (not decorator or tool steps)."""
+    return sum(model_calls(s.trace) if isinstance(s, NestedSegment)
+               else int(s.kind in ("hole", "distribution") and not _fixed(s))
+               for s in trace.segments)
+
+
+def _fixed(segment: Any) -> bool:
+    """A hole a pre decorator filled (no tokens, no model call)."""
+    return isinstance(segment, HoleSegment) and not segment.tokens and segment.text != ""
