@@ -46,3 +46,16 @@ def test_branch_refuses_an_empty_text_token(models):
     generation = gpt2.generate_sync("Hello", max_tokens=4, return_details=True)
     with pytest.raises(ValueError, match="empty text"):
         gpt2.branch_sync(generation, 1, "")
+
+
+def test_branch_continues_a_generation_whose_ids_this_tokenizer_reads_alike(models, tiny_gpt2_path):
+    # the same folder in bfloat16 is another model (its numbers differ) with the same
+    # vocabulary: its ids mean the same text, so the branch runs there, from the same ids
+    gpt2, _ = models
+    generation = gpt2.generate_sync("Hello", max_tokens=4, return_details=True)
+    other = lmql_nb.model(f"local:{tiny_gpt2_path}", dtype="bfloat16")
+    alternative = generation.tokens[1].top[1]
+    branched = other.branch_sync(generation, 1, alternative, max_tokens=2)
+    assert list(branched.prefix_ids) == [*generation.prefix_ids, generation.tokens[0].token_id]
+    assert branched.tokens[0].token_id == alternative.token_id
+    assert branched.model == other.model_identifier
