@@ -145,6 +145,7 @@ def gemma():
 SERVER_FIXTURES = {"gpt2_server", "llama_server", "server_process", "fault_proxy"}
 KERNEL_MODULES = {"test_magics_kernel.py", "test_interrupt_and_autoload.py",
                   "test_query_interrupt_kernel.py"}
+INSTALL_MODULES = {"test_first_hour.py"}
 
 
 def _starts_python(item) -> bool:
@@ -179,8 +180,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.llamacpp)
         if "server" in path.parent.name or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.server)
-        if path.name in KERNEL_MODULES:
+        if path.name in KERNEL_MODULES or "kernel" in path.stem:
             item.add_marker(pytest.mark.kernel)
+        if path.name in INSTALL_MODULES:  # new virtual environments: minutes
+            item.add_marker(pytest.mark.subprocess)
         if isinstance(item, pytest.Function) and _starts_python(item):
             item.add_marker(pytest.mark.subprocess)
 
