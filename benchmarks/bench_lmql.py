@@ -49,6 +49,17 @@ def lmql_python() -> Path:
     return python
 
 
+def run_worker(worker: str, folder: str, repeat: int) -> dict:
+    """Run one of the LMQL 0.7.3 worker scripts beside this file in LMQL's environment on
+    the model `folder`; the timings it prints as its last line (JSON)."""
+    out = subprocess.run([str(lmql_python()), str(Path(__file__).parent / worker), folder,
+                          str(repeat)], capture_output=True, text=True,
+                         cwd=Path(__file__).parent, timeout=3600)
+    if out.returncode != 0:
+        raise RuntimeError(f"LMQL 0.7.3 failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def run_lmql(folder: str, repeat: int) -> dict:
     out = subprocess.run([str(lmql_python()), str(HERE / "lmql_worker.py"), folder, str(repeat)],
                          capture_output=True, text=True, cwd=HERE, timeout=3600)

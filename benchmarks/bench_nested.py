@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import statistics
-import subprocess
 import textwrap
 import time
 from pathlib import Path
 from typing import Callable
 
-from bench_lmql import lmql_python
+from bench_lmql import run_worker
 from workloads import NESTED_INNER, NESTED_OUTER, NESTED_QUESTIONS, QUERY_QUESTION, TOOL_LOOP, calc
 
 import lmql_nb
@@ -83,14 +81,6 @@ def interleaved(first: Callable[[], object], second: Callable[[], object],
     return statistics.median(times[0]), statistics.median(times[1])
 
 
-def run_lmql(folder: str, repeat: int) -> dict:
-    out = subprocess.run([str(lmql_python()), str(HERE / "lmql_nested_worker.py"), folder,
-                          str(repeat)], capture_output=True, text=True, cwd=HERE, timeout=3600)
-    if out.returncode != 0:
-        raise RuntimeError(f"LMQL 0.7.3 failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -117,7 +107,7 @@ def main() -> None:
                 lambda h=by_hand, m=llm: h(m, QUERY_QUESTION.format(n=next(runs))),
                 lambda f=as_query: f(QUERY_QUESTION.format(n=next(runs))), args.repeat)
             rows[(model_id, name)] = (hand, timed_query)
-    theirs = None if args.skip_lmql else run_lmql(str(embedded_folder()), args.repeat)
+    theirs = None if args.skip_lmql else run_worker("lmql_nested_worker.py", str(embedded_folder()), args.repeat)
 
     print(f"{'model':<24} {'program':<10} {'by hand':>9} {'query':>9} {'query/hand':>11}"
           "  target <= 1.15x" + ("" if theirs is None else

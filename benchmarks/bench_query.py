@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import subprocess
 from pathlib import Path
 
-from bench_lmql import lmql_python
+from bench_lmql import run_worker
 from timing import timed
 from workloads import QUERY, QUERY_CHECK, QUERY_QUESTION, QUERY_STEPS
 
@@ -46,14 +44,6 @@ def as_query(llm: lmql_nb.LLM, question: str) -> str:
     return lmql_nb.run_sync(QUERY, question=question, model=llm).prompt
 
 
-def run_lmql(folder: str, repeat: int) -> dict:
-    out = subprocess.run([str(lmql_python()), str(HERE / "lmql_query_worker.py"), folder,
-                          str(repeat)], capture_output=True, text=True, cwd=HERE, timeout=3600)
-    if out.returncode != 0:
-        raise RuntimeError(f"LMQL 0.7.3 failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -72,7 +62,7 @@ def main() -> None:
         query = timed(lambda m=llm: as_query(m, QUERY_QUESTION.format(n=next(runs))),
                       args.repeat)
         rows[model_id] = (hand, query)
-    theirs = None if args.skip_lmql else run_lmql(str(embedded_folder()), args.repeat)["query"]
+    theirs = None if args.skip_lmql else run_worker("lmql_query_worker.py", str(embedded_folder()), args.repeat)["query"]
 
     print(f"{'model':<26} {'by hand':>9} {'query':>9} {'query/hand':>11}  target <= 1.15x"
           + ("" if theirs is None else f"   {'LMQL 0.7.3':>10} {'LMQL/query':>10}  target"))
