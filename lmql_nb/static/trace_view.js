@@ -539,6 +539,7 @@ var TraceView = class extends View {
     toolbar.append(this.whitespace, this.legend.element, this.status);
     this.root.appendChild(toolbar);
     this.body = h("div", "lmnb-trace-rows");
+    this.chat = null;
     this.root.append(this.body, this.tooltip.element);
     this.hover(
       this.body,
@@ -550,7 +551,59 @@ var TraceView = class extends View {
     this.onChange("data", () => this.update());
     this.onChange("status", () => this.updateStatus());
     this.onChange("model_identifier", () => this.updateStatus());
+    this.onChange("question", () => this.updateQuestion());
     this.update();
+    this.updateQuestion();
+    this.model.send?.({ event: "ready" });
+  }
+  // the input box of the question waiting now, if any (one box per question id)
+  updateQuestion() {
+    const question = this.get("question") ?? {};
+    const asking = question.id !== void 0 && this.get("status") === "running";
+    if (this.chat && (!asking || this.chat.id !== question.id)) {
+      this.chat.element.remove();
+      this.chat = null;
+    }
+    if (!asking || this.chat) return;
+    const { element, field } = this.chatBox(question);
+    this.chat = { id: question.id, element };
+    this.body.after(element);
+    field.focus();
+  }
+  chatBox(question) {
+    const form = h("form", "lmnb-chat-input");
+    form.dataset.question = String(question.id);
+    const label = h("label", "lmnb-chat-prompt", question.prompt || "user");
+    const field = h("input", "lmnb-chat-field");
+    field.type = "text";
+    field.placeholder = "Your message \xB7 Enter sends";
+    field.setAttribute("aria-label", question.prompt || "your message to the program");
+    field.autocomplete = "off";
+    label.appendChild(field);
+    const send = h("button", "lmnb-chat-send", "Send");
+    send.type = "submit";
+    const end = h("button", "lmnb-chat-end", "End chat");
+    end.type = "button";
+    end.title = "end the chat: the program returns its result";
+    const sendOnce = (message) => {
+      if (field.disabled) return;
+      field.disabled = send.disabled = end.disabled = true;
+      form.classList.add("lmnb-chat-sent");
+      this.model.send({ ...message, id: question.id });
+    };
+    const sync = () => {
+      send.disabled = field.disabled || !field.value.trim();
+    };
+    field.addEventListener("input", sync);
+    field.addEventListener("keydown", (event) => event.stopPropagation());
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (field.value.trim()) sendOnce({ event: "answer", text: field.value });
+    });
+    end.addEventListener("click", () => sendOnce({ event: "end" }));
+    form.append(label, send, end);
+    sync();
+    return { element: form, field };
   }
   redraw() {
     for (const row of this.rows) row.element.remove();
@@ -771,6 +824,7 @@ var TraceView = class extends View {
     else if (status !== "done") parts.push(status);
     this.status.textContent = parts.join(" \xB7 ");
     this.root.classList.toggle("lmnb-generating", status === "running");
+    this.updateQuestion();
     if (status !== "running") {
       for (const hole of this.body.querySelectorAll(".lmnb-hole-open")) hole.classList.remove("lmnb-hole-open");
     }

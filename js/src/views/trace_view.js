@@ -4,6 +4,12 @@
 // bars; one row per sample or beam. Rows are redrawn in place while the program runs.
 //
 // Model text is untrusted: it only ever reaches the page as text nodes.
+//
+// While a chat program's `await input()` waits (the `question` trait: {id, prompt}), an
+// input box under the rows takes the user's message: Enter or Send sends it to Python
+// ({event: "answer", id, text}), "End chat" ends the chat ({event: "end", id}). Once
+// drawn, the view says so ({event: "ready"}): Python then waits for the box rather than
+// asking through the kernel's stdin.
 import { LOGPROB_SCALE, legend } from "../colours.js";
 import { appendMarkedText, appendText, formatNumber, formatPercent, h, isBlank, whitespaceToggle } from "../dom.js";
 import { describeToken, logprobShown, prefixSums, tokenSpan } from "../tokens.js";
@@ -32,6 +38,7 @@ class TraceView extends View {
     this.root.appendChild(toolbar);
 
     this.body = h("div", "lmnb-trace-rows");
+    this.chat = null; // the input box, while a question waits
     this.root.append(this.body, this.tooltip.element);
     this.hover(this.body, ".lmnb-token",
                (token) => describeToken(this.columns, this.altStart, this.allowedStart, Number(token.dataset.i)),
@@ -41,7 +48,60 @@ class TraceView extends View {
     this.onChange("data", () => this.update());
     this.onChange("status", () => this.updateStatus());
     this.onChange("model_identifier", () => this.updateStatus());
+    this.onChange("question", () => this.updateQuestion());
     this.update();
+    this.updateQuestion();
+    this.model.send?.({ event: "ready" }); // a kernel's view (a saved page has no send)
+  }
+
+  // the input box of the question waiting now, if any (one box per question id)
+  updateQuestion() {
+    const question = this.get("question") ?? {};
+    const asking = question.id !== undefined && this.get("status") === "running";
+    if (this.chat && (!asking || this.chat.id !== question.id)) {
+      this.chat.element.remove();
+      this.chat = null;
+    }
+    if (!asking || this.chat) return;
+    const { element, field } = this.chatBox(question);
+    this.chat = { id: question.id, element };
+    this.body.after(element);
+    field.focus();
+  }
+
+  chatBox(question) {
+    const form = h("form", "lmnb-chat-input");
+    form.dataset.question = String(question.id);
+    const label = h("label", "lmnb-chat-prompt", question.prompt || "user");
+    const field = h("input", "lmnb-chat-field");
+    field.type = "text";
+    field.placeholder = "Your message · Enter sends";
+    field.setAttribute("aria-label", question.prompt || "your message to the program");
+    field.autocomplete = "off";
+    label.appendChild(field);
+    const send = h("button", "lmnb-chat-send", "Send");
+    send.type = "submit";
+    const end = h("button", "lmnb-chat-end", "End chat");
+    end.type = "button";
+    end.title = "end the chat: the program returns its result";
+    const sendOnce = (message) => {
+      if (field.disabled) return;
+      field.disabled = send.disabled = end.disabled = true;
+      form.classList.add("lmnb-chat-sent");
+      this.model.send({ ...message, id: question.id });
+    };
+    const sync = () => { send.disabled = field.disabled || !field.value.trim(); };
+    field.addEventListener("input", sync);
+    // the notebook's own shortcuts (Enter, a, b, d d, ...) must not act on what is typed
+    field.addEventListener("keydown", (event) => event.stopPropagation());
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (field.value.trim()) sendOnce({ event: "answer", text: field.value });
+    });
+    end.addEventListener("click", () => sendOnce({ event: "end" }));
+    form.append(label, send, end);
+    sync();
+    return { element: form, field };
   }
 
   redraw() {
@@ -281,6 +341,7 @@ class TraceView extends View {
     else if (status !== "done") parts.push(status);
     this.status.textContent = parts.join(" · ");
     this.root.classList.toggle("lmnb-generating", status === "running");
+    this.updateQuestion();
     if (status !== "running") {
       for (const hole of this.body.querySelectorAll(".lmnb-hole-open")) hole.classList.remove("lmnb-hole-open");
     }

@@ -136,7 +136,7 @@ class LmqlMagics(Magics):
         except (TypeError, ValueError) as error:
             raise UsageError(f"%%lmql: {error}") from None
         run_cell(function, options, settings, self._user_ns, args.out,
-                 self.update_interval, requests.serve if requests is not None else None)
+                 self.update_interval, requests)
 
     @no_var_expand
     @cell_magic

@@ -9,7 +9,7 @@ assignments are (from the first output when the decoder gives several).
 from __future__ import annotations
 
 import builtins
-from typing import Any, Callable, MutableMapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, MutableMapping, Optional, Sequence
 
 from ...query.compiler import Origin, compile_program
 from ...query.functions import QueryFunction
@@ -17,6 +17,9 @@ from ...query.runtime import Settings
 from ...query.trace import DistributionSegment, HoleSegment, NestedSegment, Trace
 from .running import Interrupted, run_with_ticks
 from .trace_streaming import TraceCollector, make_trace_output
+
+if TYPE_CHECKING:
+    from .chat_input import InputRequests
 
 CELL_FILENAME = "<%%lmql cell>"
 
@@ -41,26 +44,32 @@ def compile_cell(line: str, cell: str, namespace: dict[str, Any]) -> QueryFuncti
 
 def run_cell(function: QueryFunction, options: dict[str, Any], settings: Settings,
              namespace: MutableMapping[str, Any], out: Optional[str], interval: float,
-             on_tick: Optional[Callable[[], None]] = None) -> None:
+             requests: Optional["InputRequests"] = None) -> None:
     """Run `function` with query `options` (which `settings` resolved), showing its trace
     as it grows; then set the holes as notebook variables and store what the program
     returns in `out` (a list when the decoder gives n > 1, as a query call returns).
 
-    `on_tick()` runs on this thread after each redraw (`await input()`'s questions).
+    `requests` answers the program's `await input()`: on this thread, after each
+    redraw, in the trace view's input box.
     An interrupt (or an error) keeps the trace so far on screen and the holes filled so
     far as variables, then propagates.
     """
     collector = TraceCollector()
     decoder = settings.decoder if settings.n == 1 else f"{settings.decoder}(n={settings.n})"
     output = make_trace_output(settings.model.model_identifier, decoder)
+    view = getattr(output, "view", None)  # None: text, no input box
     try:
         def tick() -> None:
             output.update(collector)
-            if on_tick is not None:  # after drawing: an input box goes under the trace
-                on_tick()
+            if requests is not None:  # after drawing: the box goes under the trace
+                requests.serve(view)
 
-        outcomes = run_with_ticks(function.outcomes(on_event=collector, **options), tick,
-                                  interval)
+        try:
+            outcomes = run_with_ticks(function.outcomes(on_event=collector, **options), tick,
+                                      interval)
+        finally:
+            if requests is not None:
+                requests.close(view)
     except BaseException as error:
         _, traces, open_rows = collector.state()
         interrupted = isinstance(error, KeyboardInterrupt)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterable, Sequence, Union
+from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import traitlets
@@ -233,11 +233,19 @@ class TraceView(LmqlWidget):
     status = traitlets.Enum(STATUSES, default_value="done").tag(sync=True)
     model_identifier = traitlets.Unicode("").tag(sync=True)
     decoder = traitlets.Unicode("").tag(sync=True)
+    #: while a chat program's `await input()` waits: {"id": n, "prompt": "..."} (the
+    #: view shows an input box), else {}
+    question = traitlets.Dict().tag(sync=True)
 
     def __init__(self, results: Results = (), **kwargs: Any):
         super().__init__(**kwargs)
         self._traces: list[Trace] = []
         self._open: list[bool] = []
+        self._asked = 0
+        self._answers: dict[int, Optional[str]] = {}
+        #: True once a front end has drawn this view (it says so when it does)
+        self.rendered = False
+        self.on_msg(self._on_message)
         if not self.model_identifier:  # the model that ran the results, as they say
             self.model_identifier = next((r.model for r in _items(results)
                                           if isinstance(r, LMQLResult) and r.model), "")
@@ -254,6 +262,42 @@ class TraceView(LmqlWidget):
         with self.hold_sync():
             self.data = self.pack(_columns(self._traces, self._open))
             self.status = status
+
+    def ask(self, prompt: str) -> int:
+        """Show an input box for the chat user's next message, with `prompt` (the
+        program's `input("...")` text) above it; returns the question's id."""
+        self._asked += 1
+        self.question = {"id": self._asked, "prompt": prompt}
+        return self._asked
+
+    def answered(self, question: int) -> bool:
+        """Whether the user has answered question `question` (sent a message or ended
+        the chat)."""
+        return question in self._answers
+
+    def take_answer(self, question: int) -> Optional[str]:
+        """The user's message for `question` (None: the user ended the chat)."""
+        return self._answers.pop(question)
+
+    def clear_question(self) -> None:
+        """Take the input box away."""
+        self.question = {}
+
+    def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        """The front end's messages: {"event": "ready"} when it has drawn the view,
+        {"event": "answer", "id": n, "text": "..."} and {"event": "end", "id": n} from
+        the input box. Answers to a question not asked now are dropped."""
+        if not isinstance(content, dict):
+            return
+        event = content.get("event")
+        if event == "ready":
+            self.rendered = True
+        elif event in ("answer", "end"):
+            asked = self.question.get("id")
+            text = content.get("text") if event == "answer" else None
+            if asked is not None and content.get("id") == asked and (
+                    text is None or isinstance(text, str)):
+                self._answers[asked] = text
 
     def filled(self) -> list[int]:
         """Each row's count of filled holes (see `filled_holes`)."""
