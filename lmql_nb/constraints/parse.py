@@ -36,7 +36,7 @@ CLAUSES = PRIMITIVES
 
 def _merge(clauses: list[tuple[str, Any]]) -> ConstraintSpec:
     fields: dict[str, Any] = {"stops_at": (), "stops_before": (), "regexes": (), "excludes": (),
-                              "patterns": ()}
+                              "patterns": (), "not_tokens": ()}
     for key, value in clauses:
         if key in ("stops_at", "stops_before", "excludes"):
             fields[key] = tuple(dict.fromkeys(fields[key] + value))
@@ -60,13 +60,15 @@ def _merge(clauses: list[tuple[str, Any]]) -> ConstraintSpec:
             fields[key] = value if previous is None else min(previous, value)
         elif key == "min_tokens":
             fields[key] = max(fields.get(key) or 0, value)
+        elif key == "not_tokens":
+            fields[key] = tuple(sorted(set(fields[key]) | {value}))
         else:  # a keyword that lowered to something no spec field holds
             raise ValueError(f"unknown constraint clause {key!r}; the clauses are: "
                              f"{', '.join(CLAUSES)}")
     if fields.get("choices") and (fields["stops_at"] or fields["stops_before"]):
         fields["choices"] = _cut_choices(fields["choices"], fields["stops_at"],
                                          fields["stops_before"])
-    least, most = fields.get("min_tokens"), fields.get("max_tokens")
+    least, most = _excluding(fields)
     if least is not None and most is not None and least > most:
         raise ValueError(f"the token bounds leave no length: at least {least} and at most "
                          f"{most} tokens")
@@ -78,14 +80,37 @@ def _merge(clauses: list[tuple[str, Any]]) -> ConstraintSpec:
     if spec.json_schema is not None and _regular_parts(spec):
         raise ValueError(f"json_schema cannot be combined with {', '.join(_regular_parts(spec))}"
                          "; the JSON schema alone decides where the completion ends")
-    if spec.min_tokens and spec.stops and spec.shaped:
+    if (spec.min_tokens or spec.not_tokens) and spec.stops and spec.shaped:
+        bound = (f"at least {spec.min_tokens} tokens" if spec.min_tokens else
+                 f"not {' or '.join(map(str, spec.not_tokens))} tokens")
         raise ValueError(
-            f"a lower token bound (at least {spec.min_tokens} tokens) cannot be combined with "
+            f"a token bound ({bound}) cannot be combined with "
             f"stop strings and {', '.join(p for p in _regular_parts(spec) if 'stops' not in p)}"
             " together: the grammar ends the text at a stop where the shape is complete, "
             "the bound would have to skip it. Accepted: the bound with stop strings, or the "
             "bound with the shape")
     return spec
+
+
+def _excluding(fields: dict[str, Any]) -> tuple[Optional[int], Optional[int]]:
+    """Fold the token counts the text may not have (`not_tokens`) into its bounds: a
+    lower bound the text may not have moves up, an upper one down (`<= 3 and != 3` is
+    `<= 2`); counts outside the bounds are dropped. Returns (least, most)."""
+    least, most = fields.get("min_tokens"), fields.get("max_tokens")
+    excluded = set(fields["not_tokens"])
+    if excluded and least is None and 0 in excluded:
+        least = 0
+    while least is not None and least in excluded:
+        least += 1
+    while most is not None and most in excluded and most >= 0:
+        most -= 1
+    if least:
+        fields["min_tokens"] = least
+    if most is not None:
+        fields["max_tokens"] = most
+    fields["not_tokens"] = tuple(n for n in sorted(excluded) if n > (least or 0)
+                                 and (most is None or n < most))
+    return least, most
 
 
 def _cut_choices(choices: tuple[str, ...], stops_at: tuple[str, ...],

@@ -14,6 +14,7 @@ fields the grammar, the decode loops and the server dialects enforce:
     pattern: Pattern                       matches a `Pattern` (a regex, or and/or/not of
                                            the regular primitives above)
     max_tokens, min_tokens: int            has at most / at least this many tokens
+    not_tokens: int                        does not have exactly this many tokens
 
 `REGULAR` primitives constrain the text's form and combine freely under and/or/not (the
 grammar intersects, unites and complements them); the others do not.
@@ -29,7 +30,7 @@ Primitive = tuple[str, Any]
 
 STOPS = ("stops_at", "stops_before")
 REGULAR = ("choices", "regex", "type", "max_chars", "excludes", "pattern")
-PRIMITIVES = STOPS + REGULAR + ("json_schema", "max_tokens", "min_tokens")
+PRIMITIVES = STOPS + REGULAR + ("json_schema", "max_tokens", "min_tokens", "not_tokens")
 
 
 @dataclasses.dataclass(frozen=True)

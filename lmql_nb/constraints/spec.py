@@ -35,7 +35,9 @@ class ConstraintSpec:
     `STARTS_WITH`, `len(X) > n`, `X != "s"`, and/or/not combinations); `max_tokens` is
     the token bound a `where` clause asked for (already folded into
     `GenerateOptions.max_tokens`); `min_tokens` the least number of tokens (the decode
-    loops mask end-of-sequence, and ignore stop strings, until it is reached).
+    loops mask end-of-sequence, and ignore stop strings, until it is reached);
+    `not_tokens` the token counts the text may not have (`len(TOKENS(X)) != n`: at
+    exactly n tokens the decode loops mask end-of-sequence and ignore stop strings).
     """
 
     stops_at: tuple[str, ...] = ()
@@ -49,6 +51,7 @@ class ConstraintSpec:
     excludes: tuple[str, ...] = ()
     patterns: tuple[Pattern, ...] = ()
     min_tokens: Optional[int] = None
+    not_tokens: tuple[int, ...] = ()
 
     @property
     def stops(self) -> tuple[str, ...]:
@@ -65,4 +68,10 @@ class ConstraintSpec:
     @property
     def active(self) -> bool:
         """True if generation has anything to enforce beyond an upper token count."""
-        return self.shaped or bool(self.stops) or bool(self.min_tokens)
+        return (self.shaped or bool(self.stops) or bool(self.min_tokens)
+                or bool(self.not_tokens))
+
+    def may_end(self, generated: int) -> bool:
+        """Whether the text may end after `generated` tokens (the lower bound holds and
+        `generated` is no count the text may not have)."""
+        return generated >= (self.min_tokens or 0) and generated not in self.not_tokens

@@ -2,7 +2,9 @@
 
 Under a lower token bound (`ConstraintSpec.min_tokens`) a stop string counts only once
 the bound holds: where it ends in that token or a later one (LMQL: "the stopping
-condition is only enforced once the other constraints are satisfied").
+condition is only enforced once the other constraints are satisfied"). Likewise a token
+count the text may not have (`ConstraintSpec.not_tokens`, `len(TOKENS(X)) != n`): a stop
+string that ends in the nth token does not end the text there.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ def new_stop(text: str, added: int, spec: "ConstraintSpec") -> bool:
     return any(stop in window for stop in spec.stops)
 
 
-def stop_cut(text: str, spec: "ConstraintSpec", floor: int = 0) -> Optional[int]:
+def stop_cut(text: str, spec: "ConstraintSpec", floor: int = 0,
+             skips: Sequence[tuple[int, int]] = ()) -> Optional[int]:
     """Where `text` should end: None if no stop string ends in it after `floor`
-    characters (see `stop_floor`).
+    characters (see `stop_floor`) and outside the `skips` (see `stop_skips`).
 
     The first stop string to end in `text` decides (the longest, if several end at the
     same place); a `stops_at` string is kept, a `stops_before` string is dropped.
@@ -38,6 +41,8 @@ def stop_cut(text: str, spec: "ConstraintSpec", floor: int = 0) -> Optional[int]
     found: Optional[tuple[int, int, str]] = None  # (end, -length, stop)
     for stop in spec.stops:
         start = text.find(stop, max(0, floor - len(stop) + 1))
+        while start >= 0 and any(lo < start + len(stop) <= hi for lo, hi in skips):
+            start = text.find(stop, start + 1)
         if start >= 0:
             candidate = (start + len(stop), -len(stop), stop)
             found = candidate if found is None else min(found, candidate)
@@ -55,6 +60,17 @@ def stop_floor(tokens: Sequence[TokenInfo], spec: "ConstraintSpec") -> int:
     return sum(len(t.text) for t in tokens[:spec.min_tokens - 1])
 
 
+def stop_skips(tokens: Sequence[TokenInfo], spec: "ConstraintSpec") -> list[tuple[int, int]]:
+    """The character spans (after `lo`, up to `hi`) of the tokens whose count the text may
+    not have (`spec.not_tokens`): a stop string ending there does not count."""
+    spans = []
+    for n in spec.not_tokens:
+        if 0 < n <= len(tokens):
+            lo = sum(len(t.text) for t in tokens[:n - 1])
+            spans.append((lo, lo + len(tokens[n - 1].text)))
+    return spans
+
+
 def undecided_tail(text: str, stops: Sequence[str]) -> int:
     """How many characters at the end of `text` could still grow into a stop string (a
     stream holds them back until the next token decides)."""
@@ -70,8 +86,7 @@ def decided_tokens(tokens: Sequence[TokenInfo], spec: "ConstraintSpec") -> list[
     no stop string is complete, before a tail that could still become one. Shown tokens
     never change later; the rest come with the final result."""
     text = "".join(t.text for t in tokens)
-    floor = stop_floor(tokens, spec)
-    cut = stop_cut(text, spec, floor)
+    cut = stop_cut(text, spec, stop_floor(tokens, spec), stop_skips(tokens, spec))
     if cut is None:
         cut = len(text) - undecided_tail(text, spec.stops)
     shown: list[TokenInfo] = []
@@ -90,7 +105,8 @@ def cut_stop(tokens: Sequence[TokenInfo], spec: "ConstraintSpec") -> tuple[Token
     Tokens wholly after the cut are dropped; a token straddling it keeps its text up to
     the cut. So the tokens' texts still join to the completion.
     """
-    cut = stop_cut("".join(t.text for t in tokens), spec, stop_floor(tokens, spec))
+    cut = stop_cut("".join(t.text for t in tokens), spec, stop_floor(tokens, spec),
+                   stop_skips(tokens, spec))
     if cut is None:
         return tuple(tokens)
     kept: list[TokenInfo] = []

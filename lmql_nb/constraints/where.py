@@ -329,9 +329,8 @@ def _length(label: str, unit: str, symbol: str, bound: Any) -> list[Primitive]:
     if most is not None and most < 0:
         raise ValueError("no text is that short")
     if unit == "tokens":
-        if symbol == "!=":
-            raise ValueError("len(TOKENS(...)) != n is not supported: a token count is "
-                             "bounded with <, <=, >, >= or ==")
+        if symbol == "!=":  # at exactly n tokens the text may not end
+            return [("not_tokens", bound)] if bound >= 0 else []
         return ([("min_tokens", least)] if least else []) + (
             [("max_tokens", most)] if most is not None else [])
     if symbol == "!=":

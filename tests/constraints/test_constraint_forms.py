@@ -103,6 +103,86 @@ def test_a_lower_token_bound_skips_earlier_stops(tiny_gpt2_path):
     assert len(generation.tokens) >= least and generation.finish_reason == "stop"
 
 
+def _stop_at_token(texts: list[str], n: int) -> str:
+    """A stop string that first ends in token `n` of `texts` (its last character, when
+    that character appears nowhere before)."""
+    before = "".join(texts[:n - 1])
+    for length in range(1, len(texts[n - 1]) + 1):
+        stop = texts[n - 1][:length]
+        if stop.strip() and stop not in before + texts[n - 1][:length - 1]:
+            return stop
+    raise AssertionError(f"no stop string first ends in token {n} of {texts!r}")
+
+
+def test_a_token_count_that_is_excluded_skips_the_stop_that_ends_there(tiny_gpt2_path):
+    free = _run(tiny_gpt2_path, max_tokens=20)
+    texts = [t.text for t in free.tokens]
+    n = next(n for n in range(3, 12) if _has_stop(texts, n))
+    stop = _stop_at_token(texts, n)
+    greedy = _run(tiny_gpt2_path, max_tokens=20, stops_at=stop)
+    assert len(greedy.tokens) == n  # unconstrained, the stop ends the text at n tokens
+    generation = _run(tiny_gpt2_path, max_tokens=20,
+                      where=f'STOPS_AT(RESPONSE, "{stop}") and len(TOKENS(RESPONSE)) != {n}')
+    # by hand: the first occurrence of the stop that ends in a token other than the nth
+    joined = "".join(texts)
+    skip_to = len("".join(texts[:n]))
+    later = joined.find(stop, skip_to - len(stop) + 1)
+    while later >= 0 and later + len(stop) <= skip_to:
+        later = joined.find(stop, later + 1)
+    expected = joined if later < 0 else joined[:later + len(stop)]
+    assert generation.text == expected
+    assert [t.token_id for t in generation.tokens][:n] == [t.token_id for t in free.tokens][:n]
+    assert len(generation.tokens) != n
+    # the same in a query program, and on every beam
+    value = lmql_nb.run_sync(f'''
+        "{PROMPT}[X]" where STOPS_AT(X, {stop!r}) and len(TOKENS(X)) != {n}
+        return X
+    ''', model=lmql_nb.model(f"local:{tiny_gpt2_path}"), cache=False, max_len=60)
+    assert value == expected
+    for beam in _run(tiny_gpt2_path, max_tokens=20, decoder="beam", n=3,
+                     where=f'STOPS_AT(RESPONSE, "{stop}") and len(TOKENS(RESPONSE)) != {n}'):
+        assert len(beam.tokens) != n
+
+
+def _has_stop(texts: list[str], n: int) -> bool:
+    try:
+        _stop_at_token(texts, n)
+        return True
+    except AssertionError:
+        return False
+
+
+def test_a_token_count_that_is_excluded_masks_end_of_sequence(eager_eos_path):
+    """Between two choices the eager model ends at the shorter one; when that one's token
+    count is excluded, end-of-sequence is masked there and only the longer one is left."""
+    choices = '[" river", " river bank"]'
+    free = _run(eager_eos_path, where=f"RESPONSE in {choices}")
+    n = len(free.tokens)
+    assert free.text == " river" and free.finish_reason == "stop"
+    generation = _run(eager_eos_path, where=f"RESPONSE in {choices} and "
+                      f"len(TOKENS(RESPONSE)) != {n}")
+    assert generation.text == " river bank" and generation.finish_reason == "stop"
+    assert len(generation.tokens) != n
+
+
+def test_a_token_count_that_is_excluded_folds_into_a_bound(eager_eos_path):
+    # the eager model ends at 0 tokens: != 0 makes it a lower bound of 1, as > 0 would
+    generation = _run(eager_eos_path, where="len(TOKENS(RESPONSE)) != 0")
+    assert [t.token_id for t in generation.tokens] == _greedy_ids(eager_eos_path, PROMPT, 12,
+                                                                  min_new=1)
+    options = parse_generate_options(40, where="len(TOKENS(RESPONSE)) <= 5 and "
+                                     "len(TOKENS(RESPONSE)) != 5 and len(TOKENS(RESPONSE)) != 2")
+    assert options.max_tokens == 4 and options.constraint.not_tokens == (2,)
+
+
+def test_a_token_count_that_is_excluded_holds_under_sampling(eager_eos_path):
+    free = _run(eager_eos_path, decoder="sample", n=16, seed=5, temperature=4.0)
+    assert any(len(g.tokens) == 1 for g in free)  # some samples end at exactly one token
+    for generation in _run(eager_eos_path, decoder="sample", n=16, seed=5, temperature=4.0,
+                           where="len(TOKENS(RESPONSE)) != 1"):
+        assert len(generation.tokens) != 1
+
+
 @pytest.mark.parametrize("where, check", [
     ("len(RESPONSE) == 3", lambda t: len(t) == 3),
     ("len(RESPONSE) >= 2 and len(RESPONSE) <= 4", lambda t: 2 <= len(t) <= 4),
@@ -137,14 +217,17 @@ def test_equality_with_a_stop_inside_is_cut_like_lmql(tiny_gpt2_path):
 
 
 @pytest.mark.parametrize("where, message", [
-    ("len(TOKENS(RESPONSE)) != 3", r"len\(TOKENS\(\.\.\.\)\) != n is not supported"),
+    ('INT(RESPONSE) and STOPS_AT(RESPONSE, ".") and len(TOKENS(RESPONSE)) != 3',
+     r"token bound \(not 3 tokens\) cannot be combined with stop strings and type=int"),
+    ("len(TOKENS(RESPONSE)) <= 3 and len(TOKENS(RESPONSE)) >= 3 and "
+     "len(TOKENS(RESPONSE)) != 3", "leave no length"),
     ("INT(RESPONSE) or len(TOKENS(RESPONSE)) < 3",
      r"'or' cannot combine len\(TOKENS\(RESPONSE\)\) < 3 \(a token count\)"),
     ('not STOPS_AT(RESPONSE, "x")', r"'not' cannot combine STOPS_AT"),
     ('(STOPS_AT(RESPONSE, "a") and INT(RESPONSE)) or STOPS_AT(RESPONSE, "b")',
      "'or' between a branch with a stopping phrase and other constraints"),
     ('INT(RESPONSE) and STOPS_AT(RESPONSE, ".") and len(TOKENS(RESPONSE)) > 2',
-     "lower token bound .* cannot be combined with stop strings and type=int"),
+     "token bound .* cannot be combined with stop strings and type=int"),
     ("len(TOKENS(RESPONSE)) > 5 and len(TOKENS(RESPONSE)) < 3", "leave no length"),
     ('RESPONSE > "a"', "compared with == or != only"),
 ])
@@ -172,3 +255,12 @@ def test_or_between_bounds_and_stops(where, kept):
             assert options.max_tokens == value
         else:
             assert getattr(spec, field) == value
+
+
+@pytest.mark.parametrize("dialect", ["vllm", "openai"])
+def test_an_excluded_token_count_is_refused_by_servers(dialect):
+    from lmql_nb.backends.openai.dialect import to_server_params
+
+    spec = parse_generate_options(9, where="len(TOKENS(RESPONSE)) != 3").constraint
+    with pytest.raises(ValueError, match=r"len\(TOKENS\(\.\.\.\)\) != n"):
+        to_server_params(spec, dialect)

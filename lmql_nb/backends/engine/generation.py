@@ -167,16 +167,19 @@ def _mask(logits: np.ndarray, rows: Sequence[_Row], tokenizer: EngineTokenizer) 
 
 
 def below_minimum(spec: Optional[ConstraintSpec], generated: int) -> bool:
-    """True if a sequence of `generated` tokens may not end yet (`spec.min_tokens`)."""
-    return spec is not None and generated < (spec.min_tokens or 0)
+    """True if a sequence of `generated` tokens may not end there (`spec.min_tokens`
+    not reached yet, or `generated` is one of `spec.not_tokens`)."""
+    return spec is not None and not spec.may_end(generated)
 
 
 def check_minimum(spec: Optional[ConstraintSpec], generated: int) -> None:
-    """ConstraintError if the grammar ends a sequence below the lower token bound."""
+    """ConstraintError if the grammar ends a sequence at a token count it may not have."""
     if spec is not None and below_minimum(spec, generated):
+        bound = (f"at least {spec.min_tokens}" if generated < (spec.min_tokens or 0)
+                 else f"other than {generated}")
         raise ConstraintError(
             f"the constraint's shape ends the text after {generated} tokens, but it must have "
-            f"at least {spec.min_tokens} (len(TOKENS(...)) lower bound); loosen one of them")
+            f"{bound} (len(TOKENS(...)) bound); loosen one of them")
 
 
 def _choose(logits: np.ndarray, rows: Sequence[_Row],

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
-from ...constraints.stops import cut_stop, stop_cut, stop_floor
+from ...constraints.stops import cut_stop, stop_cut, stop_floor, stop_skips
 from ...core.results import Alternative, Generation, TokenInfo
 from ...tokenization.tokenizer import IncrementalDecoder
 
@@ -196,9 +196,9 @@ def completion(tokens: Sequence[TokenInfo], decoder: IncrementalDecoder,
     """
     text = decoder.text()
     if spec is not None and spec.stops:
-        floor = stop_floor(tokens, spec)
+        floor, skips = stop_floor(tokens, spec), stop_skips(tokens, spec)
         tokens = cut_stop(tokens, spec)
-        cut = stop_cut(text, spec, floor)
+        cut = stop_cut(text, spec, floor, skips)
         text = text if cut is None else text[:cut]
     return Generation(text=text, tokens=tuple(tokens), finish_reason=finish_reason,
                       prompt=prompt, prefix_ids=tuple(prefix_ids), end_token=end_token)

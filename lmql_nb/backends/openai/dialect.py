@@ -250,6 +250,8 @@ _FIELDS: dict[str, dict[str, Optional[Callable[[_Constraint, Any], None]]]] = {
         "excludes": _refuse("not ... in RESPONSE"),
         "patterns": _patterns,
         "min_tokens": _min_tokens,
+        "not_tokens": _refuse("len(TOKENS(...)) != n (only in-process models, local: and "
+                              "llama.cpp:, enforce it)"),
     },
     "openai": {
         "stops_at": _refuse("stops_at (OpenAI drops the stop string; use stops_before)"),
@@ -263,6 +265,7 @@ _FIELDS: dict[str, dict[str, Optional[Callable[[_Constraint, Any], None]]]] = {
         "excludes": _refuse("not ... in RESPONSE"),
         "patterns": _refuse_patterns,
         "min_tokens": _refuse("a lower token bound (min_tokens, len(TOKENS(...)) > n)"),
+        "not_tokens": _refuse("len(TOKENS(...)) != n"),
     },
 }
 
