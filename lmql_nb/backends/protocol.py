@@ -60,17 +60,20 @@ class TokenIdBackend(Protocol):
         TypeError for what the model cannot do (the server answers 400)."""
 
     async def score_ids(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]],
-                        value_lengths: Sequence[int],
-                        use_cache: bool = True) -> list[list[float]]:
+                        value_lengths: Sequence[int], use_cache: bool = True,
+                        score_prefix: bool = False) -> list[list[float]]:
         """Per suffix, the log-probabilities of its last `value_lengths[i]` tokens after
         `prefix` and the suffix tokens before them (`use_cache` False: no state kept from
-        earlier calls may change the numbers)."""
+        earlier calls may change the numbers). With `score_prefix`, the prefix's tokens
+        after its first are scored too, as the start of every suffix (`value_lengths`
+        may reach into them): whole prompts, their shared part computed once."""
 
     async def score_ids_top(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]],
-                            top_logprobs: int,
-                            use_cache: bool = True) -> list[list[ScoredToken]]:
+                            top_logprobs: int, use_cache: bool = True,
+                            score_prefix: bool = False) -> list[list[ScoredToken]]:
         """Per suffix, a `ScoredToken` for each of its tokens after `prefix` and the tokens
-        before it, with the `top_logprobs` most likely alternatives."""
+        before it (with `score_prefix`, first for each of the prefix's tokens after its
+        first), with the `top_logprobs` most likely alternatives."""
 
 
 def token_id_backend(backend: object, model_id: str) -> TokenIdBackend:

@@ -229,21 +229,23 @@ class ServedModel:
         it, rank, the `top` best alternatives; with `top` None the log-probability alone);
         None for the first token, which has none.
 
-        Prompts that share a prefix share its forward pass: one job scores the shared
-        prefix, one batched job the rest of each prompt.
+        Prompts that share a prefix (a prompt with each of its values, as `score` sends
+        them) share its forward pass: each group is one job that scores the prefix's
+        tokens and each prompt's rest in one pass (`score_prefix`). The groups of one
+        request, and those of requests arriving together, share the model's passes
+        (the worker batches them); no prefix cache: a request's numbers must not depend
+        on the requests before it.
         """
         for ids in prompts:
             self.check_ids(ids)
         self._check_open()
         results: list[list[Any]] = [[None] for _ in prompts]
-        groups: dict[int, list[int]] = {}
-        for i, ids in enumerate(prompts):
-            groups.setdefault(ids[0], []).append(i)
+        groups = prefix_groups(prompts)
         self.running += 1
         try:
-            jobs = [self._score_group([prompts[i] for i in members], top)
-                    for members in groups.values()]
-            for members, scored in zip(groups.values(), await asyncio.gather(*jobs)):
+            jobs = [self._score_group(shared, [prompts[i] for i in members], top)
+                    for shared, members in groups]
+            for (_, members), scored in zip(groups, await asyncio.gather(*jobs)):
                 for i, values in zip(members, scored):
                     results[i] = [None] + values
         except asyncio.CancelledError:
@@ -254,36 +256,40 @@ class ServedModel:
             self.running -= 1
         return results
 
-    async def _score_group(self, prompts: list[list[int]],
+    async def _score_group(self, shared: int, prompts: list[list[int]],
                            top: Optional[int]) -> list[list[Any]]:
-        """Tokens 1.. of prompts that share their first token."""
-        first = prompts[0]
-        shared = min(common_prefix_length(first, ids) for ids in prompts)
-        shared = min(shared, min(len(ids) for ids in prompts) - 1)  # each keeps a token
-        if len(prompts) == 1 or shared <= 1:
-            return await self._score(first[:1], [ids[1:] for ids in prompts], top)
-        head, tails = await asyncio.gather(
-            self._score(first[:1], [first[1:shared]], top),
-            self._score(first[:shared], [ids[shared:] for ids in prompts], top))
-        return [head[0] + tail for tail in tails]
+        """Tokens 1.. of prompts whose first `shared` tokens are the same."""
+        prefix = prompts[0][:shared]
+        suffixes = [ids[shared:] for ids in prompts]
+        if top is not None:
+            return await self._backend.score_ids_top(prefix, suffixes, top, use_cache=False,
+                                                     score_prefix=True)
+        plain = await self._backend.score_ids(prefix, suffixes,
+                                              [len(ids) - 1 for ids in prompts],
+                                              use_cache=False, score_prefix=True)
+        return [[ScoredToken(v, None, ()) for v in row] for row in plain]
 
-    async def _score(self, prefix: list[int], suffixes: list[list[int]],
-                     top: Optional[int]) -> list[list[Any]]:
-        scored = [i for i, s in enumerate(suffixes) if s]
-        results: list[list[Any]] = [[] for _ in suffixes]
-        if not scored:
-            return results
-        wanted = [suffixes[i] for i in scored]
-        # no prefix cache: a request's numbers must not depend on the requests before it
-        if top is None:  # log-probabilities alone: may share forward passes with others
-            plain = await self._backend.score_ids(prefix, wanted, [len(s) for s in wanted],
-                                                  use_cache=False)
-            values = [[ScoredToken(v, None, ()) for v in row] for row in plain]
-        else:
-            values = await self._backend.score_ids_top(prefix, wanted, top, use_cache=False)
-        for i, value_scores in zip(scored, values):
-            results[i] = value_scores
-        return results
+
+def prefix_groups(prompts: Sequence[Sequence[int]]) -> list[tuple[int, list[int]]]:
+    """The prompts (two tokens or more) as groups that share a prefix, each as (the
+    shared length, the prompts' indices): prompts in token order, each joining the group
+    before it while that keeps most of the group's shared part and covers at least half
+    of the prompt, so that a prompt sent with each of several values is one group and
+    unrelated prompts do not cut each other's prefix down to a token or two. Every
+    prompt keeps at least one token after the shared part."""
+    order = sorted((i for i, ids in enumerate(prompts) if len(ids) > 1),
+                   key=lambda i: list(prompts[i]))
+    groups: list[tuple[int, list[int]]] = []
+    for i in order:
+        ids = prompts[i]
+        if groups:
+            shared, members = groups[-1]
+            joint = min(shared, common_prefix_length(prompts[members[0]], ids), len(ids) - 1)
+            if joint * len(members) >= shared * (len(members) - 1) and 2 * joint >= len(ids) - 1:
+                groups[-1] = (joint, members + [i])
+                continue
+        groups.append((len(ids) - 1, [i]))
+    return groups
 
 
 def shutting_down() -> APIError:

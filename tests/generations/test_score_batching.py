@@ -40,9 +40,9 @@ def _record_chunks(monkeypatch) -> list:
     chunks = []
     original = TorchModel.score_rows
 
-    def score_rows(self, rows):
+    def score_rows(self, rows, **options):
         chunks.append({row.call for row in rows})
-        return original(self, rows)
+        return original(self, rows, **options)
 
     monkeypatch.setattr(TorchModel, "score_rows", score_rows)
     return chunks

@@ -363,23 +363,29 @@ class InProcessBackend(Backend):
                                     [len(v) for _, v in splits], use_cache)
 
     async def score_ids(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]],
-                        value_lengths: Sequence[int], use_cache: bool = True) -> list[list[float]]:
+                        value_lengths: Sequence[int], use_cache: bool = True,
+                        score_prefix: bool = False) -> list[list[float]]:
         """Per suffix, the log-probabilities of its last `value_lengths[i]` tokens after
-        `prefix` and the suffix tokens before them."""
+        `prefix` and the suffix tokens before them (with `score_prefix`, the prefix's
+        tokens after its first count as the suffix's first: see `ScoreJob`)."""
         from .scoring import ScoreJob
 
         job = ScoreJob(list(prefix), [list(s) for s in suffixes], list(value_lengths),
-                       use_prefix_cache=use_cache)
-        scores: list[list[float]] = await self._submit(("score",), job)
+                       use_prefix_cache=use_cache, score_prefix=score_prefix)
+        scores: list[list[float]] = await self._submit(("score", score_prefix), job)
         return scores
 
     async def score_ids_top(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]],
-                            top_logprobs: int, use_cache: bool = True) -> list[list[ScoredToken]]:
+                            top_logprobs: int, use_cache: bool = True,
+                            score_prefix: bool = False) -> list[list[ScoredToken]]:
         """Per suffix, a `ScoredToken` (log-probability, rank, the `top_logprobs` best
-        alternatives) for each of its tokens after `prefix` and the tokens before it."""
+        alternatives) for each of its tokens after `prefix` and the tokens before it
+        (with `score_prefix`, first for each of the prefix's tokens after its first)."""
         from .scoring import ScoreJob
 
-        job = ScoreJob(list(prefix), [list(s) for s in suffixes], [len(s) for s in suffixes],
-                       use_prefix_cache=use_cache, top_logprobs=top_logprobs)
-        rows: list[list[Any]] = await self._submit(("score",), job)
+        extra = len(prefix) - 1 if score_prefix else 0
+        job = ScoreJob(list(prefix), [list(s) for s in suffixes],
+                       [extra + len(s) for s in suffixes], use_prefix_cache=use_cache,
+                       top_logprobs=top_logprobs, score_prefix=score_prefix)
+        rows: list[list[Any]] = await self._submit(("score", score_prefix), job)
         return rows

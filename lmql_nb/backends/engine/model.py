@@ -75,13 +75,18 @@ class LanguageModel(abc.ABC):
     #: True when several `score` calls may share forward passes (`score_calls`): the
     #: model's numbers then move at most by float rounding, or the user asked for it
     batches_calls: bool = False
+    #: True when `score_rows` scores the prefixes' own tokens in their pass (`score_calls`
+    #: with `score_prefix`); otherwise such calls run alone (`scoring.score_job`)
+    scores_prefixes: bool = False
 
     def score_calls(self, calls: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]],
                     finished: Callable[[int, list[list[float]]], None],
-                    cancelled: Callable[[int], bool]) -> None:
+                    cancelled: Callable[[int], bool], score_prefix: bool = False) -> None:
         """`suffix_logprobs` for several calls, each a (prefix, suffixes) pair, in shared
         forward passes: `finished(i, scores)` as soon as call i is done; a call is
-        dropped once `cancelled(i)`.
+        dropped once `cancelled(i)`. With `score_prefix`, each suffix's scores begin
+        with those of its prefix's tokens after the first (a prompt scored whole, as
+        an echo of prompt log-probabilities needs, its shared part computed once).
 
         The (prefix, suffix) rows of all calls, calls with fewer values first, then
         shorter prompts first (so that padding stays small), are cut into chunks the
@@ -89,6 +94,9 @@ class LanguageModel(abc.ABC):
         small calls leave early and memory stays bounded at any number of calls or
         values.
         """
+        if score_prefix and not self.scores_prefixes:
+            raise ValueError(f"{type(self).__name__} does not score prefixes in its passes")
+        options = {"score_prefix": True} if score_prefix else {}
         rows = sorted((ScoreRow(i, j, tuple(prefix), list(suffix))
                        for i, (prefix, suffixes) in enumerate(calls)
                        for j, suffix in enumerate(suffixes)),
@@ -98,25 +106,28 @@ class LanguageModel(abc.ABC):
         start = 0
         while start < len(rows):
             chunk: list[ScoreRow] = []
-            while start < len(rows) and (not chunk or self.rows_fit(chunk + [rows[start]])):
+            while start < len(rows) and (not chunk or
+                                         self.rows_fit(chunk + [rows[start]], **options)):
                 if not cancelled(rows[start].call):
                     chunk.append(rows[start])
                 start += 1
             if not chunk:
                 continue
-            for row, scores in zip(chunk, self.score_rows(chunk)):
+            for row, scores in zip(chunk, self.score_rows(chunk, **options)):
                 results[row.call][row.value] = scores
                 left[row.call] -= 1
                 if not left[row.call]:
                     finished(row.call, results[row.call])
 
-    def rows_fit(self, rows: Sequence["ScoreRow"]) -> bool:
+    def rows_fit(self, rows: Sequence["ScoreRow"], score_prefix: bool = False) -> bool:
         """Whether these rows can run as one `score_rows` (models with `batches_calls`)."""
         raise NotImplementedError
 
-    def score_rows(self, rows: Sequence["ScoreRow"]) -> list[list[float]]:
+    def score_rows(self, rows: Sequence["ScoreRow"],
+                   score_prefix: bool = False) -> list[list[float]]:
         """Per row, the log-probabilities of its suffix's tokens after its prefix (models
-        with `batches_calls`)."""
+        with `batches_calls`); with `score_prefix` (models with `scores_prefixes`),
+        preceded by those of the prefix's tokens after its first."""
         raise NotImplementedError
 
 

@@ -323,7 +323,7 @@ class LlamaModel(LanguageModel):
         return results
 
 
-    def rows_fit(self, rows: Sequence[ScoreRow]) -> bool:
+    def rows_fit(self, rows: Sequence[ScoreRow], score_prefix: bool = False) -> bool:
         """Within the free sequences, the key/value cells and the logits budget."""
         prefixes = {row.prefix for row in rows}
         forks = sum(len(row.suffix) > 1 for row in rows)
@@ -332,7 +332,8 @@ class LlamaModel(LanguageModel):
                 and sum(map(len, prefixes)) + tails <= (self.context_length or 0)
                 and (len(prefixes) + tails) * self.vocab_size <= MAX_SCORE_LOGITS)
 
-    def score_rows(self, rows: Sequence[ScoreRow]) -> list[list[float]]:
+    def score_rows(self, rows: Sequence[ScoreRow],
+                   score_prefix: bool = False) -> list[list[float]]:
         """Throughput mode: the rows' prompts in one decode call (one sequence each),
         then the rows' other suffix tokens in one decode call (a fork of its prompt
         each). The prefix cache is not used: its states were decoded in other company."""

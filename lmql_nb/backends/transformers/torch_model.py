@@ -47,6 +47,7 @@ class TorchModel(LanguageModel):
 
     # float32 batches with padding give each row its numbers alone up to rounding (1e-6)
     batches_calls = True
+    scores_prefixes = True
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 position_ids: torch.Tensor, cache: Optional[Any] = None,
@@ -191,28 +192,40 @@ class TorchModel(LanguageModel):
         return results
 
 
-    def rows_fit(self, rows: Sequence[ScoreRow]) -> bool:
+    def rows_fit(self, rows: Sequence[ScoreRow], score_prefix: bool = False) -> bool:
         """Within the logits, key/value cache and prefill budgets (see the constants)."""
         prefixes = {row.prefix for row in rows}
         width = max(len(prefix) for prefix in prefixes)
         tail = max(len(row.suffix) for row in rows) - 1
+        if score_prefix and len(prefixes) * width * self.vocab_size > MAX_LOGITS_PER_BATCH:
+            return False
         return (len(prefixes) * width <= PREFILL_TOKENS
                 and len(rows) * tail * self.vocab_size <= MAX_LOGITS_PER_BATCH
                 and len(rows) * (width + tail) * self._token_bytes <= SCORE_CACHE_BYTES)
 
-    def score_rows(self, rows: Sequence[ScoreRow]) -> list[list[float]]:
+    def score_rows(self, rows: Sequence[ScoreRow],
+                   score_prefix: bool = False) -> list[list[float]]:
         """The rows' prompts run together, left-padded (the first value token's
-        log-probability comes from there); then the rows' other suffix tokens run in one
-        pass on the prompts' cache, repeated per row, right-padded. A suffix's last token
-        needs no pass of its own: one-token values cost only the prompt pass."""
+        log-probability comes from there, and with `score_prefix` those of the prompts'
+        own tokens); then the rows' other suffix tokens run in one pass on the prompts'
+        cache, repeated per row, right-padded. A suffix's last token needs no pass of
+        its own: one-token values cost only the prompt pass."""
         index_of: dict[tuple[int, ...], int] = {}
         for row in rows:
             index_of.setdefault(row.prefix, len(index_of))
         input_ids, mask, positions = left_pad([list(p) for p in index_of], self.pad_token_id)
-        logits, cache = self.forward(input_ids, mask, positions, last_only=True)
+        logits, cache = self.forward(input_ids, mask, positions, last_only=not score_prefix)
         first = logits[:, -1].log_softmax(-1)
         of_row = torch.tensor([index_of[row.prefix] for row in rows])
-        results = [[float(first[of_row[i], row.suffix[0]])] for i, row in enumerate(rows)]
+        heads: list[list[float]] = [[] for _ in index_of]
+        if score_prefix:  # column c predicts the token in column c + 1
+            chosen = logits[:, :-1].gather(-1, input_ids[:, 1:, None].to(logits.device))[..., 0]
+            table = (chosen - logits[:, :-1].logsumexp(-1)).cpu()
+            width = input_ids.shape[1]
+            heads = [table[k, width - len(prefix):].tolist()
+                     for k, prefix in enumerate(index_of)]
+        results = [heads[int(of_row[i])] + [float(first[of_row[i], row.suffix[0]])]
+                   for i, row in enumerate(rows)]
         longer = [i for i, row in enumerate(rows) if len(row.suffix) > 1]
         if not longer:
             return results
