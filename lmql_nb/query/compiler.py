@@ -168,6 +168,7 @@ class _Compiler:
         self.program_clauses = program_where
         self.distribution = distribution
         body = self.transform(body)
+        body = [_Calls().visit(statement) for statement in body]
         self.check_names(program_where, distribution)
         body = _mark_no_value(body)
         body = _rename_print(body)
@@ -306,7 +307,7 @@ class _Compiler:
                 ast.copy_location(tick, statement.body[0])
                 ast.fix_missing_locations(tick)
                 statement.body.insert(0, tick)
-            result.append(_ToolAwaits().visit(statement))
+            result.append(statement)
         return result
 
     def prompt(self, statement: ast.Expr) -> list[ast.stmt]:
@@ -550,17 +551,60 @@ def _is_runtime_call(node: ast.Call) -> bool:
             and function.value.id == RUNTIME)
 
 
-class _ToolAwaits(ast.NodeTransformer):
-    """`await f(args)` in the program's own statements becomes
-    `await __lmql__.tool("f(args)", f(args))`: the trace shows the call and its result.
-    Functions and classes defined in the program are left as they are."""
+#: calls left as Python makes them: the ones that read their caller's frame (LMQL's list
+#: and the like) and the runtime's own `print` and `input`
+_PLAIN_CALLS = {"print", "input", "eval", "exec", "locals", "globals", "vars", "dir", "super",
+                "breakpoint"}
+
+
+class _Calls(ast.NodeTransformer):
+    """Calls in the program's own statements, made as LMQL makes them (its compiler's
+    `FunctionCallTransformation`): a call of an async function or of a query is awaited
+    where it is made, awaited or not, so `q(x)` in a program gives `q`'s result, not a
+    coroutine.
+
+        f(args)        ->  await __lmql__.call("f(args)", f, args)
+        await f(args)  ->  await __lmql__.tool("f(args)", f, args)
+
+    `call` awaits an async function or runs a query, else calls `f` plainly; `tool` also
+    awaits what a plain function returns if it is awaitable, and a sync one's value is
+    taken as it is (LMQL drops `await`). Both record an awaited call as a step of the
+    trace (an interpolated `{tool(...)}` is recorded once, by its `tool_text`). Calls
+    that read their caller's frame (`locals()`, `eval`...) and the runtime's `print`
+    and `input` are left plain; functions, lambdas, classes and generator expressions
+    defined in the program are left as they are (no `await` can go there)."""
+
+    def __init__(self) -> None:
+        self.quiet = False
 
     def visit_Await(self, node: ast.Await) -> ast.AST:
-        self.generic_visit(node)
-        if not isinstance(node.value, ast.Call) or _is_runtime_call(node.value):
+        call = node.value
+        if not isinstance(call, ast.Call) or _is_runtime_call(call) or _plain(call):
+            self.generic_visit(node)
             return node
-        call = _call("tool", [ast.Constant(ast.unparse(node.value)), node.value])
-        return ast.copy_location(call, node)
+        return ast.copy_location(self._wrapped("tool", call), node)
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        if _is_runtime_call(node):
+            quiet = self.quiet
+            self.quiet = quiet or (isinstance(node.func, ast.Attribute)
+                                   and node.func.attr == "tool_text")
+            self.generic_visit(node)
+            self.quiet = quiet
+            return node
+        if _plain(node):
+            self.generic_visit(node)
+            return node
+        return ast.copy_location(self._wrapped("call", node), node)
+
+    def _wrapped(self, method: str, call: ast.Call) -> ast.Await:
+        source = ast.unparse(call)
+        self.generic_visit(call)
+        label: ast.expr = ast.Constant(None if self.quiet and method == "call" else source)
+        wrapped = _call(method, [label, call.func, *call.args])
+        assert isinstance(wrapped.value, ast.Call)
+        wrapped.value.keywords = call.keywords
+        return wrapped
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
         return node
@@ -573,6 +617,13 @@ class _ToolAwaits(ast.NodeTransformer):
 
     def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
         return node
+
+    def visit_GeneratorExp(self, node: ast.GeneratorExp) -> ast.AST:
+        return node
+
+
+def _plain(call: ast.Call) -> bool:
+    return isinstance(call.func, ast.Name) and call.func.id in _PLAIN_CALLS
 
 
 def _fold_negative_numbers(node: ast.expr) -> ast.expr:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import dataclasses
+import inspect
 import json
 import threading
 import time
@@ -332,9 +333,30 @@ class Execution:
         uncalled; any other function is called now and its result is the type."""
         return DeferredCall(function, args, kwargs).resolve()
 
-    async def tool(self, source: str, awaitable: Any) -> Any:
-        """`await f(args)` in the program: the call's result, recorded as a step."""
-        value = await awaitable
+    async def call(self, source: Optional[str], function: Any, /, *args: Any,
+                   **kwargs: Any) -> Any:
+        """`f(args)` in the program (see compiler._Calls): as in LMQL, an async function
+        is awaited and a query is run, each recorded as a step (unless `source` is None);
+        any other function is called as Python calls it."""
+        if _is_query(function):
+            value = await function.run(*args, **kwargs)
+        elif inspect.iscoroutinefunction(function):
+            value = await function(*args, **kwargs)
+        else:
+            return function(*args, **kwargs)
+        if source is not None:
+            self._record_tool(StepSegment("tool", "", source, f"→ {_short(value)}"))
+        return value
+
+    async def tool(self, source: str, function: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """`await f(args)` in the program: the call's result (awaited if it is awaitable;
+        a plain value as it is, LMQL dropping `await`), recorded as a step."""
+        if _is_query(function):
+            value = await function.run(*args, **kwargs)
+        else:
+            value = function(*args, **kwargs)
+            if inspect.isawaitable(value):
+                value = await value
         self._record_tool(StepSegment("tool", "", source, f"→ {_short(value)}"))
         return value
 
@@ -709,6 +731,11 @@ def _streamer(decorated: DecoratorList, context: Any) -> Callable[[str], None]:
         decorated.stream(text, context)
 
     return stream
+
+
+def _is_query(function: Any) -> bool:
+    """A query function (or a query bound to an object): run with `await f.run(...)`."""
+    return bool(getattr(function, "__lmql_query__", False)) and hasattr(function, "run")
 
 
 def _short(value: Any, limit: int = 80) -> str:

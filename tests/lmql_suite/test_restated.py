@@ -160,6 +160,16 @@ def test_models_with_different_tokenizers_in_one_process(m, tiny_llama_path):
         by_hand = model.generate_sync("Hello", where="len(TOKENS(RESPONSE)) == 4",
                                       return_details=True, cache=False)
         assert world == by_hand.text and len(by_hand.tokens) == 4
+    # test_llama_from_gpt: a program on one model calls an async query on the other
+    # without await; the call gives that query's value (LMQL awaits calls in programs)
+    on_llama = lmql_nb.query(program, model=llama)
+    both = lmql_nb.run_sync(f"{program.split(chr(10))[0]}\nreturn [WORLD, on_llama()]",
+                            model=m, on_llama=on_llama)
+    assert both == [gen_4(m), gen_4(llama)]
+
+
+def gen_4(model) -> str:
+    return model.generate_sync("Hello", where="len(TOKENS(RESPONSE)) == 4", cache=False)
 
 
 @pytest.mark.parametrize("where, by_hand", [

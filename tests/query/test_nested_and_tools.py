@@ -337,6 +337,66 @@ def test_eval_reinsertion_and_async_tools(llm):
     assert result.trace.prompt == result.prompt
 
 
+@lmql_nb.query
+async def shout(word):
+    '''lmql
+    "Shout {word}:[LOUD]" where len(TOKENS(LOUD)) < 3
+    return word.upper() + LOUD
+    '''
+
+
+@lmql_nb.query
+def whisper(word):
+    '''lmql
+    "Whisper {word}:[SOFT]" where len(TOKENS(SOFT)) < 3
+    return word.lower() + SOFT
+    '''
+
+
+def test_calls_in_programs_are_awaited_as_lmql_awaits_them(llm):
+    """LMQL's compiler makes every call in a program `await call(f, ...)`: an async
+    function or a query gives its value without `await` (LMQL's test_multi_tokenizer
+    calls an async query so), `await` of a plain function gives its value, and Python
+    code defined in the program (a generator expression, a nested def) is left alone."""
+    async def double(x):
+        await asyncio.sleep(0)
+        return 2 * x
+
+    def plus_one(x):
+        return x + 1
+
+    result = lmql_nb.run_sync('''
+        a = double(2)
+        b = await double(3)
+        c = await plus_one(1)
+        d = shout("hey")
+        e = await whisper("HO")
+        f = [double(i) for i in range(3)]
+        g = sum(plus_one(i) for i in range(3))
+        "A {double(5)} {shout('x')}:[X]" where len(TOKENS(X)) < 2
+        return [a, b, c, d, e, f, g, X]
+    ''', double=double, plus_one=plus_one, shout=shout, whisper=whisper)
+    # by hand: each query run on its own (its holes by generate on its own prompt)
+    loud, soft = (gen(llm, "Shout hey:", max_tokens=2), gen(llm, "Whisper HO:", max_tokens=2))
+    x_loud = gen(llm, "Shout x:", max_tokens=2)
+    x = gen(llm, f"A 10 X{x_loud}:", max_tokens=1)
+    assert result == [4, 6, 2, "HEY" + loud, "ho" + soft, [0, 2, 4], 6, x]
+    assert asyncio.run(shout("hey")) == "HEY" + loud  # the same as awaited outside
+
+
+def test_awaited_calls_are_steps_of_the_trace(llm):
+    async def double(x):
+        return 2 * x
+
+    outcome = asyncio.run(lmql_nb.query('''
+        a = double(2)
+        b = len("abc")
+        "{a} {b}[X]" where len(TOKENS(X)) < 2
+    ''').outcomes(double=double))
+    steps = [s for s in outcome[0].result.trace.segments if isinstance(s, StepSegment)]
+    assert [(s.step, s.label, s.detail) for s in steps] == [("tool", "double(2)", "→ 4")]
+
+
 def test_a_tool_loop_records_each_call(llm):
     storage = {}
 
