@@ -38,6 +38,7 @@ import anyio
 import anyio.lowlevel
 
 from ..core import aio
+from ..core.continuation import continuing
 from ..core.options import DEFAULT_MAX_LEN
 from ..constraints.where import Clause, Where, join_where
 from ..generations.llm import LLM
@@ -570,7 +571,8 @@ class Runner:
         if announce:
             self.emit(execution.slot, SequenceStarted(execution.trace.copy()))
         try:
-            value = await self.function(execution, **self.arguments)
+            with continuing():  # its holes continue one prompt (llama.cpp: one KV state)
+                value = await self.function(execution, **self.arguments)
         except ChatEnded:  # the user ended the chat: the program ends where it asked
             value = NO_VALUE
         self.emit(execution.slot, SequenceFinished(execution.trace))
@@ -904,8 +906,9 @@ async def _checkpoint(parent: Execution) -> None:
     its text. The inner query's holes continue it, and so does the outer prompt after the
     nested query, which a hidden inner text is no prefix of: without this state, the next
     hole would compute the whole prompt again. Only the in-process transformers engine
-    continues the longest cached prefix (llama.cpp reuses exact prompts only, and a remote
-    server's cache is its own), so only there is this done. Scoring one one-token value
+    continues the longest cached prefix (llama.cpp continues within the run's continuation
+    block without this: its states are cut back to the shared start; a remote server's
+    cache is its own), so only there is this done. Scoring one one-token value
     runs the prefix alone. (`cache=False` turns the prefix cache off too: then nothing.)"""
     if not parent.runner.settings.cache:
         return

@@ -19,7 +19,7 @@ from ...constraints.stops import new_stop
 from ...core.options import GenerateOptions
 from ...core.results import TokenInfo
 from ...tokenization.tokenizer import EngineTokenizer, IncrementalDecoder
-from .model import LanguageModel
+from .model import LanguageModel, Rows
 from .sampling import completion, describe, log_softmax, sample, seeded_generator, step_stats
 from .worker import Request
 
@@ -40,6 +40,9 @@ class GenerateJob:
     #: tokens every sequence takes first instead of choosing (returned with their numbers;
     #: no random draw is spent on them)
     forced_ids: tuple[int, ...] = ()
+    #: the continuation block the call was made in (`lmql_nb.core.continuation`): its
+    #: prompt may continue an earlier call's state, and leaves its own for later calls
+    continuation: Optional[int] = None
 
     @property
     def context_ids(self) -> list[int]:
@@ -126,7 +129,8 @@ def run_generate(model: LanguageModel, tokenizer: EngineTokenizer,
     # identical prompts (one request's n rows, or requests for one prompt) run once
     decoding, logits = model.start([row.job.context_ids for row in active],
                                    all(row.job.options.cache for row in active),
-                                   [row.request for row in active])
+                                   [row.request for row in active],
+                                   [row.job.continuation for row in active])
     try:
         while True:
             logprobs = log_softmax(logits)  # the model's own, unconstrained
@@ -145,6 +149,7 @@ def run_generate(model: LanguageModel, tokenizer: EngineTokenizer,
                 rows = rows_of[request]
                 if all(row.finish_reason for row in rows) and not request.future.done():
                     _finish_request(request, rows)
+            _remember(decoding, active, keep)
             if not keep:
                 return
             decoding.keep(keep)
@@ -152,6 +157,18 @@ def run_generate(model: LanguageModel, tokenizer: EngineTokenizer,
             logits = decoding.step([next_ids[i] for i in keep])
     finally:
         decoding.close()
+
+
+def _remember(decoding: Rows, active: Sequence[_Row], keep: Sequence[int]) -> None:
+    """Leave the state of each finished one-sequence call made in a continuation block
+    for the block's next call (its prompt and the tokens fed after it)."""
+    kept = set(keep)
+    for i, row in enumerate(active):
+        job = row.job
+        if (i not in kept and job.continuation is not None and job.options.n == 1
+                and job.options.cache and row.finish_reason in ("stop", "length")):
+            decoding.remember(i, job.context_ids + [t.token_id for t in row.tokens],
+                              job.continuation)
 
 
 def _mask(logits: np.ndarray, rows: Sequence[_Row], tokenizer: EngineTokenizer) -> np.ndarray:

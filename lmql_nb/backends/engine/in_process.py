@@ -13,7 +13,7 @@ import dataclasses
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
-from ...core import aio
+from ...core import aio, continuation
 from ...core.options import GenerateOptions, ScoreOptions
 from ...core.results import Generation, TokenCallback, ValueScores
 from ...tokenization.tokenizer import (EngineTokenizer, common_prefix_length, split_continuation,
@@ -309,7 +309,7 @@ class InProcessBackend(Backend):
             constraint = await aio.wait(aio.run_in_thread(self.compile, options.constraint,
                                                           name="lmql_nb-constraint"))
         job = GenerateJob(prompt, prompt_ids, options, max_new, limited, constraint,
-                          tuple(prefix_ids), tuple(forced_ids))
+                          tuple(prefix_ids), tuple(forced_ids), continuation.current())
         # beam requests run alone; argmax and sampling requests batch together
         key = ("beam", id(job)) if options.decoder == "beam" else ("generate",)
         progress = None if on_token is None else (lambda item: on_token(*item))
@@ -371,7 +371,8 @@ class InProcessBackend(Backend):
         from .scoring import ScoreJob
 
         job = ScoreJob(list(prefix), [list(s) for s in suffixes], list(value_lengths),
-                       use_prefix_cache=use_cache, score_prefix=score_prefix)
+                       use_prefix_cache=use_cache, score_prefix=score_prefix,
+                       continuation=continuation.current())
         scores: list[list[float]] = await self._submit(("score", score_prefix), job)
         return scores
 
@@ -386,6 +387,7 @@ class InProcessBackend(Backend):
         extra = len(prefix) - 1 if score_prefix else 0
         job = ScoreJob(list(prefix), [list(s) for s in suffixes],
                        [extra + len(s) for s in suffixes], use_prefix_cache=use_cache,
-                       top_logprobs=top_logprobs, score_prefix=score_prefix)
+                       top_logprobs=top_logprobs, score_prefix=score_prefix,
+                       continuation=continuation.current())
         rows: list[list[Any]] = await self._submit(("score", score_prefix), job)
         return rows

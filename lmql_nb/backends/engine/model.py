@@ -36,6 +36,13 @@ class Rows(abc.ABC):
     def close(self) -> None:  # noqa: B027 (optional: rows that hold nothing need none)
         """Release what the rows hold in the model (called once decoding ends)."""
 
+    def remember(self, row: int, ids: Sequence[int],  # noqa: B027 (optional, see below)
+                 continuation: int) -> None:
+        """Row `row` is done: keep its state for the later calls of the `continuation`
+        block (`lmql_nb.core.continuation`). `ids` are its prompt and tokens; the state
+        holds as many of them as were fed to the model (the last chosen token was not).
+        Optional: a model whose prefix cache continues any prefix needs nothing here."""
+
 
 class LanguageModel(abc.ABC):
     """A causal language model the engine drives by token ids."""
@@ -49,7 +56,9 @@ class LanguageModel(abc.ABC):
 
     @abc.abstractmethod
     def start(self, prompts: Sequence[Sequence[int]], use_prefix_cache: bool = True,
-              groups: Optional[Sequence[Hashable]] = None) -> tuple[Rows, np.ndarray]:
+              groups: Optional[Sequence[Hashable]] = None,
+              continuations: Optional[Sequence[Optional[int]]] = None
+              ) -> tuple[Rows, np.ndarray]:
         """Begin decoding one row per prompt; return the rows and the logits (or
         log-probabilities: softmax and argmax ignore a constant shift) of each row's next
         token, (rows, vocab), float32, the caller's to modify. Identical prompts run once.
@@ -58,19 +67,24 @@ class LanguageModel(abc.ABC):
         call gets alone: a model whose numbers depend on how many rows a forward pass
         holds (llama.cpp) decodes each group apart; one whose batching is exact may mix
         them. Rows forked by `keep` stay in their parent's group.
+
+        `continuations[i]` names the continuation block row i's call was made in (None:
+        none): its prompt may continue a state an earlier call of that block left.
         """
 
     @abc.abstractmethod
     def suffix_logprobs(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]],
                         use_prefix_cache: bool = True,
                         cancelled: Callable[[], bool] = lambda: False,
-                        on_row: Optional[RowCallback] = None) -> list[list[float]]:
+                        on_row: Optional[RowCallback] = None,
+                        continuation: Optional[int] = None) -> list[list[float]]:
         """Per suffix, the log-probability of each of its tokens after `prefix` and the
         suffix tokens before it. The prefix runs once for all suffixes (and is kept for
         later calls with `use_prefix_cache`). Raises CancelledError once `cancelled()`.
 
         `on_row(i, j, logprobs)`, if given, sees the whole next-token distribution (a
-        log-softmax over the vocabulary) that suffix i's token j was scored from."""
+        log-softmax over the vocabulary) that suffix i's token j was scored from.
+        `continuation`: as in `start`, for the prefix."""
 
     #: True when several `score` calls may share forward passes (`score_calls`): the
     #: model's numbers then move at most by float rounding, or the user asked for it

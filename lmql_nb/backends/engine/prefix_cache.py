@@ -2,7 +2,8 @@
 
 Scoring more values after a prompt the model has seen, or (with `longest`, where the
 model's numbers allow it) after a longer prompt that starts with one, then costs only
-the new tokens. What a state is (tensors, or a
+the new tokens (`closest` finds the longest shared start, for models that can cut a
+state back to it). What a state is (tensors, or a
 saved llama.cpp sequence state) is the model's business: the cache stores it with its
 size.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import collections
 from typing import Generic, Optional, TypeVar
+
+from ...tokenization.tokenizer import common_prefix_length
 
 State = TypeVar("State")
 #: a cache key: token ids
@@ -35,6 +38,20 @@ class PrefixCache(Generic[State]):
             return 0, None
         self._entries.move_to_end(best)
         return len(best), self._entries[best][0]
+
+    def closest(self, ids: Ids) -> tuple[int, Optional[Ids], Optional[State]]:
+        """The entry whose key shares the longest common prefix with `ids` (the key may
+        go on past it, or `ids` past the key): (that length, its key, its state);
+        (0, None, None) when no key starts as `ids` does."""
+        best, length = None, 0
+        for key in self._entries:
+            common = common_prefix_length(key, ids)
+            if common > length:
+                best, length = key, common
+        if best is None:
+            return 0, None, None
+        self._entries.move_to_end(best)
+        return length, best, self._entries[best][0]
 
     def get(self, ids: Ids) -> Optional[State]:
         """The state cached for exactly `ids`, or None."""

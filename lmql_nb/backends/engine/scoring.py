@@ -39,6 +39,8 @@ class ScoreJob:
     #: (such jobs run alone, never in another call's forward pass)
     top_logprobs: Optional[int] = None
     score_prefix: bool = False
+    #: the continuation block the call was made in (see `GenerateJob.continuation`)
+    continuation: Optional[int] = None
 
 
 def run_score(model: LanguageModel, requests: Sequence[Request]) -> None:
@@ -94,7 +96,7 @@ def score_job(model: LanguageModel, job: ScoreJob,
 
     scored: list[list[Any]] = model.suffix_logprobs(
         job.prefix, job.suffixes, job.use_prefix_cache, cancelled,
-        None if job.top_logprobs is None else on_row)
+        None if job.top_logprobs is None else on_row, job.continuation)
     if job.top_logprobs is not None:
         scored = [[ScoredToken(value, *details[i, j]) if (i, j) in details else value
                    for j, value in enumerate(scores)] for i, scores in enumerate(scored)]

@@ -23,6 +23,16 @@ are saved, the cache cleared, and the rows restored contiguously). Attention sum
 row's cells in cache order, so a token placed in a hole before older cells changes the
 numbers (measured: 0.015 in a beam's fifth token). Recent prompts are kept as saved
 sequence states and restored into a row when a later call has exactly that prompt.
+
+Calls made in one continuation block (`lmql_nb.core.continuation`: a query program's
+holes, its nested queries and tool loop) go further: each leaves its state (prompt and
+the tokens fed after it), and the block's next call restores the state sharing the
+longest start with its prompt, cuts it back to that start and decodes only the rest, as
+`llama_cpp.Llama.generate` does with its previous tokens. Its numbers are then
+llama.cpp's for the text in those pieces (the tests check them against `Llama.eval` of
+the same pieces, and against an evaluation of the whole text within the split rounding).
+Such states are kept apart per block (never used by a call outside it) and never put in
+the exact-prompt cache.
 """
 
 from __future__ import annotations
@@ -44,6 +54,8 @@ from ..engine.sampling import log_softmax
 BATCH_TOKENS = 512
 MAX_OUTPUTS = 64
 PREFIX_CACHE_BYTES = 256 * 2**20
+# states left by calls in continuation blocks (a query's holes), all blocks together
+CONTINUED_BYTES = 128 * 2**20
 # throughput-mode scoring: the logits of one chunk of rows, at most this many floats
 MAX_SCORE_LOGITS = 1 << 26
 # ggml's log levels (ggml.h): 3 warning, 4 error
@@ -142,6 +154,10 @@ class LlamaModel(LanguageModel):
         self._batch = self.llama.llama_batch_init(BATCH_TOKENS, 0, 1)
         # a prompt's saved sequence state, and the log-probabilities after it
         self.prefixes: PrefixCache[tuple[Any, np.ndarray]] = PrefixCache(PREFIX_CACHE_BYTES)
+        # continuation blocks' states, keyed (block, *ids): a key shares a start only with
+        # its own block's prompts; the log-probabilities after the ids where known
+        self.continued: PrefixCache[tuple[Any, Optional[np.ndarray]]] = \
+            PrefixCache(CONTINUED_BYTES)
 
     # sequences ----------------------------------------------------------------------------
 
@@ -236,33 +252,61 @@ class LlamaModel(LanguageModel):
             pointer, shape=(wanted, self.vocab_size)).copy()  # the buffer is llama.cpp's
         return copied
 
-    def _prompt(self, ids: tuple[int, ...], use_prefix_cache: bool) -> tuple[int, np.ndarray]:
+    def _prompt(self, ids: tuple[int, ...], use_prefix_cache: bool,
+                continuation: Optional[int] = None) -> tuple[int, np.ndarray]:
         """A sequence holding `ids`, and the log-probabilities after them.
 
-        Only a cached state of exactly these ids is reused: continuing a shorter cached
-        prefix would split the prompt into other decode calls than running it whole, and
-        change its numbers (see the module doc). So a call's result does not depend on
-        which calls came before it.
+        Outside a continuation block, only a cached state of exactly these ids is reused:
+        continuing a shorter cached prefix would split the prompt into other decode calls
+        than running it whole, and change its numbers (see the module doc). So a call's
+        result does not depend on which calls came before it. Inside one, the block's
+        state sharing the longest start with `ids` is continued.
         """
         sequence = self.take()
+        known = 0
         try:
             state = self.prefixes.get(ids) if use_prefix_cache else None
             if state is not None:
                 self._restore(state[0], sequence)
+                if continuation is not None:
+                    self.continued.put((continuation, *ids), state, len(state[0]))
                 return sequence, state[1]
-            logits = self.decode([(token, position, sequence, position == len(ids) - 1)
-                                  for position, token in enumerate(ids)])
+            if use_prefix_cache and continuation is not None:
+                known, key, kept = self.continued.closest((continuation, *ids))
+                known = max(known - 1, 0)  # the block's key comes first
+                if kept is not None and known == len(ids) == len(key or ()) - 1 \
+                        and kept[1] is not None:
+                    self._restore(kept[0], sequence)
+                    return sequence, kept[1]
+                known = min(known, len(ids) - 1)  # the last token's logits are needed
+                if known and kept is not None:
+                    self._restore(kept[0], sequence)
+                    self.llama.llama_memory_seq_rm(self.memory, sequence, known, -1)
+            logits = self.decode([(ids[position], position, sequence, position == len(ids) - 1)
+                                  for position in range(known, len(ids))])
         except BaseException:
             self.release(sequence)
             raise
         logprobs = log_softmax(logits[0])
         if use_prefix_cache:
             saved = self._save(sequence)
-            self.prefixes.put(ids, (saved, logprobs), len(saved))
+            if not known:  # evaluated whole: any later call may use it
+                self.prefixes.put(ids, (saved, logprobs), len(saved))
+            if continuation is not None:
+                self.continued.put((continuation, *ids), (saved, logprobs), len(saved))
         return sequence, logprobs
 
+    def remember(self, sequence: int, ids: tuple[int, ...], continuation: int) -> None:
+        """Keep `sequence` (holding `ids`) for the continuation block's later calls."""
+        key = (continuation, *ids)
+        if key not in self.continued:
+            saved = self._save(sequence)
+            self.continued.put(key, (saved, None), len(saved))
+
     def start(self, prompts: Sequence[Sequence[int]], use_prefix_cache: bool = True,
-              groups: Optional[Sequence[Hashable]] = None) -> tuple["LlamaRows", np.ndarray]:
+              groups: Optional[Sequence[Hashable]] = None,
+              continuations: Optional[Sequence[Optional[int]]] = None
+              ) -> tuple["LlamaRows", np.ndarray]:
         logits = np.empty((len(prompts), self.vocab_size), dtype=np.float32)
         rows = LlamaRows(self, [], [], [])
         try:
@@ -274,7 +318,9 @@ class LlamaModel(LanguageModel):
                     logits[i] = logits[first_of[key]]
                 else:
                     first_of[key] = i
-                    sequence, logits[i] = self._prompt(key, use_prefix_cache)
+                    sequence, logits[i] = self._prompt(
+                        key, use_prefix_cache,
+                        continuations[i] if continuations is not None else None)
                 rows.sequences.append(sequence)
                 rows.positions.append(len(prompt))
                 # in throughput mode every row is in one group: calls share decode calls
@@ -288,13 +334,15 @@ class LlamaModel(LanguageModel):
     def suffix_logprobs(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]],
                         use_prefix_cache: bool = True,
                         cancelled: Callable[[], bool] = lambda: False,
-                        on_row: Optional[RowCallback] = None) -> list[list[float]]:
-        """The prefix runs once (or comes from the prefix cache); each suffix runs in a
-        fork of it, one llama_decode call per suffix: the split `Llama.eval` makes when
-        it evaluates the prompt and then the value (see the module doc)."""
+                        on_row: Optional[RowCallback] = None,
+                        continuation: Optional[int] = None) -> list[list[float]]:
+        """The prefix runs once (or comes from the prefix cache, or continues its
+        continuation block's state); each suffix runs in a fork of it, one llama_decode
+        call per suffix: the split `Llama.eval` makes when it evaluates the prompt and
+        then the value (see the module doc)."""
         import concurrent.futures
 
-        base, first = self.start([prefix], use_prefix_cache)
+        base, first = self.start([prefix], use_prefix_cache, None, [continuation])
         results: list[list[float]] = []
         try:
             for i, suffix in enumerate(suffixes):
@@ -393,6 +441,11 @@ class LlamaRows(Rows):
                                                self.sequences[row], True) for row in rows])
         self.positions = [position + 1 for position in self.positions]
         return logits
+
+    def remember(self, row: int, ids: Sequence[int], continuation: int) -> None:
+        """Keep the row's state (the ids fed so far) for its continuation block."""
+        self.model.remember(self.sequences[row], tuple(ids[:self.positions[row]]),
+                            continuation)
 
     def keep(self, rows: Sequence[int]) -> None:
         if list(rows) == list(range(len(self.sequences))):

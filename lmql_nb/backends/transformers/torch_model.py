@@ -90,11 +90,14 @@ class TorchModel(LanguageModel):
         return cache, logprobs
 
     def start(self, prompts: Sequence[Sequence[int]], use_prefix_cache: bool = True,
-              groups: Optional[Sequence[Hashable]] = None) -> tuple["TorchRows", np.ndarray]:
+              groups: Optional[Sequence[Hashable]] = None,
+              continuations: Optional[Sequence[Optional[int]]] = None
+              ) -> tuple["TorchRows", np.ndarray]:
         """One row per prompt. When all prompts are one (one request, or requests for one
         prompt), it runs once, through the prefix cache, and its state is repeated;
         otherwise the prompts run together, left-padded. All groups share each forward
-        pass: padded float batches give every row what it gets alone (the tests check)."""
+        pass: padded float batches give every row what it gets alone (the tests check).
+        Continuation blocks need nothing: the prefix cache continues any prefix."""
         rows = len(prompts)
         if len({tuple(ids) for ids in prompts}) == 1:
             ids = list(prompts[0])
@@ -114,7 +117,8 @@ class TorchModel(LanguageModel):
     def suffix_logprobs(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]],
                         use_prefix_cache: bool = True,
                         cancelled: Callable[[], bool] = lambda: False,
-                        on_row: Optional[RowCallback] = None) -> list[list[float]]:
+                        on_row: Optional[RowCallback] = None,
+                        continuation: Optional[int] = None) -> list[list[float]]:
         """The prefix runs once; its cache is repeated for batches of suffixes, which run
         together (right-padded, with an attention mask over prefix + suffix). A one-token
         suffix needs nothing but the prefix's log-probabilities."""
