@@ -25,7 +25,7 @@ PROGRAM = '''argmax
     "{:user} {await input('And now?')}"
     "{:assistant} [A2]" where len(TOKENS(A2)) < 5
 '''
-SAID = ["The capital of France is", "<b>Germany</b> & Berlin"]
+SAID = ["hi there", "<b>Germany</b> & Berlin"]  # replies the tiny model gives: visible text
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ def test_the_box_answers_await_input_while_the_cell_runs(kernel, chat_path):
             break
     client.get_shell_msg(timeout=60)
     assert "".join(printed).startswith("queued ran {'role': 'user', 'content': "
-                                       "'The capital of France is'}")
+                                       "'hi there'}")
 
     printed, errors = _run(client, "print(json.dumps(result.trace.conversation()))")
     assert errors == []

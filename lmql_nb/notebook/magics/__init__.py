@@ -104,8 +104,10 @@ class LmqlMagics(Magics):
         `%config LmqlMagics.model` is used when the program has no `from` clause.
 
         A chat program's `await input()` asks for the user's message in an input box
-        under the trace (an empty message or the interrupt button ends the chat);
-        `--inputs VAR` gives the messages as a list instead (for unattended runs).
+        inside the trace view, under the conversation so far (Enter sends it; "End chat"
+        ends the chat; the interrupt button ends the cell, the trace so far kept);
+        `--inputs VAR` gives the messages as a list instead (for unattended runs, where
+        a notebook takes no input).
         """
         from .query_cell import compile_cell, run_cell
 

@@ -129,7 +129,7 @@ QUERY_OPTIONS: tuple[Option, ...] = (
     SEED,
     TOP_LOGPROBS,
     Option(("--inputs",), "inputs", "the chat user's messages for `await input()`: a list "
-           "variable (default: asked for in the notebook, one input box per turn)",
+           "variable (default: asked for in an input box inside the trace view, one per turn)",
            type=_identifier, to_model=False, metavar="VAR"),
     OUT,
 )
