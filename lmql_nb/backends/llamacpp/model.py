@@ -185,7 +185,9 @@ class LlamaModel(LanguageModel):
         return target
 
     def _clear(self) -> None:
-        self.llama.llama_memory_clear(self.memory, True)
+        # the cells only: their data is never read once they are free (zeroing a
+        # context of 8192 tokens took about 6 ms, 5% of a short query)
+        self.llama.llama_memory_clear(self.memory, False)
         self._free = [i for i in range(self.sequences - 1, -1, -1) if i not in self._live]
 
     def _compact(self) -> None:
