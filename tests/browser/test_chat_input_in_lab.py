@@ -145,3 +145,24 @@ def test_dark_theme_and_end_chat(lab, browser, chat_path, screenshots):
     finally:
         lab.set_theme("JupyterLab Light")
         context.close()
+
+
+def test_the_stop_button_ends_the_chat_cell(lab, browser, chat_path, screenshots):
+    context, page = _start(lab, browser, chat_path, "JupyterLab Light")
+    try:
+        page.locator(".jp-NotebookPanel-toolbar [data-command='notebook:interrupt-kernel']"
+                     ).first.click()
+        view = page.locator(".lmnb-trace")
+        view.locator(".lmnb-status", has_text="interrupted").wait_for(timeout=30_000)
+        assert _box(page).count() == 0
+        # the trace so far stays; the cell says what it kept, without a traceback
+        assert view.locator(".lmnb-trace-role").all_text_contents() == ["system", "user"]
+        page.get_by_text("interrupted: kept 0 holes").wait_for(timeout=30_000)
+        assert page.locator(".jp-OutputArea-output", has_text="Traceback").count() == 0
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                               timeout=30_000)
+    except Exception:
+        page.screenshot(path=str(screenshots / "failure-chat-input-stop.png"), full_page=True)
+        raise
+    finally:
+        context.close()

@@ -182,3 +182,28 @@ def test_an_interrupt_while_the_box_waits_ends_the_cell(kernel, chat_path):
     assert "You answer in one word." in cell.plain[-1]
     printed, errors = _run(client, "print('never' in globals(), 1 + 1)")
     assert (printed, errors) == ("False 2\n", [])
+
+
+def test_without_a_drawn_view_it_asks_on_stdin_and_an_interrupt_ends_it(kernel, chat_path):
+    """A frontend that never says it drew the view (no widgets) but takes input: the
+    question goes to the kernel's stdin after the grace period; the interrupt button
+    while that waits ends the cell too."""
+    manager, client = kernel
+    msg_id = client.execute(f"%%lmql -m local:{chat_path}\n{PROGRAM}", allow_stdin=True)
+    request = client.get_stdin_msg(timeout=120)
+    assert request["msg_type"] == "input_request"
+    assert request["content"]["prompt"] == "user: "
+    manager.interrupt_kernel()
+    errors = []
+    while True:
+        msg = client.get_iopub_msg(timeout=60)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "error":
+            errors.append(msg["content"]["ename"])
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    client.get_shell_msg(timeout=60)
+    assert errors == ["Interrupted"]
+    printed, errors = _run(client, "print(2 + 2)")
+    assert (printed, errors) == ("4\n", [])

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 PROMPT = "user: "
 #: seconds a question waits for a front end to say it drew the trace view, before it
 #: asks through stdin instead
-GRACE = 3.0
+GRACE = 5.0
 
 
 @dataclasses.dataclass
