@@ -60,6 +60,7 @@ class Cell:
         self.errors: list[str] = []
         self.printed: list[str] = []
         self.plain: list[str] = []  # text/plain of its displays and updates
+        self.html: list[str] = []  # their static rendering (what a saved notebook keeps)
         self.idle = False
 
     def next(self) -> dict:
@@ -91,6 +92,7 @@ class Cell:
                     self.view = data[WIDGET]["model_id"]
                     _send(self.client, self.view, {"event": "ready"})  # the view is drawn
                 self.plain.append(data.get("text/plain", ""))
+                self.html.append(data.get("text/html", ""))
             elif kind == "stream":
                 self.printed.append(content["text"])
             elif kind == "error":
@@ -149,8 +151,13 @@ def test_the_box_answers_await_input_while_the_cell_runs(kernel, chat_path):
     assert [m["role"] for m in conversation] == ["system", "user", "assistant", "user",
                                                  "assistant"]
     assert [m["content"] for m in conversation if m["role"] == "user"] == SAID
-    # the view's final text holds the whole chat
+    # the view's final text holds the whole chat; its static rendering too, as text,
+    # with the turns' labels and no input box
     assert SAID[1] in cell.plain[-1] and "(running)" not in cell.plain[-1]
+    static = cell.html[-1]
+    assert "&lt;b&gt;Germany&lt;/b&gt; &amp; Berlin" in static and "<b>" not in static
+    assert static.count("lmnb-trace-role") == 5
+    assert "<input" not in static and "<form" not in static
 
 
 def test_end_chat_in_the_box_ends_the_program(kernel, chat_path):
