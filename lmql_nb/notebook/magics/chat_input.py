@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import builtins
 import concurrent.futures
+import contextlib
 import dataclasses
 import queue
 import signal
 import threading
 import time
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from ...core import aio
 from ..comm_pump import CommPump
@@ -130,16 +131,16 @@ class InputRequests:
             self._pump.close()
 
 
-class _interruptible:
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
     """While Python's `input()` waits on the cell's (main) thread, the interrupt button
     raises KeyboardInterrupt there (the magic's own handler only sets a flag, which a
     blocking read never looks at)."""
-
-    def __enter__(self) -> None:
-        self._previous = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
