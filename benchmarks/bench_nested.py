@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import statistics
 import textwrap
-import time
 from pathlib import Path
-from typing import Callable
 
 from bench_lmql import run_worker
+from timing import interleaved
 from workloads import NESTED_INNER, NESTED_OUTER, NESTED_QUESTIONS, QUERY_QUESTION, TOOL_LOOP, calc
 
 import lmql_nb
@@ -65,20 +63,6 @@ def programs() -> tuple[lmql_nb.QueryFunction, lmql_nb.QueryFunction, dict]:
     outer = lmql_nb.query(textwrap.dedent(NESTED_OUTER), is_async=False)
     tools = lmql_nb.query(textwrap.dedent(TOOL_LOOP), is_async=False)
     return outer, tools, {"think": think, "calc": calc}
-
-
-def interleaved(first: Callable[[], object], second: Callable[[], object],
-                repeat: int) -> tuple[float, float]:
-    """The median wall times of `first` and `second`, run by turns (a busy machine slows
-    both alike), after one warm-up call each."""
-    first(), second()
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(repeat):
-        for function, kept in ((first, times[0]), (second, times[1])):
-            started = time.perf_counter()
-            function()
-            kept.append(time.perf_counter() - started)
-    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import itertools
 from pathlib import Path
 
 from bench_lmql import run_worker
-from timing import timed
+from timing import interleaved
 from workloads import QUERY, QUERY_CHECK, QUERY_QUESTION, QUERY_STEPS
 
 import lmql_nb
@@ -58,9 +58,9 @@ def main() -> None:
         question = QUERY_QUESTION.format(n=1000)
         # the same text both ways (a check, and the warm-up)
         assert as_query(llm, question) == by_hand(llm, question), "query and calls differ"
-        hand = timed(lambda m=llm: by_hand(m, QUERY_QUESTION.format(n=next(runs))), args.repeat)
-        query = timed(lambda m=llm: as_query(m, QUERY_QUESTION.format(n=next(runs))),
-                      args.repeat)
+        hand, query = interleaved(
+            lambda m=llm: by_hand(m, QUERY_QUESTION.format(n=next(runs))),
+            lambda m=llm: as_query(m, QUERY_QUESTION.format(n=next(runs))), args.repeat)
         rows[model_id] = (hand, query)
     theirs = None if args.skip_lmql else run_worker("lmql_query_worker.py", str(embedded_folder()), args.repeat)["query"]
 

@@ -18,3 +18,17 @@ def timed(function: Callable[[], object], repeat: int, warm_up: bool = True) -> 
         function()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def interleaved(first: Callable[[], object], second: Callable[[], object],
+                repeat: int) -> tuple[float, float]:
+    """The median wall times of `first` and `second`, run by turns (a busy machine slows
+    both alike), after one warm-up call each."""
+    first(), second()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for function, kept in ((first, times[0]), (second, times[1])):
+            started = time.perf_counter()
+            function()
+            kept.append(time.perf_counter() - started)
+    return statistics.median(times[0]), statistics.median(times[1])
