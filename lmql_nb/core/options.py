@@ -16,10 +16,30 @@ from ..constraints import CONSTRAINT_KEYS, ConstraintSpec, parse_constraints
 from .text import check_text
 from .validation import Options, Rule, option, unknown_options
 
-#: the decoders, for generate, query programs, the magics, the CLI and the server
-DECODERS = ("argmax", "sample", "beam")
-#: the options that apply to decoder="sample" alone
+#: the decoders of `generate` (the magics, the CLI and the server too); each hole of a
+#: query program is one such call
+DECODERS = ("argmax", "sample", "beam", "beam_sample")
+#: the decoders of query programs: generate's, run over whole programs, and LMQL's
+#: searches over the program's holes (see query/runtime.py)
+QUERY_DECODERS = DECODERS + ("var", "beam_var", "best_k")
+#: the options that apply to the sampling decoders alone
 SAMPLING_OPTIONS = ("temperature", "top_k", "top_p", "seed")
+#: each decoder's own arguments (the options that belong to some decoders only)
+DECODER_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "argmax": (),
+    "sample": ("n",) + SAMPLING_OPTIONS,
+    "beam": ("n",),
+    "beam_sample": ("n",) + SAMPLING_OPTIONS,
+    "var": ("b", "n") + SAMPLING_OPTIONS,
+    "beam_var": ("n",),
+    "best_k": ("k", "n") + SAMPLING_OPTIONS,
+}
+#: what each hole of a program runs under a program-level search (`generate`'s decoder)
+HOLE_DECODERS = {"var": "sample", "beam_var": "beam", "best_k": "sample"}
+#: the options some decoders take and others do not
+DECODER_OPTIONS = ("n", "b", "k") + SAMPLING_OPTIONS
+#: the decoders that draw at random (a result is reproducible only with a seed)
+SAMPLING_DECODERS = tuple(d for d, taken in DECODER_ARGUMENTS.items() if "seed" in taken)
 MAX_TOP_LOGPROBS = 20
 
 
@@ -37,9 +57,10 @@ class GenerateOptions(Options):
         None, "tokens to generate at most (None: until end-of-sequence or the context is "
         "full)", "int", minimum=0, optional=True)
     decoder: str = option("argmax", "decoding method", "choice", choices=DECODERS)
-    n: int = option(1, "sequences to return (decoder='sample' or 'beam')", "int", minimum=1)
-    temperature: float = option(1.0, "sampling temperature (decoder='sample')", "number",
-                                minimum=0)
+    n: int = option(1, "sequences to return (decoder='sample', 'beam' or 'beam_sample')",
+                    "int", minimum=1)
+    temperature: float = option(1.0, "sampling temperature (decoder='sample' or "
+                                "'beam_sample')", "number", minimum=0)
     top_k: Optional[int] = option(None, "sample from the k most likely tokens", "int",
                                   minimum=1, optional=True)
     top_p: Optional[float] = option(None, "sample from the smallest set of tokens whose "
@@ -57,7 +78,7 @@ class GenerateOptions(Options):
     @property
     def deterministic(self) -> bool:
         """True when the same call always gives the same result (safe to cache)."""
-        return self.decoder != "sample" or self.seed is not None
+        return self.decoder not in SAMPLING_DECODERS or self.seed is not None
 
     def cache_key(self) -> tuple:
         """The options that change a result (not how it is returned)."""
@@ -79,7 +100,12 @@ GENERATE_RULES: dict[str, Rule] = {f.name: f.metadata["rule"] for f in GenerateO
 DEFAULT_MAX_LEN = 2048
 #: the rules of a query program's options beyond generate's (its decoder options are
 #: generate's): the query functions and the `%%lmql` magic check with these
-QUERY_RULES: dict[str, Rule] = {"max_len": Rule("int", minimum=1)}
+QUERY_RULES: dict[str, Rule] = {
+    "max_len": Rule("int", minimum=1),
+    "decoder": Rule("choice", choices=QUERY_DECODERS),
+    "b": Rule("int", minimum=1),  # var: the samples each program state draws per hole
+    "k": Rule("int", minimum=1),  # best_k: the results kept of n samples
+}
 
 
 def generate_keywords() -> set[str]:
@@ -118,27 +144,38 @@ def default_decoder(temperature: Any) -> str:
 
 
 def applies(option: str, decoder: Any) -> bool:
-    """Whether `option` means something to `decoder` (n: sample and beam; the sampling
-    options: sample)."""
-    if option == "n":
-        return decoder in ("sample", "beam")
-    return option not in SAMPLING_OPTIONS or decoder == "sample"
+    """Whether `option` means something to `decoder` (`DECODER_ARGUMENTS`; the options
+    that are no decoder's own apply to all)."""
+    return option not in DECODER_OPTIONS or option in DECODER_ARGUMENTS.get(decoder, ())
 
 
-def check_decoder(decoder: Any, n: int, given: Any = ()) -> None:
-    """The decoder rules, for `generate` and query programs alike: a known decoder, n > 1
-    only with sample or beam, the sampling options (`given` names those passed) only
-    with sample."""
-    if decoder not in DECODERS:
+def check_decoder(decoder: Any, n: int, given: Any = (),
+                  accepted: tuple[str, ...] = DECODERS) -> None:
+    """The decoder rules, for `generate` (`accepted`: its decoders) and query programs
+    (`QUERY_DECODERS`) alike: a known decoder, n > 1 only where the decoder gives several
+    sequences, and the decoder options passed (`given` names them) only where they
+    apply."""
+    if decoder not in accepted:
         raise ValueError(f"unknown decoder {decoder!r}; accepted decoders are: "
-                         f"{', '.join(DECODERS)}")
+                         f"{', '.join(accepted)}")
+    several = [d for d in accepted if applies("n", d)]
     if n > 1 and not applies("n", decoder):
-        raise ValueError(f"n={n} needs decoder='sample' or decoder='beam'; "
-                         f"decoder={decoder!r} gives a single sequence")
-    misplaced = [k for k in SAMPLING_OPTIONS if k in given and not applies(k, decoder)]
+        raise ValueError(f"n={n} needs a decoder that gives several sequences "
+                         f"({', '.join(several)}); decoder={decoder!r} gives a single sequence")
+    misplaced = [k for k in DECODER_OPTIONS
+                 if k != "n" and k in given and not applies(k, decoder)]
     if misplaced:
-        raise ValueError(f"{', '.join(misplaced)} only apply to decoder='sample' "
-                         f"(decoder is {decoder!r}); pass decoder='sample' to sample")
+        takes = ", ".join(DECODER_ARGUMENTS[decoder]) or "none of them"
+        users = sorted({d for k in misplaced for d in accepted if applies(k, d)},
+                       key=accepted.index)
+        names, one = ", ".join(misplaced), len(misplaced) == 1
+        raise ValueError(f"{names} {'does' if one else 'do'} not apply to "
+                         f"decoder={decoder!r}, which takes {takes} of the decoder options "
+                         f"({', '.join(DECODER_OPTIONS)}); {names} "
+                         f"{'applies' if one else 'apply'} to decoder "
+                         f"{', '.join(repr(d) for d in users)}"
+                         + ("; pass decoder='sample' to sample"
+                            if set(misplaced) & set(SAMPLING_OPTIONS) else ""))
 
 
 def parse_generate_options(max_tokens: Any = None, **kwargs: Any) -> GenerateOptions:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .layout import DECODERS
+from ..core.options import QUERY_DECODERS
 
 
 class QueryExecution:
@@ -44,9 +44,9 @@ class QueryBuilder:
         self.distribution: Optional[tuple[str, str]] = None
 
     def set_decoder(self, decoder: str = "argmax", **kwargs: Any) -> "QueryBuilder":
-        if decoder not in DECODERS:
+        if decoder not in QUERY_DECODERS:
             raise ValueError(f"unknown decoder {decoder!r}; accepted decoders are: "
-                             f"{', '.join(DECODERS)}")
+                             f"{', '.join(QUERY_DECODERS)}")
         self.decoder = (decoder, kwargs)
         return self
 

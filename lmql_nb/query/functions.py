@@ -40,8 +40,9 @@ import warnings
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, Mapping, Optional, Union
 
 from ..core import aio
-from ..core.options import (DEFAULT_MAX_LEN, GENERATE_RULES, QUERY_RULES, SAMPLING_OPTIONS,
-                            applies, check_decoder, default_decoder)
+from ..core.options import (DECODER_ARGUMENTS, DECODER_OPTIONS, DEFAULT_MAX_LEN, GENERATE_RULES,
+                            HOLE_DECODERS, QUERY_DECODERS, QUERY_RULES, SAMPLING_DECODERS,
+                            SAMPLING_OPTIONS, applies, check_decoder, default_decoder)
 from ..generations.llm import LLM
 from .options import OPTIONS
 from .program_cache import ProgramCache
@@ -162,7 +163,7 @@ class QueryFunction:
         values = [self._shape(o) for o in outcomes]
         # as in LMQL: one output when n is 1, or when the program finished without a
         # model call (nothing for the decoder to branch on)
-        single = settings.n == 1 or not any(o.called_model for o in outcomes)
+        single = settings.results == 1 or not any(o.called_model for o in outcomes)
         return (values[0] if single else values), outcomes
 
     def _shape(self, outcome: Outcome) -> Any:
@@ -292,8 +293,9 @@ class QueryFunction:
         program = self.program
         if local_values is None:
             local_values = self._locals()
-        layers = [dict(self._decoder_arguments(arguments or {}, local_values),
-                       **({"decoder": program.decoder} if program.decoder else {})),
+        clause = self._decoder_arguments(arguments or {}, local_values)
+        _check_clause(program.decoder, clause)
+        layers = [dict(clause, **({"decoder": program.decoder} if program.decoder else {})),
                   self.config, call]
         deciding = max((i for i, layer in enumerate(layers) if layer.get("decoder")),
                        default=None)
@@ -308,20 +310,31 @@ class QueryFunction:
         options = merged
         if decoder is None:
             decoder = default_decoder(merged.get("temperature"))
-        n = GENERATE_RULES["n"].check("n", merged.get("n", 1))
+        check_decoder(decoder, 1, (), QUERY_DECODERS)  # a known decoder, before its defaults
+        # LMQL's defaults: var(b=2, n=b), best_k(k=4); best_k draws n = 2k samples
+        b = QUERY_RULES["b"].check("b", merged.get("b", 2))
+        k = QUERY_RULES["k"].check("k", merged.get("k", 4 if decoder == "best_k" else 1))
+        n = GENERATE_RULES["n"].check("n", merged.get("n", {"var": b, "best_k": 2 * k}.get(
+            decoder, 1)))
+        if decoder == "best_k":
+            if k > n:
+                raise ValueError(f"best_k(k={k}, n={n}): k, the results kept, must be at "
+                                 f"most n, the samples drawn")
         # a temperature of 0 asks for no sampling: allowed with any decoder, as in LMQL
         # and a seed under a deterministic decoder changes nothing: accepted, as in LMQL
-        if decoder != "sample":
+        if decoder not in SAMPLING_DECODERS:
             merged.pop("seed", None)
-        given = [k for k in SAMPLING_OPTIONS if merged.get(k) is not None
-                 and (k != "temperature" or merged[k])]
-        check_decoder(decoder, n, given)
+        given = [key for key in DECODER_OPTIONS if merged.get(key) is not None
+                 and (key != "temperature" or merged[key])]
+        check_decoder(decoder, n, given, QUERY_DECODERS)
         max_len = QUERY_RULES["max_len"].check("max_len", merged.get("max_len", DEFAULT_MAX_LEN))
         from ..core.options import parse_generate_options
 
-        check = {k: merged[k] for k in (*SAMPLING_OPTIONS, "top_logprobs", "cache")
-                 if merged.get(k) is not None}
-        parse_generate_options(None, decoder=decoder, n=n, **check)  # the same checks as generate
+        check = {key: merged[key] for key in (*SAMPLING_OPTIONS, "top_logprobs", "cache")
+                 if merged.get(key) is not None}
+        hole = HOLE_DECODERS.get(decoder, decoder)  # what each hole runs: generate's checks
+        parse_generate_options(None, decoder=hole, n=b if decoder == "var" else
+                               (n if applies("n", hole) else 1), **check)
         _check_chunksize(merged.get("chunksize"))
         model = self._model(options, arguments or {}, local_values)
         on_event = merged.get("on_event")
@@ -333,7 +346,7 @@ class QueryFunction:
         return Settings(model, decoder, n, merged.get("temperature"),
                         merged.get("top_k"), merged.get("top_p"), merged.get("seed"), max_len,
                         merged.get("top_logprobs", 5), merged.get("cache", True),
-                        on_event, _inputs(merged.get("inputs")))
+                        on_event, _inputs(merged.get("inputs")), b, k)
 
     def _decoder_arguments(self, arguments: dict[str, Any],
                            local_values: Mapping[str, Any]) -> dict[str, Any]:
@@ -399,6 +412,17 @@ def _chain(first: Optional[Callable[[int, Any], None]],
         first(index, event)
 
     return both
+
+
+def _check_clause(decoder: Optional[str], arguments: dict[str, Any]) -> None:
+    """The decoder clause's arguments (`beam(n=2)`) are options a query call takes."""
+    unknown = [key for key in arguments if key not in OPTIONS]
+    if unknown:
+        name = decoder or "the decoder"
+        takes = ", ".join(DECODER_ARGUMENTS.get(decoder or "", ())) or "no arguments of its own"
+        raise TypeError(f"{name}(...) got an unknown argument {unknown[0]!r}; {name} takes "
+                        f"{takes}, and any query option: "
+                        f"{', '.join(o for o in OPTIONS if o not in DECODER_OPTIONS)}")
 
 
 def _check_chunksize(chunksize: Any) -> None:

@@ -15,10 +15,10 @@ import io
 import tokenize
 from typing import Optional
 
-from ..core.options import DECODERS
+from ..core.options import QUERY_DECODERS
 
-#: decoders LMQL has that lmql_nb does not run
-UNSUPPORTED_DECODERS = ("beam_sample", "beam_var", "var", "best_k", "incontext")
+#: decoders LMQL has that lmql_nb does not run (`incontext`: none standalone, in LMQL too)
+UNSUPPORTED_DECODERS = ("incontext",)
 _CLAUSES = ("where", "distribution")
 _TAIL_CLAUSES = ("from", "where", "distribution")
 # a decoder keyword starts the program only if it is not used as a Python name
@@ -238,7 +238,7 @@ def _is_decoder_clause(line: list[tokenize.TokenInfo]) -> bool:
     head = line[0]
     if head.type != tokenize.NAME or head.start[1] != 0:
         return False
-    if head.string.lower() not in DECODERS + UNSUPPORTED_DECODERS:
+    if head.string.lower() not in QUERY_DECODERS + UNSUPPORTED_DECODERS:
         return False
     if len(line) == 1:
         return True
@@ -269,7 +269,7 @@ def _decoder(line: list[tokenize.TokenInfo], text: _Text, layout: Layout) -> int
     head = line[0]
     if head.string in UNSUPPORTED_DECODERS:
         raise SyntaxError(f"the decoder {head.string!r} is not supported by lmql_nb; "
-                          f"supported decoders: {', '.join(DECODERS)}",
+                          f"supported decoders: {', '.join(QUERY_DECODERS)}",
                           ("<lmql>", head.start[0], head.start[1] + 1, head.line))
     end, arguments, after = head.end, "", 1
     if len(line) > 1 and line[1].string == "(":

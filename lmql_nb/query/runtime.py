@@ -7,12 +7,20 @@ serves what earlier holes already computed), a `distribution` is `score`.
 Decoders act on whole programs, as in LMQL:
 - `argmax`: one execution, each hole greedy;
 - `sample(n=k)`: k independent executions, run concurrently (their model calls batch);
+- `best_k(k, n)`: n executions sampled as `sample(n)` does; the k with the highest total
+  log-probability are the result, best first;
 - `beam(n=k)`: program states advance hole by hole; each state's hole gets its k best
   completions (the engine's beam search), and the k states with the highest total
   log-probability across holes live on. A state forked at a hole runs the program's
   Python again from the start, replaying the values its ancestors chose (no model calls,
   `print` quiet), so control flow that depends on a hole branches as it should. Python
   side effects other than `print` (appending to an outside list) happen again on replay.
+- `beam_sample(n=k, temperature)`: the same, each hole's k completions from the engine's
+  sampling beam search (each beam's expansions drawn from the model's distribution);
+- `var(b, n)`: LMQL's variable-level beam search, the same with each state's hole
+  sampled b times (distinct token sequences once), the n best states living on;
+- `beam_var(n=k)`: `beam` with states ranked by log-probability over the number of
+  tokens generated to the power 0.7 (LMQL's length normalisation, alpha = 0.7).
 
 Cancellation: every hole and distribution gives control back to the event loop (even
 when the result cache answers it at once), and so do prompt statements and each loop
@@ -39,7 +47,7 @@ import anyio.lowlevel
 
 from ..core import aio
 from ..core.continuation import continuing
-from ..core.options import DEFAULT_MAX_LEN
+from ..core.options import DEFAULT_MAX_LEN, HOLE_DECODERS
 from ..constraints.where import Clause, Where, join_where
 from ..generations.llm import LLM
 from .compiler import HoleSite, Program
@@ -54,6 +62,10 @@ from .trace import (DistributionScored, DistributionSegment, Event, EventCallbac
                     SequenceDropped, SequenceFinished, SequenceStarted, StepRecorded, StepSegment,
                     TextAppended, TextSegment, TokenAppended, Trace)
 
+#: the decoders that search over program states hole by hole (`_Beam`)
+SEARCHES = ("beam", "beam_sample", "var", "beam_var")
+#: LMQL's length normalisation under beam_var: log-probability / tokens ** alpha
+BEAM_VAR_ALPHA = 0.7
 #: how often (seconds) a running program gives control back to the event loop at least
 TICK_SECONDS = 0.02
 #: how many times in a row a hole may be asked on an unchanged prompt
@@ -81,6 +93,13 @@ class Settings:
     #: what `await input()` returns: the user's messages in order (a chat that asks
     #: for more ends there), or `ask(prompt)`, a coroutine function whose None ends it
     inputs: Optional[Union[Sequence[str], Callable[[str], Awaitable[Optional[str]]]]] = None
+    b: int = 2  # var: the values each program state samples per hole
+    k: int = 1  # best_k: the most likely of the n sampled executions kept
+
+    @property
+    def results(self) -> int:
+        """How many outputs the decoder gives at most (a list when more than one)."""
+        return self.k if self.decoder == "best_k" else self.n
 
 
 #: what a program "returns" when it returns no value (see compiler._mark_no_value)
@@ -236,9 +255,11 @@ class Execution:
         """`await input()`: the chat's user's next message (ChatEnded when there is none:
         the execution ends there)."""
         inputs = self.runner.settings.inputs
-        if self.runner.settings.decoder == "beam":
-            raise ValueError("await input() runs under argmax or sample, not beam (beam "
-                             "search re-runs a program to fork it, which would ask again)")
+        decoder = self.runner.settings.decoder
+        if decoder in SEARCHES:
+            raise ValueError(f"await input() runs under argmax, sample or best_k, not "
+                             f"{decoder} (a search over program states re-runs a program to "
+                             "fork it, which would ask again)")
         if inputs is None:
             raise ValueError("await input(): the program asks its user for a message, and "
                              "none can be given here: pass inputs=[...] (the user's "
@@ -550,9 +571,17 @@ class Runner:
             self.settings.on_event(slot, event)
 
     async def run(self) -> list[Outcome]:
-        if self.settings.decoder == "beam":
+        if self.settings.decoder in SEARCHES:
             self.beam = _Beam(self)
             return await self.beam.run()
+        if self.settings.decoder == "best_k":
+            sampled = await self._executions()
+            ranked = sorted(sampled, key=lambda o: -o.logprob)
+            return ranked[:self.settings.k]
+        return await self._executions()
+
+    async def _executions(self) -> list[Outcome]:
+        """n independent executions (argmax, sample, best_k), run concurrently."""
         outcomes: list[Optional[Outcome]] = [None] * self.settings.n
 
         async def one(slot: int) -> None:
@@ -636,16 +665,19 @@ class Runner:
         settings = self.settings
         kwargs: dict[str, Any] = dict(options, return_details=True,
                                       top_logprobs=settings.top_logprobs, cache=settings.cache)
-        if settings.decoder == "sample":
-            kwargs["decoder"] = "sample"
+        decoder = HOLE_DECODERS.get(settings.decoder, settings.decoder)
+        if decoder in ("sample", "beam_sample"):
+            kwargs["decoder"] = decoder
             for key in ("temperature", "top_k", "top_p"):
                 if getattr(settings, key) is not None:
                     kwargs[key] = getattr(settings, key)
             if settings.seed is not None:  # one stream per execution and hole
                 kwargs["seed"] = (settings.seed * 1_000_003 + execution.slot * 7919
                                   + execution.hole_count) % (2**31)
-        elif settings.decoder == "beam":
-            kwargs.update(decoder="beam", n=settings.n)
+        if decoder in ("beam", "beam_sample"):
+            kwargs.update(decoder=decoder, n=settings.n)
+        elif settings.decoder == "var":
+            kwargs["n"] = settings.b
         return kwargs
 
     async def generate(self, execution: Execution, site: HoleSite, options: dict[str, Any],
@@ -759,6 +791,7 @@ class _Beam:
     def __init__(self, runner: Runner):
         self.runner = runner
         self.width = runner.settings.n
+        self.normalised = runner.settings.decoder == "beam_var"
         self.finished: list[tuple[Execution, Outcome]] = []
         self.waiting: dict[Execution, tuple[HoleSite, dict, Any, anyio.Event]] = {}
         self.verdicts: dict[Execution, Any] = {}
@@ -776,8 +809,18 @@ class _Beam:
                 if not self.waiting:
                     break
                 await self.expand(group)
-        self.finished.sort(key=lambda item: -item[1].logprob)
+        self.finished.sort(key=lambda item: -self.score(item[0].trace))
         return [outcome for _, outcome in self.finished[:self.width]]
+
+    def score(self, trace: Trace, segment: Optional[HoleSegment] = None) -> float:
+        """What states are ranked by: the total log-probability of their holes (with
+        `segment` added), under beam_var divided by their token count ** alpha."""
+        logprob = trace.logprob + (segment.logprob if segment is not None else 0.0)
+        if not self.normalised:
+            return logprob
+        tokens = sum(len(s.tokens) for s in trace.segments if isinstance(s, HoleSegment))
+        tokens += len(segment.tokens) if segment is not None else 0
+        return logprob / max(tokens, 1) ** BEAM_VAR_ALPHA
 
     async def fill(self, execution: Execution, site: HoleSite, options: dict,
                    tactic: Any) -> HoleSegment:
@@ -821,15 +864,19 @@ class _Beam:
         async def expand_one(i: int, execution: Execution, site: HoleSite, options: dict,
                              tactic: Any) -> None:
             generations = await self.runner.generate(execution, site, options, stream=False)
-            candidates[i] = [_segment(site, g, tactic, limit) for g, limit in generations]
+            segments = [_segment(site, g, tactic, limit) for g, limit in generations]
+            distinct: dict[tuple, HoleSegment] = {}  # samples may repeat: each token
+            for segment in segments:  # sequence once (LMQL's token_unique)
+                distinct.setdefault(tuple(t.token_id for t in segment.tokens), segment)
+            candidates[i] = list(distinct.values())
 
         async with _task_group() as inner:
             for i, (execution, (site, options, tactic, _)) in enumerate(waiting):
                 inner.start_soon(expand_one, i, execution, site, options, tactic)
         pool: list[tuple[float, Execution, Optional[HoleSegment]]] = [
-            (outcome.logprob, execution, None) for execution, outcome in self.finished]
+            (self.score(execution.trace), execution, None) for execution, _ in self.finished]
         for (execution, _), segments in zip(waiting, candidates):
-            pool += [(execution.logprob + s.logprob, execution, s) for s in segments]
+            pool += [(self.score(execution.trace, s), execution, s) for s in segments]
         pool.sort(key=lambda item: -item[0])
         kept = pool[:self.width]
         kept_finished = {id(e) for _, e, s in kept if s is None}

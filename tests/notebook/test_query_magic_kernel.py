@@ -32,6 +32,11 @@ CELLS = {
     "sample": "%%lmql --decoder sample -n 2 --seed 1 -o r3\n"
               '"Once upon[STORY]" where len(TOKENS(STORY)) < 4\n',
     "print_sample": "print(json.dumps([type(r3).__name__, len(r3), [r.prompt[:9] for r in r3]]))",
+    "searches": "%%lmql --decoder beam_sample -n 2 --temperature 1.5 --seed 1 -o r5\n"
+                '"Once upon[STORY]" where len(TOKENS(STORY)) < 4\n',
+    "best_k": "%%lmql -o r6\nbest_k(k=2, n=4, temperature=1.5, seed=2)\n"
+              '"Once upon[STORY]" where len(TOKENS(STORY)) < 4\n',
+    "print_searches": "print(json.dumps([[r.prompt for r in r5], [r.prompt for r in r6]]))",
     "returns": '%%lmql -o r4\n'
                '"Count: 1[X]" where len(TOKENS(X)) < 3\n'
                'return X.upper()\n',
@@ -86,6 +91,20 @@ def test_distribution_matches_score(run, tiny_llm):
 def test_sampling_gives_one_result_per_sample(run):
     assert error(run["sample"]) is None, error(run["sample"])
     assert json.loads(stdout(run["print_sample"])) == ["list", 2, ["Once upon"] * 2]
+
+
+def test_beam_sample_and_best_k_run_from_cells_as_from_python(run, tiny_llm):
+    import lmql_nb
+
+    program = '"Once upon[STORY]" where len(TOKENS(STORY)) < 4'
+    beam_sample = lmql_nb.run_sync(program, model=tiny_llm, decoder="beam_sample", n=2,
+                                   temperature=1.5, seed=1)
+    best_k = lmql_nb.run_sync("best_k(k=2, n=4, temperature=1.5, seed=2)\n" + program,
+                              model=tiny_llm)
+    assert error(run["searches"]) is None, error(run["searches"])
+    assert error(run["best_k"]) is None, error(run["best_k"])
+    assert json.loads(stdout(run["print_searches"])) == [[r.prompt for r in beam_sample],
+                                                         [r.prompt for r in best_k]]
 
 
 def test_return_value_is_stored_and_holes_still_assigned(run, tiny_llm):

@@ -371,7 +371,7 @@ def test_syntax_errors_point_into_the_docstring():
     ('argmax\n    "Hello [X]"\ndistribution\n    Y in ["a"]', ValueError, "no hole \\[Y\\]"),
     ('"Hello [X]" where X > 3', ValueError, "cannot express"),
     ('"Hello [@ X]"', SyntaxError, "a decorator is @name"),
-    ('beam_var(n=2)\n"Hello [X]"', SyntaxError, "decoder 'beam_var' is not supported"),
+    ('incontext(n=2)\n"Hello [X]"', SyntaxError, "decoder 'incontext' is not supported"),
     ('f"Hello [X]"', SyntaxError, "drop the f prefix"),
     ('"Hello [X"', SyntaxError, "unclosed"),
     ('"Hello {x"', SyntaxError, "unclosed"),
@@ -389,7 +389,7 @@ def test_option_errors_before_any_generation():
         program(certificate=3)
     with pytest.raises(TypeError, match="unknown keyword 'colour'"):
         lmql_nb.query('"Hello [X]"', colour=1)
-    with pytest.raises(ValueError, match="n=2 needs decoder"):
+    with pytest.raises(ValueError, match="n=2 needs a decoder that gives several sequences"):
         program(decoder="argmax", n=2)
     with pytest.raises(ValueError, match="unknown decoder"):
         program(decoder="greedy")

@@ -22,13 +22,17 @@ def llm(tiny_gpt2_path):
 
 
 def test_the_decoder_list_and_sampling_rules_are_stated_once(llm):
-    assert layout.DECODERS is options.DECODERS
+    assert layout.QUERY_DECODERS is options.QUERY_DECODERS
     # generate and query programs refuse alike, from the same rule
-    with pytest.raises(ValueError, match="top_k only apply to decoder='sample'"):
+    with pytest.raises(ValueError, match="top_k does not apply to decoder='beam'"):
         options.parse_generate_options(5, decoder="beam", n=2, top_k=3)
-    with pytest.raises(ValueError, match="top_k only apply to decoder='sample'"):
+    with pytest.raises(ValueError, match="top_k does not apply to decoder='beam'"):
         lmql_nb.run_sync('"x[A]"', decoder="beam", n=2, top_k=3, model=llm)
-    with pytest.raises(ValueError, match="n=2 needs decoder='sample' or decoder='beam'"):
+    with pytest.raises(ValueError, match=r"n=2 needs a decoder that gives several sequences "
+                       r"\(sample, beam, beam_sample\)"):
+        options.parse_generate_options(5, n=2)
+    with pytest.raises(ValueError, match=r"n=2 needs a decoder that gives several sequences "
+                       r"\(sample, beam, beam_sample, var, beam_var, best_k\)"):
         lmql_nb.run_sync('"x[A]"', n=2, model=llm)
 
 

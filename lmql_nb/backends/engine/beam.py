@@ -6,6 +6,12 @@ ends in end-of-sequence among the n best becomes a finished hypothesis, scored b
 log-probability divided by its length; the search ends when no live beam can beat the
 worst of n finished hypotheses, or at the length limit, where live beams finish too.
 
+`beam_sample` (LMQL's) is the same search with sampled expansions: at each step every
+live beam draws `n` tokens from its own distribution (with `temperature`, `top_k`,
+`top_p`, a `seed`; what the constraint allows), each distinct (beam, token) pair is a
+candidate once, and the candidates are ranked by log-probability as beam search ranks
+its 2n best.
+
 Under a constraint each beam has its own matcher (copied when a beam forks): candidates
 are drawn from the allowed tokens only, a beam the constraint ends (its text is complete,
 or a stop string appeared) finishes like one that chose end-of-sequence (the forced end
@@ -29,8 +35,8 @@ from ...errors import ConstraintError
 from ...tokenization.tokenizer import EngineTokenizer, IncrementalDecoder
 from .generation import GenerateJob, below_minimum, check_minimum, forced_next, start_matcher
 from .model import LanguageModel, Rows
-from .sampling import (StepStats, completion, describe, log_softmax, row_summary, step_stats,
-                       top_ids)
+from .sampling import (StepStats, completion, describe, log_softmax, row_summary, sample,
+                       seeded_generator, step_stats, top_ids)
 from .worker import Request
 
 LENGTH_PENALTY = 1.0
@@ -131,6 +137,8 @@ def _search(beams: Rows, logits: np.ndarray, tokenizer: EngineTokenizer, request
     spec = job.options.constraint
     finished: list[_Hypothesis] = []
     live: list[_Beam] = [start]
+    generator = seeded_generator(job.options.seed) if job.options.decoder == "beam_sample" \
+        else None
     for step in range(job.max_new_tokens):
         if request.cancelled.is_set():
             return finished + [_Hypothesis(b.steps, b.logprob, "cancelled") for b in live]
@@ -146,7 +154,7 @@ def _search(beams: Rows, logits: np.ndarray, tokenizer: EngineTokenizer, request
         vocab = logprobs.shape[-1]
         # a forced step has one beam and one candidate: the forced token
         candidates = (np.array([forced]) if forced is not None
-                      else top_ids(flat_totals, 2 * width))
+                      else _candidates(totals, width, job, generator))
         last_step = step + 1 == job.max_new_tokens
         next_live, parents, tokens = [], [], []
         summaries: dict[int, Any] = {}
@@ -193,6 +201,25 @@ def _search(beams: Rows, logits: np.ndarray, tokenizer: EngineTokenizer, request
         logits = beams.step(tokens)
     return finished + [_Hypothesis(b.steps, b.logprob, job.length_reason) for b in live
                        if b.complete]
+
+
+def _candidates(totals: np.ndarray, width: int, job: GenerateJob,
+                generator: Optional[np.random.Generator]) -> np.ndarray:
+    """The flat (beam * vocabulary + token) indices a step considers, most likely first:
+    beam search's 2n best, or under beam_sample `width` draws from each beam's own
+    (masked) distribution, each distinct one once."""
+    flat_totals = totals.reshape(-1)
+    if generator is None:
+        return top_ids(flat_totals, 2 * width)
+    options = job.options
+    rows = np.flatnonzero(np.isfinite(totals).any(-1))  # beams with an allowed token
+    if not len(rows):
+        return top_ids(flat_totals, 1)
+    drawn = sample(np.repeat(totals[rows], width, axis=0), options.temperature, options.top_k,
+                   options.top_p, generator)
+    flat = np.unique(np.repeat(rows, width) * totals.shape[-1] + drawn)
+    order: np.ndarray = flat[np.argsort(-flat_totals[flat], kind="stable")]
+    return order
 
 
 def _done(finished: Sequence[_Hypothesis], live: Sequence[_Beam], width: int,

@@ -311,7 +311,7 @@ class InProcessBackend(Backend):
         job = GenerateJob(prompt, prompt_ids, options, max_new, limited, constraint,
                           tuple(prefix_ids), tuple(forced_ids), continuation.current())
         # beam requests run alone; argmax and sampling requests batch together
-        key = ("beam", id(job)) if options.decoder == "beam" else ("generate",)
+        key = ("beam", id(job)) if options.decoder in ("beam", "beam_sample") else ("generate",)
         progress = None if on_token is None else (lambda item: on_token(*item))
         generations: list[Generation] = await self._submit(key, job, progress)
         return generations

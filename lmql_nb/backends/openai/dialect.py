@@ -118,6 +118,10 @@ def _decoder(options: GenerateOptions, server: Server, params: dict, extra: dict
             if server.official:
                 raise ValueError("top_k is not supported by OpenAI's API; use top_p")
             extra["top_k"] = options.top_k
+    elif options.decoder == "beam_sample":
+        raise ValueError(f"decoder='beam_sample' is not supported by {server.url}: no server "
+                         "API samples a beam search; it runs on in-process models (local:, "
+                         "llama.cpp:)")
     else:  # beam
         if not server.vllm_like:
             raise ValueError(f"decoder='beam' is not supported by {server.url}; beam "

@@ -15,7 +15,7 @@ import dataclasses
 from typing import Any, Callable, NoReturn, Optional, Sequence
 
 from ...errors import MagicUsageError
-from ...core.options import DECODERS, GENERATE_RULES, QUERY_RULES
+from ...core.options import DECODERS, GENERATE_RULES, QUERY_DECODERS, QUERY_RULES
 from ...core.scoring import AGGREGATIONS
 from ...core.validation import Rule
 
@@ -65,7 +65,11 @@ OUT = Option(("-o", "--out"), "out", "store the result in this variable",
              type=_identifier, to_model=False, metavar="VAR")
 DECODER = Option(("--decoder",), "decoder", "decoding method", _checked("decoder"),
                  metavar="{" + ",".join(DECODERS) + "}")
-N = Option(("-n",), "n", "number of sequences (with --decoder sample or beam)",
+QUERY_DECODER = Option(("--decoder",), "decoder", "decoding method (the program's decoder "
+                       "clause takes the decoder's arguments: var(b=2), best_k(k=2))",
+                       _checked("decoder", QUERY_RULES["decoder"]),
+                       metavar="{" + ",".join(QUERY_DECODERS) + "}")
+N = Option(("-n",), "n", "number of sequences (with --decoder sample, beam or beam_sample)",
            _checked("n"), metavar="N")
 TEMPERATURE = Option(("--temperature",), "temperature", "sampling temperature",
                      _checked("temperature"), metavar="T")
@@ -120,7 +124,7 @@ GENERATE_OPTIONS = generate_options()
 
 QUERY_OPTIONS: tuple[Option, ...] = (
     MODEL,
-    DECODER,
+    QUERY_DECODER,
     N,
     TEMPERATURE,
     Option(("--max-len",), "max_len", "the program's length in tokens at most (prompt and "

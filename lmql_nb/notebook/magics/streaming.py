@@ -164,4 +164,4 @@ def make_output(format: str, prompt: str, model_identifier: str, n: int,
     if format == "widget" and in_kernel():
         return WidgetOutput(prompt, loaded=loaded, model_identifier=model_identifier,
                             model=model, branch_options=branch_options)
-    return TextOutput(stream_sequences=(n == 1 and decoder != "beam"))
+    return TextOutput(stream_sequences=(n == 1 and decoder not in ("beam", "beam_sample")))
