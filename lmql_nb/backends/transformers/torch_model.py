@@ -51,20 +51,32 @@ class TorchModel(LanguageModel):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 position_ids: torch.Tensor, cache: Optional[Any] = None,
-                last_only: bool = False) -> tuple[torch.Tensor, Any]:
+                last_only: bool = False,
+                keep: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, Any]:
         """Run the model; return float32 logits and the updated cache.
 
         With `last_only`, logits are computed for the last position only (a prefill does
-        not need the others, and the vocabulary projection is the costliest part).
+        not need the others, and the vocabulary projection is the costliest part). With
+        `keep`, a boolean (rows, width) mask, only for the positions it marks (padding
+        left out), returned as (1, marked positions in row order, vocabulary).
         """
         kwargs = {self._cache_argument: cache}
         if cache is None:
             kwargs = {}
-        with torch.no_grad():  # not inference_mode: the cache's tensors are reordered outside
-            output = self.model(input_ids=input_ids.to(self.device),
-                                attention_mask=attention_mask.to(self.device),
-                                position_ids=position_ids.to(self.device), use_cache=True,
-                                logits_to_keep=1 if last_only else 0, **kwargs)
+        handle = None
+        if keep is not None:
+            marked = keep.to(self.device)
+            handle = self.model.get_output_embeddings().register_forward_pre_hook(
+                lambda module, args: (args[0][marked][None], *args[1:]))
+        try:
+            with torch.no_grad():  # not inference_mode: the cache is reordered outside
+                output = self.model(input_ids=input_ids.to(self.device),
+                                    attention_mask=attention_mask.to(self.device),
+                                    position_ids=position_ids.to(self.device), use_cache=True,
+                                    logits_to_keep=1 if last_only else 0, **kwargs)
+        finally:
+            if handle is not None:
+                handle.remove()
         new_cache = getattr(output, self._cache_argument, None)
         if new_cache is None:
             new_cache = output.past_key_values
@@ -218,16 +230,21 @@ class TorchModel(LanguageModel):
         for row in rows:
             index_of.setdefault(row.prefix, len(index_of))
         input_ids, mask, positions = left_pad([list(p) for p in index_of], self.pad_token_id)
-        logits, cache = self.forward(input_ids, mask, positions, last_only=not score_prefix)
-        first = logits[:, -1].log_softmax(-1)
         of_row = torch.tensor([index_of[row.prefix] for row in rows])
         heads: list[list[float]] = [[] for _ in index_of]
-        if score_prefix:  # column c predicts the token in column c + 1
-            chosen = logits[:, :-1].gather(-1, input_ids[:, 1:, None].to(logits.device))[..., 0]
-            table = (chosen - logits[:, :-1].logsumexp(-1)).cpu()
-            width = input_ids.shape[1]
-            heads = [table[k, width - len(prefix):].tolist()
-                     for k, prefix in enumerate(index_of)]
+        if score_prefix:  # logits at the prompts' own positions, padding left out
+            logits, cache = self.forward(input_ids, mask, positions, keep=mask.bool())
+            flat, tokens = logits[0], input_ids[mask.bool()].to(logits.device)
+            ends = torch.tensor([len(p) for p in index_of]).cumsum(0) - 1
+            first = flat[ends].log_softmax(-1)
+            # position j predicts the token at j + 1 (meaningless at each prompt's end)
+            chosen = flat[:-1].gather(-1, tokens[1:, None])[:, 0]
+            table = (chosen - flat[:-1].logsumexp(-1)).cpu().tolist()
+            heads = [table[end - len(prefix) + 1:end] for end, prefix
+                     in zip(ends.tolist(), index_of)]
+        else:
+            logits, cache = self.forward(input_ids, mask, positions, last_only=True)
+            first = logits[:, -1].log_softmax(-1)
         results = [heads[int(of_row[i])] + [float(first[of_row[i], row.suffix[0]])]
                    for i, row in enumerate(rows)]
         longer = [i for i, row in enumerate(rows) if len(row.suffix) > 1]
