@@ -16,6 +16,10 @@ gives; `lmql_nb serve` from this environment. Each server is started once, warme
 with a few rows, and checked against the in-process numbers (within 1e-4) before it is
 timed. Targets: at least 3x the rows per second of one-at-a-time requests, and no slower
 than in process on the same machine.
+
+Beside rows per second, each line gives the CPU seconds one row cost: the client's
+process and the server's process tree (vLLM's API server and engine core) together,
+from /proc, so a figure from a busy machine can still be compared per core.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -71,29 +76,61 @@ class LmqlServe:
             self.process.wait(30)
 
 
-def rows_per_second(llm, prompts, repeat: int) -> float:
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process `pid` and its descendants
+    (Linux: read from /proc)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, grown = {pid}, True
+    while grown:
+        more = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grown = bool(more)
+    return sum(times.get(p, 0.0) for p in tree)
+
+
+def rows_per_second(llm, prompts, repeat: int,
+                    server_pid: Optional[int] = None) -> tuple[float, float]:
+    """(rows per second, CPU seconds per row: this process and the server's tree)."""
+    cpu = time.process_time() + (tree_cpu_seconds(server_pid) if server_pid else 0.0)
     seconds = timed(lambda: llm.score_many_sync(prompts, SENTIMENTS, cache=False,
                                                 progress=False), repeat, warm_up=False)
-    return len(prompts) / seconds
+    cpu = time.process_time() + (tree_cpu_seconds(server_pid) if server_pid else 0.0) - cpu
+    return len(prompts) / seconds, cpu / (len(prompts) * repeat)
 
 
-def bench_server(label: str, base_url: str, prompts, expected, in_flight, repeat) -> dict:
-    results = {}
+def bench_server(label: str, base_url: str, prompts, expected, in_flight, repeat,
+                 server_pid: Optional[int]) -> tuple[dict, dict]:
+    """Rows per second and CPU seconds per row of each configuration."""
+    results, cpu = {}, {}
     baseline = lmql_nb.model("openai/gemma", base_url=base_url, timeout=600,
                              max_concurrency=1, batch_rows=1)
     warm = baseline.score_many_sync(prompts[:8], SENTIMENTS, cache=False, progress=False)
     for row, want in zip(warm, expected[:8]):  # the server's numbers are the oracle's
         np.testing.assert_allclose(row.scores(), want, atol=1e-4)
-    results["1 (one row per request)"] = rows_per_second(baseline, prompts, repeat)
-    print(f"{label:>14}  1 in flight, 1 row/request: "
-          f"{results['1 (one row per request)']:7.2f} rows/s", flush=True)
+    one = "1 (one row per request)"
+    results[one], cpu[one] = rows_per_second(baseline, prompts, repeat, server_pid)
+    print(f"{label:>14}  1 in flight, 1 row/request: {results[one]:7.2f} rows/s, "
+          f"{cpu[one]:.3f} CPU s/row", flush=True)
     for count in in_flight:
         llm = lmql_nb.model("openai/gemma", base_url=base_url, timeout=600,
                             max_concurrency=count)
-        results[str(count)] = rows_per_second(llm, prompts, repeat)
+        results[str(count)], cpu[str(count)] = rows_per_second(llm, prompts, repeat,
+                                                                server_pid)
         print(f"{label:>14}  {count:>2} in flight, 8 rows/request: "
-              f"{results[str(count)]:7.2f} rows/s", flush=True)
-    return results
+              f"{results[str(count)]:7.2f} rows/s, {cpu[str(count)]:.3f} CPU s/row",
+              flush=True)
+    return results, cpu
 
 
 def main() -> int:
@@ -105,45 +142,55 @@ def main() -> int:
     parser.add_argument("--skip-serve", action="store_true")
     parser.add_argument("--vllm-url", help="a vLLM server already running on the same "
                         "folder (http://127.0.0.1:PORT) instead of starting one")
+    parser.add_argument("--vllm-pid", type=int, help="that server's PID (for its CPU time)")
     args = parser.parse_args()
     folder = embedded_folder()
     prompts = reviews(args.rows)
     local = lmql_nb.model(f"local:{folder}")
     expected = [r.scores() for r in local.score_many_sync(prompts[:8], SENTIMENTS,
                                                           cache=False, progress=False)]
-    in_process = rows_per_second(local, prompts, args.repeat)
-    print(f"{'in process':>14}  score_many: {in_process:7.2f} rows/s", flush=True)
+    in_process, in_process_cpu = rows_per_second(local, prompts, args.repeat)
+    print(f"{'in process':>14}  score_many: {in_process:7.2f} rows/s, "
+          f"{in_process_cpu:.3f} CPU s/row", flush=True)
     table = {"in process": {"score_many": in_process}}
+    cpu_table = {"in process": {"score_many": in_process_cpu}}
     del local  # the servers get the machine's memory and cores
     if not args.skip_serve:
         server = LmqlServe(folder)
         try:
-            table["lmql_nb serve"] = bench_server("lmql_nb serve", server.base_url, prompts,
-                                                  expected, args.in_flight, args.repeat)
+            table["lmql_nb serve"], cpu_table["lmql_nb serve"] = bench_server(
+                "lmql_nb serve", server.base_url, prompts, expected, args.in_flight,
+                args.repeat, server.process.pid)
         finally:
             server.stop()
     if args.vllm_url:
-        table["vLLM"] = bench_server("vLLM", f"{args.vllm_url.rstrip('/')}/v1", prompts,
-                                     expected, args.in_flight, args.repeat)
+        table["vLLM"], cpu_table["vLLM"] = bench_server(
+            "vLLM", f"{args.vllm_url.rstrip('/')}/v1", prompts, expected, args.in_flight,
+            args.repeat, args.vllm_pid)
     elif not args.skip_vllm:
         vllm = VLLMServer(folder, "gemma")
         try:
             vllm.wait_ready()
-            table["vLLM"] = bench_server("vLLM", vllm.base_url, prompts, expected,
-                                         args.in_flight, args.repeat)
+            table["vLLM"], cpu_table["vLLM"] = bench_server(
+                "vLLM", vllm.base_url, prompts, expected, args.in_flight, args.repeat,
+                vllm.process.pid)
         finally:
             vllm.stop()
     print(f"\n{args.rows} rows x {len(SENTIMENTS)} values, rows/s (median of "
-          f"{args.repeat}); {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M')}")
+          f"{args.repeat}) [CPU s/row]; {os.cpu_count()} CPUs, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}, load average {os.getloadavg()[0]:.2f}")
     for label, row in table.items():
-        cells = ", ".join(f"{k}: {v:.2f}" for k, v in row.items())
+        cells = ", ".join(f"{k}: {v:.2f} [{cpu_table[label][k]:.3f}]" for k, v in row.items())
         print(f"  {label}: {cells}")
+    one = "1 (one row per request)"
     for label in ("lmql_nb serve", "vLLM"):
         if label in table:
-            row = table[label]
-            best = max(v for k, v in row.items() if k != "1 (one row per request)")
-            print(f"  {label}: best {best / row['1 (one row per request)']:.1f}x one-at-a-time "
-                  f"(target >= 3x), {best / in_process:.2f}x in process (target >= 1)")
+            row, cpu = table[label], cpu_table[label]
+            best = max((k for k in row if k != one), key=row.__getitem__)
+            print(f"  {label}: best ({best} in flight) {row[best] / row[one]:.1f}x "
+                  f"one-at-a-time (target >= 3x), {row[best] / in_process:.2f}x in process "
+                  f"(target >= 1); per CPU second {cpu[one] / cpu[best]:.1f}x one-at-a-time, "
+                  f"{in_process_cpu / cpu[best]:.2f}x in process")
     return 0
 
 
