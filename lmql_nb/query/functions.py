@@ -44,7 +44,7 @@ from ..core.options import (DECODER_ARGUMENTS, DECODER_OPTIONS, DEFAULT_MAX_LEN,
                             HOLE_DECODERS, QUERY_DECODERS, QUERY_RULES, SAMPLING_DECODERS,
                             SAMPLING_OPTIONS, applies, check_decoder, default_decoder)
 from ..generations.llm import LLM
-from .options import OPTIONS
+from .options import OPTIONS, TRANSPORT_OPTIONS
 from .program_cache import ProgramCache
 from .result import LMQLResult
 
@@ -336,6 +336,7 @@ class QueryFunction:
         parse_generate_options(None, decoder=hole, n=b if decoder == "var" else
                                (n if applies("n", hole) else 1), **check)
         _check_chunksize(merged.get("chunksize"))
+        _warn_transport(merged)
         model = self._model(options, arguments or {}, local_values)
         on_event = merged.get("on_event")
         verbose = merged.get("verbose", False)
@@ -439,6 +440,19 @@ def _check_chunksize(chunksize: Any) -> None:
                   "tokens between constraint checks, lmql_nb checks its constraints at every "
                   "token, so there are no chunks and every chunksize gives the same result",
                   UserWarning, stacklevel=5)
+
+
+def _warn_transport(options: Mapping[str, Any]) -> None:
+    """LMQL's `chunk_timeout=` and `openai_nonstop=` tune how LMQL streams chunks from
+    OpenAI's API; lmql_nb makes one request per hole, so they are accepted (LMQL's
+    programs pass them) with a warning that they change nothing."""
+    import warnings
+
+    for key in TRANSPORT_OPTIONS:
+        if options.get(key) is not None:
+            warnings.warn(f"{key}={options[key]!r} has no effect in lmql_nb: it tunes how "
+                          "LMQL streams chunks from OpenAI's API, and lmql_nb makes one "
+                          "request per hole", UserWarning, stacklevel=5)
 
 
 def _verbose_log(model_id: str) -> Callable[[int, Any], None]:

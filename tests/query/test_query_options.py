@@ -65,6 +65,16 @@ def test_chunksize_is_checked_and_warns_that_it_changes_nothing(llm):
             lmql_nb.run_sync(PROGRAM, model=llm, chunksize=bad)
 
 
+def test_lmql_transport_options_are_accepted_and_warn_that_they_change_nothing(llm):
+    plain = lmql_nb.run_sync(PROGRAM, model=llm, cache=False)
+    with pytest.warns(UserWarning, match="chunk_timeout=10.0 has no effect in lmql_nb"):
+        timed = lmql_nb.run_sync(PROGRAM.replace("argmax", "argmax(chunk_timeout=10.0)"),
+                                 model=llm, cache=False)
+    assert timed.variables == plain.variables
+    with pytest.warns(UserWarning, match="openai_nonstop=True has no effect"):
+        lmql_nb.run_sync(PROGRAM, model=llm, cache=False, openai_nonstop=True)
+
+
 def test_a_query_checks_max_len_and_n_with_the_declared_rules(llm):
     expected = options.QUERY_RULES["max_len"].accepted()
     with pytest.raises(ValueError, match=f"max_len must be {expected}"):
