@@ -51,23 +51,29 @@ def by_hand(path, result) -> float:
     return total
 
 
-def check_constraints(tokenizer_path, result) -> None:
+def check_constraints(result) -> None:
     x = [s for s in result.trace.segments if isinstance(s, HoleSegment) and s.name == "X"][0]
     assert len(x.tokens) < 4 and len(x.tokens) != 2
     assert result.variables["Y"] in CHOICES
 
 
-def test_beam_sample_in_a_program_gives_distinct_ranked_results_scored_by_hand(
-        llm, tiny_gpt2_path):
-    results = run(llm, "beam_sample(n=3, temperature=1.5, seed=4)")
-    assert isinstance(results, list) and 1 < len(results) <= 3
+def check_ranked(path, results, most: int) -> None:
+    """Several distinct LMQLResults (at most `most`), each scored as transformers scores
+    it by hand, best first, each within the constraints."""
+    assert isinstance(results, list) and 1 < len(results) <= most
     assert all(isinstance(r, lmql_nb.LMQLResult) for r in results)
     assert len({r.prompt for r in results}) == len(results)
-    scores = [by_hand(tiny_gpt2_path, r) for r in results]
+    scores = [by_hand(path, r) for r in results]
     assert scores == pytest.approx([r.trace.logprob for r in results], abs=1e-3)
     assert scores == sorted(scores, reverse=True)
     for result in results:
-        check_constraints(tiny_gpt2_path, result)
+        check_constraints(result)
+
+
+def test_beam_sample_in_a_program_gives_distinct_ranked_results_scored_by_hand(
+        llm, tiny_gpt2_path):
+    results = run(llm, "beam_sample(n=3, temperature=1.5, seed=4)")
+    check_ranked(tiny_gpt2_path, results, 3)
     # seeded: the same again; another seed, other draws; beam search, other results
     again = run(llm, "beam_sample(n=3, temperature=1.5, seed=4)")
     assert [r.prompt for r in again] == [r.prompt for r in results]
@@ -103,13 +109,7 @@ def test_beam_sample_draws_its_expansions(llm, tiny_gpt2_path):
 
 def test_var_samples_each_hole_and_keeps_the_best_states(llm, tiny_gpt2_path):
     results = run(llm, "var(b=4, n=3, temperature=2.0, seed=1)")
-    assert isinstance(results, list) and 1 < len(results) <= 3
-    assert len({r.prompt for r in results}) == len(results)
-    scores = [by_hand(tiny_gpt2_path, r) for r in results]
-    assert scores == pytest.approx([r.trace.logprob for r in results], abs=1e-3)
-    assert scores == sorted(scores, reverse=True)
-    for result in results:
-        check_constraints(tiny_gpt2_path, result)
+    check_ranked(tiny_gpt2_path, results, 3)
     # at temperature 0 every sample of a hole is the greedy value: one state, argmax's
     # (in a list, as LMQL's searches give theirs)
     single = run(llm, "var(b=4, n=3, temperature=0)")
@@ -153,7 +153,7 @@ def test_best_k_keeps_the_k_most_likely_of_the_same_samples(llm, tiny_gpt2_path)
     assert [by_hand(tiny_gpt2_path, r) for r in best] == pytest.approx(
         [r.trace.logprob for r in best], abs=1e-3)
     for result in best:
-        check_constraints(tiny_gpt2_path, result)
+        check_constraints(result)
     # k=1: a single result, not a list (as LMQL gives one output for one sequence)
     one = run(llm, "best_k(k=1, n=6, temperature=2.0, seed=9)")
     assert isinstance(one, lmql_nb.LMQLResult) and one.prompt == ranked[0].prompt
