@@ -116,6 +116,20 @@ def test_token_logprobs_and_alternatives_equal_llama_cpp_logits(llm, by_hand):
     assert "".join(t.text for t in generation.tokens) == generation.text
 
 
+def test_beam_sample_draws_within_top_k_with_true_logprobs(llm, by_hand):
+    """decoder="beam_sample" on llama.cpp: every token is one of llama.cpp's own 3 most
+    likely at its place (top_k=3), with its log-probability; the beams are distinct."""
+    draws = llm.generate_sync(PROMPT, max_tokens=4, decoder="beam_sample", n=3, top_k=3,
+                              temperature=1.5, seed=5, return_details=True, cache=False)
+    assert 1 < len(draws) <= 3 and len({d.text for d in draws}) == len(draws)
+    prompt_ids = llm.get_tokenizer().encode_prompt(PROMPT)
+    for draw in draws:
+        logprobs = stepwise_logprobs(by_hand, prompt_ids, [t.token_id for t in draw.tokens])
+        for row, token in zip(logprobs, draw.tokens):
+            assert token.token_id in np.argsort(-row)[:3].tolist()
+            assert token.logprob == pytest.approx(float(row[token.token_id]), abs=1e-3)
+
+
 def test_beam_returns_distinct_best_first_sequences_with_true_logprobs(llm, by_hand):
     beams = llm.generate_sync(PROMPT, max_tokens=5, decoder="beam", n=3,
                               return_details=True, cache=False)
