@@ -206,9 +206,13 @@ class QueryFunction:
         else:
             variables = set(self.program.parameters)
         options = {}
+        # a decoder's own argument (var's b, best_k's k) could be meant as the option only
+        # where that decoder may run: elsewhere a variable of that name warns of nothing
+        decoder = kwargs.get("decoder") or self.config.get("decoder") or self.program.decoder
         for key in list(kwargs):
             if key in variables:
-                if key in OPTIONS and self.signature is None:
+                if key in OPTIONS and self.signature is None and (
+                        key not in ("b", "k") or applies(key, decoder)):
                     warnings.warn(f"{self.__name__}(): {key}= was taken as the program's "
                                   f"variable {key} (the program reads it), not as the query "
                                   f"option {key}; rename the variable to pass the option",

@@ -16,6 +16,7 @@ import torch
 
 import lmql_nb
 from lmql_nb.core import options
+from lmql_nb.query.functions import QueryArgumentWarning
 from lmql_nb.query.trace import HoleSegment
 
 import reference
@@ -224,3 +225,17 @@ def test_servers_refuse_beam_sample_by_name(official):
                        "http://127.0.0.1:1/v1.*in-process models"):
         request_parameters(options.parse_generate_options(4, decoder="beam_sample", n=2),
                            server)
+
+
+def test_a_variable_named_like_a_decoder_argument_warns_only_under_that_decoder(llm):
+    """LMQL's rule: a keyword naming a variable the program reads is the variable. `k` and
+    `b` are options of best_k and var only, so elsewhere such a variable warns of nothing."""
+    import warnings
+
+    program = '"{{k}}[X]" where len(TOKENS(X)) < 2'
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert run(llm, "argmax", program, k="Hi").prompt.startswith("Hi")
+        assert run(llm, "", program, k="Hi", decoder="sample", seed=1).prompt.startswith("Hi")
+    with pytest.warns(QueryArgumentWarning, match="k= was taken as the program's variable k"):
+        run(llm, "", program, k="Hi", decoder="best_k", n=8, seed=1)
