@@ -915,7 +915,10 @@ async def run_nested(parent: Execution, site: HoleSite, tactic: Any,
     target = nested_target(tactic)
     assert target is not None
     function, args, kwargs = target
-    refused = [k for k in kwargs if k in OPTIONS]
+    signature = getattr(function, "signature", None)
+    parameters = set(signature.parameters if signature is not None
+                     else function.program.parameters)
+    refused = [k for k in kwargs if k in OPTIONS and k not in parameters]  # LMQL's rule
     if refused:
         raise ValueError(f"[{site.name}: {function.__name__}(...)]: a nested query runs with "
                          f"the outer program's model and decoder; it takes no "

@@ -397,6 +397,22 @@ def test_awaited_calls_are_steps_of_the_trace(llm):
     assert [(s.step, s.label, s.detail) for s in steps] == [("tool", "double(2)", "→ 4")]
 
 
+@lmql_nb.query
+def twice(n):
+    '''lmql
+    "{n} and[Y]" where len(TOKENS(Y)) < 2
+    return n * 2
+    '''
+
+
+def test_a_nested_querys_parameter_named_like_an_option_is_its_argument(llm):
+    # LMQL's rule: a keyword naming the query's parameter is the argument (n, k, seed...)
+    result = lmql_nb.run_sync('"a [X: twice(n=3)]"', twice=twice)
+    assert result.variables["X"] == 6
+    with pytest.raises(ValueError, match=r"takes no seed="):
+        lmql_nb.run_sync('"a [X: twice(n=3, seed=1)]"', twice=twice)
+
+
 def test_a_tool_loop_records_each_call(llm):
     storage = {}
 
