@@ -19,7 +19,11 @@ than in process on the same machine.
 
 Beside rows per second, each line gives the CPU seconds one row cost: the client's
 process and the server's process tree (vLLM's API server and engine core) together,
-from /proc, so a figure from a busy machine can still be compared per core.
+from /proc, so a figure from a busy machine can still be compared per core. The
+"engine" line is the floor under both: the CPU seconds per row of the engine's own
+scoring pass (`score_rows`) for 1 row and for 8 rows at once, as in process scores them
+(the prompt's last position projected onto the vocabulary) and as an echo of prompt
+log-probabilities must (every prompt position projected: `score_prefix`).
 """
 
 from __future__ import annotations
@@ -109,6 +113,30 @@ def rows_per_second(llm, prompts, repeat: int,
     return len(prompts) / seconds, cpu / (len(prompts) * repeat)
 
 
+def engine_floor(local, prompts) -> dict:
+    """CPU seconds per row of one `score_rows` pass over 1 and over 8 rows, without and
+    with the prompts' own tokens scored (the best of 3 each)."""
+    from lmql_nb.backends.engine.model import ScoreRow
+
+    local.backend.load()
+    model, tokenizer = local.backend._model, local.backend.tokenizer
+    floor = {}
+    for count in (1, 8):
+        rows = []
+        for i, prompt in enumerate(prompts[:count]):
+            ids = tuple(tokenizer.encode_prompt(prompt))
+            rows += [ScoreRow(i, j, ids, tokenizer.encode(value))
+                     for j, value in enumerate(SENTIMENTS)]
+        for echo in (False, True):
+            best = float("inf")
+            for _ in range(3):
+                started = time.process_time()
+                model.score_rows(rows, score_prefix=echo)
+                best = min(best, time.process_time() - started)
+            floor[count, echo] = best / count
+    return floor
+
+
 def bench_server(label: str, base_url: str, prompts, expected, in_flight, repeat,
                  server_pid: Optional[int]) -> tuple[dict, dict]:
     """Rows per second and CPU seconds per row of each configuration."""
@@ -154,6 +182,10 @@ def main() -> int:
           f"{in_process_cpu:.3f} CPU s/row", flush=True)
     table = {"in process": {"score_many": in_process}}
     cpu_table = {"in process": {"score_many": in_process_cpu}}
+    floor = engine_floor(local, prompts)
+    print(f"{'engine':>14}  CPU s/row of one pass: in process {floor[1, False]:.3f} (1 row), "
+          f"{floor[8, False]:.3f} (8 rows); echo {floor[1, True]:.3f} (1 row), "
+          f"{floor[8, True]:.3f} (8 rows)", flush=True)
     del local  # the servers get the machine's memory and cores
     if not args.skip_serve:
         server = LmqlServe(folder)

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import pytest
 
@@ -247,23 +247,44 @@ class FaultProxy:
                 self.max_forwarding = max(self.max_forwarding, self.forwarding)
                 self.max_by_path[path] = max(self.max_by_path.get(path, 0),
                                              self.open_by_path[path])
+                closed = False
+
+                def answered(path: str = path) -> None:  # once: the client has it all
+                    nonlocal closed
+                    if not closed:
+                        closed = True
+                        self.forwarding -= 1
+                        self.open_by_path[path] -= 1
+
                 try:
-                    await self._forward(head, body, writer)
+                    await self._forward(head, body, writer, answered)
                 finally:
-                    self.forwarding -= 1
-                    self.open_by_path[path] -= 1
+                    answered()
                 return
         finally:
             writer.transport.abort() if writer.transport.is_closing() else writer.close()
 
-    async def _forward(self, head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+    async def _forward(self, head: bytes, body: bytes, writer: asyncio.StreamWriter,
+                       answered: Callable[[], None]) -> None:
+        """Relay the request and its answer; `answered()` once the client has the whole
+        answer (its Content-Length relayed), not only once the server closes the
+        connection: by then the client may have sent its next request, and counting
+        both as open would break the bound on requests in flight that tests assert."""
         lines = [line for line in head.split(b"\r\n")
                  if line and not line.lower().startswith(b"connection:")]
         request = b"\r\n".join(lines) + b"\r\nConnection: close\r\n\r\n" + body
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         up_writer.write(request)
         await up_writer.drain()
+        received, expected = b"", None
         while chunk := await up_reader.read(65536):
+            received += chunk
+            if expected is None and b"\r\n\r\n" in received:
+                answer_head = received.split(b"\r\n\r\n", 1)[0]
+                length = re.search(rb"(?im)^content-length:\s*(\d+)", answer_head)
+                expected = len(answer_head) + 4 + int(length.group(1)) if length else -1
+            if expected is not None and 0 <= expected <= len(received):
+                answered()
             writer.write(chunk)
             await writer.drain()
         up_writer.close()
