@@ -41,7 +41,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("query", ("query",)),
     ("server", ("server",)),
     ("notebook", ("notebook",)),
-    ("face", ("__init__.py", "__main__.py", "cli.py", "algorithms.py", "lib")),
+    ("face", ("__init__.py", "__main__.py", "cli.py", "algorithms.py", "demo.py", "lib",
+              "runtime")),
     # import paths from before the layer folders, kept for one release
     ("deprecated", ("results.py", "scoring.py", "registry.py", "llm.py")),
 )

@@ -162,6 +162,7 @@ class _Compiler:
             raise self.error(error.msg, error.lineno or 1, (error.offset or 1) - 1,
                              type(error)) from None
         body = tree.body[0].body if self.header else tree.body  # type: ignore[attr-defined]
+        _raw_query_docstrings(body, python)
         decoder, decoder_arguments = self.decoder(layout.decoder)
         model_source, program_where, distribution = self.tail(layout.tail)
         self.statement_clauses = layout.statement_clauses
@@ -669,6 +670,36 @@ def _dedent_continuation(value: str, indent: int) -> str:
         stripped = len(line) - len(line.lstrip(" "))
         out.append(line[min(stripped, indent):])
     return "\n".join(out)
+
+
+def _raw_query_docstrings(body: list[ast.stmt], python: str) -> None:
+    """A query function defined inside the program (`@lmql.query` over a `def` whose
+    docstring is its program) keeps its docstring as written, escapes unprocessed, as
+    `@lmql.query` reads a docstring from a .py file: a `\\n` in it is an escape inside
+    the inner program's string, not a line break. (The program's code has no source file
+    for `@lmql.query` to read it from.)"""
+    for node in (n for statement in body for n in ast.walk(statement)):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or not any(
+                _dotted_tail(d.func if isinstance(d, ast.Call) else d) == "query"
+                for d in node.decorator_list):
+            continue
+        first = node.body[0] if node.body else None
+        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)):
+            continue
+        segment = ast.get_source_segment(python, first.value) or ""
+        quote_at = next((i for i, c in enumerate(segment) if c in "\"'"), None)
+        if quote_at is None or "r" in segment[:quote_at].lower():
+            continue  # a raw string's value is already as written
+        quote = 3 if segment[quote_at:quote_at + 3] in ('"""', "'''") else 1
+        first.value.value = segment[quote_at + quote:len(segment) - quote]
+
+
+def _dotted_tail(node: ast.expr) -> str:
+    """The last name of `name` or `a.b.name` ("" for other expressions)."""
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return node.id if isinstance(node, ast.Name) else ""
 
 
 def _rename_print(body: list[ast.stmt]) -> list[ast.stmt]:
