@@ -25,7 +25,6 @@ SUITE = ROOT / "tests" / "lmql_suite"
 RESULTS = SUITE / "results.json"
 README = ROOT / "README.md"
 STATUS = ROOT / "docs" / "lmql-suite-status.md"
-BLOCK = re.compile(r"(<!-- lmql-suite: (\w+) -->\n)(.*?)(<!-- /lmql-suite -->)", re.S)
 
 #: LMQL's test files, each as the feature it exercises (in the README's order)
 FEATURES = {
@@ -113,8 +112,11 @@ def status_tables(results: dict[str, str]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def render(path: Path, blocks: dict[str, str]) -> str:
+def render(path: Path, blocks: dict[str, str], marker: str = "lmql-suite") -> str:
+    """`path`'s text with each generated block (between `<!-- MARKER: NAME -->` and
+    `<!-- /MARKER -->`) replaced by `blocks[NAME]`."""
     text = path.read_text()
+    pattern = re.compile(rf"(<!-- {marker}: (\w+) -->\n)(.*?)(<!-- /{marker} -->)", re.S)
 
     def replace(match: re.Match) -> str:
         name = match.group(2)
@@ -122,7 +124,7 @@ def render(path: Path, blocks: dict[str, str]) -> str:
             raise SystemExit(f"{path}: unknown generated block {name!r}")
         return match.group(1) + blocks[name] + match.group(4)
 
-    return BLOCK.sub(replace, text)
+    return pattern.sub(replace, text)
 
 
 def run_suite() -> None:

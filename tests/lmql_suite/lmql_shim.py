@@ -66,6 +66,7 @@ class Models:
 
 
 _models: Optional[Models] = None
+_swaps: dict[str, str] = SWAPS
 _saved: dict[str, Any] = {}
 
 
@@ -73,14 +74,15 @@ def swapped(model_id: Any, **options: Any) -> Any:
     """`lmql.model(model_id, **options)` with LMQL's test models swapped (see `SWAPS`);
     any other id goes to lmql_nb's own `model`."""
     assert _models is not None, "lmql_shim.install() first"
-    if isinstance(model_id, str) and model_id in SWAPS:
+    if isinstance(model_id, str) and model_id in _swaps:
         unknown = set(options) - HOSTING_OPTIONS
         if unknown:
             raise TypeError(f"the swapped model {model_id!r} got options the harness does "
                             f"not know: {sorted(unknown)}")
         if model_id == "random" and options.get("tokenizer") in LLAMA_TOKENIZERS:
             return _models.tiny_llama
-        return {"gemma": _models.gemma, "tiny-gpt2": _models.tiny_gpt2}[SWAPS[model_id]]
+        return {"gemma": _models.gemma, "tiny-gpt2": _models.tiny_gpt2,
+                "tiny-llama": _models.tiny_llama}[_swaps[model_id]]
     return _saved["model"](model_id, **options)
 
 
@@ -144,13 +146,15 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 _finder = _Alias()
 
 
-def install(models: Models) -> None:
-    """Make `import lmql` mean lmql_nb, with LMQL's test models swapped."""
-    global _models
+def install(models: Models, swaps: Optional[dict[str, str]] = None) -> None:
+    """Make `import lmql` mean lmql_nb, with LMQL's test models swapped (`swaps`: model id
+    -> "gemma", "tiny-gpt2" or "tiny-llama"; by default `SWAPS`, the test files' ids)."""
+    global _models, _swaps
     import lmql_nb
     import lmql_nb.api
 
     _models = models
+    _swaps = SWAPS if swaps is None else swaps
     _saved["model"] = lmql_nb.api.model
     _saved["modules"] = {name: sys.modules.get(name) for name in ("lmql", *_standins())}
     lmql_nb.api.model = swapped  # ids in programs (`from "random"`) resolve through it
