@@ -17,7 +17,8 @@ Then each block of the page that blocks.json records as run (or as failing, or a
 fragment that must still fail) is one cell, in page order: an `lmql` block as a `%%lmql`
 cell, a `python` block as it is (see blocks.py). A block's recorded `check` (Python over
 the notebook's variables: what the page shows or the example's constraint) is a cell of
-its own right after it.
+its own right after it; its recorded `stdout` (a regular expression) must match a line
+the block printed, where the page shows printed output.
 """
 
 from __future__ import annotations
@@ -128,6 +129,12 @@ def cell_for(block: Block, entry: dict[str, Any]) -> str:
     return source
 
 
+def printed(cell: Any) -> str:
+    """What a cell printed to stdout."""
+    return "".join(o.get("text", "") for o in cell.outputs
+                   if o.output_type == "stream" and o.name == "stdout")
+
+
 def outcome(cell: Any) -> str:
     """"runs", or "error: <name>: <first line of the message>"."""
     for output in cell.outputs:
@@ -170,6 +177,11 @@ def run_page(page: str, entries: dict[str, dict[str, Any]], cwd: Path, model_pat
     results: dict[str, dict[str, str]] = {}
     for key, (cell, check) in where.items():
         results[key] = {"block": outcome(notebook.cells[cell])}
+        pattern = entries[key].get("stdout")
+        if pattern and results[key]["block"] == "runs" and not re.search(
+                pattern, printed(notebook.cells[cell]), re.M):
+            results[key]["block"] = (f"error: stdout: no line matches {pattern!r} in "
+                                     f"{printed(notebook.cells[cell])[:200]!r}")
         if check is not None:
             results[key]["check"] = outcome(notebook.cells[check])
     return results
