@@ -128,8 +128,12 @@ class LLM:
         or a pydantic model class), `starts_with`, `min_tokens`, `where` (LMQL's expression
         language over `RESPONSE`: docs/constraints.md) and any keyword registered since
         (`lmql_nb.constraints.keywords`). `on_token(sequence_index, token)` is called from
-        the model's thread as tokens are generated.
+        the model's thread as tokens are generated. `verbose=True` (LMQL's) prints one line
+        per call on stdout: the model, the prompt and what came back.
         """
+        verbose = kwargs.pop("verbose", False)
+        if not isinstance(verbose, bool):
+            raise TypeError(f"verbose must be True or False, got {verbose!r}")
         messages = _prompt_or_messages(prompt)
         options = parse_generate_options(max_tokens, **kwargs)
         key = None
@@ -143,6 +147,8 @@ class LLM:
                 await self._trace("lmql_nb.generate", prompt, dict(kwargs, max_tokens=max_tokens),
                                   [g.text for g in generations],
                                   sum(len(g.tokens) for g in generations), cached=True)
+                if verbose:
+                    self._log_call(prompt, generations, cached=True)
                 return _shape(await self._stamped(generations), options)
         backend = await self._ready()
         if messages is None:
@@ -154,7 +160,16 @@ class LLM:
             result_cache.put(key, generations, generations_to_data)
         await self._trace("lmql_nb.generate", prompt, dict(kwargs, max_tokens=max_tokens),
                           [g.text for g in generations], sum(len(g.tokens) for g in generations))
+        if verbose:
+            self._log_call(prompt, generations, cached=False)
         return _shape(await self._stamped(generations), options)
+
+    def _log_call(self, prompt: Prompt, generations: list[Generation], cached: bool) -> None:
+        """`verbose=True`: the call on one line of stdout (as a query's verbose lines)."""
+        texts = ", ".join(repr(g.text) for g in generations)
+        tokens = sum(len(g.tokens) for g in generations)
+        print(f"lmql_nb generate on {self.model_identifier}: {prompt!r} -> {texts} "
+              f"({tokens} tokens{', cached' if cached else ''})", flush=True)
 
     async def _trace(self, name: str, prompt: Any, call: dict[str, Any], result: Any,
                      tokens: int, cached: bool = False) -> None:
