@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -33,6 +34,7 @@ from blocks import Block, page_blocks, PAGES
 
 HERE = Path(__file__).parent
 SUITE = HERE.parent / "lmql_suite"
+sys.path.insert(0, str(HERE.parent / "notebook"))  # nb_helpers: a cell's error and stdout
 RECORD = HERE / "blocks.json"
 
 #: model ids the documentation's examples name -> what runs them here (see lmql_shim;
@@ -69,8 +71,6 @@ def build_docs_model(folder: Path) -> Path:
     tags), with a context of 4096 positions and its end-of-text likely: every token's
     embedding gets a constant feature that only end-of-text's output row reads
     (`EOS_BOOST`)."""
-    import sys
-
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -129,21 +129,15 @@ def cell_for(block: Block, entry: dict[str, Any]) -> str:
     return source
 
 
-def printed(cell: Any) -> str:
-    """What a cell printed to stdout."""
-    return "".join(o.get("text", "") for o in cell.outputs
-                   if o.output_type == "stream" and o.name == "stdout")
-
-
 def outcome(cell: Any) -> str:
-    """"runs", or "error: <name>: <first line of the message>"."""
-    for output in cell.outputs:
-        if output.output_type == "error":
-            message = (output.evalue.strip().splitlines() or [""])[0]
-            return f"error: {output.ename}: {message}"
-        if output.output_type == "stream" and output.text.startswith("UsageError: "):
-            return f"error: UsageError: {output.text[len('UsageError: '):].splitlines()[0]}"
-    return "runs"
+    """"runs", or "error: <name>: <first line of the message>" (nb_helpers' `error`)."""
+    from nb_helpers import error
+
+    failure = error(cell)
+    if failure is None:
+        return "runs"
+    name, message = failure
+    return f"error: {name}: {(message.strip().splitlines() or [''])[0]}"
 
 
 def run_page(page: str, entries: dict[str, dict[str, Any]], cwd: Path, model_path: Path,
@@ -152,6 +146,7 @@ def run_page(page: str, entries: dict[str, dict[str, Any]], cwd: Path, model_pat
     `outcome` and, where it has a check, the check's (`{"block": ..., "check": ...}`)."""
     import nbformat
     from nbclient import NotebookClient
+    from nb_helpers import stdout as printed
 
     cells = setup_cells(model_path)
     setup = len(cells)
