@@ -81,6 +81,7 @@ def log_softmax(row) -> np.ndarray:
 
 def test_a_three_hole_query_evaluates_each_token_once(llm):
     llm.generate_sync("warm", max_tokens=1, cache=False)  # loads the model
+    llm.backend._model.prefixes.clear()  # no prompt state from earlier tests
     tokenizer = llm.get_tokenizer()
     reset_count(llm)
     result = lmql_nb.run_sync(PROGRAM, question=QUESTION, model=llm, cache=False)
@@ -92,14 +93,18 @@ def test_a_three_hole_query_evaluates_each_token_once(llm):
     # every token of the final text once, but the last one chosen (never fed back); a
     # hole's end and the text after it may tokenise differently: then a token or two again
     assert len(text) - 1 <= continued <= len(text) + 2
-    prompts = [tokenizer.encode_prompt(first.prompt[:first.prompt.index(marker) + len(marker)])
-               for marker in ("First,", "\nThen,", "\nSo,")]
-    assert rereading >= sum(map(len, prompts)) > 2 * continued
+
+    def prompts(text: str) -> list[list[int]]:
+        """The holes' prompts in a run's final text."""
+        return [tokenizer.encode_prompt(text[:text.index(marker) + len(marker)])
+                for marker in ("First,", "\nThen,", "\nSo,")]
+
+    assert rereading >= sum(map(len, prompts(result.prompt))) > continued + 40
     # a second run continues nothing of the first's: only the first prompt, evaluated
     # whole before, comes from the prefix cache; the results are the same
     reset_count(llm)
     second = lmql_nb.run_sync(PROGRAM, question=QUESTION, model=llm)
-    assert evaluated(llm) == continued - len(prompts[0])
+    assert evaluated(llm) == continued - len(prompts(first.prompt)[0])
     assert second.prompt == first.prompt
     assert result.prompt.startswith(FIRST)
 
