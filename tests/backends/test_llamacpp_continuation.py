@@ -1,4 +1,5 @@
-"""A query program on llama.cpp continues one key/value state from hole to hole.
+"""A query program on llama.cpp continues one key/value state from hole to hole (nested
+queries and tool loops too).
 
 Counts come from llama.cpp's own counters (`llama_perf_context`: tokens it evaluated);
 expected numbers from `llama_cpp.Llama` used by hand on the same file: the same text fed
@@ -7,6 +8,8 @@ text evaluated afresh.
 """
 
 from __future__ import annotations
+
+import textwrap
 
 import numpy as np
 import pytest
@@ -68,6 +71,12 @@ def evaluated(llm) -> int:
     return data.n_p_eval + data.n_eval
 
 
+def no_cached_prompts(llm) -> None:
+    """The model loaded, with no prompt state from earlier tests in its prefix cache."""
+    llm.generate_sync("warm", max_tokens=1, cache=False)
+    llm.backend._model.prefixes.clear()
+
+
 def reset_count(llm) -> None:
     model = llm.backend._model
     model.llama.llama_perf_context_reset(model.context)
@@ -80,8 +89,7 @@ def log_softmax(row) -> np.ndarray:
 
 
 def test_a_three_hole_query_evaluates_each_token_once(llm):
-    llm.generate_sync("warm", max_tokens=1, cache=False)  # loads the model
-    llm.backend._model.prefixes.clear()  # no prompt state from earlier tests
+    no_cached_prompts(llm)
     tokenizer = llm.get_tokenizer()
     reset_count(llm)
     result = lmql_nb.run_sync(PROGRAM, question=QUESTION, model=llm, cache=False)
@@ -172,3 +180,67 @@ def test_calls_outside_a_block_never_see_its_states(llm, by_hand):
     top = alone.tokens[0].top
     np.testing.assert_allclose([a.logprob for a in top], fresh[[a.token_id for a in top]],
                                atol=1e-3)
+
+
+TOOL_LOOP = '''
+    "Q: {question}\\nLet's compute it step by step.\\n"
+    for i in range(3):
+        "Step {i + 1}:[EXPR]" where STOPS_AT(EXPR, "=") and len(TOKENS(EXPR)) < 7
+        " {calc(EXPR)}\\n"
+    "Answer:[ANSWER]" where len(TOKENS(ANSWER)) < 5
+    return ANSWER
+'''
+THINK = '''
+    "A: Let's think step by step.\\n[REASONING]" where len(TOKENS(REASONING)) < 6
+    "So the answer is[ANSWER]" where len(TOKENS(ANSWER)) < 6
+    return ANSWER.strip()
+'''
+NESTED = '''
+    "Q: {question}\\n"
+    "Answer: [FIRST: think]\\n"
+    "Q: And what is twice that?\\n"
+    "Answer: [SECOND: think]\\n"
+    "Final answer:[FINAL]" where len(TOKENS(FINAL)) < 6
+    return FINAL
+'''
+
+
+def calc(expression: str) -> str:
+    """A tool: the expression's digits and operators, evaluated, or "?"."""
+    import re
+
+    try:
+        return str(eval(re.sub(r"[^0-9+\-*/().]", "", expression), {"__builtins__": {}}))
+    except Exception:
+        return "?"
+
+
+def run_counted(llm, program: str, cache: bool = True, **names) -> tuple[str, int]:
+    """The program's final text, and how many tokens llama.cpp evaluated for it."""
+    query = lmql_nb.query(textwrap.dedent(program), is_async=False)
+    reset_count(llm)
+    outcomes = aio.run_sync(query.outcomes, question=QUESTION, model=llm, cache=cache, **names)
+    return outcomes[0].result.prompt, evaluated(llm)
+
+
+def test_a_tool_loop_evaluates_each_token_once(llm):
+    no_cached_prompts(llm)
+    text, continued = run_counted(llm, TOOL_LOOP, calc=calc)
+    length = len(llm.get_tokenizer().encode_prompt(text))
+    # a tool's text may join the token before it differently: a token again per call
+    assert length - 1 <= continued <= length + 3
+    _, rereading = run_counted(llm, TOOL_LOOP, cache=False, calc=calc)
+    assert rereading > 2 * continued
+
+
+def test_a_nested_query_continues_the_outer_prompt(llm):
+    no_cached_prompts(llm)
+    think = lmql_nb.query(textwrap.dedent(THINK), is_async=False)
+    text, continued = run_counted(llm, NESTED, think=think)
+    # the final text, and each inner query's instructions and answer, hidden once it
+    # returned (at most the hole budgets), and the outer text after a hidden part again
+    tokenizer = llm.get_tokenizer()
+    hidden = len(tokenizer.encode("A: Let's think step by step.\nSo the answer is")) + 10
+    assert continued <= len(tokenizer.encode_prompt(text)) + 2 * hidden + 20
+    _, rereading = run_counted(llm, NESTED, cache=False, think=think)
+    assert rereading > 1.8 * continued
