@@ -223,8 +223,8 @@ class ServedModel:
 
     # prompt log-probabilities ---------------------------------------------------------
 
-    async def prompt_logprobs(self, prompts: list[list[int]],
-                              top: Optional[int]) -> list[list[Any]]:
+    async def prompt_logprobs(self, prompts: list[list[int]], top: Optional[int],
+                              starts: Optional[Sequence[int]] = None) -> list[list[Any]]:
         """Per prompt, per token, a `ScoredToken` (log-probability given the tokens before
         it, rank, the `top` best alternatives; with `top` None the log-probability alone);
         None for the first token, which has none.
@@ -235,19 +235,34 @@ class ServedModel:
         request, and those of requests arriving together, share the model's passes
         (the worker batches them); no prefix cache: a request's numbers must not depend
         on the requests before it.
+
+        With `starts` (the `logprobs_from` extension), prompt i's tokens before
+        `starts[i]` get None too, and only the later ones are computed: each group is
+        one job of the engine's own scoring, as in-process `score` runs it (the
+        vocabulary projected at those positions alone).
         """
         for ids in prompts:
             self.check_ids(ids)
         self._check_open()
         results: list[list[Any]] = [[None] for _ in prompts]
-        groups = prefix_groups(prompts)
+        firsts = [1] * len(prompts) if starts is None else [max(1, s) for s in starts]
+        scored = [i for i, ids in enumerate(prompts) if firsts[i] < len(ids)]
+        groups = [(shared, [scored[m] for m in members])
+                  for shared, members in prefix_groups([prompts[i] for i in scored])]
+        if starts is not None:  # the shared part ends before the first token scored
+            groups = [(min([shared] + [firsts[i] for i in members]), members)
+                      for shared, members in groups]
+            results = [[None] * min(first, len(ids)) for first, ids in zip(firsts, prompts)]
         self.running += 1
         try:
             jobs = [self._score_group(shared, [prompts[i] for i in members], top)
+                    if starts is None else
+                    self._score_from(shared, [prompts[i] for i in members],
+                                     [firsts[i] for i in members], top)
                     for shared, members in groups]
-            for (_, members), scored in zip(groups, await asyncio.gather(*jobs)):
-                for i, values in zip(members, scored):
-                    results[i] = [None] + values
+            for (_, members), answer in zip(groups, await asyncio.gather(*jobs)):
+                for i, values in zip(members, answer):
+                    results[i] = results[i][:firsts[i]] + values
         except asyncio.CancelledError:
             if self.closing:
                 raise shutting_down() from None
@@ -267,6 +282,20 @@ class ServedModel:
         plain = await self._backend.score_ids(prefix, suffixes,
                                               [len(ids) - 1 for ids in prompts],
                                               use_cache=False, score_prefix=True)
+        return [[ScoredToken(v, None, ()) for v in row] for row in plain]
+
+    async def _score_from(self, shared: int, prompts: list[list[int]], firsts: list[int],
+                          top: Optional[int]) -> list[list[Any]]:
+        """Tokens `firsts[i]`.. of prompts whose first `shared` tokens (no more than any
+        of `firsts`) are the same: the prefix and the values' tokens, as `score` sends
+        them to the engine."""
+        prefix = prompts[0][:shared]
+        suffixes = [ids[shared:] for ids in prompts]
+        lengths = [len(ids) - first for ids, first in zip(prompts, firsts)]
+        if top is not None:
+            rows = await self._backend.score_ids_top(prefix, suffixes, top, use_cache=False)
+            return [row[len(row) - n:] for row, n in zip(rows, lengths)]
+        plain = await self._backend.score_ids(prefix, suffixes, lengths, use_cache=False)
         return [[ScoredToken(v, None, ()) for v in row] for row in plain]
 
 

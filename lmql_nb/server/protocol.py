@@ -3,6 +3,7 @@
 The accepted fields follow OpenAI's API and vLLM's extensions to it (`top_k`,
 `use_beam_search`, `prompt_logprobs`, `add_special_tokens`, `return_tokens_as_token_ids`,
 `structured_outputs`, `chat_template`), so that a client written for vLLM works here.
+One extension of this server's own: `logprobs_from` (see `_logprobs_from`).
 Fields OpenAI defines that this server does not implement are accepted only at their
 neutral value (e.g. `frequency_penalty=0`); anything else is a 400 naming what works.
 """
@@ -43,7 +44,7 @@ _COMPLETION_FIELDS = {
     "model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "n", "stop", "seed",
     "include_stop_str_in_output", "min_tokens",
     "logprobs", "echo", "stream", "prompt_logprobs", "use_beam_search", "add_special_tokens",
-    "return_tokens_as_token_ids", "return_token_ids", "structured_outputs",
+    "return_tokens_as_token_ids", "return_token_ids", "structured_outputs", "logprobs_from",
 } | set(_NEUTRAL) | _IGNORED
 _CHAT_FIELDS = {
     "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
@@ -123,6 +124,8 @@ class CompletionRequest:
     add_special_tokens: bool
     tokens_as_ids: bool
     token_ids: bool = False  # vLLM's return_token_ids: prompt_token_ids, token_ids
+    #: per prompt, the first token whose log-probability is computed (`logprobs_from`)
+    logprobs_from: Optional[tuple[int, ...]] = None
 
     @property
     def wants_prompt_scores(self) -> bool:
@@ -267,10 +270,33 @@ def parse_completion(body: Any) -> CompletionRequest:
     if sampling.stream and (echo or prompt_logprobs is not None):
         raise bad_request("stream is not supported with echo or prompt_logprobs (send "
                           "the request without stream)", "stream")
-    return CompletionRequest(sampling, _prompts(body), echo, prompt_logprobs,
-                             _bool(body, "add_special_tokens", True),
-                             _bool(body, "return_tokens_as_token_ids", False),
-                             _bool(body, "return_token_ids", False))
+    prompts = _prompts(body)
+    request = CompletionRequest(sampling, prompts, echo, prompt_logprobs,
+                                _bool(body, "add_special_tokens", True),
+                                _bool(body, "return_tokens_as_token_ids", False),
+                                _bool(body, "return_token_ids", False))
+    starts = _logprobs_from(body, len(prompts))
+    if starts is not None and not request.wants_prompt_scores:
+        raise bad_request("logprobs_from needs prompt log-probabilities: send it with "
+                          "echo=true and logprobs (or with prompt_logprobs)", "logprobs_from")
+    return dataclasses.replace(request, logprobs_from=starts)
+
+
+def _logprobs_from(body: dict, prompts: int) -> Optional[tuple[int, ...]]:
+    """This server's extension `logprobs_from`: the index of the first prompt token whose
+    log-probability the echo computes, one for every prompt or a list with one per
+    prompt; the tokens before it come back with null log-probabilities (as the first
+    token always does), and only the later ones are projected onto the vocabulary."""
+    value = body.get("logprobs_from")
+    if value is None:
+        return None
+    accepted = (f"logprobs_from must be a token index (an integer >= 0) or a list of "
+                f"{prompts} such indices, one per prompt")
+    values = value if isinstance(value, list) else [value]
+    if (isinstance(value, list) and len(value) != prompts) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+        raise bad_request(f"{accepted}; got {value!r}"[:300], "logprobs_from")
+    return tuple(values) if isinstance(value, list) else (value,) * prompts
 
 
 def _messages(body: dict) -> list[dict]:

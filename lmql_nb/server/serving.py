@@ -149,8 +149,8 @@ class Serving:
         """The whole `/v1/completions` response body."""
         request = prepared.completion
         assert request is not None
-        scoring = (self.model.start(self.model.prompt_logprobs([p.ids for p in prepared.prompts],
-                                                               request.prompt_top))
+        scoring = (self.model.start(self.model.prompt_logprobs(
+            [p.ids for p in prepared.prompts], request.prompt_top, request.logprobs_from))
                    if request.wants_prompt_scores else None)
         finished: dict[int, Generation] = {}
         try:

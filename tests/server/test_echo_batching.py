@@ -162,3 +162,145 @@ def test_concurrent_http_requests_with_bad_ones_among_them(gpt2_server, tiny_gpt
             assert logprobs[0] is None and len(logprobs) == len(ids)
             np.testing.assert_allclose(logprobs[1:], _expected(tiny_gpt2_path, ids),
                                        rtol=0, atol=1e-4)
+
+
+# `logprobs_from`: this server's extension, the echo computed from a token on -------------
+
+def _starts(prompts: list[list[int]]) -> list[int]:
+    """A start per prompt: from the first token, the second, the last, past the end, and
+    (the most common, as `score` sends it) where a value would begin."""
+    choices = [lambda n: 0, lambda n: 1, lambda n: n - 1, lambda n: n + 3, lambda n: n // 2]
+    return [choices[i % len(choices)](len(ids)) for i, ids in enumerate(prompts)]
+
+
+def _post(server, body):
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    return httpx.post(f"{server.base_url}/completions", json=body, headers=headers, timeout=60)
+
+
+def _echo_body(prompts, **extra):
+    return {"model": "tiny-gpt2", "prompt": prompts, "max_tokens": 0, "echo": True,
+            "logprobs": 0, "temperature": 0, **extra}
+
+
+def test_logprobs_from_over_the_openai_sdk_equals_transformers_and_the_full_echo(
+        gpt2_server, tiny_gpt2_path):
+    """Through the `openai` SDK: tokens before each prompt's start are null, the others
+    are transformers' numbers and the full echo's (the same request without it)."""
+    import openai
+
+    _, tokenizer = reference.load(tiny_gpt2_path)
+    prompts = _requests(tokenizer)[0] + _requests(tokenizer)[1]
+    starts = _starts(prompts)
+    client = openai.OpenAI(base_url=gpt2_server.base_url, api_key=gpt2_server.api_key)
+    full = client.completions.create(model="tiny-gpt2", prompt=prompts, max_tokens=0,
+                                     echo=True, logprobs=0, temperature=0)
+    cut = client.completions.create(model="tiny-gpt2", prompt=prompts, max_tokens=0,
+                                    echo=True, logprobs=0, temperature=0,
+                                    extra_body={"logprobs_from": starts})
+    for ids, start, whole, part in zip(prompts, starts, full.choices, cut.choices):
+        scores = part.logprobs.token_logprobs
+        first = min(max(start, 1), len(ids))
+        assert len(scores) == len(ids) and len(part.logprobs.tokens) == len(ids)
+        assert scores[:first] == [None] * first
+        assert all(t is None for t in part.logprobs.top_logprobs[:first])
+        expected = _expected(tiny_gpt2_path, ids)[first - 1:]
+        np.testing.assert_allclose(scores[first:], expected, rtol=0, atol=1e-4)
+        np.testing.assert_allclose(scores[first:], whole.logprobs.token_logprobs[first:],
+                                   rtol=0, atol=1e-4)
+    one = client.completions.create(model="tiny-gpt2", prompt=prompts[0], max_tokens=0,
+                                    echo=True, logprobs=0, temperature=0,
+                                    extra_body={"logprobs_from": 3})  # one index for all
+    assert one.choices[0].logprobs.token_logprobs[:3] == [None] * 3
+    np.testing.assert_allclose(one.choices[0].logprobs.token_logprobs[3:],
+                               _expected(tiny_gpt2_path, prompts[0])[2:], rtol=0, atol=1e-4)
+
+
+def test_logprobs_from_with_top_alternatives(served, tiny_path):
+    _, tokenizer = reference.load(tiny_path)
+    prompts = _requests(tokenizer)[0]
+    starts = _starts(prompts)
+    answer = asyncio.run(served.prompt_logprobs(prompts, 3, starts))
+    for ids, start, scored in zip(prompts, starts, answer):
+        first = min(max(start, 1), len(ids))
+        assert len(scored) == len(ids) and scored[:first] == [None] * first
+        table = reference.token_logprobs(tiny_path, ids)
+        for i, token in enumerate(scored[first:], first):
+            assert token.logprob == pytest.approx(float(table[i - 1, ids[i]]), abs=1e-4)
+            assert token.top[0][1] == pytest.approx(float(table[i - 1].max()), abs=1e-4)
+
+
+def test_logprobs_from_projects_fewer_positions_than_the_full_echo(served, tiny_path,
+                                                                   monkeypatch):
+    """The engine's own scoring (`score` in process): the vocabulary projected at the
+    values' positions (and their padding), not at every prompt token as a full echo
+    needs."""
+    _, tokenizer = reference.load(tiny_path)
+    prompt = reference.prompt_ids(tokenizer, TEXTS[3])  # a long prompt with each value
+    prompts = [prompt + tokenizer.encode(v, add_special_tokens=False)
+               for v in (" Paris", " 42", " Rome")]
+    seen = []
+    original = TorchModel.forward
+
+    def forward(self, input_ids, *args, last_only=False, **kwargs):
+        logits, cache = original(self, input_ids, *args, last_only=last_only, **kwargs)
+        seen.append((tuple(logits.shape[:2]), last_only))
+        return logits, cache
+
+    monkeypatch.setattr(TorchModel, "forward", forward)
+    answer = asyncio.run(served.prompt_logprobs(prompts, None, [len(prompt)] * len(prompts)))
+    for ids, scored in zip(prompts, answer):
+        np.testing.assert_allclose([s.logprob for s in scored[len(prompt):]],
+                                   _expected(tiny_path, ids)[len(prompt) - 1:], atol=1e-4)
+    projected = sum(rows * (1 if last else width) for (rows, width), last in seen)
+    seen.clear()
+    asyncio.run(served.prompt_logprobs(prompts, None))
+    full = sum(rows * (1 if last else width) for (rows, width), last in seen)
+    values = [len(ids) - len(prompt) for ids in prompts]
+    assert full >= len(prompt) - 1 + sum(values) - len(values)  # every prompt token's
+    # the prompt's last position and the values' (padded), none of the prompt's others
+    assert projected <= 1 + len(prompts) * max(values) < full
+
+
+def test_concurrent_mixed_requests_with_and_without_logprobs_from(gpt2_server,
+                                                                  tiny_gpt2_path):
+    """At once over HTTP: full echoes, echoes from a token on, and bad `logprobs_from`
+    values; each good one gets exactly its transformers numbers, each bad one a 400."""
+    _, tokenizer = reference.load(tiny_gpt2_path)
+    good = _requests(tokenizer)
+    bodies = []
+    for prompts in good:
+        bodies.append((_echo_body(prompts), prompts, None))
+        bodies.append((_echo_body(prompts, logprobs_from=_starts(prompts)), prompts,
+                       _starts(prompts)))
+    bodies.append((_echo_body(good[0], logprobs_from=-1), None, None))
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda b: _post(gpt2_server, b[0]), bodies * 2))
+    for answer, (_, prompts, starts) in zip(answers, bodies * 2):
+        if prompts is None:
+            assert answer.status_code == 400 and "logprobs_from" in answer.text
+            continue
+        assert answer.status_code == 200, answer.text
+        for i, (ids, choice) in enumerate(zip(prompts, answer.json()["choices"])):
+            first = 1 if starts is None else min(max(starts[i], 1), len(ids))
+            logprobs = choice["logprobs"]["token_logprobs"]
+            assert logprobs[:first] == [None] * first and len(logprobs) == len(ids)
+            np.testing.assert_allclose(logprobs[first:],
+                                       _expected(tiny_gpt2_path, ids)[first - 1:],
+                                       rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("extra, words", [
+    ({"logprobs_from": -1}, "an integer >= 0"),
+    ({"logprobs_from": "3"}, "an integer >= 0"),
+    ({"logprobs_from": True}, "an integer >= 0"),
+    ({"logprobs_from": [1, 2, 3]}, "a list of 2 such indices, one per prompt"),
+    ({"logprobs_from": [1, 2.5]}, "one per prompt"),
+    ({"logprobs_from": 2, "echo": False}, "echo=true and logprobs"),
+])
+def test_bad_logprobs_from_is_a_400_naming_it(gpt2_server, extra, words):
+    answer = _post(gpt2_server, {**_echo_body([[1, 2, 3], [4, 5, 6]]), **extra})
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert "logprobs_from" in error["message"] and words in error["message"]
+    assert error["param"] == "logprobs_from"

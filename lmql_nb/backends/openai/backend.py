@@ -35,6 +35,9 @@ from .transport import Secret, Transport, is_official
 COMPLETION_MODELS = ("gpt-3.5-turbo-instruct", "davinci-002", "babbage-002")
 #: servers (by /v1/models' owned_by) that return token ids with `return_token_ids`
 TOKEN_IDS = ("vllm", "lmql_nb")
+#: servers (by owned_by) that take `logprobs_from` (compute an echo's log-probabilities
+#: from that token on): `lmql_nb serve` only, vLLM and OpenAI do not know it
+LOGPROBS_FROM = ("lmql_nb",)
 #: how many first-token candidates the approximation reads (OpenAI's chat maximum)
 APPROXIMATION_CANDIDATES = 20
 
@@ -497,14 +500,26 @@ class OpenAIBackend(Backend):
         self._check_exact_scoring()
         return await self._exact_scores(prompt, values)
 
-    async def _echo(self, prompts: list) -> list:
-        """One echo of `prompts` (texts or token-id lists) with their log-probabilities,
-        generating nothing: the choices in order (vLLM also returns each prompt's ids)."""
-        extra = {"return_token_ids": True} if self._server().owner in TOKEN_IDS else {}
+    async def _echo(self, rows: list[tuple[Any, int]]) -> list:
+        """One echo of prompts (texts or token-id lists) with their log-probabilities,
+        generating nothing: the choices in order (vLLM also returns each prompt's ids).
+        `rows` pairs each prompt with the first token whose log-probability is needed;
+        `lmql_nb serve` is told so (`logprobs_from`) and computes only those, other
+        servers echo them all."""
+        prompts = [prompt for prompt, _ in rows]
         response = await self.transport.request(lambda client: client.completions.create(
             model=self.model, prompt=prompts, max_tokens=0, echo=True, logprobs=0,
-            temperature=0.0, **({"extra_body": extra} if extra else {})), slot=False)
+            temperature=0.0, **self._echo_extra([start for _, start in rows])), slot=False)
         return sorted(response.choices, key=lambda c: c.index)
+
+    def _echo_extra(self, starts: list[int]) -> dict:
+        """An echo's `extra_body` for this server: the prompts' ids where it returns them,
+        `logprobs_from` where it is `lmql_nb serve` (never sent to vLLM or OpenAI)."""
+        owner = self._server().owner
+        extra: dict[str, Any] = {"return_token_ids": True} if owner in TOKEN_IDS else {}
+        if owner in LOGPROBS_FROM and any(starts):
+            extra["logprobs_from"] = starts
+        return {"extra_body": extra} if extra else {}
 
     async def score_chat(self, messages: list[dict], values: list[str],
                          options: ScoreOptions) -> list[ValueScores]:
@@ -524,13 +539,24 @@ class OpenAIBackend(Backend):
         elsewhere those come from /tokenize too."""
         prompt_ids = await self._tokenize(prompt)
         if self._server().owner in TOKEN_IDS:
-            choices = await self._batcher.submit([prompt + v for v in values])
+            # the values' tokens begin after the prompt's unless the joint tokenisation
+            # merges across the boundary: those rows are asked again from their split
+            texts = [prompt + v for v in values]
+            choices = await self._batcher.submit([(text, len(prompt_ids)) for text in texts])
             joints = [premask.prompt_ids(choice) for choice in choices]
-            return parsing.echoed_scores(choices, self._splits(prompt_ids, values, joints),
-                                         self.url, self._what_scores())
+            splits = self._splits(prompt_ids, values, joints)
+            again = [i for i, (joint, count) in enumerate(splits)
+                     if len(joint) - count < len(prompt_ids)
+                     and self._server().owner in LOGPROBS_FROM]
+            if again:
+                redone = await self._batcher.submit(
+                    [(texts[i], len(splits[i][0]) - splits[i][1]) for i in again])
+                for i, choice in zip(again, redone):
+                    choices[i] = choice
+            return parsing.echoed_scores(choices, splits, self.url, self._what_scores())
         joints = await gather(*(self._tokenize(prompt + value) for value in values))
         splits = self._splits(prompt_ids, values, joints)
-        choices = await self._batcher.submit([joint for joint, _ in splits])
+        choices = await self._batcher.submit([(joint, 0) for joint, _ in splits])
         return parsing.echoed_scores(choices, splits, self.url, self._what_scores())
 
     @staticmethod
