@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import lmql_nb
@@ -64,8 +64,16 @@ def test_split_continuation_partitions_the_joint_tokens(tokenizers, prompt, valu
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(prompt=TEXT, value=TEXT.filter(bool))
+@example(prompt="0" * 14 + "\x80" * 11 + "\U00010000" * 7,  # 129 tokens: past the context
+         value="0" * 14 + "\x80" * 11 + "\U00010000" * 7)
 def test_scores_of_any_text_equal_a_forward_pass(tiny_llama_path, prompt, value):
     llm = lmql_nb.model(f"local:{tiny_llama_path}")
+    model, tokenizer = reference.load(tiny_llama_path)
+    if len(reference.prompt_ids(tokenizer, prompt + value)) > model.config.max_position_embeddings:
+        # byte-fallback characters take several tokens each: past the context, a clear error
+        with pytest.raises(ValueError, match="more than the model's context"):
+            llm.score_sync(prompt, [value], cache=False)
+        return
     result = llm.score_sync(prompt, [value], cache=False)
     expected = reference.continuation_logprob(tiny_llama_path, prompt, value)
     # the reference sums its float32 log-probabilities in float32: about 1e-7 of the total
