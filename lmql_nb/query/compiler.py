@@ -161,7 +161,10 @@ class _Compiler:
         except SyntaxError as error:
             raise self.error(error.msg, error.lineno or 1, (error.offset or 1) - 1,
                              type(error)) from None
-        body = tree.body[0].body if self.header else tree.body  # type: ignore[attr-defined]
+        # an indented body ends at the first statement at column 0; what follows it
+        # (`argmax "..." where ...` then `return X`) is still the program's
+        body = (tree.body[0].body + tree.body[1:]  # type: ignore[attr-defined]
+                if self.header else tree.body)
         _raw_query_docstrings(body, python)
         decoder, decoder_arguments = self.decoder(layout.decoder)
         model_source, program_where, distribution = self.tail(layout.tail)

@@ -100,6 +100,16 @@ def test_marker_line_and_upper_case_clauses(llm):
     assert result.variables["X"] == expected
 
 
+def test_statements_after_a_decoder_line_belong_to_the_program(llm):
+    """`argmax "..." where ...` on one line, then statements at column 0: they are the
+    program's (the `return X` was once dropped, and the LMQLResult came back)."""
+    expected = llm.generate_sync("Say:", 3, cache=False)
+    for source in ('argmax "Say:[X]" where len(TOKENS(X)) < 4\nreturn X',
+                   'argmax\n    "Say:[X]" where len(TOKENS(X)) < 4\nreturn X + "!"'):
+        result = lmql_nb.run_sync(source)
+        assert result == expected + ("!" if "!" in source else "")
+
+
 def test_decoder_arguments_read_query_arguments(llm):
     program = lmql_nb.query('''lmql
     sample(n=k, temperature=0.7)
