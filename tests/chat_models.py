@@ -16,6 +16,17 @@ CHATML = ("{% for message in messages %}"
 MESSAGES = [{"role": "system", "content": "You answer in one word."},
             {"role": "user", "content": "The capital of France is"}]
 
+#: a `%%lmql` chat with two user turns asked by `await input()` (the kernel and the browser
+#: tests answer it through the trace view's input box), and what the user types
+CHAT_PROGRAM = '''argmax
+    "{:system} You answer in one word."
+    "{:user} {await input()}"
+    "{:assistant} [A1]" where len(TOKENS(A1)) < 5
+    "{:user} {await input('And now?')}"
+    "{:assistant} [A2]" where len(TOKENS(A2)) < 5
+'''
+CHAT_SAID = ["hi there", "<b>Germany</b> & Berlin"]  # replies the tiny model gives: text
+
 
 def _root_conftest():
     """tests/conftest.py as a module (`import conftest` may find a subfolder's)."""

@@ -8,18 +8,11 @@ from __future__ import annotations
 
 import nbformat
 import pytest
+from chat_models import CHAT_PROGRAM, CHAT_SAID
 from conftest import ACCEPT_KERNEL, run_all
 from screenshots import SCREENSHOTS
 from test_widgets_in_lab import literal
 
-PROGRAM = '''argmax
-    "{:system} You answer in one word."
-    "{:user} {await input()}"
-    "{:assistant} [A1]" where len(TOKENS(A1)) < 5
-    "{:user} {await input('And now?')}"
-    "{:assistant} [A2]" where len(TOKENS(A2)) < 5
-'''
-SAID = ["hi there", "<b>Germany</b> & Berlin"]  # replies the tiny model gives: visible text
 ROLES = ["system", "user", "assistant", "user", "assistant"]
 
 
@@ -28,9 +21,9 @@ def expected(chat_path):
     """The chat as the Python API runs it (before Playwright marks a loop running)."""
     import lmql_nb
 
-    program = lmql_nb.query(PROGRAM, is_async=False,
+    program = lmql_nb.query(CHAT_PROGRAM, is_async=False,
                             model=lmql_nb.model(f"local:{chat_path}"))
-    result = program(inputs=SAID)
+    result = program(inputs=CHAT_SAID)
     assert result.variables["A1"] and result.variables["A2"]  # replies to see
     return result
 
@@ -40,7 +33,7 @@ def _notebook(lab, chat_path) -> str:
         "name": "python3", "display_name": "Python 3", "language": "python"}})
     notebook.cells = [nbformat.v4.new_code_cell(c) for c in [
         "%load_ext lmql_nb",
-        f"%%lmql -m local:{chat_path} -o result\n{PROGRAM}",
+        f"%%lmql -m local:{chat_path} -o result\n{CHAT_PROGRAM}",
         # queued by Run All while the chat waits: runs once the chat is over
         "print('after the chat:', result.variables['A2'])",
     ]]
@@ -92,7 +85,7 @@ def test_chat_in_the_trace_view(expected, lab, browser, chat_path, screenshots):
         assert view.locator(".lmnb-trace-role").all_text_contents() == ["system", "user"]
         assert field.evaluate("el => el === document.activeElement")
         assert box.locator(".lmnb-chat-send").is_disabled()  # nothing typed yet
-        page.keyboard.type(SAID[0])
+        page.keyboard.type(CHAT_SAID[0])
         page.keyboard.press("Enter")
 
         # the second question: its prompt text, after the model's first reply
@@ -100,7 +93,7 @@ def test_chat_in_the_trace_view(expected, lab, browser, chat_path, screenshots):
             timeout=60_000)
         assert _reply(view, "A1") == expected.variables["A1"]
         assert field.evaluate("el => el === document.activeElement")
-        field.fill(SAID[1])
+        field.fill(CHAT_SAID[1])
         page.screenshot(path=str(screenshots / "chat-input-lab-light.png"),
                         clip=view.bounding_box())
         page.keyboard.press("Enter")
@@ -113,7 +106,7 @@ def test_chat_in_the_trace_view(expected, lab, browser, chat_path, screenshots):
         assert _reply(view, "A2") == expected.variables["A2"]
         # the user's turns as typed: text, never HTML
         text = view.locator(".lmnb-trace-text").text_content()
-        assert SAID[0] in text and SAID[1] in text
+        assert CHAT_SAID[0] in text and CHAT_SAID[1] in text
         assert view.locator("b").count() == 0 and page.dialogs == []
         # the cell queued behind the chat ran after it
         page.get_by_text(f"after the chat: {expected.variables['A2']}").wait_for(
@@ -132,7 +125,7 @@ def test_dark_theme_and_end_chat(lab, browser, chat_path, screenshots):
         background = page.evaluate(
             "getComputedStyle(document.body).getPropertyValue('--jp-layout-color0').trim()")
         assert background.lower() in ("#111111", "#111")
-        page.keyboard.type(SAID[0])
+        page.keyboard.type(CHAT_SAID[0])
         view = page.locator(".lmnb-trace")
         page.screenshot(path=str(screenshots / "chat-input-lab-dark.png"),
                         clip=view.bounding_box())

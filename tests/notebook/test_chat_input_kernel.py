@@ -16,16 +16,9 @@ import time
 import pytest
 
 import lmql_nb
+from chat_models import CHAT_PROGRAM, CHAT_SAID
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
-PROGRAM = '''argmax
-    "{:system} You answer in one word."
-    "{:user} {await input()}"
-    "{:assistant} [A1]" where len(TOKENS(A1)) < 5
-    "{:user} {await input('And now?')}"
-    "{:assistant} [A2]" where len(TOKENS(A2)) < 5
-'''
-SAID = ["hi there", "<b>Germany</b> & Berlin"]  # replies the tiny model gives: visible text
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +107,7 @@ def _run(client, code: str, timeout: float = 60) -> tuple[str, list[str]]:
 
 def test_the_box_answers_await_input_while_the_cell_runs(kernel, chat_path):
     manager, client = kernel
-    cell = Cell(client, f"%%lmql -m local:{chat_path} -o result\n{PROGRAM}")
+    cell = Cell(client, f"%%lmql -m local:{chat_path} -o result\n{CHAT_PROGRAM}")
     asked = []
     queued = None
     for question in cell.questions():
@@ -122,7 +115,7 @@ def test_the_box_answers_await_input_while_the_cell_runs(kernel, chat_path):
         if queued is None:  # a cell queued meanwhile runs after this one, once
             queued = client.execute("print('queued ran', result.trace.conversation()[1])")
         _send(client, cell.view, {"event": "answer", "id": question["id"],
-                                  "text": SAID[len(asked) - 1]})
+                                  "text": CHAT_SAID[len(asked) - 1]})
     client.get_shell_msg(timeout=60)
     assert cell.errors == []
     assert [q["prompt"] for q in asked] == ["", "And now?"]
@@ -145,15 +138,15 @@ def test_the_box_answers_await_input_while_the_cell_runs(kernel, chat_path):
     printed, errors = _run(client, "print(json.dumps(result.trace.conversation()))")
     assert errors == []
     conversation = json.loads(printed)
-    program = lmql_nb.query(PROGRAM, is_async=False, model=lmql_nb.model(f"local:{chat_path}"))
-    expected = program(inputs=SAID).trace.conversation()
+    program = lmql_nb.query(CHAT_PROGRAM, is_async=False, model=lmql_nb.model(f"local:{chat_path}"))
+    expected = program(inputs=CHAT_SAID).trace.conversation()
     assert conversation == expected
     assert [m["role"] for m in conversation] == ["system", "user", "assistant", "user",
                                                  "assistant"]
-    assert [m["content"] for m in conversation if m["role"] == "user"] == SAID
+    assert [m["content"] for m in conversation if m["role"] == "user"] == CHAT_SAID
     # the view's final text holds the whole chat; its static rendering too, as text,
     # with the turns' labels and no input box
-    assert SAID[1] in cell.plain[-1] and "(running)" not in cell.plain[-1]
+    assert CHAT_SAID[1] in cell.plain[-1] and "(running)" not in cell.plain[-1]
     static = cell.html[-1]
     assert "&lt;b&gt;Germany&lt;/b&gt; &amp; Berlin" in static and "<b>" not in static
     assert static.count("lmnb-trace-role") == 5
@@ -162,7 +155,7 @@ def test_the_box_answers_await_input_while_the_cell_runs(kernel, chat_path):
 
 def test_end_chat_in_the_box_ends_the_program(kernel, chat_path):
     manager, client = kernel
-    cell = Cell(client, f"%%lmql -m local:{chat_path} -o ended\n{PROGRAM}")
+    cell = Cell(client, f"%%lmql -m local:{chat_path} -o ended\n{CHAT_PROGRAM}")
     for question in cell.questions():
         _send(client, cell.view, {"event": "end", "id": question["id"]})
     client.get_shell_msg(timeout=60)
@@ -173,7 +166,7 @@ def test_end_chat_in_the_box_ends_the_program(kernel, chat_path):
 
 def test_an_interrupt_while_the_box_waits_ends_the_cell(kernel, chat_path):
     manager, client = kernel
-    cell = Cell(client, f"%%lmql -m local:{chat_path} -o never\n{PROGRAM}", timeout=120)
+    cell = Cell(client, f"%%lmql -m local:{chat_path} -o never\n{CHAT_PROGRAM}", timeout=120)
     started = None
     for question in cell.questions():
         assert started is None, "the interrupt did not end the cell"
@@ -196,7 +189,7 @@ def test_without_a_drawn_view_it_asks_on_stdin_and_an_interrupt_ends_it(kernel, 
     question goes to the kernel's stdin after the grace period; the interrupt button
     while that waits ends the cell too."""
     manager, client = kernel
-    msg_id = client.execute(f"%%lmql -m local:{chat_path}\n{PROGRAM}", allow_stdin=True)
+    msg_id = client.execute(f"%%lmql -m local:{chat_path}\n{CHAT_PROGRAM}", allow_stdin=True)
     request = client.get_stdin_msg(timeout=120)
     assert request["msg_type"] == "input_request"
     assert request["content"]["prompt"] == "user: "
