@@ -186,17 +186,24 @@ def test_an_interrupt_while_the_box_waits_ends_the_cell(kernel, chat_path):
 
 def test_without_a_drawn_view_it_asks_on_stdin_and_an_interrupt_ends_it(kernel, chat_path):
     """A frontend that never says it drew the view (no widgets) but takes input: the
-    question goes to the kernel's stdin after the grace period; the interrupt button
-    while that waits ends the cell too."""
+    question goes to the kernel's stdin after the grace period, and the cell's next
+    question goes there at once (never shown in the view again, no second wait); the
+    interrupt button while stdin waits ends the cell too."""
     manager, client = kernel
     msg_id = client.execute(f"%%lmql -m local:{chat_path}\n{CHAT_PROGRAM}", allow_stdin=True)
     request = client.get_stdin_msg(timeout=120)
     assert request["msg_type"] == "input_request"
     assert request["content"]["prompt"] == "user: "
+    client.input(CHAT_SAID[0])
+    request = client.get_stdin_msg(timeout=120)
+    assert request["content"]["prompt"] == "And now?"
     manager.interrupt_kernel()
-    errors = []
+    errors, shown = [], []
     while True:
         msg = client.get_iopub_msg(timeout=60)
+        state = msg["content"].get("data", {}).get("state", {})
+        if msg["msg_type"] == "comm_msg" and state.get("question"):
+            shown.append(state["question"]["prompt"])
         if msg["parent_header"].get("msg_id") != msg_id:
             continue
         if msg["msg_type"] == "error":
@@ -205,5 +212,6 @@ def test_without_a_drawn_view_it_asks_on_stdin_and_an_interrupt_ends_it(kernel, 
             break
     client.get_shell_msg(timeout=60)
     assert errors == ["Interrupted"]
+    assert shown == [""]  # the first question, offered in the view during the grace period
     printed, errors = _run(client, "print(2 + 2)")
     assert (printed, errors) == ("4\n", [])

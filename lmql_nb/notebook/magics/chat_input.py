@@ -10,9 +10,9 @@ cell (the trace so far stays).
 
 Where no front end draws the view within `GRACE` seconds (a frontend without widgets,
 `jupyter console`, or a kernel where no pump works), the cell asks through the kernel's
-stdin channel instead (Python's `input()`; Jupyter shows its own box under the cell); a
-frontend that takes no input either (nbval, `jupyter nbconvert --execute`) gets a clear
-error that names `--inputs`.
+stdin channel instead (Python's `input()`; Jupyter shows its own box under the cell),
+and its later questions too, without waiting again; a frontend that takes no input
+either (nbval, `jupyter nbconvert --execute`) gets a clear error that names `--inputs`.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ class InputRequests:
         self._current: Optional[_Question] = None
         self._pump: Optional[CommPump] = None
         self._pump_tried = False
+        self._undrawn = False  # a question waited GRACE and no front end drew the view
 
     async def ask(self, prompt: str) -> Optional[str]:
         """The user's next message (None: the chat ends)."""
@@ -74,7 +75,7 @@ class InputRequests:
             except queue.Empty:
                 return
             self._current = _Question(prompt, future, time.monotonic())
-            if view is not None and self._ensure_pump() is not None:
+            if view is not None and not self._undrawn and self._ensure_pump() is not None:
                 self._current.id = view.ask(prompt)
         question = self._current
         if question.id is not None and view is not None and self._pump is not None:
@@ -84,7 +85,8 @@ class InputRequests:
                 return
             if view.rendered or time.monotonic() - question.asked < GRACE:
                 return  # the box is shown: the user types
-            view.clear_question()  # no front end drew the view: ask through stdin
+            view.clear_question()  # no front end drew the view: ask through stdin,
+            self._undrawn = True    # and the cell's later questions at once
         self._ask_stdin(question.prompt)
 
     def _ensure_pump(self) -> Optional[CommPump]:
