@@ -25,6 +25,11 @@ class Backend(abc.ABC):
     kind: str = "backend"
     #: how many `score` calls `score_many` keeps in flight at once
     score_window: int = 8
+    #: True when a call made in a continuation block (`lmql_nb.core.continuation`: a
+    #: query run's holes) may get other numbers than the same call alone (llama.cpp:
+    #: continuing a state rounds otherwise than reading the prompt whole); the result
+    #: cache then keeps such calls' results apart from plain calls'
+    continuation_changes_numbers: bool = False
 
     @abc.abstractmethod
     def load(self) -> None:

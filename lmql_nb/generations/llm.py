@@ -9,7 +9,7 @@ import hashlib
 import threading
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
-from ..core import aio
+from ..core import aio, continuation
 from ..backends.base import Backend
 from ..core.options import (GenerateOptions, check_prompt, check_values, parse_generate_options,
                       parse_score_options)
@@ -96,6 +96,15 @@ class LLM:
         await aio.wait(loading)
         return self.backend
 
+    def _continued(self) -> tuple[str, ...]:
+        """What result-cache keys add for a call made in a continuation block on a model
+        whose numbers continuing changes (llama.cpp): ("continued",), else nothing. Such
+        a call's result is kept apart, so a plain call with the same prompt never gets
+        it: a plain call's numbers are its prompt's read whole, whatever ran before."""
+        if continuation.current() is not None and self.backend.continuation_changes_numbers:
+            return ("continued",)
+        return ()
+
     async def _prompt_key(self, prompt: Prompt) -> Any:
         """A prompt as result-cache keys hold it: a conversation with the template that
         renders it."""
@@ -139,7 +148,7 @@ class LLM:
         key = None
         if options.cache and options.deterministic and result_cache.enabled:
             key = make_key("generate", await self._identity(), await self._prompt_key(prompt),
-                           options.cache_key())
+                           options.cache_key(), *self._continued())
             generations = result_cache.get(key, generations_from_data)
             if generations is not None:
                 if on_token is not None:
@@ -312,7 +321,7 @@ class LLM:
         key, scored = None, None
         if options.cache and result_cache.enabled:
             key = make_key("score", await self._identity(), await self._prompt_key(prompt),
-                           values)
+                           values, *self._continued())
             scored = result_cache.get(key, scores_from_data)
         backend = await self._ready() if scored is None or messages is not None else None
         if scored is None:

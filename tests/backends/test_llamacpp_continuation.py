@@ -244,3 +244,91 @@ def test_a_nested_query_continues_the_outer_prompt(llm):
     assert continued <= len(tokenizer.encode_prompt(text)) + 2 * hidden + 20
     _, rereading = run_counted(llm, NESTED, cache=False, think=think)
     assert rereading > 1.8 * continued
+
+
+def whole_then_stepwise(by_hand, ids: list[int], tokens) -> list[np.ndarray]:
+    """llama.cpp by hand on a fresh state: `ids` evaluated whole, then `tokens` (a
+    generation's) fed one at a time; the log-probabilities each token was chosen from."""
+    by_hand.reset()
+    by_hand.eval(ids)
+    rows = [log_softmax(by_hand.scores[by_hand.n_tokens - 1])]
+    for token in tokens[:-1]:
+        by_hand.eval([token.token_id])
+        rows.append(log_softmax(by_hand.scores[by_hand.n_tokens - 1]))
+    return rows
+
+
+def differs(generation, rows: list[np.ndarray]) -> float:
+    """The largest gap between a generation's top log-probabilities and `rows`'."""
+    return max(abs(a.logprob - float(row[a.token_id]))
+               for token, row in zip(generation.tokens, rows) for a in token.top)
+
+
+def test_a_plain_call_never_gets_a_continued_result_from_the_result_cache(
+        llm, by_hand, monkeypatch):
+    from lmql_nb.generations.result_cache import results
+
+    monkeypatch.setattr(results, "enabled", True)  # on here: it is what is tested
+    calls: list[tuple[str, tuple, dict]] = []
+    generate = llm.generate
+
+    async def recorded(prompt, *args, **kwargs):
+        calls.append((prompt, args, kwargs))
+        return await generate(prompt, *args, **kwargs)
+
+    question = "Ben has 45 pears and eats 5 of them. How many pears are left?"
+    monkeypatch.setattr(llm, "generate", recorded)
+    first = lmql_nb.run_sync(PROGRAM, question=question, model=llm)
+    reset_count(llm)
+    again = lmql_nb.run_sync(PROGRAM, question=question, model=llm)
+    monkeypatch.undo()
+    monkeypatch.setattr(results, "enabled", True)
+    # a query run again still gets its holes from the result cache: nothing evaluated
+    # (llama.cpp reads its two counters as at least 1 each)
+    assert evaluated(llm) == 2 and again.prompt == first.prompt
+    tokenizer = llm.get_tokenizer()
+    continued = calls[:3]  # the first run's holes
+    assert [prompt.endswith(marker) for (prompt, _, _), marker
+            in zip(continued, ("First,", "\nThen,", "\nSo,"))] == [True] * 3
+    gaps = []
+    for prompt, args, kwargs in continued:
+        # the same call outside the run: the same prompt and options, so the same
+        # result-cache key but for the run's continuation
+        plain = llm.generate_sync(prompt, *args, **kwargs)
+        fresh = whole_then_stepwise(by_hand, tokenizer.encode_prompt(prompt), plain.tokens)
+        assert differs(plain, fresh) < 1e-3
+        assert plain.text == llm.generate_sync(prompt, *args, **dict(kwargs, cache=False)).text
+        in_run = aio.run_sync(_in_block, llm, prompt, args, kwargs)
+        gaps.append(differs(in_run, fresh))
+    # the run's continued holes got other numbers (llama.cpp's split rounding), so the
+    # plain calls above would have failed had they been given the run's results
+    assert max(gaps) > 1e-3
+
+
+async def _in_block(llm, prompt, args, kwargs):
+    """The run's own result for the call, from the result cache, as a run sees it."""
+    with continuing():
+        return await llm.generate(prompt, *args, **kwargs)
+
+
+def test_a_plain_score_never_gets_a_continued_score_from_the_result_cache(llm, monkeypatch):
+    from lmql_nb.generations.result_cache import results
+
+    monkeypatch.setattr(results, "enabled", True)
+    first = FIRST.replace("123 apples", "77 plums").replace("apples", "plums")
+    values = [" we", " the number of plums"]
+
+    async def in_block():
+        with continuing():  # the score continues the state the generation left
+            completion = await llm.generate(first, max_tokens=6)
+            prompt = first + completion + "\nThen,"
+            return prompt, await llm.score(prompt, values)
+
+    prompt, continued = aio.run_sync(in_block)
+    plain = llm.score_sync(prompt, values)
+    fresh = llm.score_sync(prompt, values, cache=False)  # computed now, whole
+    for a, b in zip(plain.token_scores, fresh.token_scores):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    # the continued scores were other numbers: handed to the plain call, they would fail
+    assert max(np.abs(a - b).max() for a, b in zip(continued.token_scores,
+                                                   fresh.token_scores)) > 1e-3

@@ -68,6 +68,7 @@ class LlamaCppBackend(InProcessBackend):
 
     kind = "llama.cpp"
     rows_option = "parallel"
+    continuation_changes_numbers = True  # split rounding: see `lmql_nb.backends.llamacpp.model`
 
     def __init__(self, model_id: str, locate: Callable[[], Path],
                  options: LlamaCppOptions = LlamaCppOptions()):
