@@ -12,7 +12,7 @@ numbers are then llama.cpp's for the text in the pieces the calls fed it (the pr
 the generated tokens one at a time, the next text), which differ from a whole-text
 evaluation by its batch-split rounding (see `lmql_nb.backends.llamacpp.model`). States
 are never shared between blocks, so a program's results do not depend on what ran
-before it.
+before it, and a block's states are of no use once it ends (`is_open`).
 """
 
 from __future__ import annotations
@@ -25,11 +25,17 @@ from typing import Iterator, Optional
 _keys = itertools.count(1)
 _active: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar(
     "lmql_nb_continuation", default=None)
+_open: set[int] = set()  # blocks not yet ended (read by models' worker threads)
 
 
 def current() -> Optional[int]:
     """The key of the continuation block this context is in (None: none)."""
     return _active.get()
+
+
+def is_open(key: int) -> bool:
+    """True until the block `key` ends (then a model may drop the states it left)."""
+    return key in _open
 
 
 @contextlib.contextmanager
@@ -38,7 +44,9 @@ def continuing() -> Iterator[int]:
     tasks started inside); yields its key."""
     key = next(_keys)
     token = _active.set(key)
+    _open.add(key)
     try:
         yield key
     finally:
+        _open.discard(key)
         _active.reset(token)

@@ -332,3 +332,64 @@ def test_a_plain_score_never_gets_a_continued_score_from_the_result_cache(llm, m
     # the continued scores were other numbers: handed to the plain call, they would fail
     assert max(np.abs(a - b).max() for a, b in zip(continued.token_scores,
                                                    fresh.token_scores)) > 1e-3
+
+
+def test_a_saved_token_costs_what_the_budget_counts(llm):
+    """The budget's bytes per token are llama.cpp's own: a saved state grows by them."""
+    no_cached_prompts(llm)
+    model = llm.backend._model
+    sizes = []
+    for length in (10, 40):
+        sequence = model.take()
+        try:
+            model.decode([(5, p, sequence, p == length - 1) for p in range(length)])
+            sizes.append(model.llama.llama_state_seq_get_size(model.context, sequence))
+        finally:
+            model.release(sequence)
+    assert (sizes[1] - sizes[0]) / 30 == model.token_bytes
+    # room for at least a full context of this model (a quarter of the available memory
+    # is far more on any machine that runs these tests)
+    assert model.continued.max_size >= model.context_length * model.token_bytes
+
+
+def test_a_run_keeps_no_state_of_an_ended_run(llm):
+    run_three(llm)
+    run_three(llm)
+    assert len({key[0] for key in llm.backend._model.continued._entries}) == 1
+
+
+def test_a_state_too_large_to_keep_is_read_again_and_said_once(by_hand, monkeypatch, caplog):
+    import logging
+
+    from lmql_nb.backends.llamacpp import model as llama_model
+    from lmql_nb.backends.registry import create_backend
+
+    monkeypatch.setattr(llama_model, "CONTINUED_CONTEXTS", 20 / 1024)  # room for 20 tokens
+    small = lmql_nb.LLM(MODEL, create_backend(MODEL, n_ctx=1024))  # a new instance
+    no_cached_prompts(small)
+    assert small.backend._model.continued.max_size == 20 * small.backend._model.token_bytes
+    results: list = []
+    generate = small.generate
+
+    async def recorded(prompt, *args, **kwargs):
+        results.append((prompt, await generate(prompt, *args, **kwargs)))
+        return results[-1][1]
+
+    monkeypatch.setattr(small, "generate", recorded)
+    with caplog.at_level(logging.INFO, logger=llama_model.__name__):
+        reset_count(small)
+        first = lmql_nb.run_sync(PROGRAM, question=QUESTION, model=small)
+        fallback = evaluated(small)
+        lmql_nb.run_sync(PROGRAM, question=QUESTION.replace("123", "456"), model=small)
+    # every state (each over 30 tokens) was too large: each hole read its prompt whole,
+    # as with the prefix caches off
+    _, rereading = run_counted(small, PROGRAM, cache=False)
+    assert fallback == rereading
+    said = [r for r in caplog.records if "is not kept" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.INFO
+    # and the numbers are those of each hole's prompt evaluated whole
+    tokenizer = small.get_tokenizer()
+    assert len(results) == 9 and results[2][0] + results[2][1].text == first.prompt
+    for prompt, generation in results[:3]:
+        fresh = whole_then_stepwise(by_hand, tokenizer.encode_prompt(prompt), generation.tokens)
+        assert differs(generation, fresh) < 1e-3

@@ -11,7 +11,7 @@ size.
 from __future__ import annotations
 
 import collections
-from typing import Generic, Optional, TypeVar
+from typing import Callable, Generic, Optional, TypeVar
 
 from ...tokenization.tokenizer import common_prefix_length
 
@@ -73,6 +73,11 @@ class PrefixCache(Generic[State]):
         while self._size > self.max_size:
             self._drop_oldest()
         return True
+
+    def drop(self, unwanted: Callable[[Ids], bool]) -> None:
+        """Drop the entries whose key is `unwanted`."""
+        for ids in [ids for ids in self._entries if unwanted(ids)]:
+            self._size -= self._entries.pop(ids)[1]
 
     def _drop_oldest(self) -> None:
         """Drop the least recently used entry (there must be one)."""

@@ -31,20 +31,28 @@ longest start with its prompt, cuts it back to that start and decodes only the r
 `llama_cpp.Llama.generate` does with its previous tokens. Its numbers are then
 llama.cpp's for the text in those pieces (the tests check them against `Llama.eval` of
 the same pieces, and against an evaluation of the whole text within the split rounding).
-Such states are kept apart per block (never used by a call outside it) and never put in
-the exact-prompt cache.
+Such states are kept apart per block (never used by a call outside it), never put in
+the exact-prompt cache, and dropped once their block ends. Together they get room for
+`CONTINUED_CONTEXTS` full contexts of the loaded model's key/value cells (at most
+`CONTINUED_MEMORY_SHARE` of the memory available at load: `continued_budget`); a state
+larger than that is not kept (the block's next call then reads its prompt from the last
+state it shares a start with, or whole), and the model says so once, on the
+`lmql_nb.backends.llamacpp.model` logger (level INFO).
 """
 
 from __future__ import annotations
 
 import collections
 import ctypes
+import logging
 import threading
 from pathlib import Path
 from typing import Any, Callable, Hashable, Optional, Sequence
 
 import numpy as np
 
+from ...core import continuation as blocks
+from ..engine.in_process import available_memory
 from ..engine.model import LanguageModel, RowCallback, Rows, ScoreRow
 from ..engine.prefix_cache import PrefixCache
 from ..engine.sampling import log_softmax
@@ -54,12 +62,23 @@ from ..engine.sampling import log_softmax
 BATCH_TOKENS = 512
 MAX_OUTPUTS = 64
 PREFIX_CACHE_BYTES = 256 * 2**20
-# states left by calls in continuation blocks (a query's holes), all blocks together
-CONTINUED_BYTES = 128 * 2**20
+#: the states left by calls in continuation blocks (a query run's holes), all blocks
+#: together, get room for this many full contexts of the loaded model (the knob: a state
+#: that does not fit is not kept, and the block's next call reads its prompt again)
+CONTINUED_CONTEXTS = 2.0
+#: ... but at most this share of the memory available when the model loads
+CONTINUED_MEMORY_SHARE = 0.25
+#: what a saved sequence state holds per token besides its key and value vectors (the
+#: cell's position and sequence ids; measured with llama-cpp-python 0.3.36)
+CELL_BYTES = 24
+#: bytes per element of llama.cpp's default key/value cache type (F16)
+KV_ELEMENT_BYTES = 2
 # throughput-mode scoring: the logits of one chunk of rows, at most this many floats
 MAX_SCORE_LOGITS = 1 << 26
 # ggml's log levels (ggml.h): 3 warning, 4 error
 _WARNING_LEVELS = (3, 4)
+
+log = logging.getLogger(__name__)
 
 _library_lock = threading.Lock()
 _library_ready = False
@@ -115,6 +134,41 @@ def load_gguf(path: Path, gpu_layers: int = 0) -> Any:
     return model
 
 
+def _metadata(llama_cpp: Any, model: Any, key: str) -> Optional[str]:
+    """The GGUF metadata value under `key` as text (None: absent)."""
+    buffer = ctypes.create_string_buffer(128)
+    if llama_cpp.llama_model_meta_val_str(model, key.encode(), buffer, len(buffer)) < 0:
+        return None
+    return buffer.value.decode("utf-8", "replace")
+
+
+def kv_bytes_per_token(llama_cpp: Any, model: Any) -> int:
+    """The bytes one token takes in a saved sequence state of `model`: per layer, its key
+    and value vectors for each key/value head (F16), and the cell's bookkeeping."""
+    layers = llama_cpp.llama_model_n_layer(model)
+    heads = max(1, llama_cpp.llama_model_n_head(model))
+    kv_heads = llama_cpp.llama_model_n_head_kv(model)
+    default = llama_cpp.llama_model_n_embd(model) // heads
+    architecture = _metadata(llama_cpp, model, "general.architecture")
+    lengths = []
+    for kind in ("key", "value"):
+        value = _metadata(llama_cpp, model, f"{architecture}.attention.{kind}_length")
+        lengths.append(int(value) if value and value.isdigit() else default)
+    return int(layers * kv_heads * sum(lengths) * KV_ELEMENT_BYTES + CELL_BYTES)
+
+
+def continued_budget(bytes_per_token: int, context_tokens: int,
+                     available: Optional[int] = None) -> int:
+    """Bytes the continued states may take: `CONTINUED_CONTEXTS` contexts of
+    `context_tokens` at `bytes_per_token`, at most `CONTINUED_MEMORY_SHARE` of
+    `available` memory (None: as measured now; unknown: no cap)."""
+    wanted = int(CONTINUED_CONTEXTS * context_tokens * bytes_per_token)
+    available = available_memory() if available is None else available
+    if available is None:
+        return wanted
+    return min(wanted, int(CONTINUED_MEMORY_SHARE * available))
+
+
 class LlamaModel(LanguageModel):
     """A llama.cpp context over a loaded model, driven by the engine's worker thread.
 
@@ -156,8 +210,10 @@ class LlamaModel(LanguageModel):
         self.prefixes: PrefixCache[tuple[Any, np.ndarray]] = PrefixCache(PREFIX_CACHE_BYTES)
         # continuation blocks' states, keyed (block, *ids): a key shares a start only with
         # its own block's prompts; the log-probabilities after the ids where known
+        self.token_bytes = kv_bytes_per_token(self.llama, model)
         self.continued: PrefixCache[tuple[Any, Optional[np.ndarray]]] = \
-            PrefixCache(CONTINUED_BYTES)
+            PrefixCache(continued_budget(self.token_bytes, self.context_length))
+        self._said_too_large = False
 
     # sequences ----------------------------------------------------------------------------
 
@@ -271,7 +327,7 @@ class LlamaModel(LanguageModel):
             if state is not None:
                 self._restore(state[0], sequence)
                 if continuation is not None:
-                    self.continued.put((continuation, *ids), state, len(state[0]))
+                    self._keep(continuation, ids, state)
                 return sequence, state[1]
             if use_prefix_cache and continuation is not None:
                 known, key, kept = self.continued.closest((continuation, *ids))
@@ -295,15 +351,30 @@ class LlamaModel(LanguageModel):
             if not known:  # evaluated whole: any later call may use it
                 self.prefixes.put(ids, (saved, logprobs), len(saved))
             if continuation is not None:
-                self.continued.put((continuation, *ids), (saved, logprobs), len(saved))
+                self._keep(continuation, ids, (saved, logprobs))
         return sequence, logprobs
 
     def remember(self, sequence: int, ids: tuple[int, ...], continuation: int) -> None:
         """Keep `sequence` (holding `ids`) for the continuation block's later calls."""
-        key = (continuation, *ids)
-        if key not in self.continued:
-            saved = self._save(sequence)
-            self.continued.put(key, (saved, None), len(saved))
+        if (continuation, *ids) not in self.continued:
+            self._keep(continuation, ids, (self._save(sequence), None))
+
+    def _keep(self, continuation: int, ids: tuple[int, ...],
+              state: tuple[Any, Optional[np.ndarray]]) -> None:
+        """Keep a state for the block's later calls (dropping ended blocks' states); say
+        once if one is too large to keep."""
+        self.continued.drop(lambda key: not blocks.is_open(key[0]))
+        size = len(state[0])
+        if size > self.continued.max_size and not self._said_too_large:
+            self._said_too_large = True
+            log.info("lmql_nb: a query run's state of %d tokens (%.1f MiB) is not kept: "
+                     "llama.cpp keeps %.1f MiB of them (%d tokens of this model; "
+                     "CONTINUED_CONTEXTS=%g contexts, at most %g of the memory available "
+                     "at load), so the run's next call reads its prompt again", len(ids),
+                     size / 2**20, self.continued.max_size / 2**20,
+                     self.continued.max_size // self.token_bytes, CONTINUED_CONTEXTS,
+                     CONTINUED_MEMORY_SHARE)
+        self.continued.put((continuation, *ids), state, size)
 
     def start(self, prompts: Sequence[Sequence[int]], use_prefix_cache: bool = True,
               groups: Optional[Sequence[Hashable]] = None,
