@@ -87,3 +87,47 @@ def build_chat_model(folder: Path) -> Path:
 def chat_path(tmp_path_factory) -> Path:
     """The tiny chat model's folder (import this fixture into a test module)."""
     return build_chat_model(tmp_path_factory.mktemp("tiny-chat"))
+
+
+# transformers used by hand on the tiny chat model: what the chat tests compare with
+
+def hf_prompt(path, messages, template=None) -> list[int]:
+    """transformers' `apply_chat_template(messages, add_generation_prompt=True)` ids."""
+    import reference
+
+    _, tokenizer = reference.load(path)
+    return list(tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                              tokenize=True, return_dict=False,
+                                              chat_template=template))
+
+
+def hf_greedy(path, ids: list[int], max_new: int) -> list[int]:
+    """Greedy decoding by hand, one forward pass per token, up to `<|im_end|>`."""
+    import torch
+
+    import reference
+
+    model, tokenizer = reference.load(path)
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    ids = list(ids)
+    new: list[int] = []
+    with torch.inference_mode():
+        for _ in range(max_new):
+            token = int(model(torch.tensor([ids])).logits[0, -1].argmax())
+            if token == end:
+                break
+            new.append(token)
+            ids.append(token)
+    return new
+
+
+def hf_reply_logprob(path, messages, reply: str) -> float:
+    """log P(reply, then <|im_end|> | the conversation, assistant turn opened)."""
+    import reference
+
+    _, tokenizer = reference.load(path)
+    prompt = hf_prompt(path, messages)
+    value = tokenizer.encode(reply, add_special_tokens=False) + [
+        tokenizer.convert_tokens_to_ids("<|im_end|>")]
+    logprobs = reference.token_logprobs(path, prompt + value)
+    return float(sum(logprobs[len(prompt) + i - 1, t] for i, t in enumerate(value)))

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import lmql_nb
 
 import reference
-from chat_models import CHATML, MESSAGES
+from chat_models import CHATML, MESSAGES, hf_greedy, hf_prompt, hf_reply_logprob
 
 REPLIES = [" Paris", " the river and the town"]
 
@@ -18,39 +17,6 @@ REPLIES = [" Paris", " the river and the town"]
 @pytest.fixture(scope="module")
 def chat_llm(chat_path):
     return lmql_nb.model(f"local:{chat_path}")
-
-
-def hf_prompt(path, messages, template=None) -> list[int]:
-    _, tokenizer = reference.load(path)
-    return list(tokenizer.apply_chat_template(messages, add_generation_prompt=True,
-                                              tokenize=True, return_dict=False,
-                                              chat_template=template))
-
-
-def hf_greedy(path, ids: list[int], max_new: int) -> list[int]:
-    """Greedy decoding by hand, one forward pass per token, up to `<|im_end|>`."""
-    model, tokenizer = reference.load(path)
-    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    ids = list(ids)
-    new: list[int] = []
-    with torch.inference_mode():
-        for _ in range(max_new):
-            token = int(model(torch.tensor([ids])).logits[0, -1].argmax())
-            if token == end:
-                break
-            new.append(token)
-            ids.append(token)
-    return new
-
-
-def hf_reply_logprob(path, messages, reply: str) -> float:
-    """log P(reply, then <|im_end|> | the conversation, assistant turn opened)."""
-    _, tokenizer = reference.load(path)
-    prompt = hf_prompt(path, messages)
-    value = tokenizer.encode(reply, add_special_tokens=False) + [
-        tokenizer.convert_tokens_to_ids("<|im_end|>")]
-    logprobs = reference.token_logprobs(path, prompt + value)
-    return float(sum(logprobs[len(prompt) + i - 1, t] for i, t in enumerate(value)))
 
 
 def test_rendered_ids_equal_transformers_apply_chat_template(chat_llm, chat_path):

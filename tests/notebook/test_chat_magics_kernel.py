@@ -10,10 +10,13 @@ import pytest
 
 import lmql_nb
 
-from chat_models import MESSAGES
+from chat_models import MESSAGES, hf_greedy, hf_prompt, hf_reply_logprob
 from nb_helpers import error, execute_cells, stdout
 
 SYSTEM = MESSAGES[0]["content"]
+#: a conversation in a notebook variable, given to the magics as `{chat}`
+CHAT = [*MESSAGES, {"role": "assistant", "content": " Paris"},
+        {"role": "user", "content": "And of Germany?"}]
 REPLIES = [" Paris", " the river and the town"]
 PROGRAM = '''argmax
     "{:system} You answer in one word."
@@ -38,6 +41,12 @@ def cells(chat_path, tmp_path_factory):
         "said = ['The capital of France is']\n",
         f"%%lmql -m {model} --inputs said -o result\n{PROGRAM}",
         "print(json.dumps(result.trace.conversation()))",
+        f"chat = {CHAT!r}",
+        f"%%lmql_generate -m {model} --max-tokens 8 -o again --format text\n{{chat}}",
+        "print(repr(again))",
+        f'%lmql_score -m {model} {{chat}} ' + " ".join(f'"{r}"' for r in REPLIES) + " -o s2",
+        "print(json.dumps([s2.continuations, list(s2.scores())]))",
+        f'%%lmql_generate -m {model} --system "{SYSTEM}"\n{{chat}}',
     ], tmp_path_factory.mktemp("chat-nb"), timeout=600)
     return notebook.cells
 
@@ -55,6 +64,26 @@ def test_score_with_user_scores_each_argument_as_a_reply(cells, chat_path):
     expected = lmql_nb.model(f"local:{chat_path}").score_sync(MESSAGES, REPLIES, cache=False)
     assert values == REPLIES
     assert scores == pytest.approx(list(expected.scores()), abs=1e-6)
+
+
+def test_a_conversation_variable_is_the_magics_prompt(cells, chat_path):
+    """`{chat}` naming a list of messages is that conversation, rendered through the
+    model's template: greedy ids and reply scores equal transformers by hand on
+    `apply_chat_template(chat, add_generation_prompt=True)` (not the list's repr)."""
+    import reference
+
+    for cell in cells[9:14]:
+        assert error(cell) is None, error(cell)
+    _, tokenizer = reference.load(chat_path)
+    prompt = hf_prompt(chat_path, CHAT)
+    expected = hf_greedy(chat_path, prompt, 8)
+    assert stdout(cells[11]).strip() == repr(reference.completion_text(
+        tokenizer, prompt + expected, len(prompt)))
+    values, scores = json.loads(stdout(cells[13]))
+    assert values == REPLIES
+    assert scores == pytest.approx([hf_reply_logprob(chat_path, CHAT, r) for r in REPLIES],
+                                   abs=1e-4)
+    assert "the cell is a conversation already" in str(error(cells[14]))
 
 
 def test_input_without_an_input_box_names_inputs(cells):

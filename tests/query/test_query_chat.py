@@ -5,27 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import lmql_nb
 from lmql_nb.lib.chat import message  # noqa: F401 (the programs' @message)
 
 import reference
-from chat_models import MESSAGES
-
-
-def hf_greedy(path, ids: list[int], max_new: int) -> list[int]:
-    model, tokenizer = reference.load(path)
-    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    ids, new = list(ids), []
-    with torch.inference_mode():
-        for _ in range(max_new):
-            token = int(model(torch.tensor([ids])).logits[0, -1].argmax())
-            if token == end:
-                break
-            new.append(token)
-            ids.append(token)
-    return new
+from chat_models import MESSAGES, hf_greedy
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from ...core.results import Generation
 from ...core.scoring import AGGREGATIONS
 from .arguments import (FORMATS, GENERATE_OPTIONS, QUERY_OPTIONS, SCORE_OPTIONS,
                         build_parser, generate_options, model_kwargs)
-from .interpolation import interpolate, interpolate_values
+from .interpolation import interpolate, interpolate_prompt, interpolate_values
 from .running import CellSyntaxError, Interrupted, run_with_ticks
 from .streaming import TokenCollector, make_output
 
@@ -149,14 +149,19 @@ class LmqlMagics(Magics):
         With `--system TEXT` or `--chat`, the cell is the user's message of a chat (after
         the system message, if given) and the reply is the assistant's turn, through the
         model's chat template. `{name}` in the cell is filled from the notebook's
-        variables ({{ and }} for literal braces). `-o VAR` stores what `generate` returns
-        (a str, or a list of str for n > 1); on an interrupt it stores what was generated
-        so far.
+        variables ({{ and }} for literal braces); a cell that is just `{name}` of a
+        conversation (a list of message dicts) continues that conversation. `-o VAR`
+        stores what `generate` returns (a str, or a list of str for n > 1); on an
+        interrupt it stores what was generated so far.
         """
         flags = generate_options()  # with constraint keywords registered since import
         args = _parse(build_parser("%%lmql_generate", flags), line)
-        text = _interpolate(interpolate, cell.removesuffix("\n"), self._user_ns)
-        prompt: Any = text
+        prompt: Any = _interpolate(interpolate_prompt, cell.removesuffix("\n"), self._user_ns)
+        text = prompt if isinstance(prompt, str) else ""
+        if not isinstance(prompt, str) and (args.system is not None or args.chat):
+            raise UsageError("%%lmql_generate: the cell is a conversation already; --system "
+                             "and --chat make the cell the user's message (put the system "
+                             "message in the conversation instead)")
         if args.system is not None or args.chat:  # the cell is the user's turn
             system = ([] if args.system is None else [
                 {"role": "system",
@@ -208,7 +213,9 @@ class LmqlMagics(Magics):
 
         With `--user TEXT` (and `--system TEXT`), every argument is a reply to that chat,
         scored as the assistant's turn (its text and the end-of-turn token): `%lmql_score
-        --user "Capital of France?" "Paris." "Berlin."` shows which the model prefers.
+        --user "Capital of France?" "Paris." "Berlin."` shows which the model prefers;
+        a prompt that is just `{name}` of a conversation (a list of message dicts) scores
+        the arguments as replies to it.
 
         Arguments are shell-quoted: `%lmql_score "The capital of France is" " Paris"
         " Berlin"`. `{name}` is filled from the notebook's variables; an argument that is
@@ -230,11 +237,13 @@ class LmqlMagics(Magics):
             raise UsageError("%lmql_score: --system needs --user (the user's message the "
                              "values reply to)")
         else:
-            prompts = _interpolate(interpolate_values, args.prompt, namespace)
-            if len(prompts) != 1:
-                raise UsageError(f"%lmql_score: the prompt {args.prompt} is a list; the prompt "
-                                 "must be one string (lists expand only in the values)")
-            prompt = prompts[0]
+            prompt = _interpolate(interpolate_prompt, args.prompt, namespace)
+            if isinstance(prompt, str):
+                prompts = _interpolate(interpolate_values, args.prompt, namespace)
+                if len(prompts) != 1:
+                    raise UsageError(f"%lmql_score: the prompt {args.prompt} is a list; the "
+                                     "prompt must be one string or a conversation (lists of "
+                                     "strings expand only in the values)")
         values = [v for argument in arguments
                   for v in _interpolate(interpolate_values, argument, namespace)]
         try:

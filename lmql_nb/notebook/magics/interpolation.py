@@ -2,7 +2,8 @@
 
 `{name}`, `{name.attr}`, `{name[0]}` and format specs (`{x:.2f}`) work as in `str.format`;
 `{{` and `}}` are literal braces. An unknown name or a stray brace is an error that says
-what to write instead.
+what to write instead. A prompt that is exactly `{name}` of a conversation (a list of
+`{"role": ..., "content": ...}` messages) is that conversation.
 """
 
 from __future__ import annotations
@@ -64,3 +65,25 @@ def interpolate_values(argument: str, namespace: Mapping[str, Any]) -> list[str]
                         f"{type(item).__name__} {item!r}")
             return list(value)
     return [interpolate(argument, namespace)]
+
+
+def interpolate_prompt(template: str, namespace: Mapping[str, Any]) -> Any:
+    """Like `interpolate`, except that a prompt that is exactly `{name}` naming a
+    conversation (a list of message dicts) is that conversation, checked (the magics then
+    render it through the model's chat template); any other prompt is text."""
+    match = _WHOLE_FIELD.match(template.strip())
+    if match:
+        from ...tokenization.chat import check_messages, is_conversation
+
+        try:
+            value, _ = _Formatter(namespace).get_field(match.group(1), (), {})
+        except InterpolationError:
+            raise
+        except (AttributeError, IndexError, KeyError, TypeError) as error:
+            raise InterpolationError(f"cannot fill {template.strip()}: {error}") from None
+        if is_conversation(value):
+            try:
+                return check_messages(value, template.strip())
+            except (TypeError, ValueError) as error:
+                raise InterpolationError(str(error)) from None
+    return interpolate(template, namespace)
