@@ -193,3 +193,21 @@ from servers import (fault_proxy, gpt2_local, gpt2_server, llama_local,  # noqa:
                      llama_server, long_gpt2_path, server_process)
 # a tiny chat model (ChatML template and turn tokens), shared by the chat tests
 from chat_models import chat_path  # noqa: E402,F401
+
+
+@pytest.fixture
+def settings_seen(monkeypatch):
+    """The `Settings` each query run resolves, in order (`QueryFunction._settings`
+    wrapped, not replaced)."""
+    from lmql_nb.query import functions
+
+    seen: list = []
+    original = functions.QueryFunction._settings
+
+    def recording(self, *args, **kwargs):
+        settings = original(self, *args, **kwargs)
+        seen.append(settings)
+        return settings
+
+    monkeypatch.setattr(functions.QueryFunction, "_settings", recording)
+    return seen

@@ -95,6 +95,9 @@ class ScoreOptions(Options):
 
 #: the rule of each of `generate`'s options, by name (the magics' and the server's checks)
 GENERATE_RULES: dict[str, Rule] = {f.name: f.metadata["rule"] for f in GenerateOptions.fields()}
+#: the one-line description of each of `generate`'s options, by name
+GENERATE_HELP: dict[str, str] = {f.name: f.metadata["description"]
+                                 for f in GenerateOptions.fields()}
 
 #: LMQL's default bound on a query program's total tokens (prompt and holes)
 DEFAULT_MAX_LEN = 2048

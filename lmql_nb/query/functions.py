@@ -40,17 +40,17 @@ import warnings
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, Mapping, Optional, Union
 
 from ..core import aio
-from ..core.options import (DECODER_ARGUMENTS, DECODER_OPTIONS, DEFAULT_MAX_LEN, GENERATE_RULES,
-                            HOLE_DECODERS, QUERY_DECODERS, QUERY_RULES, SAMPLING_DECODERS,
-                            SAMPLING_OPTIONS, applies, check_decoder, default_decoder)
+from ..core.options import (DECODER_ARGUMENTS, DECODER_OPTIONS, GENERATE_RULES, HOLE_DECODERS,
+                            QUERY_DECODERS, QUERY_RULES, SAMPLING_DECODERS, SAMPLING_OPTIONS,
+                            applies, check_decoder, default_decoder)
 from ..generations.llm import LLM
-from .options import OPTIONS, TRANSPORT_OPTIONS
+from .options import DEFAULTS, OPTIONS, TRANSPORT_OPTIONS, Settings
 from .program_cache import ProgramCache
 from .result import LMQLResult
 
 if TYPE_CHECKING:  # the compiler and runtime load with the first query
     from .compiler import Origin, Program
-    from .runtime import Outcome, Settings
+    from .runtime import Outcome
 
 _REFUSED: dict[str, str] = {}
 
@@ -292,8 +292,6 @@ class QueryFunction:
         decoder are dropped where they do not apply to it (`@query(temperature=...)`
         called with `decoder="beam"`); given with it or above, they must apply.
         `arguments` are the program's arguments (a decoder clause may read them)."""
-        from .runtime import Settings
-
         program = self.program
         if local_values is None:
             local_values = self._locals()
@@ -316,8 +314,9 @@ class QueryFunction:
             decoder = default_decoder(merged.get("temperature"))
         check_decoder(decoder, 1, (), QUERY_DECODERS)  # a known decoder, before its defaults
         # LMQL's defaults: var(b=2, n=b), best_k(k=4); best_k draws n = 2k samples
-        b = QUERY_RULES["b"].check("b", merged.get("b", 2))
-        k = QUERY_RULES["k"].check("k", merged.get("k", 4 if decoder == "best_k" else 1))
+        b = QUERY_RULES["b"].check("b", merged.get("b", DEFAULTS["b"]))
+        k = QUERY_RULES["k"].check("k", merged.get("k", 4 if decoder == "best_k"
+                                                   else DEFAULTS["k"]))
         n = GENERATE_RULES["n"].check("n", merged.get("n", {"var": b, "best_k": 2 * k}.get(
             decoder, 1)))
         if decoder == "best_k":
@@ -331,7 +330,8 @@ class QueryFunction:
         given = [key for key in DECODER_OPTIONS if merged.get(key) is not None
                  and (key != "temperature" or merged[key])]
         check_decoder(decoder, n, given, QUERY_DECODERS)
-        max_len = QUERY_RULES["max_len"].check("max_len", merged.get("max_len", DEFAULT_MAX_LEN))
+        max_len = QUERY_RULES["max_len"].check("max_len", merged.get("max_len",
+                                                                     DEFAULTS["max_len"]))
         from ..core.options import parse_generate_options
 
         check = {key: merged[key] for key in (*SAMPLING_OPTIONS, "top_logprobs", "cache")
@@ -343,15 +343,16 @@ class QueryFunction:
         _warn_transport(merged)
         model = self._model(options, arguments or {}, local_values)
         on_event = merged.get("on_event")
-        verbose = merged.get("verbose", False)
+        verbose = merged.get("verbose", DEFAULTS["verbose"])
         if not isinstance(verbose, bool):
             raise TypeError(f"verbose must be True or False, got {verbose!r}")
         if verbose:
             on_event = _chain(on_event, _verbose_log(model.model_identifier))
-        return Settings(model, decoder, n, merged.get("temperature"),
-                        merged.get("top_k"), merged.get("top_p"), merged.get("seed"), max_len,
-                        merged.get("top_logprobs", 5), merged.get("cache", True),
-                        on_event, _inputs(merged.get("inputs")), b, k)
+        # each option as given (the declaration's default where none was), and those
+        # resolved here
+        return Settings(**dict(merged, model=model, decoder=decoder, n=n, b=b, k=k,
+                               max_len=max_len, on_event=on_event,
+                               inputs=_inputs(merged.get("inputs"))))
 
     def _decoder_arguments(self, arguments: dict[str, Any],
                            local_values: Mapping[str, Any]) -> dict[str, Any]:

@@ -40,23 +40,22 @@ import inspect
 import json
 import threading
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable, Optional, Sequence, Union
+from typing import Any, AsyncIterator, Callable, Optional
 
 import anyio
 import anyio.lowlevel
 
 from ..core import aio
 from ..core.continuation import continuing
-from ..core.options import DEFAULT_MAX_LEN, HOLE_DECODERS
+from ..core.options import HOLE_DECODERS
 from ..constraints.where import Clause, Where, join_where
-from ..generations.llm import LLM
 from .compiler import HoleSite, Program
 from .decorators import DecoratorList
 from .nested import DeferredCall, describe_call, nested_target, stable_prefix
-from .options import OPTIONS
+from .options import OPTIONS, Settings
 from .context import ProgramContext
 from .result import LMQLResult
-from .trace import (DistributionScored, DistributionSegment, Event, EventCallback, HoleFinished,
+from .trace import (DistributionScored, DistributionSegment, Event, HoleFinished,
                     HoleSegment, HoleStarted, NestedFinished, NestedSegment, NestedStarted,
                     RoleSegment, RoleStarted, model_calls,
                     SequenceDropped, SequenceFinished, SequenceStarted, StepRecorded, StepSegment,
@@ -73,33 +72,6 @@ STALL_LIMIT = 100
 #: an INT hole without a length bound writes at most this many characters (any 64-bit
 #: integer fits); LMQL itself bounds it only by max_len
 INT_MAX_CHARS = 20
-
-
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """How to run a program: the model and the decoder with its options."""
-
-    model: LLM
-    decoder: str = "argmax"
-    n: int = 1
-    temperature: Optional[float] = None
-    top_k: Optional[int] = None
-    top_p: Optional[float] = None
-    seed: Optional[int] = None
-    max_len: int = DEFAULT_MAX_LEN
-    top_logprobs: int = 5
-    cache: bool = True
-    on_event: Optional[EventCallback] = None
-    #: what `await input()` returns: the user's messages in order (a chat that asks
-    #: for more ends there), or `ask(prompt)`, a coroutine function whose None ends it
-    inputs: Optional[Union[Sequence[str], Callable[[str], Awaitable[Optional[str]]]]] = None
-    b: int = 2  # var: the values each program state samples per hole
-    k: int = 1  # best_k: the most likely of the n sampled executions kept
-
-    @property
-    def results(self) -> int:
-        """How many outputs the decoder gives at most (a list when more than one)."""
-        return self.k if self.decoder == "best_k" else self.n
 
 
 #: what a program "returns" when it returns no value (see compiler._mark_no_value)

@@ -1,11 +1,13 @@
 """The options of the magics, declared once.
 
-Each option is one `Option` line in `GENERATE_OPTIONS`, `QUERY_OPTIONS` or
-`SCORE_OPTIONS` (options several magics share are named once); an option with
-`to_model=True` is passed to `generate`/`score`/the query program under its `dest` name
-when given. The constraint flags (`--stops-at`, `--regex`, `--where`...) are not listed
-here: each constraint keyword declares its own (`lmql_nb.constraints.keywords`), and
-`generate_options()` reads them when a magic parses its line.
+Each option is one `Option` line in `GENERATE_OPTIONS` or `SCORE_OPTIONS` (options
+several magics share are named once); an option with `to_model=True` is passed to
+`generate`/`score`/the query program under its `dest` name when given. Two kinds of
+flag are declared elsewhere and read from there: `%%lmql`'s are the query options that
+declare a flag (`lmql_nb.query.options`; `query_options()` turns them into `Option`s,
+`-o` after them), and the constraint flags (`--stops-at`, `--regex`, `--where`...) are
+each constraint keyword's own (`lmql_nb.constraints.keywords`), which
+`generate_options()` reads when a magic parses its line.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import dataclasses
 from typing import Any, Callable, NoReturn, Optional, Sequence
 
 from ...errors import MagicUsageError
-from ...core.options import DECODERS, GENERATE_RULES, QUERY_DECODERS, QUERY_RULES
+from ...core.options import DECODERS, GENERATE_RULES
 from ...core.scoring import AGGREGATIONS
 from ...core.validation import Rule
+from ...query.options import QueryOption, Settings, declared
 
 FORMATS = ("widget", "text", "json")
 
@@ -59,24 +62,52 @@ class Option:
     switch: bool = False  # takes no value: True when given
 
 
-MODEL = Option(("-m", "--model"), "model", "model id (default: %config LmqlMagics.model, "
-               "else lmql_nb's default model)", to_model=False, metavar="ID")
+def _braced(choices: Sequence[str]) -> str:
+    return "{" + ",".join(choices) + "}"
+
+
+def query_flag(option: QueryOption) -> Option:
+    """The `Option` of a query option that declares a flag: its spellings, help and
+    metavar; its text parsed by the option's rule, or (a model id, a variable's name)
+    left for the magic to resolve."""
+    flag = option.flag
+    assert flag is not None, f"the query option {option.name} declares no flag"
+    if flag.gives != "value":
+        return Option(option.flags, option.name, option.help,
+                      _identifier if flag.gives == "variable" else str, to_model=False,
+                      metavar=flag.metavar)
+    assert option.rule is not None
+    return Option(option.flags, option.name, option.help, _checked(option.name, option.rule),
+                  metavar=flag.metavar or _braced(option.rule.choices))
+
+
 OUT = Option(("-o", "--out"), "out", "store the result in this variable",
              type=_identifier, to_model=False, metavar="VAR")
+
+
+def query_options(declaration: type = Settings) -> tuple[Option, ...]:
+    """`%%lmql`'s options: each query option of `declaration` that declares a flag, in
+    declaration order, then `-o`."""
+    return tuple(query_flag(o) for o in declared(declaration) if o.flag is not None) + (OUT,)
+
+
+#: `%%lmql`'s options
+QUERY_OPTIONS = query_options()
+
+
+def _shared(name: str) -> Option:
+    """`%%lmql`'s flag of query option `name`, which other magics take too."""
+    return next(o for o in QUERY_OPTIONS if o.dest == name)
+
+
+MODEL = _shared("model")
+TEMPERATURE = _shared("temperature")
+SEED = _shared("seed")
+TOP_LOGPROBS = _shared("top_logprobs")
 DECODER = Option(("--decoder",), "decoder", "decoding method", _checked("decoder"),
-                 metavar="{" + ",".join(DECODERS) + "}")
-QUERY_DECODER = Option(("--decoder",), "decoder", "decoding method (the program's decoder "
-                       "clause takes the decoder's arguments: var(b=2), best_k(k=2))",
-                       _checked("decoder", QUERY_RULES["decoder"]),
-                       metavar="{" + ",".join(QUERY_DECODERS) + "}")
+                 metavar=_braced(DECODERS))
 N = Option(("-n",), "n", "number of sequences (with --decoder sample, beam or beam_sample)",
            _checked("n"), metavar="N")
-TEMPERATURE = Option(("--temperature",), "temperature", "sampling temperature",
-                     _checked("temperature"), metavar="T")
-SEED = Option(("--seed",), "seed", "random seed for sampling", _checked("seed"), metavar="S")
-TOP_LOGPROBS = Option(("--top-logprobs",), "top_logprobs", "alternatives per token shown on "
-                      "hover (default: %config LmqlMagics.top_logprobs)",
-                      _checked("top_logprobs"), metavar="K")
 
 SYSTEM = Option(("--system",), "system", "chat: the system message (the cell, or --user, "
                 "is the user's message)", to_model=False, metavar="TEXT")
@@ -121,22 +152,6 @@ def generate_options() -> tuple[Option, ...]:
 
 #: `%%lmql_generate`'s options with the built-in constraint flags
 GENERATE_OPTIONS = generate_options()
-
-QUERY_OPTIONS: tuple[Option, ...] = (
-    MODEL,
-    QUERY_DECODER,
-    N,
-    TEMPERATURE,
-    Option(("--max-len",), "max_len", "the program's length in tokens at most (prompt and "
-           "holes: LMQL's max_len)",
-           _checked("max_len", QUERY_RULES["max_len"]), metavar="N"),
-    SEED,
-    TOP_LOGPROBS,
-    Option(("--inputs",), "inputs", "the chat user's messages for `await input()`: a list "
-           "variable (default: asked for in an input box inside the trace view, one per turn)",
-           type=_identifier, to_model=False, metavar="VAR"),
-    OUT,
-)
 
 SCORE_OPTIONS: tuple[Option, ...] = (
     dataclasses.replace(MODEL, repeatable=True, help="model id; repeat to compare models "

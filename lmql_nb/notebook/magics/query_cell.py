@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, MutableMapping, Optional, Sequence
 
 from ...query.compiler import Origin, compile_program
 from ...query.functions import QueryFunction
-from ...query.runtime import Settings
+from ...query.options import Settings
 from ...query.trace import DistributionSegment, HoleSegment, NestedSegment, Trace
 from .running import Interrupted, run_with_ticks
 from .trace_streaming import TraceCollector, make_trace_output
