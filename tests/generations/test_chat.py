@@ -71,6 +71,35 @@ def test_branch_of_a_chat_generation_continues_the_conversation(chat_llm, chat_p
     assert [t.token_id for t in branch.tokens] == expected[:len(branch.tokens)]
 
 
+def test_a_final_assistant_message_is_continued(chat_llm, chat_path):
+    """After an assistant's message, generate continues it and score scores values as its
+    continuation: transformers' `continue_final_message=True` by hand (greedy ids up to
+    `<|im_end|>`; each value's tokens of the joint rendering, no end of turn)."""
+    _, tokenizer = reference.load(chat_path)
+    conversation = [MESSAGES[1], {"role": "assistant", "content": "It is"}]
+
+    def rendered(content: str) -> list[int]:
+        return list(tokenizer.apply_chat_template(
+            [MESSAGES[1], {"role": "assistant", "content": content}],
+            continue_final_message=True, tokenize=True, return_dict=False))
+
+    prompt = rendered("It is")
+    expected = hf_greedy(chat_path, prompt, 6)
+    generation = chat_llm.generate_sync(conversation, max_tokens=6, return_details=True,
+                                        cache=False)
+    assert [t.token_id for t in generation.tokens] == expected
+    values = [" Paris", " the river"]
+    scores = []
+    for value in values:
+        joint = rendered("It is" + value)
+        shared = next((i for i, (a, b) in enumerate(zip(prompt, joint)) if a != b),
+                      len(prompt))
+        table = reference.token_logprobs(chat_path, joint)
+        scores.append(float(sum(table[i - 1, joint[i]] for i in range(shared, len(joint)))))
+    result = chat_llm.score_sync(conversation, values, cache=False)
+    np.testing.assert_allclose(result.scores("sum"), scores, atol=1e-4)
+
+
 def test_constraints_hold_inside_the_assistant_turn(chat_llm):
     answer = chat_llm.generate_sync(MESSAGES, choices=[" Paris", " Berlin"], cache=False)
     assert answer in (" Paris", " Berlin")
