@@ -130,13 +130,13 @@ def test_prefix_cache_runs_only_new_tokens_and_gives_the_same_scores(tiny_llama_
     llm.backend._model.prefixes.clear()
     prompt = "Once upon a time there was a small town with a quiet river."
     forwarded = []
-    original = TorchModel.forward
+    original = TorchModel._run  # every forward pass
 
     def counting(self, input_ids, *args, **kwargs):
         forwarded.append(input_ids.shape)
         return original(self, input_ids, *args, **kwargs)
 
-    monkeypatch.setattr(TorchModel, "forward", counting)
+    monkeypatch.setattr(TorchModel, "_run", counting)
     first = llm.score_sync(prompt, [" The", " A"])  # result cache on: prefix stored
     prompt_tokens = forwarded[0][1]
     forwarded.clear()
@@ -164,8 +164,8 @@ def test_one_token_values_cost_only_the_prompt_pass(tiny_gpt2_path, monkeypatch)
     assert len(values) >= 2
     llm.score_sync("warm", values, cache=False)
     passes = []
-    original = TorchModel.forward
-    monkeypatch.setattr(TorchModel, "forward",
+    original = TorchModel._run  # every forward pass
+    monkeypatch.setattr(TorchModel, "_run",
                         lambda self, ids, *a, **k: (passes.append(ids.shape),
                                                     original(self, ids, *a, **k))[1])
     result = llm.score_sync("The capital of", values, cache=False)

@@ -20,9 +20,13 @@ import torch
 
 from ..engine.model import LanguageModel, RowCallback, Rows, ScoreRow
 from ..engine.prefix_cache import PrefixCache
+from .projection import Projection, max_logits_from_env
 
-# logits of one batch of scored suffixes are at most this many floats (256 MB)
-MAX_LOGITS_PER_BATCH = 1 << 26
+#: the logits budget, in floats (default 2**26: 256 MiB; `$LMQL_NB_MAX_LOGITS` sets it):
+#: a scoring pass projects its positions onto the vocabulary at most this many logits at
+#: a time (`Projection`), whatever the prompt's length, and batches of scored suffixes
+#: are sized by it
+MAX_LOGITS_PER_BATCH = max_logits_from_env()
 PREFIX_CACHE_BYTES = 512 * 2**20
 # several score calls in one pass: their prompts' key/value cache, repeated per value,
 # holds at most this many bytes, and the prompts' padded batch this many tokens
@@ -44,6 +48,10 @@ class TorchModel(LanguageModel):
         parameters = inspect.signature(model.forward).parameters
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
         self._token_bytes = _kv_bytes_per_token(model)
+        config = model.config.get_text_config() if hasattr(model.config, "get_text_config") \
+            else model.config
+        self._softcap: Optional[float] = getattr(config, "final_logit_softcapping", None)
+        self._projects_apart: Optional[bool] = None  # see `_projection_applies`
 
     # float32 batches with padding give each row its numbers alone up to rounding (1e-6)
     batches_calls = True
@@ -60,27 +68,87 @@ class TorchModel(LanguageModel):
         `keep`, a boolean (rows, width) mask, only for the positions it marks (padding
         left out), returned as (1, marked positions in row order, vocabulary).
         """
-        kwargs = {self._cache_argument: cache}
-        if cache is None:
-            kwargs = {}
+        marked = None if keep is None else keep.to(self.device)
+        output = self._run(input_ids, attention_mask, position_ids, cache, last_only,
+                           None if marked is None else lambda states: states[marked][None])
+        return output.logits.float(), self._new_cache(output)
+
+    def _run(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+             position_ids: torch.Tensor, cache: Optional[Any], last_only: bool = False,
+             head_input: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> Any:
+        """One forward pass (every pass goes through here); return the model's output.
+        `head_input(states)` replaces what the output projection gets."""
+        kwargs = {} if cache is None else {self._cache_argument: cache}
         handle = None
-        if keep is not None:
-            marked = keep.to(self.device)
+        if head_input is not None:
             handle = self.model.get_output_embeddings().register_forward_pre_hook(
-                lambda module, args: (args[0][marked][None], *args[1:]))
+                lambda module, args: (head_input(args[0]), *args[1:]))
         try:
             with torch.no_grad():  # not inference_mode: the cache is reordered outside
-                output = self.model(input_ids=input_ids.to(self.device),
-                                    attention_mask=attention_mask.to(self.device),
-                                    position_ids=position_ids.to(self.device), use_cache=True,
-                                    logits_to_keep=1 if last_only else 0, **kwargs)
+                return self.model(input_ids=input_ids.to(self.device),
+                                  attention_mask=attention_mask.to(self.device),
+                                  position_ids=position_ids.to(self.device), use_cache=True,
+                                  logits_to_keep=1 if last_only else 0, **kwargs)
         finally:
             if handle is not None:
                 handle.remove()
+
+    def _new_cache(self, output: Any) -> Any:
         new_cache = getattr(output, self._cache_argument, None)
-        if new_cache is None:
-            new_cache = output.past_key_values
-        return output.logits.float(), new_cache
+        return output.past_key_values if new_cache is None else new_cache
+
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      position_ids: torch.Tensor, keep: torch.Tensor,
+                      cache: Optional[Any] = None) -> tuple[Projection, Any]:
+        """Run the model; return the positions `keep` (a boolean (rows, width) mask)
+        marks, in row order, as a `Projection` (their final hidden states, projected onto
+        the vocabulary a chunk at a time within `MAX_LOGITS_PER_BATCH`), and the updated
+        cache. The model's own projection gets one position (its output is dropped).
+        A model whose logits are not its output embeddings' (plus Gemma's soft cap)
+        gets its logits at the marked positions computed at once, as before."""
+        if not self._projection_applies():
+            logits, cache = self.forward(input_ids, attention_mask, position_ids, cache,
+                                         keep=keep)
+            return Projection(logits[0], lambda chunk: chunk, self.vocab_size,
+                              MAX_LOGITS_PER_BATCH), cache
+        captured: list[torch.Tensor] = []
+
+        def one_position(states: torch.Tensor) -> torch.Tensor:
+            captured.append(states)
+            return states[:1, -1:]
+
+        output = self._run(input_ids, attention_mask, position_ids, cache,
+                           head_input=one_position)
+        states = captured[0][keep.to(captured[0].device)]
+        return Projection(states, self._project, self.vocab_size, MAX_LOGITS_PER_BATCH), \
+            self._new_cache(output)
+
+    def _project(self, states: torch.Tensor) -> torch.Tensor:
+        """float32 logits of final hidden states (positions, hidden size), as the
+        model's forward pass computes them: its output embeddings, then Gemma's soft cap
+        where its config sets one."""
+        with torch.no_grad():
+            logits: torch.Tensor = self.model.get_output_embeddings()(states[None])[0]
+            if self._softcap is not None:
+                logits = torch.tanh(logits / self._softcap) * self._softcap
+        return logits.float()
+
+    def _projection_applies(self) -> bool:
+        """Whether `_project` gives the model's own logits: checked once, on one token
+        (a model may scale its logits after the projection, or not call it as a module)."""
+        if self._projects_apart is None:
+            captured: list[torch.Tensor] = []
+            handle = self.model.get_output_embeddings().register_forward_pre_hook(
+                lambda module, args: captured.append(args[0]))
+            try:
+                with torch.no_grad():
+                    output = self.model(input_ids=torch.tensor([[self.pad_token_id]]).to(
+                        self.device), use_cache=False)
+            finally:
+                handle.remove()
+            self._projects_apart = len(captured) == 1 and torch.allclose(
+                self._project(captured[0][0]), output.logits[0].float(), rtol=1e-5, atol=1e-5)
+        return self._projects_apart
 
     def prefill(self, ids: list[int], use_prefix_cache: bool = True) -> tuple[Any, np.ndarray]:
         """Run one sequence of token ids; return its key/value cache and the
@@ -193,18 +261,23 @@ class TorchModel(LanguageModel):
             len(suffixes), -1)
         cache = copy.deepcopy(prefix_cache)
         cache.batch_repeat_interleave(len(suffixes))
-        logits, _ = self.forward(input_ids, mask, positions, cache)
-        logprobs = _numpy(logits.log_softmax(-1))
-        results = []
+        # a token's log-probability is read from the position before it: the first from
+        # the prefix's, the others from the suffix's positions but its last
+        keep = torch.zeros((len(suffixes), width), dtype=torch.bool)
         for row, suffix in enumerate(suffixes):
-            scores = []
-            for position, token in enumerate(suffix):
-                # a token's log-probability is read from the position before it
-                before = first_logprobs if position == 0 else logprobs[row, position - 1]
-                scores.append(float(before[token]))
+            keep[row, :len(suffix) - 1] = True
+        projection, _ = self.hidden_states(input_ids, mask, positions, keep, cache)
+        results = [[float(first_logprobs[suffix[0]])] for suffix in suffixes]
+        if on_row is not None:
+            for row in range(len(suffixes)):
+                on_row(row, 0, first_logprobs)
+        kept = [(row, position) for row, suffix in enumerate(suffixes)
+                for position in range(1, len(suffix))]
+        for start, table in projection.log_softmax():
+            for (row, position), before in zip(kept[start:], table):
+                results[row].append(float(before[suffixes[row][position]]))
                 if on_row is not None:
                     on_row(row, position, before)
-            results.append(scores)
         return results
 
 
@@ -232,21 +305,26 @@ class TorchModel(LanguageModel):
         input_ids, mask, positions = left_pad([list(p) for p in index_of], self.pad_token_id)
         of_row = torch.tensor([index_of[row.prefix] for row in rows])
         heads: list[list[float]] = [[] for _ in index_of]
-        if score_prefix:  # logits at the prompts' own positions, padding left out
-            logits, cache = self.forward(input_ids, mask, positions, keep=mask.bool())
-            flat, tokens = logits[0], input_ids[mask.bool()].to(logits.device)
+        if score_prefix:  # the prompts' own positions, padding left out
+            projection, cache = self.hidden_states(input_ids, mask, positions, mask.bool())
+            tokens = input_ids[mask.bool()]
             ends = torch.tensor([len(p) for p in index_of]).cumsum(0) - 1
-            first = flat[ends].log_softmax(-1)
             # position j predicts the token at j + 1 (meaningless at each prompt's end)
-            chosen = flat[:-1].gather(-1, tokens[1:, None])[:, 0]
-            table = (chosen - flat[:-1].logsumexp(-1)).cpu().tolist()
-            heads = [table[end - len(prefix) + 1:end] for end, prefix
+            table = projection.take(torch.arange(len(tokens) - 1)).token_logprobs(tokens[1:])
+            heads = [table[end - len(prefix) + 1:end].tolist() for end, prefix
                      in zip(ends.tolist(), index_of)]
+            lasts = projection.take(ends)
         else:
-            logits, cache = self.forward(input_ids, mask, positions, last_only=True)
-            first = logits[:, -1].log_softmax(-1)
-        results = [heads[int(of_row[i])] + [float(first[of_row[i], row.suffix[0]])]
-                   for i, row in enumerate(rows)]
+            last = torch.zeros_like(mask, dtype=torch.bool)
+            last[:, -1] = True
+            lasts, cache = self.hidden_states(input_ids, mask, positions, last)
+        firsts = [0.0] * len(rows)
+        owner = of_row.tolist()
+        for start, first in lasts.log_softmax():  # each prompt's last position
+            for i, row in enumerate(rows):
+                if start <= owner[i] < start + len(first):
+                    firsts[i] = float(first[owner[i] - start, row.suffix[0]])
+        results = [heads[int(of_row[i])] + [firsts[i]] for i in range(len(rows))]
         longer = [i for i, row in enumerate(rows) if len(row.suffix) > 1]
         if not longer:
             return results
@@ -262,13 +340,15 @@ class TorchModel(LanguageModel):
         owners = of_row[longer]
         cache.reorder_cache(owners)  # index_select: a prompt's cache once per row
         prompt_lengths = mask.sum(-1)[owners]
-        logits, _ = self.forward(inputs, torch.cat([mask[owners], tail_mask], -1),
-                                 prompt_lengths[:, None] + torch.arange(width)[None, :], cache)
-        # the tokens' log-probabilities without a (rows, width, vocab) log_softmax copy
-        chosen = logits.gather(-1, targets[..., None].to(logits.device))[..., 0]
-        scores = (chosen - logits.logsumexp(-1)).cpu()
-        for k, i in enumerate(longer):
-            results[i] += scores[k, :len(rows[i].suffix) - 1].tolist()
+        projection, _ = self.hidden_states(
+            inputs, torch.cat([mask[owners], tail_mask], -1),
+            prompt_lengths[:, None] + torch.arange(width)[None, :], tail_mask.bool(), cache)
+        scores = projection.token_logprobs(targets[tail_mask.bool()]).tolist()
+        done = 0
+        for i in longer:
+            count = len(rows[i].suffix) - 1
+            results[i] += scores[done:done + count]
+            done += count
         return results
 
 
