@@ -77,8 +77,9 @@ def query_flag(option: QueryOption) -> Option:
                       _identifier if flag.gives == "variable" else str, to_model=False,
                       metavar=flag.metavar)
     assert option.rule is not None
+    braced = _braced(option.rule.choices) if option.rule.choices else None
     return Option(option.flags, option.name, option.help, _checked(option.name, option.rule),
-                  metavar=flag.metavar or _braced(option.rule.choices))
+                  metavar=flag.metavar or braced)
 
 
 OUT = Option(("-o", "--out"), "out", "store the result in this variable",
