@@ -4,9 +4,9 @@
 
     "{:assistant} [@message ANSWER]"
 
-marks the hole's text as what the chat's user sees (the trace view shows it as the
-assistant's message); holes without it are the program's internal reasoning. It leaves
-the value as it is.
+marks the hole's text as what the chat's user sees (`HoleSegment.message`; the trace
+view tags the hole "message"); holes without it are the program's internal reasoning.
+It leaves the value as it is.
 """
 
 from __future__ import annotations

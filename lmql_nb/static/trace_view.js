@@ -699,6 +699,12 @@ var TraceView = class extends View {
     hole.dataset.name = d.seg_name[s];
     hole.classList.toggle("lmnb-hole-open", generating);
     hole.appendChild(holeLabel(d.seg_name[s]));
+    if (d.seg_message?.[s]) {
+      hole.classList.add("lmnb-hole-message");
+      const tag = h("span", "lmnb-hole-tag", "message");
+      tag.title = "@message: what the chat's user sees (the holes without it are the program's internal reasoning)";
+      hole.appendChild(tag);
+    }
     const count = d.seg_tokens[s];
     if (count === 0) {
       const value = h("span", "lmnb-hole-value");

@@ -131,3 +131,35 @@ def test_screenshots(page, tmp_path, screenshots, scheme):
     page.wait_for_selector(".lmnb-trace")
     page.locator(".lmnb-trace").screenshot(path=str(screenshots / f"trace-view-page-{scheme}.png"))
     assert page.errors == []
+
+
+@pytest.fixture(scope="module")
+def chat_result(chat_path):
+    """A real chat program on the tiny chat model: REASONING is internal, ANSWER is the
+    `@message` the chat's user sees. It runs in a thread of its own: Playwright's sync API
+    marks an event loop as running in this one while the module's browser is open."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import lmql_nb
+    from lmql_nb.lib.chat import message
+
+    program = ('''argmax
+    "{:user} The capital of France is"
+    "{:assistant} Reasoning:[REASONING]" where len(TOKENS(REASONING)) < 3
+    "{:assistant} Answer: [@message ANSWER]" where len(TOKENS(ANSWER)) < 3
+''')
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lmql_nb.run_sync, program, message=message, cache=False,
+                           model=lmql_nb.model(f"local:{chat_path}")).result()
+
+
+def test_the_hole_the_chat_user_sees_is_tagged(page, tmp_path, chat_result):
+    """`[@message ANSWER]` carries the "message" tag, REASONING none."""
+    path = TraceView(chat_result).save_html(tmp_path / "chat.html")
+    page.goto(path.as_uri())
+    page.wait_for_selector(".lmnb-trace")
+    tagged = page.locator(".lmnb-hole-message")
+    assert tagged.count() == 1 and tagged.get_attribute("data-name") == "ANSWER"
+    assert tagged.locator(".lmnb-hole-tag").text_content() == "message"
+    assert page.locator(".lmnb-hole[data-name='REASONING'] .lmnb-hole-tag").count() == 0
+    assert page.errors == []

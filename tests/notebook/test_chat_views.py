@@ -5,9 +5,10 @@ both in the live data and in the static rendering saved notebooks keep."""
 from __future__ import annotations
 
 import lmql_nb
+from lmql_nb.lib.chat import message  # noqa: F401 (the program's @message)
 from lmql_nb.notebook.codec import unpack
 from lmql_nb.notebook.views import ScoringHeatmap
-from lmql_nb.notebook.views.trace_view import ROLE, TraceView
+from lmql_nb.notebook.views.trace_view import HOLE, ROLE, TraceView
 
 from chat_models import MESSAGES
 
@@ -42,6 +43,24 @@ def test_the_trace_view_labels_each_turn(chat_path):
     html = view.static_html()
     assert all('lmnb-trace-role" style' in html and f">{role}</span>" in html
                for role in roles)
+
+
+def test_the_trace_view_tags_the_holes_the_chat_user_sees(chat_path):
+    """`[@message ANSWER]` is tagged as what the chat's user sees; REASONING, without it,
+    is the program's internal reasoning and carries no tag (live data and static)."""
+    program = lmql_nb.query('''argmax
+    "{:user} The capital of France is"
+    "{:assistant} Reasoning:[REASONING]" where len(TOKENS(REASONING)) < 3
+    "{:assistant} Answer: [@message ANSWER]" where len(TOKENS(ANSWER)) < 3
+''', model=lmql_nb.model(f"local:{chat_path}"), is_async=False)
+    view = TraceView(program(cache=False))
+    columns = unpack(view.data)
+    holes = {name: bool(flag) for kind, name, flag in zip(
+        columns["seg_kind"], columns["seg_name"], columns["seg_message"]) if kind == HOLE}
+    assert holes == {"REASONING": False, "ANSWER": True}
+    html = view.static_html()
+    assert html.count('class="lmnb-hole-tag"') == 1
+    assert html.index('class="lmnb-hole-tag"') > html.index('data-hole="ANSWER"')
 
 
 def test_the_dataset_view_shows_conversations_as_their_lines(chat_path):

@@ -207,6 +207,13 @@ class TraceView extends View {
     hole.dataset.name = d.seg_name[s];
     hole.classList.toggle("lmnb-hole-open", generating);
     hole.appendChild(holeLabel(d.seg_name[s]));
+    if (d.seg_message?.[s]) {
+      // [@message X]: the text a chat program's user sees (other holes are internal)
+      hole.classList.add("lmnb-hole-message");
+      const tag = h("span", "lmnb-hole-tag", "message");
+      tag.title = "@message: what the chat's user sees (the holes without it are the program's internal reasoning)";
+      hole.appendChild(tag);
+    }
     const count = d.seg_tokens[s];
     if (count === 0) {
       // a value without per-token data (or no tokens yet): its text, uncoloured

@@ -24,9 +24,13 @@ STATUSES = ("running", "done", "interrupted", "failed")
 TEXT, HOLE, DISTRIBUTION, STEP, NESTED_BEGIN, NESTED_END, ROLE = range(7)
 _KINDS = {TextSegment: TEXT, HoleSegment: HOLE, DistributionSegment: DISTRIBUTION,
           StepSegment: STEP, RoleSegment: ROLE}
+#: the tag of a hole marked `@message` (LMQL's lmql.lib.chat), live and static
+MESSAGE_TITLE = ("@message: what the chat's user sees (the holes without it are the "
+                 "program's internal reasoning)")
 COLUMNS = {
     "row_segments": "i4", "row_score": "f8", "row_dropped": "u1", "row_open": "u1",
     "seg_kind": "u1", "seg_name": "str", "seg_text": "str", "seg_detail": "str",
+    "seg_message": "u1",
     "seg_tokens": "i4", "seg_values": "i4", **TOKEN_COLUMNS, "dist_value": "str",
     "dist_prob": "f8",
 }
@@ -107,6 +111,9 @@ def _columns(traces: Sequence[Trace], open_rows: Sequence[bool]) -> dict[str, An
         "seg_name": [i.name for i in items],
         "seg_text": [i.text for i in items],
         "seg_detail": [i.detail for i in items],
+        # a hole marked `[@message X]`: the text a chat program's user sees
+        "seg_message": np.array([bool(getattr(i.segment, "message", False)) for i in items],
+                                dtype="u1"),
         "seg_tokens": np.array([len(_drawn_tokens(i)) for i in items], dtype="<i4"),
         "seg_values": np.array([len(i.segment.values) if isinstance(i.segment,
                                                                     DistributionSegment) else 0
@@ -203,6 +210,9 @@ def _segments_html(segments: Sequence[Any], bars: list[str]) -> str:
             drawn = "".join(t.text for t in segment.tokens) == segment.text and segment.tokens
             inner = ("".join(token_html(t) for t in segment.tokens) if drawn
                      else _value_html(segment.text))
+            if segment.message:
+                inner = (f'<span class="lmnb-hole-tag" title="{MESSAGE_TITLE}" '
+                         f'style="{static.MUTED}; font-size: 0.8em">message </span>{inner}')
             note = _limit_note(segment)
             if note:
                 inner += (f'<span style="{static.MUTED}; font-size: 0.8em"> '
