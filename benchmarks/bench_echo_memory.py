@@ -59,7 +59,7 @@ def main() -> None:
         assert url, "the server did not start"
         client = httpx.Client(base_url=url, timeout=1800)
 
-        def echo(prompt: str, top: int) -> dict:
+        def echo(prompt: object, top: int) -> dict:
             body = {"model": "m", "prompt": prompt, "echo": True, "max_tokens": 0,
                     "logprobs": top}
             answer = client.post("/completions", json=body)
@@ -70,11 +70,14 @@ def main() -> None:
         base = peak_mib(process.pid)
         print(f"baseline peak RSS {base:.0f} MiB (model loaded, one short echo)")
         sentence = "The capital of France is Paris, and the river is quiet. "
-        text = sentence * max(1, args.tokens // 13)
+        tokenized = httpx.post(url[:-3] + "/tokenize",
+                               json={"model": "m", "prompt": sentence * args.tokens})
+        tokenized.raise_for_status()
+        ids = tokenized.json()["tokens"][:args.tokens]  # the prompt, as token ids
         for top in (0, 5):
             reset_peak(process.pid)
             start = time.perf_counter()
-            answer = echo(text, top)
+            answer = echo(ids, top)
             tokens = answer["usage"]["prompt_tokens"]
             peak = peak_mib(process.pid)
             print(f"echo of {tokens} tokens, logprobs={top}: peak RSS {peak:.0f} MiB "
