@@ -3,7 +3,8 @@
 The accepted fields follow OpenAI's API and vLLM's extensions to it (`top_k`,
 `use_beam_search`, `prompt_logprobs`, `add_special_tokens`, `return_tokens_as_token_ids`,
 `structured_outputs`, `chat_template`), so that a client written for vLLM works here.
-One extension of this server's own: `logprobs_from` (see `_logprobs_from`).
+Two extensions of this server's own: `logprobs_from` (see `_logprobs_from`) and
+`token_details` (generated tokens as lmql_nb's results hold them: see `responses`).
 Fields OpenAI defines that this server does not implement are accepted only at their
 neutral value (e.g. `frequency_penalty=0`); anything else is a 400 naming what works.
 """
@@ -45,12 +46,14 @@ _COMPLETION_FIELDS = {
     "include_stop_str_in_output", "min_tokens",
     "logprobs", "echo", "stream", "prompt_logprobs", "use_beam_search", "add_special_tokens",
     "return_tokens_as_token_ids", "return_token_ids", "structured_outputs", "logprobs_from",
+    "token_details",
 } | set(_NEUTRAL) | _IGNORED
 _CHAT_FIELDS = {
     "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
     "top_k", "n", "stop", "seed", "logprobs", "top_logprobs", "stream", "use_beam_search",
     "include_stop_str_in_output", "min_tokens",
     "structured_outputs", "chat_template", "add_generation_prompt", "response_format",
+    "token_details",
 } | set(_NEUTRAL) | _IGNORED
 
 
@@ -73,6 +76,7 @@ class Sampling:
     structured: Optional[dict]
     keep_stop: bool = False  # vLLM's include_stop_str_in_output
     min_tokens: int = 0  # vLLM's: no end-of-sequence or stop string before this many tokens
+    token_details: bool = False  # this server's: generated tokens' TokenInfo in logprobs
 
     def to_options(self) -> "GenerateOptions":
         """The engine's options for this request (as vLLM's `to_sampling_params`); a
@@ -235,6 +239,7 @@ def _sampling(body: dict, max_tokens: Any, logprobs: Optional[int]) -> Sampling:
         include_usage=bool(stream_options.get("include_usage", False)), beam=beam,
         structured=structured, keep_stop=_bool(body, "include_stop_str_in_output", False),
         min_tokens=_int(body, "min_tokens", 0, 0, None, nullable=True) or 0,
+        token_details=_bool(body, "token_details", False),
     )
 
 

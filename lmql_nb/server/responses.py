@@ -8,12 +8,19 @@ tokens (so k or k+1 entries; where two tokens read alike, "9" and the byte token
 <0x39>, the label keeps the higher log-probability, so `max(top.values())` is the best,
 as lm-eval's is_greedy assumes); `text_offset` advances by the length of each token's
 label; log-probabilities below -9999 (minus infinity) are reported as -9999.0.
+
+One extension of this server's own, `token_details` (asked for with the request field
+of that name): each generated position also carries the whole `TokenInfo` as in-process
+results hold it (its id, rank, entropy, top alternatives with ids and `blocked` flags,
+and under a constraint `constrained_logprob` and `allowed`), so that lmql_nb's client
+gets the numbers and flags a format of labels and log-probabilities cannot say.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 import uuid
 from typing import Callable, Optional, Sequence
@@ -43,12 +50,30 @@ class Position:
     logprob: Optional[float]
     top: tuple[tuple[int, str, float], ...] = ()
     rank: Optional[int] = None
+    #: a generated token's `TokenInfo` as JSON-ready data (the `token_details` extension)
+    details: Optional[dict] = None
 
 
 def token_position(token: TokenInfo) -> Position:
     """A generated token as it reads in the text."""
     return Position(token.token_id, token.text, token.logprob,
-                    tuple((a.token_id, a.text, a.logprob) for a in token.top), token.rank)
+                    tuple((a.token_id, a.text, a.logprob) for a in token.top), token.rank,
+                    token_details(token))
+
+
+def token_details(token: TokenInfo) -> dict:
+    """`token` as `TokenInfo.from_data` reads it, with JSON's numbers only: minus
+    infinity as -9999.0 (as the log-probabilities), NaN as null."""
+    def finite(value: object) -> object:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None if math.isnan(value) else _clamp(value)
+        if isinstance(value, dict):
+            return {key: finite(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(item) for item in value]
+        return value
+
+    return finite(dataclasses.asdict(token))  # type: ignore[return-value]
 
 
 def end_position(token: TokenInfo, special_text: Callable[[int], str]) -> Position:
@@ -77,12 +102,14 @@ def _clamp(logprob: float) -> float:
 class CompletionLogprobs:
     """A completion choice's `logprobs` object, built position by position."""
 
-    def __init__(self, k: int, as_ids: bool, offset: int = 0):
+    def __init__(self, k: int, as_ids: bool, offset: int = 0, details: bool = False):
         self.k = k
         self.as_ids = as_ids
         self.offset = offset
         self.body: dict = {"tokens": [], "token_logprobs": [], "top_logprobs": [],
                            "text_offset": []}
+        if details:  # one entry per token: a generated token's TokenInfo, else null
+            self.body["token_details"] = []
 
     def _label(self, token_id: int, text: str) -> str:
         """vLLM's "token_id:N" with return_tokens_as_token_ids, else the text."""
@@ -105,6 +132,8 @@ class CompletionLogprobs:
                 None if position.logprob is None else _clamp(position.logprob))
             self.body["top_logprobs"].append(top)
             self.body["text_offset"].append(self.offset)
+            if "token_details" in self.body:
+                self.body["token_details"].append(position.details)
             self.offset += len(label)
         return self
 
@@ -127,17 +156,23 @@ def prompt_logprobs_entries(positions: Sequence[Position]) -> list:
     return entries
 
 
-def chat_logprob_entry(position: Position, k: int) -> dict:
-    """One token of a chat choice's `logprobs.content`."""
-    return {"token": position.text, "logprob": _clamp(position.logprob or 0.0),
-            "bytes": list(position.text.encode("utf-8")),
-            "top_logprobs": [{"token": text, "logprob": _clamp(logprob),
-                              "bytes": list(text.encode("utf-8"))}
-                             for _, text, logprob in position.top[:k]]}
+def chat_logprob_entry(position: Position, k: int, details: bool = False) -> dict:
+    """One token of a chat choice's `logprobs.content` (with `details`, its
+    `token_details` too)."""
+    entry = {"token": position.text, "logprob": _clamp(position.logprob or 0.0),
+             "bytes": list(position.text.encode("utf-8")),
+             "top_logprobs": [{"token": text, "logprob": _clamp(logprob),
+                               "bytes": list(text.encode("utf-8"))}
+                              for _, text, logprob in position.top[:k]]}
+    if details:
+        entry["token_details"] = position.details
+    return entry
 
 
-def chat_logprobs(positions: Sequence[Position], k: Optional[int]) -> Optional[dict]:
-    return None if k is None else {"content": [chat_logprob_entry(p, k) for p in positions]}
+def chat_logprobs(positions: Sequence[Position], k: Optional[int],
+                  details: bool = False) -> Optional[dict]:
+    return None if k is None else {
+        "content": [chat_logprob_entry(p, k, details) for p in positions]}
 
 
 # whole responses --------------------------------------------------------------------

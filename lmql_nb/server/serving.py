@@ -173,7 +173,8 @@ class Serving:
                                 if scores is not None else [])
             logprobs = None
             if k is not None:
-                builder = responses.CompletionLogprobs(k, request.tokens_as_ids)
+                builder = responses.CompletionLogprobs(k, request.tokens_as_ids,
+                                                       details=prepared.sampling.token_details)
                 if request.echo:
                     builder.add(prompt_positions)
                 logprobs = builder.add(positions).body
@@ -220,8 +221,9 @@ class Serving:
                   finish: Optional[str]) -> dict:
             logprobs = None
             if k is not None:
-                logprobs = responses.CompletionLogprobs(k, request.tokens_as_ids,
-                                                        sent[choice]).add(positions).body
+                logprobs = responses.CompletionLogprobs(
+                    k, request.tokens_as_ids, sent[choice],
+                    prepared.sampling.token_details).add(positions).body
             sent[choice] += len(text)
             return responses.completion_chunk(request_id, self.model.name, choice, text,
                                               logprobs, finish)
@@ -280,7 +282,8 @@ class Serving:
         choices = [responses.chat_choice(
             choice, finished[choice],
             responses.chat_logprobs(responses.generated_positions(finished[choice],
-                                                                  self.model.token_text), k))
+                                                                  self.model.token_text), k,
+                                    prepared.sampling.token_details))
             for choice in sorted(finished)]
         completion_tokens = sum(responses.generated_count(g) for g in finished.values())
         return responses.chat_body(responses.new_id("chatcmpl"), self.model.name, choices,
@@ -295,7 +298,8 @@ class Serving:
         def chunk(choice: int, text: str, positions: Sequence[Position],
                   finish: Optional[str]) -> dict:
             # a choice's final chunk carries the text a possible stop string held back
-            logprobs = responses.chat_logprobs(positions, k) if positions else None
+            logprobs = (responses.chat_logprobs(positions, k, prepared.sampling.token_details)
+                        if positions else None)
             return responses.chat_chunk(request_id, model, choice,
                                         responses.chat_delta(text, finish is not None),
                                         logprobs, finish)

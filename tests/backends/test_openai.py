@@ -34,24 +34,37 @@ def _pairs(request, which):
     return (request.getfixturevalue(f"remote_{which}"), request.getfixturevalue(f"{which}_local"))
 
 
+def _same_tokens(got, expected) -> None:
+    """Served tokens are the in-process ones (`lmql_nb serve` sends them whole: ids,
+    ranks, entropy, alternatives with their ids and `blocked` flags, constrained
+    numbers); numbers within 1e-4 (another process computes them)."""
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert (g.token_id, g.text, g.rank) == (e.token_id, e.text, e.rank)
+        assert g.logprob == pytest.approx(e.logprob, abs=1e-4)
+        assert g.entropy == pytest.approx(e.entropy, abs=1e-4)
+        for mine, theirs in ((g.top, e.top), (g.allowed, e.allowed)):
+            assert [(a.token_id, a.text, a.blocked) for a in mine] == \
+                [(a.token_id, a.text, a.blocked) for a in theirs]
+            assert [a.logprob for a in mine] == pytest.approx([a.logprob for a in theirs],
+                                                              abs=1e-4)
+        if e.constrained_logprob is None:
+            assert g.constrained_logprob is None
+        else:
+            assert g.constrained_logprob == pytest.approx(e.constrained_logprob, abs=1e-4)
+
+
 @pytest.mark.parametrize("which", ["gpt2", "llama"])
 def test_generation_equals_in_process(request, which):
     remote, local = _pairs(request, which)
     for prompt in PROMPTS:
-        expected = local.generate_sync(prompt, max_tokens=10, return_details=True, cache=False)
-        got = remote.generate_sync(prompt, max_tokens=10, return_details=True, cache=False)
+        expected = local.generate_sync(prompt, max_tokens=10, return_details=True, cache=False,
+                                       top_logprobs=3)
+        got = remote.generate_sync(prompt, max_tokens=10, return_details=True, cache=False,
+                                   top_logprobs=3)
         assert got.text == expected.text
         assert got.finish_reason == expected.finish_reason
-        assert [t.text for t in got.tokens] == [t.text for t in expected.tokens]
-        assert [t.logprob for t in got.tokens] == pytest.approx(
-            [t.logprob for t in expected.tokens], abs=1e-4)
-        assert [t.rank for t in got.tokens] == [t.rank for t in expected.tokens]
-        for g, e in zip(got.tokens, expected.tokens):
-            unique = {}
-            for a in e.top:
-                unique.setdefault(a.text, a.logprob)
-            assert [(a.text, round(a.logprob, 4)) for a in g.top] == \
-                [(t, round(v, 4)) for t, v in unique.items()][:len(g.top)]
+        _same_tokens(got.tokens, expected.tokens)
 
 
 @pytest.mark.parametrize("which", ["gpt2", "llama"])
@@ -250,6 +263,27 @@ def test_constraints_over_http_equal_in_process(remote_gpt2, gpt2_local, constra
     expected = gpt2_local.generate_sync(PROMPTS[0], max_tokens=12, cache=False, **constraint)
     got = remote_gpt2.generate_sync(PROMPTS[0], max_tokens=12, cache=False, **constraint)
     assert got == expected
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_constrained_tokens_over_http_carry_blocked_and_constrained_numbers(
+        remote_gpt2, gpt2_local, stream):
+    """Under a constraint the views strike out the alternatives it ruled out and colour
+    tokens by their constrained probability: served tokens carry both, as in process
+    (before, they came back with no `blocked` flag and no constrained numbers)."""
+    options = dict(max_tokens=6, regex=r" [a-c]+", top_logprobs=4, cache=False,
+                   return_details=True)
+    expected = gpt2_local.generate_sync(PROMPTS[0], **options)
+    seen = []
+    got = remote_gpt2.generate_sync(PROMPTS[0], **options,
+                                    **({"on_token": lambda i, t: seen.append(t)} if stream
+                                       else {}))
+    assert got.text == expected.text
+    assert any(a.blocked for t in expected.tokens for a in t.top)  # the case to carry
+    assert all(t.constrained_logprob is not None for t in expected.tokens)
+    _same_tokens(got.tokens, expected.tokens)
+    if stream:
+        _same_tokens(seen, expected.tokens)
 
 
 def test_constraints_http_cannot_carry_say_so(remote_gpt2):

@@ -3,6 +3,8 @@ token ids and must equal the same branch in process."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 import lmql_nb
@@ -43,9 +45,17 @@ def test_what_a_server_cannot_branch_is_named(remote, gpt2_local):
     original = gpt2_local.generate_sync(PROMPT, max_tokens=4, return_details=True, cache=False)
     with pytest.raises(ValueError, match="constraint .* cannot continue after a prefix"):
         remote.branch_sync(original, 1, original.tokens[1].top[1], regex="[a-z ]+")
+    # a generation lmql_nb serve made carries its token ids (token_details), so it
+    # branches as the same generation made in process does
     from_server = remote.generate_sync(PROMPT, max_tokens=4, return_details=True, cache=False)
+    there = remote.branch_sync(from_server, 1, 5, max_tokens=3)
+    here = gpt2_local.branch_sync(original, 1, 5, max_tokens=3)
+    assert [t.token_id for t in there.tokens] == [t.token_id for t in here.tokens]
+    # a server that names no ids (OpenAI's own API): said so
+    unnamed = dataclasses.replace(from_server, tokens=tuple(
+        dataclasses.replace(t, token_id=-1) for t in from_server.tokens))
     with pytest.raises(ValueError, match="token ids are unknown"):
-        remote.branch_sync(from_server, 1, 5)
+        remote.branch_sync(unnamed, 1, 5)
 
 
 def test_compare_reads_a_served_model_like_the_same_model_in_process(remote, gpt2_local):

@@ -67,3 +67,50 @@ def test_the_openai_backend_sends_conversations_to_chat_completions(chat_server,
         local.generate_sync(MESSAGES, max_tokens=12, cache=False)
     with pytest.raises(ScoringNotSupported, match="openai"):
         remote.score_sync(MESSAGES, [" Paris"], cache=False)
+
+
+def test_token_details_carry_the_tokens_as_in_process(client, chat_server, chat_path):
+    """This server's `token_details` extension: asked for, each generated position of a
+    chat answer (and of a completion) carries its TokenInfo, ids, `blocked` alternatives
+    and constrained numbers, equal to in-process; not asked for, the body is OpenAI's
+    shape alone; a wrong value is a 400 naming the field. lmql_nb's client asks for it."""
+    import httpx
+
+    local = lmql_nb.model(f"local:{chat_path}").generate_sync(
+        MESSAGES, choices=[" Paris", " Berlin"], max_tokens=8, return_details=True,
+        top_logprobs=3, cache=False)
+    chat = client.chat.completions.create(
+        model="tiny-chat", messages=MESSAGES, max_tokens=8, temperature=0, logprobs=True,
+        top_logprobs=3, extra_body={"structured_outputs": {"choice": [" Paris", " Berlin"]},
+                                    "token_details": True})
+    served = chat.choices[0].logprobs.content[:len(local.tokens)]
+    details = [p.model_extra["token_details"] for p in served]
+    assert [d["token_id"] for d in details] == [t.token_id for t in local.tokens]
+    assert [[a["blocked"] for a in d["top"]] for d in details] == \
+        [[a.blocked for a in t.top] for t in local.tokens]
+    assert any(a.blocked for t in local.tokens for a in t.top)
+    assert [d["constrained_logprob"] for d in details] == pytest.approx(
+        [t.constrained_logprob for t in local.tokens], abs=1e-4)
+
+    plain = client.chat.completions.create(model="tiny-chat", messages=MESSAGES, max_tokens=4,
+                                           temperature=0, logprobs=True, top_logprobs=2)
+    assert all("token_details" not in (p.model_extra or {})
+               for p in plain.choices[0].logprobs.content)
+    completion = client.completions.create(model="tiny-chat", prompt="Hello", max_tokens=3,
+                                           temperature=0, logprobs=2,
+                                           extra_body={"token_details": True})
+    logprobs = completion.choices[0].logprobs
+    assert len(logprobs.model_extra["token_details"]) == len(logprobs.tokens)
+    bad = httpx.post(f"{chat_server.base_url}/completions", timeout=60, json={
+        "model": "tiny-chat", "prompt": "Hi", "max_tokens": 1, "token_details": "yes"})
+    assert bad.status_code == 400 and "token_details" in bad.json()["error"]["message"]
+
+    remote = lmql_nb.model("openai/tiny-chat", base_url=chat_server.base_url, api_key="none")
+    got = remote.generate_sync(MESSAGES, choices=[" Paris", " Berlin"], max_tokens=8,
+                               return_details=True, top_logprobs=3, cache=False)
+    assert [(t.token_id, t.text) for t in got.tokens] == \
+        [(t.token_id, t.text) for t in local.tokens]
+    assert [[a.blocked for a in t.top] for t in got.tokens] == \
+        [[a.blocked for a in t.top] for t in local.tokens]
+    assert [t.constrained_logprob for t in got.tokens] == pytest.approx(
+        [t.constrained_logprob for t in local.tokens], abs=1e-4)

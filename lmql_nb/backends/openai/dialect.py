@@ -93,6 +93,8 @@ def request_parameters(options: GenerateOptions, server: Server, tokens: bool = 
         params["stop"] = stops
     if tokens:
         _logprobs(options.top_logprobs, server, params)
+        if server.owner == "lmql_nb":  # its extension: tokens as in-process results hold them
+            extra["token_details"] = True
     if extra:
         params["extra_body"] = extra
     return params

@@ -3,7 +3,9 @@
 Per-token log-probabilities and top-k alternatives become `TokenInfo`s where the server
 gives them. Token ids are not part of OpenAI's format: they are -1 (UNKNOWN_TOKEN_ID)
 unless the server returns them as "token_id:N" labels (vLLM's
-`return_tokens_as_token_ids`); entropy is None.
+`return_tokens_as_token_ids`); entropy is None. `lmql_nb serve` sends each generated
+token whole (its `token_details` extension: ids, rank, entropy, `blocked` alternatives,
+the constrained numbers), and the token is then that, with the text as it reads here.
 """
 
 from __future__ import annotations
@@ -189,14 +191,17 @@ def completion_tokens(logprobs: Any, k: int) -> tuple[TokenInfo, ...]:
     if logprobs is None or not logprobs.tokens:
         return ()
     tops = logprobs.top_logprobs or [None] * len(logprobs.tokens)
+    details = getattr(logprobs, "token_details", None) or [None] * len(logprobs.tokens)
     result = []
-    for label, logprob, top in zip(logprobs.tokens, logprobs.token_logprobs, tops):
+    for label, logprob, top, detail in zip(logprobs.tokens, logprobs.token_logprobs, tops,
+                                           details):
         alternatives = tuple(sorted((Alternative(_token_id(t), t, float(v))
                                      for t, v in (top or {}).items()),
                                     key=lambda a: -a.logprob))[:k]
         value = float(logprob) if logprob is not None else float("nan")
-        result.append(TokenInfo(_token_id(label), label, value,
-                                _rank(value, alternatives) if k else None, None, alternatives))
+        result.append(_detailed(detail, label) or TokenInfo(
+            _token_id(label), label, value, _rank(value, alternatives) if k else None, None,
+            alternatives))
     return tuple(result)
 
 
@@ -205,8 +210,21 @@ def chat_token(entry: Any, k: int) -> TokenInfo:
     alternatives = tuple(Alternative(UNKNOWN_TOKEN_ID, a.token, float(a.logprob))
                          for a in (entry.top_logprobs or [])[:k])
     logprob = float(entry.logprob)
-    return TokenInfo(UNKNOWN_TOKEN_ID, entry.token, logprob,
-                     _rank(logprob, alternatives) if k else None, None, alternatives)
+    return _detailed(getattr(entry, "token_details", None), entry.token) or TokenInfo(
+        UNKNOWN_TOKEN_ID, entry.token, logprob, _rank(logprob, alternatives) if k else None,
+        None, alternatives)
+
+
+def _detailed(detail: Any, label: str) -> Optional[TokenInfo]:
+    """The token `lmql_nb serve` sent whole (`token_details`), its text the label's (a
+    "token_id:N" label is read back into text later, as for any token); None without."""
+    if not isinstance(detail, dict):
+        return None
+    try:
+        token = TokenInfo.from_data(detail)
+    except TypeError as error:
+        raise BackendError(f"the server sent token_details lmql_nb cannot read: {error}") from None
+    return dataclasses.replace(token, text=label)
 
 
 def with_texts(tokens: Sequence[TokenInfo], tokenizer: Any,
