@@ -134,16 +134,17 @@ class TorchModel(LanguageModel):
         return logits.float()
 
     def _projection_applies(self) -> bool:
-        """Whether `_project` gives the model's own logits: checked once, on one token
-        (a model may scale its logits after the projection, or not call it as a module)."""
+        """Whether `_project` gives the model's own logits: checked once, on a few
+        tokens (a model may scale its logits after the projection, or not call it as a
+        module); not on padding, whose embedding may be zero and its logits near zero."""
         if self._projects_apart is None:
             captured: list[torch.Tensor] = []
             handle = self.model.get_output_embeddings().register_forward_pre_hook(
                 lambda module, args: captured.append(args[0]))
+            probe = torch.arange(1, min(self.vocab_size, 9))[None]
             try:
                 with torch.no_grad():
-                    output = self.model(input_ids=torch.tensor([[self.pad_token_id]]).to(
-                        self.device), use_cache=False)
+                    output = self.model(input_ids=probe.to(self.device), use_cache=False)
             finally:
                 handle.remove()
             self._projects_apart = len(captured) == 1 and torch.allclose(
