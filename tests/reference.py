@@ -49,14 +49,50 @@ def completion_text(tokenizer, ids: list[int], prompt_length: int) -> str:
     return complete_text(full[len(prompt):])
 
 
-def beams(path: Path, prompt: str, max_new_tokens: int, n: int) -> list[str]:
-    """transformers' beam search; the n best completions' texts."""
+def generated_ids(path: Path, prompt: str, max_new_tokens: int, **options) -> list[int]:
+    """transformers' `generate` with greedy decoding and `options` (its own, e.g.
+    repetition_penalty); the generated ids (an end-of-sequence that ended it included)."""
+    model, tokenizer = load(path)
+    ids = torch.tensor([prompt_ids(tokenizer, prompt)])
+    with torch.inference_mode():
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                             max_new_tokens=max_new_tokens,
+                             pad_token_id=tokenizer.eos_token_id, **options)
+    return out[0, ids.shape[1]:].tolist()
+
+
+def openai_penalised_greedy_ids(path: Path, prompt: str, max_new_tokens: int,
+                                frequency_penalty: float = 0.0,
+                                presence_penalty: float = 0.0) -> list[int]:
+    """Greedy decoding by hand over full forward passes with OpenAI's penalties: each
+    step, logit[j] -= frequency_penalty * count of j in the output so far, and
+    -= presence_penalty if j occurs in it; the generated ids (an end-of-sequence that
+    ended it included)."""
+    model, tokenizer = load(path)
+    ids = prompt_ids(tokenizer, prompt)
+    output: list[int] = []
+    with torch.inference_mode():
+        for _ in range(max_new_tokens):
+            logits = model(torch.tensor([ids + output])).logits[0, -1].float()
+            counts = torch.bincount(torch.tensor(output, dtype=torch.long),
+                                    minlength=logits.shape[-1]).float()
+            logits = logits - frequency_penalty * counts - presence_penalty * (counts > 0)
+            output.append(int(logits.argmax()))
+            if output[-1] == tokenizer.eos_token_id:
+                break
+    return output
+
+
+def beams(path: Path, prompt: str, max_new_tokens: int, n: int, **options) -> list[str]:
+    """transformers' beam search (with `options`, its own); the n best completions'
+    texts."""
     model, tokenizer = load(path)
     ids = torch.tensor([prompt_ids(tokenizer, prompt)])
     with torch.inference_mode():
         out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
                              num_beams=n, num_return_sequences=n,
-                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.eos_token_id)
+                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.eos_token_id,
+                             **options)
     return [completion_text(tokenizer, row.tolist(), ids.shape[1]) for row in out]
 
 

@@ -36,6 +36,12 @@ DECODER_ARGUMENTS: dict[str, tuple[str, ...]] = {
 }
 #: what each hole of a program runs under a program-level search (`generate`'s decoder)
 HOLE_DECODERS = {"var": "sample", "beam_var": "beam", "best_k": "sample"}
+#: LMQL's "additional decoding parameters": penalties on tokens already present, for
+#: every decoder (`lmql_nb.backends.engine.penalties` applies them)
+PENALTY_OPTIONS = ("repetition_penalty", "frequency_penalty", "presence_penalty")
+#: each penalty's value that changes nothing
+NEUTRAL_PENALTIES = {"repetition_penalty": 1.0, "frequency_penalty": 0.0,
+                     "presence_penalty": 0.0}
 #: the options some decoders take and others do not
 DECODER_OPTIONS = ("n", "b", "k") + SAMPLING_OPTIONS
 #: the decoders that draw at random (a result is reproducible only with a seed)
@@ -68,6 +74,16 @@ class GenerateOptions(Options):
                                     maximum=1, open_minimum=True, optional=True)
     seed: Optional[int] = option(None, "random seed for sampling", "int", minimum=0,
                                  optional=True)
+    repetition_penalty: float = option(
+        1.0, "divide the logit of a token already in the prompt or the output by this if "
+        "positive, multiply it if negative (HuggingFace's, Keskar et al. 2019; 1.0: none)",
+        "number", minimum=0, open_minimum=True)
+    frequency_penalty: float = option(
+        0.0, "subtract this times a token's count in the output from its logit (OpenAI's; "
+        "0: none)", "number", minimum=-2, maximum=2)
+    presence_penalty: float = option(
+        0.0, "subtract this from the logit of a token present in the output (OpenAI's; "
+        "0: none)", "number", minimum=-2, maximum=2)
     top_logprobs: int = option(0, "alternatives returned per token (default 5 with "
                                "return_details)", "int", minimum=0, maximum=MAX_TOP_LOGPROBS)
     return_details: bool = option(False, "return Generation objects (per-token data) "
@@ -80,10 +96,17 @@ class GenerateOptions(Options):
         """True when the same call always gives the same result (safe to cache)."""
         return self.decoder not in SAMPLING_DECODERS or self.seed is not None
 
+    @property
+    def penalties(self) -> dict[str, float]:
+        """The penalties that change something (see `PENALTY_OPTIONS`), by name."""
+        return {name: getattr(self, name) for name, neutral in NEUTRAL_PENALTIES.items()
+                if getattr(self, name) != neutral}
+
     def cache_key(self) -> tuple:
         """The options that change a result (not how it is returned)."""
         return (self.max_tokens, self.decoder, self.n, self.temperature, self.top_k,
-                self.top_p, self.seed, self.top_logprobs, self.constraint)
+                self.top_p, self.seed, self.top_logprobs, self.constraint,
+                self.repetition_penalty, self.frequency_penalty, self.presence_penalty)
 
 
 @dataclasses.dataclass(frozen=True)

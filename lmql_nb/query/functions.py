@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING, Any, Callable, Coroutine, Mapping, Optional, U
 
 from ..core import aio
 from ..core.options import (DECODER_ARGUMENTS, DECODER_OPTIONS, GENERATE_RULES, HOLE_DECODERS,
-                            QUERY_DECODERS, QUERY_RULES, SAMPLING_DECODERS, SAMPLING_OPTIONS,
-                            applies, check_decoder, default_decoder)
+                            PENALTY_OPTIONS, QUERY_DECODERS, QUERY_RULES, SAMPLING_DECODERS,
+                            SAMPLING_OPTIONS, applies, check_decoder, default_decoder)
 from ..generations.llm import LLM
 from .options import DEFAULTS, OPTIONS, TRANSPORT_OPTIONS, Settings
 from .program_cache import ProgramCache
@@ -336,6 +336,7 @@ class QueryFunction:
 
         check = {key: merged[key] for key in (*SAMPLING_OPTIONS, "top_logprobs", "cache")
                  if merged.get(key) is not None}
+        check.update({key: merged[key] for key in PENALTY_OPTIONS if key in merged})
         hole = HOLE_DECODERS.get(decoder, decoder)  # what each hole runs: generate's checks
         parse_generate_options(None, decoder=hole, n=b if decoder == "var" else
                                (n if applies("n", hole) else 1), **check)

@@ -47,7 +47,7 @@ import anyio.lowlevel
 
 from ..core import aio
 from ..core.continuation import continuing
-from ..core.options import HOLE_DECODERS
+from ..core.options import HOLE_DECODERS, NEUTRAL_PENALTIES
 from ..constraints.where import Clause, Where, join_where
 from .compiler import HoleSite, Program
 from .decorators import DecoratorList
@@ -638,6 +638,9 @@ class Runner:
         kwargs: dict[str, Any] = dict(options, return_details=True,
                                       top_logprobs=settings.top_logprobs, cache=settings.cache)
         decoder = HOLE_DECODERS.get(settings.decoder, settings.decoder)
+        for key, neutral in NEUTRAL_PENALTIES.items():  # only those that change something
+            if getattr(settings, key) != neutral:
+                kwargs[key] = getattr(settings, key)
         if decoder in ("sample", "beam_sample"):
             kwargs["decoder"] = decoder
             for key in ("temperature", "top_k", "top_p"):

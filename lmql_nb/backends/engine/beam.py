@@ -12,6 +12,11 @@ live beam draws `n` tokens from its own distribution (with `temperature`, `top_k
 candidate once, and the candidates are ranked by log-probability as beam search ranks
 its 2n best.
 
+Penalties (`repetition_penalty`, `frequency_penalty`, `presence_penalty`) apply, as in
+HuggingFace's beam search, to each beam's log-probabilities before they add to its score:
+the ranking and the scores of hypotheses are the penalised ones, the tokens' reported
+log-probabilities the model's own.
+
 Under a constraint each beam has its own matcher (copied when a beam forks): candidates
 are drawn from the allowed tokens only, a beam the constraint ends (its text is complete,
 or a stop string appeared) finishes like one that chose end-of-sequence (the forced end
@@ -35,6 +40,7 @@ from ...errors import ConstraintError
 from ...tokenization.tokenizer import EngineTokenizer, IncrementalDecoder
 from .generation import GenerateJob, below_minimum, check_minimum, forced_next, start_matcher
 from .model import LanguageModel, Rows
+from .penalties import penalize_
 from .sampling import (StepStats, completion, describe, log_softmax, row_summary, sample,
                        seeded_generator, step_stats, top_ids)
 from .worker import Request
@@ -143,7 +149,8 @@ def _search(beams: Rows, logits: np.ndarray, tokenizer: EngineTokenizer, request
         if request.cancelled.is_set():
             return finished + [_Hypothesis(b.steps, b.logprob, "cancelled") for b in live]
         logprobs = log_softmax(logits)  # the model's own, unconstrained
-        totals = np.array([b.logprob for b in live], dtype=np.float32)[:, None] + logprobs
+        totals = np.array([b.logprob for b in live], dtype=np.float32)[:, None] + \
+            _penalized(logprobs, live, job)
         forced = forced_next(job, step)
         for i, beam in enumerate(live):
             if beam.matcher is not None and forced is None:  # a forced token is checked later
@@ -201,6 +208,18 @@ def _search(beams: Rows, logits: np.ndarray, tokenizer: EngineTokenizer, request
         logits = beams.step(tokens)
     return finished + [_Hypothesis(b.steps, b.logprob, job.length_reason) for b in live
                        if b.complete]
+
+
+def _penalized(logprobs: np.ndarray, live: Sequence[_Beam], job: GenerateJob) -> np.ndarray:
+    """The scores each beam adds to its total: its log-probabilities with the job's
+    penalties applied (HuggingFace's order; see `penalties`), or the log-probabilities
+    themselves without penalties."""
+    if not job.options.penalties:
+        return logprobs
+    scores: np.ndarray = logprobs.copy()
+    for i, beam in enumerate(live):
+        penalize_(scores[i], job.options, job.context_ids, [s.token_id for s in beam.steps])
+    return scores
 
 
 def _candidates(totals: np.ndarray, width: int, job: GenerateJob,

@@ -20,6 +20,7 @@ from ...core.options import GenerateOptions
 from ...core.results import TokenInfo
 from ...tokenization.tokenizer import EngineTokenizer, IncrementalDecoder
 from .model import LanguageModel, Rows
+from .penalties import penalize_
 from .sampling import completion, describe, log_softmax, sample, seeded_generator, step_stats
 from .worker import Request
 
@@ -134,6 +135,7 @@ def run_generate(model: LanguageModel, tokenizer: EngineTokenizer,
     try:
         while True:
             logprobs = log_softmax(logits)  # the model's own, unconstrained
+            _penalize(logits, active)
             next_ids = _choose(_mask(logits, active, tokenizer), active, generators).tolist()
             keep = []
             for i, row in enumerate(active):
@@ -169,6 +171,16 @@ def _remember(decoding: Rows, active: Sequence[_Row], keep: Sequence[int]) -> No
                 and job.options.cache and row.finish_reason in ("stop", "length")):
             decoding.remember(i, job.context_ids + [t.token_id for t in row.tokens],
                               job.continuation)
+
+
+def _penalize(logits: np.ndarray, rows: Sequence[_Row]) -> None:
+    """Apply each row's penalties (`penalties.penalize_`) to its logits, in place (the
+    log-probabilities are already taken)."""
+    for i, row in enumerate(rows):
+        options = row.job.options
+        if options.penalties:
+            penalize_(logits[i], options, row.job.context_ids,
+                      [t.token_id for t in row.tokens])
 
 
 def _mask(logits: np.ndarray, rows: Sequence[_Row], tokenizer: EngineTokenizer) -> np.ndarray:
