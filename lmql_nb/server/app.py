@@ -134,7 +134,16 @@ class Routes:
     async def tokenize(self, request: Request) -> Response:
         parsed = protocol.parse_tokenize(await self._json(request))
         self._check_model(parsed.model)
-        ids = await self.model.encode(parsed.prompt, parsed.add_special_tokens)
+        if parsed.messages is not None:  # vLLM's chat form: the chat completions' rendering
+            ids = await self.model.chat_prompt(parsed.messages, parsed.chat_template,
+                                               parsed.add_generation_prompt,
+                                               parsed.continue_final_message)
+            start = self.model.tokenizer.start_token_id
+            if parsed.add_special_tokens and start is not None:
+                ids = [start, *ids]
+        else:
+            assert parsed.prompt is not None
+            ids = await self.model.encode(parsed.prompt, parsed.add_special_tokens)
         body: dict = {"count": len(ids), "max_model_len": self.model.context_length,
                       "tokens": ids}
         if parsed.return_token_strs:

@@ -115,12 +115,14 @@ class ServedModel:
         return await self.off_loop(self.tokenizer.decode, ids, size=len(ids))
 
     async def chat_prompt(self, messages: list[dict], template: Optional[str],
-                          add_generation_prompt: bool) -> list[int]:
+                          add_generation_prompt: bool,
+                          continue_final_message: bool = False) -> list[int]:
         """The token ids of a conversation, through the model's chat template (or its
         `chat_template=`, or the request's), rendered as the Generations API renders it
         (`tokenization.chat`: sandboxed, on a thread). A request's template needs
         `--trust-request-chat-template`. The messages' content is text, the template's
-        markup special (`encode_chat`)."""
+        markup special (`encode_chat`). `continue_final_message`: the last message (an
+        assistant's) left open after its content, as the Generations API continues it."""
         from ..tokenization.chat import ChatFormat
 
         self._check_text_length("".join(m["content"] for m in messages), "the messages")
@@ -140,6 +142,8 @@ class ServedModel:
                                   "--trust-request-chat-template and pass one as "
                                   "chat_template)", "messages") from None
         try:
+            if continue_final_message:
+                return await self.off_loop(chat.prompt_ids, messages)
             return await self.off_loop(chat.encode, messages, add_generation_prompt)
         except templates.TemplateError as error:
             raise bad_request(str(error), "chat_template" if template is not None

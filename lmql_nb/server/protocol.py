@@ -381,23 +381,59 @@ def _response_format(response_format: Any, structured: Any) -> Optional[dict]:
 
 @dataclasses.dataclass(frozen=True)
 class TokenizeRequest:
+    """A `/tokenize` request, validated: a text `prompt`, or (vLLM's chat form) `messages`
+    rendered through the chat template."""
+
     model: Optional[str]
-    prompt: str
+    prompt: Optional[str]
     add_special_tokens: bool
     return_token_strs: bool
+    messages: Optional[list[dict]] = None
+    add_generation_prompt: bool = True
+    continue_final_message: bool = False
+    chat_template: Optional[str] = None
+
+
+_TOKENIZE_FIELDS = {"model", "prompt", "add_special_tokens", "return_token_strs"}
+_TOKENIZE_CHAT_FIELDS = {"model", "messages", "add_special_tokens", "return_token_strs",
+                         "add_generation_prompt", "continue_final_message", "chat_template"}
 
 
 def parse_tokenize(body: Any) -> TokenizeRequest:
-    """Validate a `/tokenize` body (vLLM's: model (optional), prompt, add_special_tokens)."""
+    """Validate a `/tokenize` body, either of vLLM's two forms: model (optional), prompt,
+    add_special_tokens (default true); or model, messages, add_generation_prompt (default
+    true), continue_final_message (default false; the last message, an assistant's, left
+    open), chat_template, add_special_tokens (default false: on top of the template's)."""
     body = _require_object(body)
-    _check_fields(body, {"model", "prompt", "add_special_tokens", "return_token_strs"},
-                  "/tokenize")
-    prompt = body.get("prompt")
-    if not isinstance(prompt, str):
-        raise bad_request("prompt must be a string", "prompt")
-    return TokenizeRequest(_optional_model(body), prompt,
-                           _bool(body, "add_special_tokens", True),
-                           _bool(body, "return_token_strs", False))
+    if "messages" not in body:
+        _check_fields(body, _TOKENIZE_FIELDS, "/tokenize")
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str):
+            raise bad_request("prompt must be a string (or pass messages, a conversation)",
+                              "prompt")
+        return TokenizeRequest(_optional_model(body), prompt,
+                               _bool(body, "add_special_tokens", True),
+                               _bool(body, "return_token_strs", False))
+    if "prompt" in body:
+        raise bad_request("pass either prompt (a text) or messages (a conversation), not "
+                          "both", "prompt")
+    _check_fields(body, _TOKENIZE_CHAT_FIELDS, "/tokenize (with messages)")
+    messages = _messages(body)
+    generation_prompt = _bool(body, "add_generation_prompt", True)
+    continued = _bool(body, "continue_final_message", False)
+    if continued and generation_prompt:
+        raise bad_request("continue_final_message=true leaves the last message open, so it "
+                          "needs add_generation_prompt=false", "continue_final_message")
+    if continued and messages[-1]["role"] != "assistant":
+        raise bad_request("continue_final_message=true continues an assistant's message: "
+                          "end messages with one", "continue_final_message")
+    template = body.get("chat_template")
+    if template is not None and not isinstance(template, str):
+        raise bad_request("chat_template must be a Jinja template string", "chat_template")
+    return TokenizeRequest(_optional_model(body), None,
+                           _bool(body, "add_special_tokens", False),
+                           _bool(body, "return_token_strs", False), messages,
+                           generation_prompt, continued, template)
 
 
 def parse_detokenize(body: Any) -> tuple[Optional[str], list[int]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 import lmql_nb
-from lmql_nb.errors import ScoringNotSupported
 
 import reference
 from chat_models import MESSAGES
@@ -65,8 +64,10 @@ def test_the_openai_backend_sends_conversations_to_chat_completions(chat_server,
     local = lmql_nb.model(f"local:{chat_path}")
     assert remote.generate_sync(MESSAGES, max_tokens=12, cache=False) == \
         local.generate_sync(MESSAGES, max_tokens=12, cache=False)
-    with pytest.raises(ScoringNotSupported, match="openai"):
-        remote.score_sync(MESSAGES, [" Paris"], cache=False)
+    # and scores replies as in process (tests/server/test_chat_scoring_served.py)
+    assert remote.score_sync(MESSAGES, [" Paris"], cache=False).token_scores[0] == \
+        pytest.approx(local.score_sync(MESSAGES, [" Paris"], cache=False).token_scores[0],
+                      abs=1e-4)
 
 
 def test_token_details_carry_the_tokens_as_in_process(client, chat_server, chat_path):

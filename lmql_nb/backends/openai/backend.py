@@ -38,6 +38,8 @@ TOKEN_IDS = ("vllm", "lmql_nb")
 #: servers (by owned_by) that take `logprobs_from` (compute an echo's log-probabilities
 #: from that token on): `lmql_nb serve` only, vLLM and OpenAI do not know it
 LOGPROBS_FROM = ("lmql_nb",)
+#: the assistant's message `score_chat` renders to find the template's end-of-turn token
+CHAT_PROBE = "Yes"
 #: how many first-token candidates the approximation reads (OpenAI's chat maximum)
 APPROXIMATION_CANDIDATES = 20
 
@@ -523,13 +525,103 @@ class OpenAIBackend(Backend):
 
     async def score_chat(self, messages: list[dict], values: list[str],
                          options: ScoreOptions) -> list[ValueScores]:
-        raise ScoringNotSupported(
-            f"the openai backend cannot score replies to a conversation ({self.model!r}): "
-            "/v1/chat/completions returns log-probabilities only of what the model writes, "
-            "not of given replies (OpenAI's and vLLM's alike; vLLM scores token-id prompts "
-            "through /v1/completions, but renders conversations only for generation). "
-            "Score conversations with a local: or llama.cpp: model, which renders the "
-            "same chat template in process")
+        """Each value scored as in process (`ChatFormat.split`), the conversation rendered
+        by the server's `/tokenize` with `messages` (its chat template, or
+        `chat_template=`) and the token ids echoed on /v1/completions: after a user's
+        message, the reply's text (tokenised alone) then the template's end-of-turn token,
+        after the generation prompt; after an assistant's message, its continuation."""
+        self._check_chat_scoring()
+        if messages[-1]["role"] == "assistant":
+            context = await self._tokenize_chat(messages, continued=True)
+            last = messages[-1]
+            joints = await gather(*(self._tokenize_chat(
+                [*messages[:-1], dict(last, content=last["content"] + value)], continued=True)
+                for value in values))
+            splits = [(joint, len(joint) - common_prefix_length(context, joint))
+                      for joint in joints]
+        else:
+            context = await self._tokenize_chat(messages, generation_prompt=True)
+            end = await self._end_of_turn(messages, context)
+            replies = await gather(*(self._tokenize(value, special=False) for value in values))
+            splits = [(context + reply + [end], len(reply) + 1) for reply in replies]
+        choices = await self._batcher.submit([(joint, len(joint) - count)
+                                              for joint, count in splits])
+        return parsing.echoed_scores(choices, splits, self.url, self._what_scores())
+
+    async def chat_prompt(self, messages: list[dict]) -> tuple[list[int], str]:
+        """The conversation's token ids as the server renders them (`/tokenize` with
+        `messages`), and their text (`/detokenize`)."""
+        if self.official or not self._probe().tokenize:
+            return await super().chat_prompt(messages)
+        continued = messages[-1]["role"] == "assistant"
+        ids = await self._tokenize_chat(messages, generation_prompt=not continued,
+                                        continued=continued)
+        body = await self.transport.post("/detokenize", {"tokens": ids}, slot=False)
+        return ids, str(body.get("prompt", "")) if isinstance(body, dict) else ""
+
+    def _check_chat_scoring(self) -> None:
+        """ScoringNotSupported unless the server renders conversations into token ids
+        (`/tokenize` with `messages`) and echoes token-id prompts."""
+        if self.official:
+            raise ScoringNotSupported(
+                f"the openai backend cannot score replies to a conversation with "
+                f"{self.model!r}: OpenAI's API returns log-probabilities only of what the "
+                "model writes (there is no echo of given text) and offers no tokenizer "
+                "endpoint. Score conversations on a vLLM server (`vllm serve MODEL`) or "
+                "`python -m lmql_nb serve`, which render the chat template through "
+                "/tokenize and echo token ids, or with a local: or llama.cpp: model")
+        if not self._probe().tokenize:
+            raise ScoringNotSupported(
+                f"the openai backend cannot score replies to a conversation with "
+                f"{self.model!r}: {self._no_tokenizer_reason()}, and renders no "
+                "conversation into token ids. Score conversations on vLLM or `python -m "
+                "lmql_nb serve`, or with a local: or llama.cpp: model")
+
+    async def _tokenize_chat(self, messages: list[dict], *, generation_prompt: bool = False,
+                             continued: bool = False) -> list[int]:
+        """The token ids of a conversation as the server's chat template renders it
+        (vLLM's `/tokenize` with `messages`; `chat_template=` sent along if given)."""
+        body: dict[str, Any] = {"messages": list(messages),
+                                "add_generation_prompt": generation_prompt,
+                                "continue_final_message": continued,
+                                "add_special_tokens": False}
+        if self.chat_template is not None:
+            body["chat_template"] = self.chat_template
+        answer = await self.transport.post("/tokenize", body, slot=False)
+        if not isinstance(answer, dict) or not isinstance(answer.get("tokens"), list):
+            raise BackendError(f"{self.url}/tokenize answered a conversation without a "
+                               "token list")
+        return [int(t) for t in answer["tokens"]]
+
+    async def _end_of_turn(self, messages: list[dict], context: list[int]) -> int:
+        """The token the server's template ends an assistant's turn with: the first it
+        writes after the content of an assistant's message answering `messages`. Checks
+        that the prompt (`context`, the generation prompt) begins that conversation, so a
+        reply's tokens sit where the template writes an assistant's content."""
+        probe = [*messages, {"role": "assistant", "content": CHAT_PROBE}]
+        opened, closed = await gather(self._tokenize_chat(probe, continued=True),
+                                      self._tokenize_chat(probe))
+        template = ("the chat_template given to lmql_nb.model(...)"
+                    if self.chat_template is not None else
+                    f"the chat template of {self.model!r} at {self.url}")
+        if opened[:len(context)] != context:
+            shared = common_prefix_length(context, opened)
+            raise ScoringNotSupported(
+                f"cannot score replies to this conversation through {self.url}: "
+                f"{template} renders the prompt an assistant answers after "
+                f"(add_generation_prompt, {len(context)} tokens) differently from the "
+                f"conversation with an assistant's message (they differ from token "
+                f"{shared} on), so it cannot tell where a reply's tokens begin. Score it "
+                "with a local: or llama.cpp: model (the template's generation prompt, then "
+                "the reply), or use a template whose generation prompt begins the "
+                "assistant's turn as it writes it")
+        if closed[:len(opened)] != opened or len(closed) == len(opened):
+            raise ScoringNotSupported(
+                f"cannot score replies to this conversation through {self.url}: "
+                f"{template} writes no token after an assistant's message that its "
+                "continued rendering (continue_final_message) does not change, so the "
+                "end-of-turn token is unknown; score it with a local: or llama.cpp: model")
+        return closed[len(opened)]
 
     async def _exact_scores(self, prompt: str, values: list[str]) -> list[ValueScores]:
         """The values' tokens scored by echoing prompt + value with their
