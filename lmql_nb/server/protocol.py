@@ -5,8 +5,10 @@ The accepted fields follow OpenAI's API and vLLM's extensions to it (`top_k`,
 `structured_outputs`, `chat_template`), so that a client written for vLLM works here.
 Two extensions of this server's own: `logprobs_from` (see `_logprobs_from`) and
 `token_details` (generated tokens as lmql_nb's results hold them: see `responses`).
-Fields OpenAI defines that this server does not implement are accepted only at their
-neutral value (e.g. `frequency_penalty=0`); anything else is a 400 naming what works.
+`frequency_penalty`, `presence_penalty` (OpenAI's) and `repetition_penalty` (vLLM's) are
+applied as in process (`lmql_nb.backends.engine.penalties`). Fields OpenAI defines that
+this server does not implement are accepted only at their neutral value (e.g.
+`logit_bias={}`); anything else is a 400 naming what works.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from ..core.options import GENERATE_RULES
+from ..core.options import GENERATE_RULES, NEUTRAL_PENALTIES, PENALTY_OPTIONS
 from ..core.validation import Rule, check_strings
 from .errors import bad_request
 from .structured import engine_options
@@ -29,12 +31,9 @@ Prompt = Union[str, list[int]]
 
 # fields OpenAI defines that are accepted only with these neutral values
 _NEUTRAL: dict[str, tuple[Any, ...]] = {
-    "frequency_penalty": (None, 0, 0.0),
-    "presence_penalty": (None, 0, 0.0),
     "logit_bias": (None, {}),
     "suffix": (None, ""),
     "best_of": (None, 1),
-    "repetition_penalty": (None, 1, 1.0),
     "min_p": (None, 0, 0.0),
     "length_penalty": (None, 1, 1.0),
 }
@@ -47,14 +46,14 @@ _COMPLETION_FIELDS = {
     "logprobs", "echo", "stream", "prompt_logprobs", "use_beam_search", "add_special_tokens",
     "return_tokens_as_token_ids", "return_token_ids", "structured_outputs", "logprobs_from",
     "token_details",
-} | set(_NEUTRAL) | _IGNORED
+} | set(_NEUTRAL) | set(PENALTY_OPTIONS) | _IGNORED
 _CHAT_FIELDS = {
     "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
     "top_k", "n", "stop", "seed", "logprobs", "top_logprobs", "stream", "use_beam_search",
     "include_stop_str_in_output", "min_tokens",
     "structured_outputs", "chat_template", "add_generation_prompt", "response_format",
     "token_details",
-} | set(_NEUTRAL) | _IGNORED
+} | set(_NEUTRAL) | set(PENALTY_OPTIONS) | _IGNORED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +76,9 @@ class Sampling:
     keep_stop: bool = False  # vLLM's include_stop_str_in_output
     min_tokens: int = 0  # vLLM's: no end-of-sequence or stop string before this many tokens
     token_details: bool = False  # this server's: generated tokens' TokenInfo in logprobs
+    #: frequency_penalty, presence_penalty (OpenAI's), repetition_penalty (vLLM's), as
+    #: (name, value) pairs for those given away from their neutral value
+    penalties: tuple[tuple[str, float], ...] = ()
 
     def to_options(self) -> "GenerateOptions":
         """The engine's options for this request (as vLLM's `to_sampling_params`); a
@@ -100,6 +102,7 @@ class Sampling:
                 options["top_k"] = self.top_k
             if self.seed is not None:
                 options["seed"] = self.seed
+        options.update(self.penalties)
         try:
             return parse_generate_options(self.max_tokens, **options,
                                           **generate_options(self.structured))
@@ -240,6 +243,9 @@ def _sampling(body: dict, max_tokens: Any, logprobs: Optional[int]) -> Sampling:
         structured=structured, keep_stop=_bool(body, "include_stop_str_in_output", False),
         min_tokens=_int(body, "min_tokens", 0, 0, None, nullable=True) or 0,
         token_details=_bool(body, "token_details", False),
+        penalties=tuple((name, value) for name in PENALTY_OPTIONS
+                        if (value := _option(body, name, NEUTRAL_PENALTIES[name]))
+                        != NEUTRAL_PENALTIES[name]),
     )
 
 

@@ -115,6 +115,30 @@ def test_azure_requests_go_to_the_deployment_with_the_api_key_header():
         server.shutdown()
 
 
+def test_azure_gets_openais_penalties_and_repetition_penalty_is_refused():
+    """OpenAI's API (here Azure's shape, answered by a recording server) takes
+    frequency_penalty and presence_penalty as they are; it has no repetition_penalty, so
+    that is refused before any request."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        llm = lmql_nb.model("openai/my-deployment", api_key="azure-key-123456",
+                            azure_endpoint=f"http://127.0.0.1:{server.server_port}",
+                            api_version="2024-10-21")
+        llm.generate_sync("Hi", max_tokens=3, frequency_penalty=0.5, presence_penalty=-0.25,
+                          cache=False)
+        body = _Recorder.seen[-1][2]
+        assert (body["frequency_penalty"], body["presence_penalty"]) == (0.5, -0.25)
+        assert "repetition_penalty" not in json.dumps(body)
+        sent = len(_Recorder.seen)
+        with pytest.raises(ValueError, match="repetition_penalty is not supported by OpenAI's "
+                                             r"API; use frequency_penalty or presence_penalty"):
+            llm.generate_sync("Hi", max_tokens=3, repetition_penalty=1.3, cache=False)
+        assert len(_Recorder.seen) == sent
+    finally:
+        server.shutdown()
+
+
 def test_importing_lmql_nb_stays_light():
     code = ("import sys, lmql_nb, lmql_nb.backends.registry, lmql_nb.server, lmql_nb.server.jupyter; "
             "heavy = [m for m in ('openai', 'starlette', 'uvicorn', 'torch', 'transformers', "

@@ -268,7 +268,7 @@ def test_unknown_model_is_404(client):
     ({"model": "tiny-gpt2", "prompt": "Hi", "max_tokens": -1}, "max_tokens must be an int >= 0"),
     ({"model": "tiny-gpt2", "prompt": "Hi", "temperature": "hot"}, "temperature must be a number"),
     ({"model": "tiny-gpt2", "prompt": "Hi", "logprobs": 50}, "logprobs must be an int in [0, 20]"),
-    ({"model": "tiny-gpt2", "prompt": "Hi", "frequency_penalty": 1.5}, "not supported"),
+    ({"model": "tiny-gpt2", "prompt": "Hi", "logit_bias": {"5": 1}}, "not supported"),
     ({"model": "tiny-gpt2", "prompt": "Hi", "colour": "red"}, "accepted fields"),
     ({"model": "tiny-gpt2", "prompt": [1, 99999]}, "outside the vocabulary"),
     ({"model": "tiny-gpt2", "prompt": "Hi " * 200}, "context of 128 tokens"),

@@ -5,10 +5,13 @@ Two dialects of the same API:
 - "vllm": vLLM's OpenAI server and `python -m lmql_nb serve`. Stop strings go in `stop`
   (with vLLM's `include_stop_str_in_output` for `stops_at`); the text's form goes in
   `extra_body={"structured_outputs": {...}}` as one of `regex`, `choice` or `json`;
-  `top_k` and beam search (`use_beam_search`) are extensions in `extra_body`.
+  `top_k`, `repetition_penalty` and beam search (`use_beam_search`) are extensions in
+  `extra_body`.
 - "openai": OpenAI's API (and Azure's). `stop` (which drops the stop string, so
   `stops_before` only, at most 4) and, for a JSON schema, `response_format` (strict JSON
   schema; chat completions only); newer chat models take `max_completion_tokens`.
+
+Both take `frequency_penalty` and `presence_penalty` as they are.
 
 A constraint travels field by field: every field of `ConstraintSpec` has an entry in each
 dialect's table below, and a field without one is refused, so nothing is ever sent to a
@@ -64,6 +67,7 @@ def request_parameters(options: GenerateOptions, server: Server, tokens: bool = 
     extra: dict = {}
     params: dict = {"model": server.model, "max_tokens": options.max_tokens}
     _decoder(options, server, params, extra)
+    _penalties(options, server, params, extra)
     if server.chat and server.official:  # OpenAI's newer models accept only this spelling
         maximum = params.pop("max_tokens")
         if maximum is not None:
@@ -130,6 +134,33 @@ def _decoder(options: GenerateOptions, server: Server, params: dict, extra: dict
                              "search needs a vLLM or `lmql_nb serve` server")
         params.update(temperature=0.0, n=options.n)
         extra["use_beam_search"] = True
+
+
+def _penalties(options: GenerateOptions, server: Server, params: dict, extra: dict) -> None:
+    """frequency_penalty and presence_penalty are OpenAI's own fields (vLLM takes them
+    too); repetition_penalty is vLLM's extension. Refused where the server would not
+    apply one: OpenAI has no repetition_penalty, a server not known to speak vLLM's
+    extensions might ignore it, and vLLM's beam search ignores all three."""
+    penalties = options.penalties
+    if not penalties:
+        return
+    names = ", ".join(penalties)
+    if options.decoder == "beam" and server.owner != "lmql_nb":
+        raise ValueError(f"{names} with decoder='beam' is refused for {server.name}: vLLM's "
+                         "beam search ignores penalties. Use decoder='argmax' or 'sample' "
+                         "with them, or an in-process model (local:, llama.cpp:) or "
+                         "`python -m lmql_nb serve`, whose beam search applies them")
+    if "repetition_penalty" in penalties:
+        if server.official:
+            raise ValueError("repetition_penalty is not supported by OpenAI's API; use "
+                             "frequency_penalty or presence_penalty (in [-2, 2])")
+        if not server.vllm_like:
+            raise ValueError(f"repetition_penalty is vLLM's extension and {server.url} does "
+                             "not look like vLLM or `lmql_nb serve` (it has no /tokenize "
+                             "endpoint), so it would ignore it: refused rather than silently "
+                             "unapplied (frequency_penalty and presence_penalty work)")
+        extra["repetition_penalty"] = penalties.pop("repetition_penalty")
+    params.update(penalties)
 
 
 def _check_beam(options: GenerateOptions, server: Server) -> None:
