@@ -4,8 +4,8 @@
 
 LMQL 0.7.3 runs in its own virtual environment, which this script creates on first use
 in the user cache (`pip install lmql[hf]==0.7.3` with torch 2.13.0 and the last
-transformers 4.x, which LMQL 0.7.3 works with), pointed at the embedded model's converted
-transformers folder. LMQL is timed with its defaults on prompts it has not seen: its
+transformers 4.x, which LMQL 0.7.3 works with, and llama-cpp-python for LMQL's llama.cpp
+backend), pointed at the embedded model's converted transformers folder. LMQL is timed with its defaults on prompts it has not seen: its
 `cache=False` path is far slower and would flatter us. lmql_nb is timed with `cache=False`
 (every call computes) on the same workloads, in this process.
 """
@@ -31,29 +31,44 @@ from timing import timed
 from workloads import CONCURRENT, LONG_PROMPT, PROMPT, VALUES
 
 HERE = Path(__file__).resolve().parent
-LMQL_REQUIREMENTS = ["torch==2.13.0", "lmql[hf]==0.7.3", "transformers>=4.50,<5", "accelerate"]
+LMQL_REQUIREMENTS = ["torch==2.13.0", "lmql[hf]==0.7.3", "transformers>=4.50,<5", "accelerate",
+                     # LMQL's llama.cpp backend (lmql_models.py adapts it to 0.3's API): an
+                     # sdist, compiled on install (about 10 minutes on 2 cores) unless pip's
+                     # cache holds the wheel it built for lmql_nb's own llama.cpp extra
+                     "llama-cpp-python==0.3.36"]
 
 
 def lmql_python() -> Path:
-    """The LMQL 0.7.3 environment's interpreter, creating the environment if needed."""
+    """The LMQL 0.7.3 environment's interpreter, creating the environment if needed (an
+    environment made from a shorter requirements list gets only what it lacks)."""
     folder = cache_dir("bench") / "lmql-0.7.3"
     python = folder / "bin" / "python"
     marker = folder / "installed.json"
-    if marker.is_file() and json.loads(marker.read_text()) == LMQL_REQUIREMENTS:
+    installed = json.loads(marker.read_text()) if marker.is_file() else None
+    if installed == LMQL_REQUIREMENTS:
         return python
-    print("creating LMQL 0.7.3's environment (once; a few minutes)...", file=sys.stderr)
-    venv.create(folder, with_pip=True, clear=True)
-    for requirement in (LMQL_REQUIREMENTS[:1], LMQL_REQUIREMENTS[1:]):  # the CPU torch first
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *requirement], check=True)
+    if isinstance(installed, list) and set(installed) <= set(LMQL_REQUIREMENTS):
+        missing = [r for r in LMQL_REQUIREMENTS if r not in installed]
+        print(f"adding {missing} to LMQL 0.7.3's environment (once)...", file=sys.stderr)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *missing], check=True)
+    else:
+        print("creating LMQL 0.7.3's environment (once; a few minutes, 10 more if "
+              "llama-cpp-python compiles)...", file=sys.stderr)
+        venv.create(folder, with_pip=True, clear=True)
+        for requirement in (LMQL_REQUIREMENTS[:1], LMQL_REQUIREMENTS[1:]):  # CPU torch first
+            subprocess.run([str(python), "-m", "pip", "install", "-q", *requirement],
+                           check=True)
     marker.write_text(json.dumps(LMQL_REQUIREMENTS))
     return python
 
 
-def run_worker(worker: str, folder: str, repeat: int) -> dict:
+def run_worker(worker: str, folder: str, repeat: int, gguf: str | None = None) -> dict:
     """Run one of the LMQL 0.7.3 worker scripts beside this file in LMQL's environment on
-    the model `folder`; the timings it prints as its last line (JSON)."""
+    the model `folder` (float32 transformers) or, given `gguf`, on that GGUF file through
+    LMQL's llama.cpp backend with the folder's tokenizer; the timings it prints as its
+    last line (JSON)."""
     out = subprocess.run([str(lmql_python()), str(Path(__file__).parent / worker), folder,
-                          str(repeat)], capture_output=True, text=True,
+                          str(repeat), *([gguf] if gguf else [])], capture_output=True, text=True,
                          cwd=Path(__file__).parent, timeout=3600)
     if out.returncode != 0:
         raise RuntimeError(f"LMQL 0.7.3 failed:\n{out.stderr[-3000:]}")

@@ -9,8 +9,11 @@ by hand (each hole continues the prompt so far; the nested query's instructions 
 dropped once it returns). The engine's prefix cache is on (what a query is meant to use),
 the result cache off (an answer from an earlier run would come from disk); query and by
 hand run by turns, so that a busy machine slows both alike. LMQL 0.7.3
-runs the same programs on the same float32 weights in its own environment (see
-bench_lmql.py; lmql_nested_worker.py). Every run asks a question no run asked before.
+runs the same programs in its own environment (see bench_lmql.py; lmql_nested_worker.py)
+on the same weights as each row: the float32 transformers folder, and the same GGUF file
+through LMQL's own llama.cpp backend (lmql_models.py), with LMQL's defaults, each right after
+lmql_nb's runs on the same model. Every run
+asks a question no run asked before.
 Targets (issue 24): query / by hand <= 1.15; LMQL / query >= 1.7 (float32) and >= 5
 (llama.cpp).
 """
@@ -27,6 +30,7 @@ from timing import interleaved
 from workloads import NESTED_INNER, NESTED_OUTER, NESTED_QUESTIONS, QUERY_QUESTION, TOOL_LOOP, calc
 
 import lmql_nb
+from lmql_nb.backends.embedded import embedded_gguf
 from lmql_nb.backends.transformers.conversion import embedded_folder
 from lmql_nb.core import aio
 
@@ -75,7 +79,9 @@ def main() -> None:
     runs = itertools.count()
     outer, tools, names = programs()
     rows = {}
-    for model_id in ("local:gemma-3-270m", "llama.cpp:gemma-3-270m"):
+    theirs: dict[str, dict] | None = None if args.skip_lmql else {}
+    for model_id, gguf in (("local:gemma-3-270m", None),
+                           ("llama.cpp:gemma-3-270m", str(embedded_gguf()))):
         llm = lmql_nb.model(model_id)
         for name, query, by_hand in (("nested", outer, nested_by_hand),
                                      ("tool loop", tools, tools_by_hand)):
@@ -91,7 +97,9 @@ def main() -> None:
                 lambda h=by_hand, m=llm: h(m, QUERY_QUESTION.format(n=next(runs))),
                 lambda f=as_query: f(QUERY_QUESTION.format(n=next(runs))), args.repeat)
             rows[(model_id, name)] = (hand, timed_query)
-    theirs = None if args.skip_lmql else run_worker("lmql_nested_worker.py", str(embedded_folder()), args.repeat)
+        if theirs is not None:  # LMQL right after, on the same weights
+            theirs[model_id] = run_worker("lmql_nested_worker.py", str(embedded_folder()),
+                                          args.repeat, gguf)
 
     print(f"{'model':<24} {'program':<10} {'by hand':>9} {'query':>9} {'query/hand':>11}"
           "  target <= 1.15x" + ("" if theirs is None else
@@ -101,7 +109,7 @@ def main() -> None:
                 f"{query / hand:>10.2f}x")
         if theirs is not None:
             goal = ">= 5x" if model_id.startswith("llama.cpp") else ">= 1.7x"
-            their = theirs[name]
+            their = theirs[model_id][name]
             line += f"   {'':>14} {their:>9.3f}s {their / query:>9.2f}x  {goal}"
         print(line)
 

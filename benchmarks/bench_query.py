@@ -6,9 +6,12 @@ The program (workloads.QUERY) is chain-of-thought: 4 holes of up to 8 tokens, th
 3-value `distribution`. lmql_nb runs it as a query (holes continue one growing prompt)
 and as the same `generate`/`score` calls written by hand, on float32 `local:` and on
 `llama.cpp:`, with the engine's prefix cache on (what a query is meant to use) and the
-result cache off (a question asked in an earlier run would be answered from disk). LMQL 0.7.3 runs the same
-program on the same float32 weights in its own environment (see bench_lmql.py).
-Targets (issue 18): query / by hand <= 1.15; LMQL / query >= 1.7 (float32) and >= 5
+result cache off (a question asked in an earlier run would be answered from disk).
+LMQL 0.7.3 runs the same program in its own environment (see bench_lmql.py) on the same
+weights as each row: the float32 transformers folder, and the same GGUF file through
+LMQL's own llama.cpp backend (lmql_models.py), with LMQL's defaults, each right after
+lmql_nb's runs on the same model.
+Targets (issues 18, 24): query / by hand <= 1.15; LMQL / query >= 1.7 (float32) and >= 5
 (llama.cpp).
 """
 
@@ -23,6 +26,7 @@ from timing import interleaved
 from workloads import QUERY, QUERY_CHECK, QUERY_QUESTION, QUERY_STEPS
 
 import lmql_nb
+from lmql_nb.backends.embedded import embedded_gguf
 from lmql_nb.backends.transformers.conversion import embedded_folder
 
 HERE = Path(__file__).resolve().parent
@@ -53,7 +57,9 @@ def main() -> None:
     lmql_nb.set_cache(False)  # results computed every time; prefix caches stay on
     runs = itertools.count()
     rows = {}
-    for model_id in ("local:gemma-3-270m", "llama.cpp:gemma-3-270m"):
+    theirs: dict[str, float] | None = None if args.skip_lmql else {}
+    for model_id, gguf in (("local:gemma-3-270m", None),
+                           ("llama.cpp:gemma-3-270m", str(embedded_gguf()))):
         llm = lmql_nb.model(model_id)
         question = QUERY_QUESTION.format(n=1000)
         # the same text both ways (a check, and the warm-up)
@@ -62,7 +68,9 @@ def main() -> None:
             lambda m=llm: by_hand(m, QUERY_QUESTION.format(n=next(runs))),
             lambda m=llm: as_query(m, QUERY_QUESTION.format(n=next(runs))), args.repeat)
         rows[model_id] = (hand, query)
-    theirs = None if args.skip_lmql else run_worker("lmql_query_worker.py", str(embedded_folder()), args.repeat)["query"]
+        if theirs is not None:  # LMQL right after, on the same weights
+            theirs[model_id] = run_worker("lmql_query_worker.py", str(embedded_folder()),
+                                          args.repeat, gguf)["query"]
 
     print(f"{'model':<26} {'by hand':>9} {'query':>9} {'query/hand':>11}  target <= 1.15x"
           + ("" if theirs is None else f"   {'LMQL 0.7.3':>10} {'LMQL/query':>10}  target"))
@@ -70,7 +78,8 @@ def main() -> None:
         line = f"{model_id:<26} {hand:>8.3f}s {query:>8.3f}s {query / hand:>10.2f}x"
         if theirs is not None:
             goal = ">= 5x" if model_id.startswith("llama.cpp") else ">= 1.7x"
-            line += f"   {'':>14} {theirs:>9.3f}s {theirs / query:>9.2f}x  {goal}"
+            their = theirs[model_id]
+            line += f"   {'':>14} {their:>9.3f}s {their / query:>9.2f}x  {goal}"
         print(line)
 
 

@@ -1,6 +1,8 @@
 """Runs inside LMQL 0.7.3's own virtual environment (see bench_nested.py); prints JSON.
 
-Usage: python lmql_nested_worker.py MODEL_FOLDER REPEAT
+Usage: python lmql_nested_worker.py MODEL_FOLDER REPEAT [GGUF]
+(with GGUF: that file on LMQL's llama.cpp backend, the folder's tokenizer;
+see lmql_models.py)
 Times the nested-query program and the tool loop of workloads.py with a question LMQL has
 not seen on every run. All async work runs in one asyncio.run: LMQL 0.7.3 hangs on a
 second one.
@@ -15,6 +17,7 @@ import time
 
 import lmql
 
+import lmql_models
 from workloads import NESTED_INNER, NESTED_OUTER, QUERY_QUESTION, TOOL_LOOP, calc
 
 
@@ -32,8 +35,8 @@ outer = lmql.query("lmql\n" + textwrap.dedent(NESTED_OUTER))
 tools = lmql.query("lmql\n" + textwrap.dedent(TOOL_LOOP))
 
 
-async def main(folder, repeat):
-    model = lmql.model(f"local:{folder}", cuda=False)
+async def main(folder, repeat, gguf=None):
+    model = lmql_models.model(folder, gguf)
     results = {}
     prompts = {}
     run = 10
@@ -52,4 +55,4 @@ async def main(folder, repeat):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), *sys.argv[3:4]))

@@ -1,6 +1,8 @@
 """Runs inside LMQL 0.7.3's own virtual environment (see bench_query.py); prints JSON.
 
-Usage: python lmql_query_worker.py MODEL_FOLDER REPEAT
+Usage: python lmql_query_worker.py MODEL_FOLDER REPEAT [GGUF]
+(with GGUF: that file on LMQL's llama.cpp backend, the folder's tokenizer;
+see lmql_models.py)
 Times the chain-of-thought program of workloads.QUERY with a question LMQL has not seen
 on every run. All async work runs in one asyncio.run: LMQL 0.7.3 hangs on a second one.
 """
@@ -13,11 +15,12 @@ import time
 
 import lmql
 
+import lmql_models
 from workloads import QUERY, QUERY_QUESTION
 
 
-async def main(folder, repeat):
-    model = lmql.model(f"local:{folder}", cuda=False)
+async def main(folder, repeat, gguf=None):
+    model = lmql_models.model(folder, gguf)
     times = []
     result = None
     for run in range(-1, repeat):  # run -1 warms up
@@ -30,4 +33,4 @@ async def main(folder, repeat):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), *sys.argv[3:4]))

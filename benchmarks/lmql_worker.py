@@ -12,8 +12,7 @@ import statistics
 import sys
 import time
 
-import lmql
-
+import lmql_models
 from workloads import CONCURRENT, LONG_PROMPT, PROMPT, SENTIMENTS, VALUES, reviews
 
 
@@ -28,7 +27,7 @@ async def timed(make_call, repeat):
 
 
 async def score_rows(folder, repeat, count):
-    model = lmql.model(f"local:{folder}", cuda=False)
+    model = lmql_models.model(folder)
     prompts = reviews(count)
     seconds = await timed(lambda run: asyncio.gather(*[model.score(f"{run}. {p}", SENTIMENTS)
                                                        for p in prompts]), repeat)
@@ -36,7 +35,7 @@ async def score_rows(folder, repeat, count):
 
 
 async def main(folder, repeat):
-    model = lmql.model(f"local:{folder}", cuda=False)
+    model = lmql_models.model(folder)
     results = {}
     results["greedy"] = await timed(
         lambda run: model.generate(f"{run}. {PROMPT}", max_tokens=32), repeat)
