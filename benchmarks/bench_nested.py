@@ -8,12 +8,11 @@ queries on float32 `local:` and on `llama.cpp:`, and as the same `generate` call
 by hand (each hole continues the prompt so far; the nested query's instructions are
 dropped once it returns). The engine's prefix cache is on (what a query is meant to use),
 the result cache off (an answer from an earlier run would come from disk); query and by
-hand run by turns, so that a busy machine slows both alike. LMQL 0.7.3
-runs the same programs in its own environment (see bench_lmql.py; lmql_nested_worker.py)
-on the same weights as each row: the float32 transformers folder, and the same GGUF file
-through LMQL's own llama.cpp backend (lmql_models.py), with LMQL's defaults, each right after
-lmql_nb's runs on the same model. Every run
-asks a question no run asked before.
+hand run by turns, so that a busy machine slows both alike. LMQL 0.7.3 runs the same
+programs in its own environment (see bench_lmql.py; lmql_nested_worker.py) on the same
+weights as each row: the float32 transformers folder, and the same GGUF file through
+LMQL's own llama.cpp backend (lmql_models.py), with LMQL's defaults, each right after
+lmql_nb's runs on the same model. Every run asks a question no run asked before.
 Targets (issue 24): query / by hand <= 1.15; LMQL / query >= 1.7 (float32) and >= 5
 (llama.cpp).
 """
