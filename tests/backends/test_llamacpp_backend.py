@@ -391,3 +391,52 @@ def test_flash_attention_is_an_option(llm):
     flash = llm.score_sync(PROMPT, CITIES, cache=False).scores()  # the default: on
     assert np.abs(np.array(scores) - flash).max() > 1e-3  # a different computation
     assert plain.backend.identity() != llm.backend.identity()  # cached apart
+
+
+@pytest.mark.parametrize("frequency, presence", [(1.5, 0.0), (0.0, 1.5), (0.8, 0.6)])
+def test_frequency_and_presence_penalty_equal_llama_cpps_own_sampler(llm, by_hand, frequency,
+                                                                      presence):
+    """llama.cpp's penalties sampler applies OpenAI's formula over the tokens it generated
+    (its last 64, more than this generation's): its greedy run with the same penalties
+    must be the backend's."""
+    ours = llm.generate_sync(PROMPT, max_tokens=24, return_details=True, cache=False,
+                             frequency_penalty=frequency, presence_penalty=presence)
+    ids = llm.get_tokenizer().encode_prompt(PROMPT)
+    theirs: list[int] = []
+    for token in by_hand.generate(ids, temp=0.0, repeat_penalty=1.0, reset=True,
+                                  frequency_penalty=frequency, presence_penalty=presence):
+        if token == by_hand.token_eos() or len(theirs) == 24:
+            break
+        theirs.append(token)
+    assert [t.token_id for t in ours.tokens] == theirs
+    plain = llm.generate_sync(PROMPT, max_tokens=24, return_details=True, cache=False)
+    assert [t.token_id for t in plain.tokens] != theirs  # the penalties changed the choice
+
+
+def test_repetition_penalty_counts_the_prompt_as_transformers_does(llm, by_hand):
+    """llama.cpp's own repeat_penalty sees only the tokens it generated; lmql_nb's follows
+    transformers (the prompt counts too), so the expected ids come from a greedy loop by
+    hand over llama.cpp's own logits (prompt evaluated first, then one token per call, as
+    the backend decodes) with transformers' formula."""
+    penalty = 1.5
+    ours = llm.generate_sync(PROMPT, max_tokens=16, return_details=True, cache=False,
+                             repetition_penalty=penalty)
+    ids = llm.get_tokenizer().encode_prompt(PROMPT)
+    by_hand.reset()
+    by_hand.eval(ids)
+    theirs: list[int] = []
+    while len(theirs) < 16:
+        logits = np.array(by_hand.scores[by_hand.n_tokens - 1], dtype=np.float32)
+        seen = np.unique(ids + theirs)
+        logits[seen] = np.where(logits[seen] < 0, logits[seen] * penalty,
+                                logits[seen] / penalty)
+        token = int(logits.argmax())
+        if token == by_hand.token_eos():
+            break
+        theirs.append(token)
+        by_hand.eval([token])
+    assert [t.token_id for t in ours.tokens] == theirs
+    plain = llm.generate_sync(PROMPT, max_tokens=16, return_details=True, cache=False)
+    assert [t.token_id for t in plain.tokens] != theirs
+    # the reported numbers stay the model's own: a penalised choice is not its best token
+    assert any(t.rank != 1 for t in ours.tokens)
