@@ -32,6 +32,21 @@ def test_greedy_text_and_token_numbers_equal_in_process(remote, local):
                 [a.logprob for a in e.top][:len(g.top)], abs=1e-4)
 
 
+@pytest.mark.parametrize("penalties", [dict(repetition_penalty=1.3),
+                                       dict(frequency_penalty=0.8, presence_penalty=0.5)])
+def test_penalties_equal_in_process(remote, local, penalties):
+    """vLLM takes OpenAI's frequency/presence_penalty and its own repetition_penalty (the
+    prompt counted, as transformers counts it) with the same formulas as in process."""
+    expected = local.generate_sync(PROMPTS[1], max_tokens=16, return_details=True,
+                                   cache=False, **penalties)
+    got = remote.generate_sync(PROMPTS[1], max_tokens=16, return_details=True, cache=False,
+                               **penalties)
+    assert got.text == expected.text
+    assert [t.logprob for t in got.tokens] == pytest.approx(
+        [t.logprob for t in expected.tokens], abs=1e-4)  # the model's own, unpenalised
+    assert expected.text != local.generate_sync(PROMPTS[1], max_tokens=16, cache=False)
+
+
 def test_scores_equal_in_process(remote, local):
     for prompt in PROMPTS[:2]:
         expected = local.score_sync(prompt, VALUES, cache=False)
