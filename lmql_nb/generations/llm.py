@@ -22,7 +22,7 @@ from ..core.serialization import (generations_from_data, generations_to_data, sc
 from .score_many import (Values, check_gold, check_prompts, fill, interrupted, progress_bar,
                          values_per_prompt)
 from ..core.scoring import ScoringResult, ScoringTable
-from ..tokenization.chat import check_messages
+from ..tokenization.chat import check_messages, prompt_text
 from ..tokenization.tokenizer import Tokenizer
 
 GenerateResult = Union[str, list[str], Generation, list[Generation]]
@@ -337,7 +337,10 @@ class LLM:
         scorer = functools.partial(aio.run_sync, self._prompt_scores, text)
         if messages is not None:
             assert backend is not None
-            _, text = await backend.chat_prompt(messages)
+            try:
+                _, text = await backend.chat_prompt(messages)
+            except ValueError:  # a server's rendering (its ids are not exposed, see branch)
+                text = prompt_text(messages)
             scorer = functools.partial(aio.run_sync, self._chat_prompt_scores, messages)
         return ScoringResult(text, values, [s.tokens for s in scored],
                              [s.token_ids for s in scored], [s.logprobs for s in scored],

@@ -89,7 +89,7 @@ def test_served_reply_scores_equal_in_process_and_transformers(remote, chat_path
         assert list(served.token_scores[i]) == pytest.approx(list(local.token_scores[i]), abs=1e-4)
         assert sum(served.token_scores[i]) == pytest.approx(
             hf_reply_logprob(chat_path, MESSAGES, reply), abs=1e-4)
-    assert served.prompt.endswith("assistant\n")
+    assert list(served.messages) == MESSAGES
 
 
 def test_served_continuation_scores_equal_in_process(remote, chat_path):

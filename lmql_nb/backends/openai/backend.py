@@ -548,17 +548,6 @@ class OpenAIBackend(Backend):
                                               for joint, count in splits])
         return parsing.echoed_scores(choices, splits, self.url, self._what_scores())
 
-    async def chat_prompt(self, messages: list[dict]) -> tuple[list[int], str]:
-        """The conversation's token ids as the server renders them (`/tokenize` with
-        `messages`), and their text (`/detokenize`)."""
-        if self.official or not self._probe().tokenize:
-            return await super().chat_prompt(messages)
-        continued = messages[-1]["role"] == "assistant"
-        ids = await self._tokenize_chat(messages, generation_prompt=not continued,
-                                        continued=continued)
-        body = await self.transport.post("/detokenize", {"tokens": ids}, slot=False)
-        return ids, str(body.get("prompt", "")) if isinstance(body, dict) else ""
-
     def _check_chat_scoring(self) -> None:
         """ScoringNotSupported unless the server renders conversations into token ids
         (`/tokenize` with `messages`) and echoes token-id prompts."""
