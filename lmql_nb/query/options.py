@@ -112,11 +112,14 @@ class Settings:
     seed: Optional[int] = query_option(None, "random seed for sampling",
                                        rule=GENERATE_RULES["seed"], flag=Flag("S"))
     repetition_penalty: float = query_option(1.0, GENERATE_HELP["repetition_penalty"],
-                                             rule=GENERATE_RULES["repetition_penalty"])
+                                             rule=GENERATE_RULES["repetition_penalty"],
+                                             flag=Flag("P"))
     frequency_penalty: float = query_option(0.0, GENERATE_HELP["frequency_penalty"],
-                                            rule=GENERATE_RULES["frequency_penalty"])
+                                            rule=GENERATE_RULES["frequency_penalty"],
+                                            flag=Flag("F"))
     presence_penalty: float = query_option(0.0, GENERATE_HELP["presence_penalty"],
-                                           rule=GENERATE_RULES["presence_penalty"])
+                                           rule=GENERATE_RULES["presence_penalty"],
+                                           flag=Flag("P"))
     max_len: int = query_option(DEFAULT_MAX_LEN, "the program's length in tokens at most "
                                 "(prompt and holes: LMQL's max_len)",
                                 rule=QUERY_RULES["max_len"], flag=Flag("N"))

@@ -171,3 +171,31 @@ def test_query_beam_var_takes_the_penalties(tiny_gpt2_path):
     assert [r.variables["X"] for r in results] == beams
     assert beams != llm.generate_sync("The capital of", max_tokens=TOKENS, decoder="beam",
                                       n=2, cache=False)
+
+
+def test_the_magics_flags_give_the_penalties(tiny_gpt2_path):
+    """%%lmql_generate and %%lmql take --repetition-penalty, --frequency-penalty and
+    --presence-penalty (a real IPython shell): the same text as the keywords; a bad value
+    is a usage error naming the option."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from IPython.core.error import UsageError
+
+    model_id = f"local:{tiny_gpt2_path}"
+    expected = local(tiny_gpt2_path).generate_sync("The capital of", max_tokens=TOKENS,
+                                                   cache=False, repetition_penalty=1.3,
+                                                   presence_penalty=0.5)
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_line_magic("load_ext", "lmql_nb")
+        flags = "--repetition-penalty 1.3 --presence-penalty 0.5"
+        shell.run_cell_magic("lmql_generate", f"-m {model_id} --max-tokens {TOKENS} {flags} "
+                             "-o generated --format text", "The capital of")
+        assert shell.user_ns["generated"] == expected
+        shell.run_cell_magic("lmql", f"-m {model_id} {flags} -o queried", QUERY)
+        assert shell.user_ns["queried"].variables["X"] == expected
+        with pytest.raises(UsageError, match="repetition_penalty must be a number > 0"):
+            shell.run_cell_magic("lmql_generate", f"-m {model_id} --repetition-penalty -1",
+                                 "Hi")
+    finally:
+        InteractiveShell.clear_instance()

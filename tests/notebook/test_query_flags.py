@@ -24,7 +24,8 @@ PROGRAM = '"Q: Say hello\\nA:[ANSWER]" where len(TOKENS(ANSWER)) < 3'
 
 #: the flags %%lmql has had, as users type them (a flag lost fails here)
 SPELLINGS = ["-m", "--model", "--decoder", "-n", "--temperature", "--max-len", "--seed",
-             "--top-logprobs", "--inputs", "-o", "--out"]
+             "--top-logprobs", "--inputs", "-o", "--out", "--repetition-penalty",
+             "--frequency-penalty", "--presence-penalty"]
 
 
 def flag_cases(model_id: str) -> dict[str, tuple[list[str], dict[str, Any]]]:
@@ -36,6 +37,9 @@ def flag_cases(model_id: str) -> dict[str, tuple[list[str], dict[str, Any]]]:
         "n": (["--decoder", "sample", "-n", "2"], {"decoder": "sample", "n": 2}),
         "temperature": (["--temperature", "0.5"], {"temperature": 0.5}),
         "seed": (["--decoder", "sample", "--seed", "7"], {"decoder": "sample", "seed": 7}),
+        "repetition_penalty": (["--repetition-penalty", "1.3"], {"repetition_penalty": 1.3}),
+        "frequency_penalty": (["--frequency-penalty", "0.5"], {"frequency_penalty": 0.5}),
+        "presence_penalty": (["--presence-penalty", "-0.5"], {"presence_penalty": -0.5}),
         "max_len": (["--max-len", "512"], {"max_len": 512}),
         "top_logprobs": (["--top-logprobs", "2"], {"top_logprobs": 2}),
         "inputs": (["--inputs", "messages"], {"inputs": ["hi", "there"]}),

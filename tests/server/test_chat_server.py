@@ -59,6 +59,20 @@ def test_chat_completion_takes_constraints(client, chat_path):
     assert chat.choices[0].message.content == local
 
 
+def test_chat_completion_takes_penalties(client, chat_path):
+    """OpenAI's penalties and vLLM's repetition_penalty on chat completions: the
+    in-process chat's text (the template's prompt counted by repetition_penalty)."""
+    chat = client.chat.completions.create(
+        model="tiny-chat", messages=MESSAGES, max_tokens=16, temperature=0,
+        frequency_penalty=1.0, presence_penalty=0.5,
+        extra_body={"repetition_penalty": 1.4})
+    llm = lmql_nb.model(f"local:{chat_path}")
+    local = llm.generate_sync(MESSAGES, max_tokens=16, cache=False, frequency_penalty=1.0,
+                              presence_penalty=0.5, repetition_penalty=1.4)
+    assert chat.choices[0].message.content == local
+    assert local != llm.generate_sync(MESSAGES, max_tokens=16, cache=False)
+
+
 def test_the_openai_backend_sends_conversations_to_chat_completions(chat_server, chat_path):
     remote = lmql_nb.model("openai/tiny-chat", base_url=chat_server.base_url, api_key="none")
     local = lmql_nb.model(f"local:{chat_path}")

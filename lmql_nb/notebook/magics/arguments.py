@@ -17,7 +17,7 @@ import dataclasses
 from typing import Any, Callable, NoReturn, Optional, Sequence
 
 from ...errors import MagicUsageError
-from ...core.options import DECODERS, GENERATE_RULES
+from ...core.options import DECODERS, GENERATE_RULES, PENALTY_OPTIONS
 from ...core.scoring import AGGREGATIONS
 from ...core.validation import Rule
 from ...query.options import QueryOption, Settings, declared
@@ -105,6 +105,7 @@ MODEL = _shared("model")
 TEMPERATURE = _shared("temperature")
 SEED = _shared("seed")
 TOP_LOGPROBS = _shared("top_logprobs")
+PENALTIES = tuple(_shared(name) for name in PENALTY_OPTIONS)
 DECODER = Option(("--decoder",), "decoder", "decoding method", _checked("decoder"),
                  metavar=_braced(DECODERS))
 N = Option(("-n",), "n", "number of sequences (with --decoder sample, beam or beam_sample)",
@@ -130,6 +131,7 @@ _GENERATE_OPTIONS: tuple[Option, ...] = (
     Option(("--top-p",), "top_p", "sample from the smallest set with probability >= P",
            _checked("top_p"), metavar="P"),
     SEED,
+    *PENALTIES,
     TOP_LOGPROBS,
     OUT,
     Option(("--format",), "format", "how to show the result (default: %config "
