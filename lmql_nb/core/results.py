@@ -31,10 +31,10 @@ class TokenInfo:
     """One generated token: its text (as it reads in context) and its statistics.
 
     `logprob` is the log-probability under the model's own distribution (before the
-    decoder's temperature or filtering); `rank` is 1 for the most likely token; `entropy`
-    is the entropy of the next-token distribution in nats. `text` is "" for a token that
-    completes no character yet (part of a multi-byte character); the character appears
-    with the token that completes it.
+    decoder's temperature, filtering or penalties); `rank` is 1 for the most likely
+    token; `entropy` is the entropy of the next-token distribution in nats. `text` is ""
+    for a token that completes no character yet (part of a multi-byte character); the
+    character appears with the token that completes it.
 
     Under a constraint, `constrained_logprob` is the token's log-probability among the
     tokens the constraint allowed (the model's distribution renormalised over them) and

@@ -129,7 +129,9 @@ class LLM:
         Options: `max_tokens` (None: until end-of-sequence or the context is full),
         `decoder` ("argmax", "sample", "beam", "beam_sample": a beam search whose
         expansions are sampled, on in-process models), `n`, `temperature`, `top_k`, `top_p`,
-        `seed`, `top_logprobs` (alternatives per token, up to 20), `return_details`,
+        `seed`, `repetition_penalty`, `frequency_penalty`, `presence_penalty` (every
+        decoder: docs/api.md), `top_logprobs` (alternatives per token, up to 20),
+        `return_details`,
         `cache` (False: compute afresh). As in LMQL, a non-zero `temperature` without a
         `decoder` means `decoder="sample"` (`temperature=0` means argmax). Constraints,
         combinable, under every decoder:

@@ -199,3 +199,16 @@ def test_the_magics_flags_give_the_penalties(tiny_gpt2_path):
                                  "Hi")
     finally:
         InteractiveShell.clear_instance()
+
+
+def test_the_result_cache_keeps_penalised_results_apart(tiny_gpt2_path):
+    """A penalty changes the result, so it is part of the result cache's key: a cached
+    unpenalised result is not returned for a penalised call, nor the other way round."""
+    llm = local(tiny_gpt2_path)
+    plain = llm.generate_sync("The capital of", max_tokens=TOKENS)
+    penalised = llm.generate_sync("The capital of", max_tokens=TOKENS, repetition_penalty=1.3)
+    assert penalised != plain
+    assert penalised == llm.generate_sync("The capital of", max_tokens=TOKENS, cache=False,
+                                          repetition_penalty=1.3)
+    assert llm.generate_sync("The capital of", max_tokens=TOKENS, frequency_penalty=1.5) \
+        not in (plain, penalised)
