@@ -130,3 +130,23 @@ def test_constraints_it_would_ignore_are_refused(gemma_over_http):
     stopped = gemma_over_http.generate_sync(PROMPT, max_tokens=6, stops_before=[" of"],
                                             cache=False)
     assert stopped == " the capital"
+
+
+def test_penalties_it_applies_are_sent_and_repetition_penalty_is_refused(llamacpp_server,
+                                                                         gemma_over_http):
+    """llama.cpp's server takes OpenAI's frequency_penalty and presence_penalty: lmql_nb's
+    result is the server's own JSON for them (and not its text without them).
+    repetition_penalty is vLLM's extension, which it would ignore (it has its own
+    repeat_penalty): refused before any request."""
+    import httpx
+
+    penalties = dict(frequency_penalty=1.0, presence_penalty=0.5)
+    raw = httpx.post(f"{llamacpp_server}/completions", timeout=60, json={
+        "model": "gemma", "prompt": PROMPT, "max_tokens": 16, "temperature": 0,
+        **penalties}).json()["choices"][0]
+    got = gemma_over_http.generate_sync(PROMPT, max_tokens=16, cache=False, **penalties)
+    assert got == raw["text"]
+    assert got != gemma_over_http.generate_sync(PROMPT, max_tokens=16, cache=False)
+    with pytest.raises(ValueError, match="repetition_penalty is vLLM's extension.*would "
+                                         "ignore it"):
+        gemma_over_http.generate_sync(PROMPT, max_tokens=4, repetition_penalty=1.3)
