@@ -76,6 +76,13 @@ class Clause:
                 yield from clause.operand_indices()
 
     @property
+    def subjects(self) -> frozenset[str]:
+        """Every variable the clause names (its branches' too)."""
+        if self.kind in ("any_of", "none_of"):
+            return frozenset(s for branch in self.parts for c in branch for s in c.subjects)
+        return frozenset((self.subject,))
+
+    @property
     def has_operands(self) -> bool:
         """True if lowering needs the program's values."""
         return next(self.operand_indices(), None) is not None
@@ -147,11 +154,16 @@ class WhereParser:
                        source=self.source_of(node))]
 
     def one_subject(self, node: ast.AST, branches: tuple[tuple[Clause, ...], ...]) -> str:
-        subjects = {c.subject for branch in branches for c in branch}
-        if len(subjects) != 1:
+        """The variable `or`/`not` combines constraints on; in a query program (operands
+        allowed) they may name several ("": `Clause.subjects` lists them), the others'
+        conditions being folded when a hole is reached (`folding.py`)."""
+        subjects = {s for branch in branches for c in branch for s in c.subjects}
+        if len(subjects) == 1:
+            return subjects.pop()
+        if not self.allow_operands:
             raise self.fail(node, f"'or' and 'not' combine constraints on one variable, "
                                   f"here {', '.join(sorted(subjects))}")
-        return subjects.pop()
+        return ""
 
     def subject(self, node: ast.AST) -> str:
         if self.variable is not None:

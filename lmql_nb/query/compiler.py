@@ -75,6 +75,11 @@ class HoleSite:
     decorators: tuple[str, ...] = ()  # `[@fn NAME]`: the decorator expressions' sources
     #: `[@message NAME]` (`from lmql_nb.lib.chat import message`): the chat's user sees it
     message: bool = False
+    #: the other variables its clauses name (`Y == "b" or X == "a"`): their values come
+    #: after the operands, each as a function (a later hole's raises NameError)
+    others: tuple[str, ...] = ()
+    #: those of `others` that are holes after it in its own prompt: not filled yet
+    pending: frozenset[str] = frozenset()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -354,10 +359,11 @@ class _Compiler:
         holes = [p for p in parts if isinstance(p, HolePart)]
         names = {h.name for h in holes}
         for c in where:
-            if c.subject not in names:
+            if not c.subjects & names:
                 src = next(cl for cl in clauses if cl.keyword == "where")
                 raise self.origin.error(
-                    f"where constrains {c.subject}, which is not a hole of this prompt "
+                    f"where constrains {', '.join(sorted(c.subjects))}, which is not a hole "
+                    "of this prompt "
                     f"(its holes: {', '.join(sorted(names)) or 'none'})", src.line, src.col,
                     ValueError)
         if distribution is not None:
@@ -381,14 +387,18 @@ class _Compiler:
             is_distribution = distribution is not None and part is holes[-1]
             program_distribution = (self.distribution is not None
                                     and self.distribution[0] == part.name)
-            mine = tuple(c for c in where if c.subject == part.name) + tuple(
-                c for c in self.program_clauses if c.subject == part.name)
+            mine = tuple(c for c in where if part.name in c.subjects) + tuple(
+                c for c in self.program_clauses if part.name in c.subjects)
             operands, renumbered = self.operands_for(mine, analysers + self.program_analysers)
+            others = sorted({s for c in mine for s in c.subjects} - {part.name})
+            operands += [_value_function(name) for name in others]
             operands = [_placed(copy.deepcopy(o), statement) for o in operands]
+            later = {h.name for h in holes[holes.index(part) + 1:]} - {part.name}
             site = len(self.sites)
             self.sites.append(HoleSite(part.name, renumbered,
                                        is_distribution or program_distribution, line - self.header,
-                                       part.decorators, _is_message(part.decorators)))
+                                       part.decorators, _is_message(part.decorators),
+                                       tuple(others), frozenset(later & set(others))))
             if is_distribution or program_distribution:
                 chosen = distribution if is_distribution else self.distribution
                 assert chosen is not None
@@ -511,7 +521,8 @@ class _Compiler:
         # as in LMQL, the program's where may name a variable that is no hole: it is the
         # query's variable (checked to be defined when the query is called) and
         # constrains no generation
-        self.where_names = sorted({c.subject for c in program_where if c.subject not in names})
+        self.where_names = sorted({s for c in program_where for s in c.subjects
+                                   if s not in names})
         if distribution is not None and distribution[0] not in names:
             raise self.origin.error(
                 f"distribution {distribution[0]}: the program has no hole [{distribution[0]}]",
@@ -644,6 +655,14 @@ def _fold_negative_numbers(node: ast.expr) -> ast.expr:
             return unary
 
     return Fold().visit(node)
+
+
+def _value_function(name: str) -> ast.expr:
+    """`lambda: name`: a variable's value, read when its hole's conditions are folded
+    (NameError while a later hole has not set it)."""
+    return ast.Lambda(ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[],
+                                    kw_defaults=[], kwarg=None, defaults=[]),
+                      ast.Name(name, ast.Load()))
 
 
 def _placed(node: ast.expr, where: ast.stmt) -> ast.expr:

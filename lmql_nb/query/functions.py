@@ -548,7 +548,7 @@ def _check_constraints(program: Program) -> None:
     from .runtime import hole_options
 
     for site in program.sites:
-        if any(c.has_operands for c in site.clauses):
+        if site.others or any(c.has_operands for c in site.clauses):
             continue
         try:
             parse_constraints(hole_options(site, None, ()))

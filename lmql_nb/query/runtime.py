@@ -48,6 +48,7 @@ import anyio.lowlevel
 from ..core import aio
 from ..core.continuation import continuing
 from ..core.options import HOLE_DECODERS, NEUTRAL_PENALTIES
+from ..constraints.folding import UNKNOWN, fold
 from ..constraints.where import Clause, Where, join_where
 from .compiler import HoleSite, Program
 from .decorators import DecoratorList
@@ -274,6 +275,8 @@ class Execution:
             for step in self.runner.decorator_steps.get(id(segment), ()):
                 self._step(step)
             return self.variables[site.name]
+        if site.others:  # conditions on other variables: folded now
+            site, operands = await self.runner.fold_conditions(site, operands)
         decorated = DecoratorList.of(decorators, site.decorators) if decorators else None
         fixed = decorated.pre(site.name, self.context) if decorated is not None else None
         steps: list[StepSegment] = []
@@ -425,6 +428,12 @@ class Execution:
                           list(distribution.values) if distribution else None, self.trace,
                           getattr(self.runner.settings.model, "model_identifier", ""),
                           limits=limits)
+
+
+def _counts_tokens(clauses: tuple[Clause, ...]) -> bool:
+    """Whether a clause (or a branch of one) is a length in tokens."""
+    return any(_counts_tokens(branch) for c in clauses for branch in c.parts) or any(
+        c.kind == "length" and c.arguments[0][1] == "tokens" for c in clauses)
 
 
 def hole_options(site: HoleSite, tactic: Any, operands: tuple) -> dict[str, Any]:
@@ -604,9 +613,39 @@ class Runner:
 
     async def count_tokens(self, prompt: str) -> int:
         """`prompt`'s length in the model's tokens."""
+        return len((await self.tokenizer()).encode_prompt(prompt))
+
+    async def tokenizer(self) -> Any:
+        """The model's tokenizer (loaded once, off the event loop)."""
         if self._tokenizer is None:
             self._tokenizer = await aio.wait(aio.run_in_thread(self.settings.model.get_tokenizer))
-        return len(self._tokenizer.encode_prompt(prompt))
+        return self._tokenizer
+
+    async def fold_conditions(self, site: HoleSite, operands: tuple) -> tuple[HoleSite, tuple]:
+        """`site` with its clauses' conditions on other variables folded to their truth
+        (`constraints/folding.py`), and its operands without those variables' values."""
+        count = len(site.others)
+        holes = {s.name for s in self.program.sites}
+        values: dict[str, Any] = {}
+        for name, read in zip(site.others, operands[-count:]):
+            try:
+                values[name] = UNKNOWN if name in site.pending else read()
+            except NameError:
+                if name not in holes:
+                    raise NameError(f"the where clause of [{site.name}] "
+                                    f"({self.program_line(site)}) names {name}, which is "
+                                    "neither a hole of the query nor defined") from None
+                values[name] = UNKNOWN  # a later hole
+        operands = operands[:-count]
+        tokenizer: Any = await self.tokenizer() if _counts_tokens(site.clauses) else None
+        try:
+            clauses = fold(site.clauses, site.name, values, operands,
+                           lambda text: len(tokenizer.encode(text)))
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"the constraints of [{site.name}] "
+                              f"({self.program_line(site)}): {error}") from None
+        return dataclasses.replace(site, clauses=tuple(clauses), others=(),
+                                   pending=frozenset()), operands
 
     async def check_length(self, execution: Execution) -> None:
         """Refuse a prompt longer than `max_len` tokens. A token covers at least one byte,
