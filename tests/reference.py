@@ -68,19 +68,30 @@ def openai_penalised_greedy_ids(path: Path, prompt: str, max_new_tokens: int,
     step, logit[j] -= frequency_penalty * count of j in the output so far, and
     -= presence_penalty if j occurs in it; the generated ids (an end-of-sequence that
     ended it included)."""
+    _, tokenizer = load(path)
+    return openai_penalised_continuation(path, prompt_ids(tokenizer, prompt), [],
+                                         max_new_tokens, frequency_penalty, presence_penalty)
+
+
+def openai_penalised_continuation(path: Path, context: list[int], output: list[int],
+                                  max_new_tokens: int, frequency_penalty: float,
+                                  presence_penalty: float) -> list[int]:
+    """`openai_penalised_greedy_ids` after exactly the token ids `context` (not output)
+    and `output` (output so far, counted by the penalties); the new ids."""
     model, tokenizer = load(path)
-    ids = prompt_ids(tokenizer, prompt)
-    output: list[int] = []
+    output = list(output)
+    new: list[int] = []
     with torch.inference_mode():
         for _ in range(max_new_tokens):
-            logits = model(torch.tensor([ids + output])).logits[0, -1].float()
+            logits = model(torch.tensor([context + output])).logits[0, -1].float()
             counts = torch.bincount(torch.tensor(output, dtype=torch.long),
                                     minlength=logits.shape[-1]).float()
             logits = logits - frequency_penalty * counts - presence_penalty * (counts > 0)
             output.append(int(logits.argmax()))
+            new.append(output[-1])
             if output[-1] == tokenizer.eos_token_id:
                 break
-    return output
+    return new
 
 
 def beams(path: Path, prompt: str, max_new_tokens: int, n: int, **options) -> list[str]:

@@ -212,3 +212,22 @@ def test_the_result_cache_keeps_penalised_results_apart(tiny_gpt2_path):
                                           repetition_penalty=1.3)
     assert llm.generate_sync("The capital of", max_tokens=TOKENS, frequency_penalty=1.5) \
         not in (plain, penalised)
+
+
+def test_a_branch_counts_its_own_tokens_as_output(tiny_gpt2_path):
+    """A branch runs on the token ids (prompt, the shared tokens, the chosen one): the
+    penalties count the chosen token and what follows as output, not the shared start,
+    as a server given those ids as its prompt does."""
+    llm = local(tiny_gpt2_path)
+    original = llm.generate_sync("The capital of", max_tokens=8, return_details=True,
+                                 cache=False)
+    chosen = original.tokens[2].top[1]
+    branch = llm.branch_sync(original, 2, chosen, max_tokens=12, frequency_penalty=1.5,
+                             presence_penalty=0.5)
+    _, tokenizer = reference.load(tiny_gpt2_path)
+    context = reference.prompt_ids(tokenizer, "The capital of") + \
+        [t.token_id for t in original.tokens[:2]]
+    expected = reference.openai_penalised_continuation(tiny_gpt2_path, context,
+                                                       [chosen.token_id], 11, 1.5, 0.5)
+    assert ids_of(branch) == [chosen.token_id] + expected
+    assert ids_of(branch) != ids_of(llm.branch_sync(original, 2, chosen, max_tokens=12))

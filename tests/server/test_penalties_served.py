@@ -109,3 +109,17 @@ def test_servers_that_would_ignore_a_penalty_refuse_it(owner, vllm_like, refused
             4, repetition_penalty=1.3, frequency_penalty=0.5), server)
         assert params["frequency_penalty"] == 0.5
         assert params["extra_body"]["repetition_penalty"] == 1.3
+
+
+def test_a_served_branch_with_penalties_equals_in_process(gpt2_server, gpt2_local):
+    remote = lmql_nb.model("openai/tiny-gpt2", base_url=gpt2_server.base_url,
+                           api_key=gpt2_server.api_key, timeout=30)
+    penalties = dict(frequency_penalty=1.5, repetition_penalty=1.2)
+    branches = []
+    for llm in (remote, gpt2_local):
+        original = llm.generate_sync(PROMPT, max_tokens=8, return_details=True, cache=False)
+        branches.append(llm.branch_sync(original, 2, original.tokens[2].top[1].token_id,
+                                        max_tokens=12, **penalties))
+    served, local = branches
+    assert [t.token_id for t in served.tokens] == [t.token_id for t in local.tokens]
+    assert served.text == local.text
