@@ -75,11 +75,11 @@ def test_generation_with_logprobs_matches_the_servers_json(llamacpp_server, gemm
 
     raw = httpx.post(f"{llamacpp_server}/completions", timeout=60, json={
         "model": "gemma", "prompt": PROMPT, "max_tokens": 4, "temperature": 0,
-        "logprobs": 5}).json()["choices"][0]
+        "logprobs": 5, "repeat_penalty": 1.0}).json()["choices"][0]  # no hidden penalty
     result = gemma_over_http.generate_sync(PROMPT, max_tokens=4, return_details=True,
                                            top_logprobs=5, cache=False)
     assert result.text == raw["text"]
-    assert result.text == " the capital of France"
+    assert result.text == " the capital of the"  # Gemma's greedy text (README's demo)
     assert [t.text for t in result.tokens] == raw["logprobs"]["tokens"]
     assert [t.logprob for t in result.tokens] == pytest.approx(
         raw["logprobs"]["token_logprobs"], abs=1e-5)
@@ -143,10 +143,31 @@ def test_penalties_it_applies_are_sent_and_repetition_penalty_is_refused(llamacp
     penalties = dict(frequency_penalty=1.0, presence_penalty=0.5)
     raw = httpx.post(f"{llamacpp_server}/completions", timeout=60, json={
         "model": "gemma", "prompt": PROMPT, "max_tokens": 16, "temperature": 0,
-        **penalties}).json()["choices"][0]
+        "repeat_penalty": 1.0, **penalties}).json()["choices"][0]
     got = gemma_over_http.generate_sync(PROMPT, max_tokens=16, cache=False, **penalties)
     assert got == raw["text"]
     assert got != gemma_over_http.generate_sync(PROMPT, max_tokens=16, cache=False)
     with pytest.raises(ValueError, match="repetition_penalty is vLLM's extension.*would "
                                          "ignore it"):
         gemma_over_http.generate_sync(PROMPT, max_tokens=4, repetition_penalty=1.3)
+
+
+def test_argmax_is_the_models_greedy_choice_not_the_servers_penalised_one(llamacpp_server,
+                                                                          gemma_over_http):
+    """llama-cpp-python's server applies a repeat_penalty of 1.1 by default, which changes
+    Gemma's greedy text within 24 tokens here: lmql_nb turns it off, so argmax over the
+    server is the in-process llama.cpp's greedy text on the same GGUF."""
+    import httpx
+
+    from lmql_nb.backends.embedded import embedded_gguf
+
+    def raw(**extra) -> str:
+        return httpx.post(f"{llamacpp_server}/completions", timeout=120, json={
+            "model": "gemma", "prompt": PROMPT, "max_tokens": 24, "temperature": 0,
+            **extra}).json()["choices"][0]["text"]
+
+    got = gemma_over_http.generate_sync(PROMPT, max_tokens=24, cache=False)
+    assert raw() != raw(repeat_penalty=1.0)  # the server's default penalises
+    assert got == raw(repeat_penalty=1.0)
+    local = lmql_nb.model(f"llama.cpp:{embedded_gguf()}")
+    assert got == local.generate_sync(PROMPT, max_tokens=24, cache=False)

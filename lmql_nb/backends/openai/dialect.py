@@ -68,6 +68,7 @@ def request_parameters(options: GenerateOptions, server: Server, tokens: bool = 
     params: dict = {"model": server.model, "max_tokens": options.max_tokens}
     _decoder(options, server, params, extra)
     _penalties(options, server, params, extra)
+    _no_hidden_penalty(server, extra)
     if server.chat and server.official:  # OpenAI's newer models accept only this spelling
         maximum = params.pop("max_tokens")
         if maximum is not None:
@@ -161,6 +162,18 @@ def _penalties(options: GenerateOptions, server: Server, params: dict, extra: di
                              "unapplied (frequency_penalty and presence_penalty work)")
         extra["repetition_penalty"] = penalties.pop("repetition_penalty")
     params.update(penalties)
+
+
+#: llama-cpp-python's server, as its /v1/models names the owner of every model
+LLAMA_CPP_PYTHON_OWNER = "me"
+
+
+def _no_hidden_penalty(server: Server, extra: dict) -> None:
+    """llama-cpp-python's server applies its own `repeat_penalty` of 1.1 unless told
+    otherwise, so "argmax" there was not the model's greedy choice: send 1.0 (no
+    penalty) to it; lmql_nb's penalties go as OpenAI's fields, which it also applies."""
+    if server.owner == LLAMA_CPP_PYTHON_OWNER and not server.official:
+        extra.setdefault("repeat_penalty", 1.0)
 
 
 def _check_beam(options: GenerateOptions, server: Server) -> None:
