@@ -60,3 +60,36 @@ def test_reply_scores_equal_transformers_by_hand(gemma, folder):
     result = gemma.score_sync(CHAT, REPLIES, cache=False)
     np.testing.assert_allclose(result.scores(), expected, atol=1e-4)
     assert result.argmax() == REPLIES[0]
+
+
+#: the embedded Gemma is a base model: greedy decoding never picks `<end_of_turn>` (its
+#: rank after every token of the conversations tried was 7,000 or worse), so the turn is
+#: ended by choosing that token in `branch`, as a user does in the token view
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+QUESTION_TURNS = ("<bos><start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n"
+                  "<start_of_turn>model\n")
+
+
+def test_a_chat_turn_ends_at_end_of_turn(gemma, folder):
+    """A conversation's generation that reaches `<end_of_turn>` stops there: finish
+    reason "stop", the marker in `end_token` and never in the text, its log-probability
+    transformers' by hand; any other token at that place continues the turn."""
+    model, tokenizer = reference.load(folder)
+    end = tokenizer.convert_tokens_to_ids("<end_of_turn>")
+    prompt = tokenizer(QUESTION_TURNS, add_special_tokens=False).input_ids
+    greedy: list[int] = []
+    with torch.inference_mode():
+        for _ in range(3):
+            greedy.append(int(model(torch.tensor([prompt + greedy])).logits[0, -1].argmax()))
+    assert end not in greedy
+    generation = gemma.generate_sync(QUESTION, max_tokens=3, return_details=True, cache=False)
+    assert [t.token_id for t in generation.tokens] == greedy
+    ended = gemma.branch_sync(generation, 2, end, max_tokens=4, cache=False)
+    assert ended.finish_reason == "stop"
+    assert len(ended.tokens) == 0 and ended.end_token.token_id == end
+    assert ended.text == "" and ended.end_token.text == ""
+    assert list(ended.prefix_ids) == greedy[:2]
+    table = reference.token_logprobs(folder, prompt + greedy[:2])
+    assert abs(ended.end_token.logprob - float(table[-1, end])) < 1e-4
+    other = gemma.branch_sync(generation, 2, greedy[2], max_tokens=3, cache=False)
+    assert other.finish_reason == "length" and len(other.tokens) == 3
