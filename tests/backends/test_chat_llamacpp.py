@@ -124,3 +124,27 @@ def test_a_ggufs_own_chat_template_renders_the_conversation(gguf_with_template):
     result = llm.score_sync(chat, REPLIES, cache=False)
     assert result.scores().tolist() == pytest.approx(
         by_hand_reply_scores(gguf_with_template, text, REPLIES), abs=1e-3)
+
+
+def test_llama_cpp_chat_turn_ends_at_end_of_turn():
+    """The embedded base model never picks `<end_of_turn>` greedily, so the turn is ended
+    by choosing it in `branch`: llama.cpp's generation stops there (finish reason
+    "stop", the marker, by llama.cpp's own tokenizer, as `end_token`, no text); another
+    token at that place continues the turn."""
+    import llama_cpp
+
+    from lmql_nb.backends.embedded import embedded_gguf
+
+    llm = lmql_nb.model("llama.cpp:gemma-3-270m")
+    by_hand = llama_cpp.Llama(model_path=str(embedded_gguf()), n_ctx=256, vocab_only=True,
+                              verbose=False)
+    [end] = by_hand.tokenize(b"<end_of_turn>", add_bos=False, special=True)
+    generation = llm.generate_sync(CHAT, max_tokens=3, return_details=True, cache=False)
+    assert end not in [t.token_id for t in generation.tokens]
+    ended = llm.branch_sync(generation, 2, end, max_tokens=4, cache=False)
+    assert ended.finish_reason == "stop" and len(ended.tokens) == 0
+    assert ended.end_token.token_id == end and ended.text == ""
+    assert list(ended.prefix_ids) == [t.token_id for t in generation.tokens[:2]]
+    other = llm.branch_sync(generation, 2, generation.tokens[2].token_id, max_tokens=3,
+                            cache=False)
+    assert other.finish_reason == "length" and len(other.tokens) == 3
