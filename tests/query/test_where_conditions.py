@@ -121,3 +121,19 @@ def test_generate_where_still_names_one_variable(llm):
     """`generate(where=...)` has the one variable RESPONSE: naming another is refused."""
     with pytest.raises(ValueError, match="cannot express .X == \"a\".: only RESPONSE"):
         llm.generate_sync("A", where='RESPONSE == "b" or X == "a"')
+
+
+def test_a_later_hole_in_a_loop_is_not_read_from_the_last_iteration(llm):
+    """In a loop, Y still holds the last iteration's value when X is decoded again: as in
+    LMQL, it is not filled yet in this prompt, so it stays unknown (read, Y = "c" would
+    make X == "q" necessary, and X is "z")."""
+    q = lmql_nb.query('''
+    out = []
+    for x, y in pairs:
+        "A[X] B[Y]" where X == x and Y == y and (X == "q" or Y == "b")
+        out.append((X, Y))
+    return out
+    ''', is_async=False)
+    assert q([("q", "c"), ("z", "b")]) == [("q", "c"), ("z", "b")]
+    with pytest.raises(ValueError, match=r"intersection is empty"):  # Y == "b" and Y == "c"
+        q([("z", "c")])
