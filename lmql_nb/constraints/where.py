@@ -200,6 +200,9 @@ class WhereParser:
                 and node.func.id in ("set", "list", "tuple") and len(node.args) == 1 \
                 and not node.keywords:  # LMQL's `X in set([...])`
             return self.strings(node.args[0])
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set)) and self.allow_operands and not all(
+                isinstance(e, ast.Constant) for e in node.elts):  # `X in [a, "b"]`
+            return self.operand(node, "expected a string or a literal list of strings")
         if isinstance(node, (ast.List, ast.Tuple, ast.Set, ast.Constant)):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 return self.string(node)

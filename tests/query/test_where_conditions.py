@@ -137,3 +137,12 @@ def test_a_later_hole_in_a_loop_is_not_read_from_the_last_iteration(llm):
     assert q([("q", "c"), ("z", "b")]) == [("q", "c"), ("z", "b")]
     with pytest.raises(ValueError, match=r"intersection is empty"):  # Y == "b" and Y == "c"
         q([("z", "c")])
+
+
+def test_a_list_of_python_values(llm):
+    """`X in [x, "q"]`: a list written with Python values is read when the hole is
+    reached, as LMQL evaluates it (it was refused as no literal list)."""
+    q = lmql_nb.query('"A[X]" where X in [x, "q"]\nreturn X', is_async=False)
+    assert q("zz") == by_hand(llm, "A", 'RESPONSE in ["zz", "q"]')
+    with pytest.raises(TypeError, match="must hold only str, got int 3"):
+        q(3)
