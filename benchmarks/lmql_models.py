@@ -27,6 +27,8 @@ none, and without a penalty greedy decoding picks the most likely token, as lmql
 """
 
 import functools
+import os
+import time
 
 import lmql
 
@@ -38,6 +40,32 @@ def model(folder, gguf=None):
         return lmql.model(f"local:{folder}", cuda=False)
     _adapt_llama_cpp_python()
     return lmql.model(f"local:llama.cpp:{gguf}", tokenizer=folder)
+
+
+def cpu_seconds():
+    """CPU seconds used so far by this process and its live descendants (LMQL runs its
+    model in a child process), from /proc."""
+    total = time.process_time()
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in _descendants(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def _descendants(pid):
+    children = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as listed:
+                children += [int(child) for child in listed.read().split()]
+    except OSError:
+        return []
+    return children + [d for child in children for d in _descendants(child)]
 
 
 def _adapt_llama_cpp_python():

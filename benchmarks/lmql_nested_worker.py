@@ -42,14 +42,16 @@ async def main(folder, repeat, gguf=None):
     run = 10
     for name, query, reads in (("nested", outer, {"think": think}),
                                ("tool loop", tools, {"calc": calc})):
-        times = []
+        times, cpu = [], []
         for attempt in range(-1, repeat):  # attempt -1 warms up
             run += 1
-            started = time.perf_counter()
+            started, used = time.perf_counter(), lmql_models.cpu_seconds()
             result = await query(question=QUERY_QUESTION.format(n=run), model=model, **reads)
             if attempt >= 0:
                 times.append(time.perf_counter() - started)
+                cpu.append(lmql_models.cpu_seconds() - used)
         results[name] = statistics.median(times)
+        results[f"{name} cpu"] = statistics.median(cpu)
         prompts[name] = str(result)
     print(json.dumps({**results, "outputs": prompts}))
 

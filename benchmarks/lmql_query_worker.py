@@ -21,15 +21,17 @@ from workloads import QUERY, QUERY_QUESTION
 
 async def main(folder, repeat, gguf=None):
     model = lmql_models.model(folder, gguf)
-    times = []
+    times, cpu = [], []
     result = None
     for run in range(-1, repeat):  # run -1 warms up
-        started = time.perf_counter()
+        started, used = time.perf_counter(), lmql_models.cpu_seconds()
         result = await lmql.run(QUERY, question=QUERY_QUESTION.format(n=run + 10), model=model)
         if run >= 0:
             times.append(time.perf_counter() - started)
+            cpu.append(lmql_models.cpu_seconds() - used)
     result = result[0] if isinstance(result, list) else result
-    print(json.dumps({"query": statistics.median(times), "prompt": result.prompt}))
+    print(json.dumps({"query": statistics.median(times), "query cpu": statistics.median(cpu),
+                      "prompt": result.prompt}))
 
 
 if __name__ == "__main__":

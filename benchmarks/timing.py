@@ -32,3 +32,14 @@ def interleaved(first: Callable[[], object], second: Callable[[], object],
             function()
             kept.append(time.perf_counter() - started)
     return statistics.median(times[0]), statistics.median(times[1])
+
+
+def counting_cpu(function: Callable[[], object], kept: list[float]) -> Callable[[], object]:
+    """`function`, appending to `kept` the CPU seconds this process (all its threads) spent
+    in each call: what a busy machine distorts far less than wall time."""
+    def counted() -> object:
+        started = time.process_time()
+        result = function()
+        kept.append(time.process_time() - started)
+        return result
+    return counted
