@@ -7,8 +7,8 @@ to the call LMQL 0.7.3's backend (lmql/models/lmtp/backends/llama_cpp_model.py) 
 LMQL 0.7.3 was written against llama-cpp-python 0.2, whose `Llama.sample` called
 `logits_processor(input_ids, logits)` on the score row of the position being sampled and
 wrote the result back into that row (`logits[:] = logits_processor(self._input_ids,
-logits)`), and whose `generate` then handed `stopping_criteria` that last row. 0.2 cannot
-load Gemma 3 (0.3.8 was the first release to), and 0.3 changed both calls:
+logits)`), and whose `generate` then handed `stopping_criteria` that last row. The 0.2
+series ended (0.2.90) before Gemma 3 existed, and 0.3 changed both calls:
 
 - it iterates over `logits_processor` as a list and applies each to a copy of the
   candidates. LMQL passes one bare processor object, so 0.3 raises `TypeError:
