@@ -403,6 +403,7 @@ def test_frequency_and_presence_penalty_equal_llama_cpps_own_sampler(llm, by_han
                              frequency_penalty=frequency, presence_penalty=presence)
     ids = llm.get_tokenizer().encode_prompt(PROMPT)
     theirs: list[int] = []
+    by_hand.reset()  # else generate() continues the prompt's start left by earlier tests
     for token in by_hand.generate(ids, temp=0.0, repeat_penalty=1.0, reset=True,
                                   frequency_penalty=frequency, presence_penalty=presence):
         if token == by_hand.token_eos() or len(theirs) == 24:
