@@ -228,9 +228,9 @@ def capped_path(tmp_path_factory) -> Path:
     import torch
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
-    from conftest import _train_tokenizer
+    from chat_models import _root_conftest  # `import conftest` may find a subfolder's
 
-    tokenizer = _train_tokenizer("llama")
+    tokenizer = _root_conftest()._train_tokenizer("llama")
     config = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
                               num_hidden_layers=2, num_attention_heads=2,
                               num_key_value_heads=1, head_dim=16, max_position_embeddings=256,
