@@ -51,12 +51,7 @@ def interpolate_values(argument: str, namespace: Mapping[str, Any]) -> list[str]
     or tuple of strings expands to those strings (several values)."""
     match = _WHOLE_FIELD.match(argument)
     if match:
-        try:
-            value, _ = _Formatter(namespace).get_field(match.group(1), (), {})
-        except InterpolationError:
-            raise
-        except (AttributeError, IndexError, KeyError, TypeError) as error:
-            raise InterpolationError(f"cannot fill {argument}: {error}") from None
+        value = _whole_field(match, argument, namespace)
         if isinstance(value, (list, tuple)):
             for i, item in enumerate(value):
                 if not isinstance(item, str):
@@ -75,15 +70,21 @@ def interpolate_prompt(template: str, namespace: Mapping[str, Any]) -> Any:
     if match:
         from ...tokenization.chat import check_messages, is_conversation
 
-        try:
-            value, _ = _Formatter(namespace).get_field(match.group(1), (), {})
-        except InterpolationError:
-            raise
-        except (AttributeError, IndexError, KeyError, TypeError) as error:
-            raise InterpolationError(f"cannot fill {template.strip()}: {error}") from None
+        value = _whole_field(match, template.strip(), namespace)
         if is_conversation(value):
             try:
                 return check_messages(value, template.strip())
             except (TypeError, ValueError) as error:
                 raise InterpolationError(str(error)) from None
     return interpolate(template, namespace)
+
+
+def _whole_field(match: "re.Match[str]", text: str, namespace: Mapping[str, Any]) -> Any:
+    """The value a text that is exactly one `{field}` names."""
+    try:
+        value, _ = _Formatter(namespace).get_field(match.group(1), (), {})
+    except InterpolationError:
+        raise
+    except (AttributeError, IndexError, KeyError, TypeError) as error:
+        raise InterpolationError(f"cannot fill {text}: {error}") from None
+    return value
